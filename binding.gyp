@@ -1,0 +1,28 @@
+{
+  "targets": [
+    {
+      "target_name": "maelstrom",
+      "sources": [
+        "native/addon.cc",
+        "native/fec/bench.cc",
+        "native/fec/decoder.cc",
+        "native/fec/encoder.cc",
+        "native/fec/packet_id.cc",
+        "native/fec/repair_format.cc",
+        "native/fec/simulate.cc",
+        "native/fec/synthetic.cc",
+        "native/fec/xor.cc",
+        "native/xsk/xdp_query.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-lxdp", "-lbpf", "-lxxhash"]
+    }
+  ]
+}

@@ -1,0 +1,47 @@
+// Runs every test group and ends with the line CI reads: "N passed, N failed".
+//   unit   uvu over dist/test/unit (no root needed)
+//   net    uvu over dist/test/net, as root, in network namespaces (when the directory exists)
+//   fuzz   libFuzzer targets for the repair parser and decoder, FUZZ_SECONDS each
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' };
+let passed = 0;
+let failed = 0;
+
+function uvu(dir) {
+  if (!existsSync(dir)) return;
+  console.log(`\n== ${dir}`);
+  const r = spawnSync(process.execPath, ['node_modules/uvu/bin.js', dir, '\\.test\\.js$'], { env, encoding: 'utf8' });
+  process.stdout.write(r.stdout);
+  process.stderr.write(r.stderr);
+  const total = Number(/Total:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
+  const ok = Number(/Passed:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
+  const skipped = Number(/Skipped:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0);
+  if (Number.isNaN(total) || Number.isNaN(ok)) {
+    console.log(`!! ${dir}: the test runner crashed before reporting (exit ${r.status})`);
+    failed++;
+    return;
+  }
+  passed += ok;
+  failed += total - ok - skipped;
+  if (r.status !== 0 && total === ok) failed++; // a crash after the last test
+}
+
+function step(name, command, args) {
+  console.log(`\n== ${name}`);
+  const r = spawnSync(command, args, { env, stdio: 'inherit' });
+  if (r.status === 0) passed++;
+  else {
+    console.log(`!! ${name} failed (exit ${r.status})`);
+    failed++;
+  }
+}
+
+uvu('dist/test/unit');
+if (process.getuid?.() === 0) uvu('dist/test/net');
+else if (existsSync('dist/test/net')) console.log('\n== dist/test/net skipped: needs root for network namespaces');
+step(`fuzz (${process.env.FUZZ_SECONDS ?? 20}s per target)`, 'make', ['--no-print-directory', 'fuzz']);
+
+console.log(`\n${passed} passed, ${failed} failed`);
+process.exitCode = failed ? 1 : 0;
