@@ -1,0 +1,277 @@
+#include "fec/decoder.h"
+
+#include <cstring>
+#include <random>
+
+namespace maelstrom::fec {
+namespace {
+
+constexpr size_t kAlign = 64;
+
+size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+uint64_t random_salt() {
+  std::random_device rd;
+  return uint64_t(rd()) << 32 | rd();
+}
+
+bool all_zero(const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i]) return false;
+  return true;
+}
+
+// Serial-number comparison: is a after b, within half the sequence space.
+bool seq_after(uint32_t a, uint32_t b) { return int32_t(a - b) > 0; }
+
+}  // namespace
+
+Decoder::Decoder(const DecoderConfig& config)
+    : config_(config),
+      stride_(round_up(config.max_packet, kAlign)),
+      window_index_(config.window, random_salt()),
+      seen_index_(config.seen, random_salt()) {
+  size_t slots = size_t(config_.window) + config_.pending + 1;
+  arena_.assign(slots * stride_ + kAlign, 0);
+  uint8_t* base = arena_.data() + (kAlign - reinterpret_cast<uintptr_t>(arena_.data()) % kAlign) % kAlign;
+  window_ = base;
+  slot_hash_.assign(config_.window, 0);
+  slot_len_.assign(config_.window, 0);
+  seen_ring_.assign(config_.seen, 0);
+  pending_.resize(config_.pending);
+  for (uint32_t i = 0; i < config_.pending; i++) {
+    pending_[i].payload = base + (size_t(config_.window) + i) * stride_;
+    pending_[i].live = false;
+    pending_[i].generation = 0;
+    pending_free_.push_back(config_.pending - 1 - i);
+  }
+  work_ = base + (size_t(config_.window) + config_.pending) * stride_;
+}
+
+uint32_t Decoder::insert_packet(const uint8_t* pkt, size_t len, uint64_t hash) {
+  uint32_t pos = uint32_t(seen_next_++ % config_.seen);
+  if (uint64_t old = seen_ring_[pos]; old && seen_index_.find(old) == pos) seen_index_.erase(old);
+  seen_ring_[pos] = hash;
+  seen_index_.put(hash, pos);
+
+  uint32_t slot = uint32_t(window_next_++ % config_.window);
+  if (uint64_t old = slot_hash_[slot]; old && window_index_.find(old) == slot) window_index_.erase(old);
+  std::memcpy(window_ + size_t(slot) * stride_, pkt, len);
+  slot_hash_[slot] = hash;
+  slot_len_[slot] = uint16_t(len);
+  window_index_.put(hash, slot);
+  return slot;
+}
+
+DataResult Decoder::on_data(const uint8_t* pkt, size_t len, RecoverySink& sink) {
+  if (len == 0 || len > config_.max_packet) {
+    stats_.invalid++;
+    return DataResult::Invalid;
+  }
+  PacketId id = identify(pkt, len);
+  if (seen_index_.find(id.hash) != HashIndex::kAbsent) {
+    stats_.duplicates++;
+    return DataResult::Duplicate;
+  }
+  insert_packet(pkt, len, id.hash);
+  stats_.data++;
+  stats_.data_bytes += len;
+  if (!lost_.empty() && lost_.erase(id.hash)) stats_.late_arrivals++;
+  if (!waiting_.empty()) {
+    available_.push_back(id.hash);
+    cascade(sink);
+  }
+  return DataResult::New;
+}
+
+RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& sink) {
+  stats_.repairs++;
+  RepairView v;
+  if (ParseError err = parse_repair(buf, len, config_.max_packet, &v); err != ParseError::None) {
+    stats_.malformed[size_t(err)]++;
+    return RepairResult::Malformed;
+  }
+  const RepairHeader& h = v.header;
+  if (!epoch_known_) {
+    epoch_known_ = true;
+    epoch_ = h.epoch;
+  } else if (seq_after(h.epoch, epoch_)) {
+    epoch_ = h.epoch;
+  } else if (epoch_ - h.epoch > 1) {
+    // The previous epoch stays valid: its last repairs may arrive after the first new ones.
+    stats_.stale_epoch++;
+    return RepairResult::StaleEpoch;
+  }
+
+  uint32_t newest = h.base_seq + uint32_t(h.count - 1) * h.interleave;
+  if (!seq_known_ || seq_after(newest, highest_seq_)) {
+    seq_known_ = true;
+    highest_seq_ = newest;
+    expire(highest_seq_);
+  }
+  if (highest_seq_ - h.base_seq >= config_.window) {
+    stats_.out_of_window++;
+    return RepairResult::OutOfWindow;
+  }
+
+  present_.clear();
+  missing_.clear();
+  for (unsigned k = 0; k < h.count; k++) {
+    RecipeEntry e = read_entry(v.entries, k);
+    if (uint32_t slot = window_index_.find(e.hash); slot != HashIndex::kAbsent) {
+      if (slot_len_[slot] != e.len) {  // a recipe that contradicts what we hold: trust neither
+        stats_.malformed[size_t(ParseError::BadEntry)]++;
+        return RepairResult::Malformed;
+      }
+      present_.push_back(slot);
+    } else if (seen_index_.find(e.hash) != HashIndex::kAbsent) {
+      stats_.out_of_window++;  // seen, but its bytes already left the window
+      return RepairResult::OutOfWindow;
+    } else {
+      missing_.push_back(e);
+      note_lost(e, h.base_seq + k * h.interleave);
+    }
+  }
+  if (missing_.empty()) {
+    stats_.useless++;
+    return RepairResult::Useless;
+  }
+
+  std::memcpy(work_, v.payload, h.xor_len);
+  for (uint32_t slot : present_) xor_normalised(work_, window_packet(slot), slot_len_[slot]);
+
+  if (missing_.size() == 1) {
+    rebuild(work_, h.xor_len, missing_[0], sink);
+    cascade(sink);
+    return RepairResult::Applied;
+  }
+
+  if (pending_free_.empty()) {
+    while (!pending_order_.empty()) {
+      auto [slot, gen] = pending_order_.front();
+      pending_order_.pop_front();
+      if (pending_[slot].live && pending_[slot].generation == gen) {
+        free_pending(slot);
+        stats_.pending_evicted++;
+        break;
+      }
+    }
+  }
+  uint32_t slot = pending_free_.back();
+  pending_free_.pop_back();
+  Pending& p = pending_[slot];
+  std::memcpy(p.payload, work_, h.xor_len);
+  p.xor_len = h.xor_len;
+  p.missing = missing_;
+  p.newest_seq = newest;
+  p.live = true;
+  pending_live_++;
+  for (const RecipeEntry& e : missing_) waiting_.emplace(e.hash, slot);
+  pending_order_.emplace_back(slot, p.generation);
+  return RepairResult::Pending;
+}
+
+bool Decoder::rebuild(uint8_t* work, uint16_t xor_len, const RecipeEntry& e, RecoverySink& sink) {
+  if (seen_index_.find(e.hash) != HashIndex::kAbsent) return false;  // rebuilt by another repair
+  if (!all_zero(work + e.len, xor_len - e.len)) {
+    stats_.verify_failed++;
+    return false;
+  }
+  restore(work, e.len, e.ttl, e.tos);
+  PacketId id = identify(work, e.len);
+  if (id.hash != e.hash || id.ttl != e.ttl || id.tos != e.tos) {
+    stats_.verify_failed++;
+    return false;
+  }
+  uint32_t slot = insert_packet(work, e.len, e.hash);
+  lost_.erase(e.hash);
+  stats_.recovered++;
+  stats_.recovered_bytes += e.len;
+  sink.recovered(window_packet(slot), e.len);
+  available_.push_back(e.hash);
+  return true;
+}
+
+void Decoder::cascade(RecoverySink& sink) {
+  std::vector<uint32_t> slots;
+  while (!available_.empty()) {
+    uint64_t hash = available_.back();
+    available_.pop_back();
+    auto range = waiting_.equal_range(hash);
+    if (range.first == range.second) continue;
+    slots.clear();
+    for (auto it = range.first; it != range.second; ++it) slots.push_back(it->second);
+    waiting_.erase(range.first, range.second);
+    uint32_t have = window_index_.find(hash);
+    if (have == HashIndex::kAbsent) continue;  // window smaller than the cascade: give up on it
+    for (uint32_t s : slots) {
+      Pending& p = pending_[s];
+      if (!p.live) continue;
+      for (size_t k = 0; k < p.missing.size();) {
+        if (p.missing[k].hash != hash) {
+          k++;
+          continue;
+        }
+        xor_normalised(p.payload, window_packet(have), slot_len_[have]);
+        p.missing[k] = p.missing.back();
+        p.missing.pop_back();
+      }
+      if (p.missing.size() == 1) {
+        RecipeEntry last = p.missing[0];
+        rebuild(p.payload, p.xor_len, last, sink);
+        free_pending(s);
+      } else if (p.missing.empty()) {
+        free_pending(s);
+      }
+    }
+  }
+}
+
+void Decoder::unwait(uint64_t hash, uint32_t slot) {
+  auto range = waiting_.equal_range(hash);
+  for (auto it = range.first; it != range.second; ++it) {
+    if (it->second == slot) {
+      waiting_.erase(it);
+      return;
+    }
+  }
+}
+
+void Decoder::free_pending(uint32_t slot) {
+  Pending& p = pending_[slot];
+  for (const RecipeEntry& e : p.missing) unwait(e.hash, slot);
+  p.missing.clear();
+  p.live = false;
+  p.generation++;
+  pending_live_--;
+  pending_free_.push_back(slot);
+}
+
+void Decoder::expire(uint32_t highest) {
+  while (!pending_order_.empty()) {
+    auto [slot, gen] = pending_order_.front();
+    Pending& p = pending_[slot];
+    if (p.live && p.generation == gen) {
+      if (highest - p.newest_seq < config_.window) break;
+      free_pending(slot);
+      stats_.pending_expired++;
+    }
+    pending_order_.pop_front();
+  }
+  while (!lost_order_.empty() && (highest - lost_order_.front().first >= config_.window ||
+                                  lost_order_.size() > config_.seen)) {
+    auto [seq, hash] = lost_order_.front();
+    lost_order_.pop_front();
+    auto it = lost_.find(hash);
+    if (it != lost_.end() && it->second == seq) {
+      lost_.erase(it);
+      stats_.unrecoverable++;
+    }
+  }
+}
+
+void Decoder::note_lost(const RecipeEntry& e, uint32_t seq) {
+  if (lost_.emplace(e.hash, seq).second) lost_order_.emplace_back(seq, e.hash);
+}
+
+}  // namespace maelstrom::fec

@@ -1,0 +1,138 @@
+// Layered-interleaving decoder: a bounded window of the data packets received, repairs that
+// name a single missing packet rebuild it at once, repairs missing two or more wait in a
+// bounded table and are peeled as their missing packets arrive or are rebuilt (cascading
+// recovery across layers). Every rebuilt packet is checked against its recipe hash before it
+// is output, so a forged or corrupted repair can cost a packet but never emit a wrong one.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <unordered_map>
+#include <vector>
+
+#include "fec/hash_index.h"
+#include "fec/packet_id.h"
+#include "fec/repair_format.h"
+
+namespace maelstrom::fec {
+
+struct DecoderConfig {
+  unsigned max_packet = 1500;
+  unsigned window = 1600;   // K: data packets kept, and the span of sequence numbers accepted
+  unsigned pending = 1024;  // repairs waiting for a second missing packet
+  unsigned seen = 6400;     // hashes remembered to drop duplicates; at least window
+};
+
+class RecoverySink {
+ public:
+  virtual ~RecoverySink() = default;
+  virtual void recovered(const uint8_t* pkt, size_t len) = 0;
+};
+
+enum class DataResult { New, Duplicate, Invalid };
+
+enum class RepairResult {
+  Malformed,    // failed parsing (see DecoderStats::malformed)
+  StaleEpoch,   // older than the previous configuration epoch
+  OutOfWindow,  // covers packets older than the window
+  Useless,      // nothing it covers is missing
+  Pending,      // two or more missing: kept for peeling
+  Applied,      // one missing: rebuilt (or the rebuilt packet failed verification)
+};
+
+struct DecoderStats {
+  uint64_t data = 0;
+  uint64_t data_bytes = 0;
+  uint64_t duplicates = 0;
+  uint64_t invalid = 0;  // empty or longer than max_packet: passed on, not protected
+  uint64_t repairs = 0;
+  uint64_t malformed[size_t(ParseError::Count_)] = {};
+  uint64_t stale_epoch = 0;
+  uint64_t out_of_window = 0;
+  uint64_t useless = 0;
+  uint64_t recovered = 0;
+  uint64_t recovered_bytes = 0;
+  uint64_t verify_failed = 0;     // rebuilt bytes did not match the recipe: dropped
+  uint64_t pending_evicted = 0;   // table full: oldest waiting repair dropped
+  uint64_t pending_expired = 0;   // waiting repair left the window
+  uint64_t late_arrivals = 0;     // a packet named missing arrived after all
+  uint64_t unrecoverable = 0;     // named missing, left the window neither arrived nor rebuilt
+
+  uint64_t malformed_total() const {
+    uint64_t n = 0;
+    for (uint64_t m : malformed) n += m;
+    return n;
+  }
+};
+
+class Decoder {
+ public:
+  explicit Decoder(const DecoderConfig& config);
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  // A data packet as received (any TTL). Rebuilt packets it completes go to sink.
+  DataResult on_data(const uint8_t* pkt, size_t len, RecoverySink& sink);
+
+  // A repair packet's UDP payload.
+  RepairResult on_repair(const uint8_t* buf, size_t len, RecoverySink& sink);
+
+  const DecoderStats& stats() const { return stats_; }
+  size_t pending() const { return pending_live_; }
+  size_t window_fill() const { return window_index_.size(); }
+  uint32_t epoch() const { return epoch_; }
+
+ private:
+  struct Pending {
+    uint8_t* payload;
+    std::vector<RecipeEntry> missing;
+    uint32_t newest_seq;
+    uint32_t generation;
+    uint16_t xor_len;
+    bool live;
+  };
+
+  uint32_t insert_packet(const uint8_t* pkt, size_t len, uint64_t hash);
+  const uint8_t* window_packet(uint32_t slot) const { return window_ + size_t(slot) * stride_; }
+  bool rebuild(uint8_t* work, uint16_t xor_len, const RecipeEntry& e, RecoverySink& sink);
+  void cascade(RecoverySink& sink);
+  void free_pending(uint32_t slot);
+  void unwait(uint64_t hash, uint32_t slot);
+  void expire(uint32_t highest);
+  void note_lost(const RecipeEntry& e, uint32_t seq);
+
+  DecoderConfig config_;
+  size_t stride_;
+  std::vector<uint8_t> arena_;  // window slots, then pending payloads, then one work buffer
+  uint8_t* window_;
+  uint8_t* work_;
+  std::vector<uint64_t> slot_hash_;
+  std::vector<uint16_t> slot_len_;
+  uint64_t window_next_ = 0;
+  HashIndex window_index_;
+
+  std::vector<uint64_t> seen_ring_;
+  uint64_t seen_next_ = 0;
+  HashIndex seen_index_;
+
+  std::vector<Pending> pending_;
+  std::vector<uint32_t> pending_free_;
+  std::deque<std::pair<uint32_t, uint32_t>> pending_order_;  // (slot, generation), oldest first
+  std::unordered_multimap<uint64_t, uint32_t> waiting_;      // missing hash -> pending slot
+  size_t pending_live_ = 0;
+
+  std::unordered_map<uint64_t, uint32_t> lost_;               // hash named missing -> its seq
+  std::deque<std::pair<uint32_t, uint64_t>> lost_order_;      // (seq, hash), oldest first
+
+  std::vector<uint64_t> available_;  // hashes that became available, to peel against
+  std::vector<uint32_t> present_;
+  std::vector<RecipeEntry> missing_;
+
+  bool epoch_known_ = false;
+  uint32_t epoch_ = 0;
+  bool seq_known_ = false;
+  uint32_t highest_seq_ = 0;
+  DecoderStats stats_;
+};
+
+}  // namespace maelstrom::fec

@@ -1,0 +1,126 @@
+#include "fec/encoder.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace maelstrom::fec {
+namespace {
+
+constexpr size_t kAlign = 64;
+
+size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+}  // namespace
+
+Encoder::Encoder(const EncoderConfig& config) : config_(config), seq_(config.first_seq) {
+  size_t total = 0;
+  for (unsigned i : config_.interleaves) total += i;
+  size_t stride = round_up(config_.max_packet, kAlign);
+  arena_.assign(total * stride + kAlign, 0);
+  uint8_t* base = arena_.data() + (kAlign - reinterpret_cast<uintptr_t>(arena_.data()) % kAlign) % kAlign;
+  recipes_.resize(total * config_.r);
+  bins_.reserve(total);
+  size_t n = 0;
+  for (size_t l = 0; l < config_.interleaves.size(); l++) {
+    layer_first_bin_.push_back(unsigned(bins_.size()));
+    for (unsigned b = 0; b < config_.interleaves[l]; b++, n++) {
+      Bin bin{};
+      bin.acc = base + n * stride;
+      bin.recipe = recipes_.data() + n * config_.r;
+      bin.threshold = uint16_t(b % config_.r ? b % config_.r : config_.r);
+      bin.index = uint16_t(b);
+      bin.layer = uint8_t(l);
+      bins_.push_back(bin);
+    }
+  }
+}
+
+int64_t Encoder::add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink& sink) {
+  if (len == 0 || len > config_.max_packet) {
+    stats_.oversize++;
+    return -1;
+  }
+  PacketId id = identify(pkt, len);
+  uint32_t seq = seq_++;
+  const size_t layers = config_.interleaves.size();
+  Bin* bins[kMaxLayers];
+  uint8_t* accs[kMaxLayers];
+  for (size_t l = 0; l < layers; l++) {
+    Bin& bin = bins_[layer_first_bin_[l] + seq % config_.interleaves[l]];
+    if (bin.count == 0) {
+      bin.base_seq = seq;
+      bin.first_ns = now_ns;
+      if (config_.flush_timeout_ns)
+        next_deadline_ = std::min(next_deadline_, now_ns + config_.flush_timeout_ns);
+    }
+    bins[l] = &bin;
+    accs[l] = bin.acc;
+  }
+  xor_normalised_many(accs, unsigned(layers), pkt, len);
+  for (size_t l = 0; l < layers; l++) {
+    Bin& bin = *bins[l];
+    bin.recipe[bin.count++] = RecipeEntry{id.hash, id.len, id.ttl, id.tos};
+    if (len > bin.xor_len) bin.xor_len = uint16_t(len);
+    if (bin.count >= bin.threshold) fire(bin, false, sink);
+  }
+  stats_.packets++;
+  stats_.bytes += len;
+  return seq;
+}
+
+void Encoder::fire(Bin& bin, bool flushed, RepairSink& sink) {
+  size_t len = repair_size(bin.count, bin.xor_len);
+  uint8_t* out = sink.reserve(len);
+  if (out) {
+    RepairHeader h{0,          config_.epoch,
+                   bin.base_seq, bin.layer,
+                   uint8_t(bin.count), uint16_t(config_.interleaves[bin.layer]),
+                   bin.index,  bin.xor_len};
+    write_repair_header(out, h);
+    uint8_t* e = out + kRepairHeaderSize;
+    for (unsigned k = 0; k < bin.count; k++, e += kRecipeEntrySize) write_entry(e, bin.recipe[k]);
+    seal_repair(out, bin.count);
+    std::memcpy(e, bin.acc, bin.xor_len);
+    sink.commit(len, RepairInfo{bin.layer, uint8_t(bin.count), h.interleave, bin.base_seq, flushed});
+    stats_.repairs++;
+    stats_.repair_bytes += len;
+    if (flushed) stats_.repairs_flushed++;
+  } else {
+    stats_.repairs_dropped++;
+  }
+  std::memset(bin.acc, 0, bin.xor_len);
+  bin.count = 0;
+  bin.xor_len = 0;
+  bin.threshold = uint16_t(config_.r);
+}
+
+unsigned Encoder::poll(uint64_t now_ns, RepairSink& sink) {
+  if (now_ns < next_deadline_) return 0;
+  unsigned fired = 0;
+  uint64_t next = UINT64_MAX;
+  for (Bin& bin : bins_) {
+    if (bin.count == 0) continue;
+    uint64_t due = bin.first_ns + config_.flush_timeout_ns;
+    if (due <= now_ns) {
+      fire(bin, true, sink);
+      fired++;
+    } else {
+      next = std::min(next, due);
+    }
+  }
+  next_deadline_ = next;
+  return fired;
+}
+
+unsigned Encoder::flush(RepairSink& sink) {
+  unsigned fired = 0;
+  for (Bin& bin : bins_) {
+    if (bin.count == 0) continue;
+    fire(bin, true, sink);
+    fired++;
+  }
+  next_deadline_ = UINT64_MAX;
+  return fired;
+}
+
+}  // namespace maelstrom::fec

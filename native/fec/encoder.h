@@ -1,0 +1,104 @@
+// Layered-interleaving encoder (Balakrishnan et al., NSDI 2008).
+//
+// c layers, one per interleave i in I. Layer i has i bins; the packet with sequence number x
+// goes into bin (x mod i) of every layer. A bin XORs its packets (normalised, zero-padded) and
+// fires a repair when it holds r of them. Staggered start: the first time bin b fires, it does
+// so at (b mod r) packets (r when that is 0), so a layer's repairs spread evenly over time
+// instead of all i bins firing together. Flush timeout: a bin whose first packet is older than
+// the timeout fires with what it has, which bounds how long a packet waits for its repairs.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fec/packet_id.h"
+#include "fec/repair_format.h"
+
+namespace maelstrom::fec {
+
+struct EncoderConfig {
+  unsigned r = 8;
+  std::vector<unsigned> interleaves{1, 10, 100};  // c = interleaves.size()
+  uint64_t flush_timeout_ns = 1'000'000;          // 0: bins wait for r packets however long
+  unsigned max_packet = 1500;
+  uint32_t epoch = 0;
+  uint32_t first_seq = 0;
+};
+
+// Which data packets a repair covers: base_seq + k * interleave for k < count.
+struct RepairInfo {
+  uint8_t layer;
+  uint8_t count;
+  uint16_t interleave;
+  uint32_t base_seq;
+  bool flushed;  // fired by the flush timeout or an explicit flush, not by filling
+};
+
+// Where fired repairs go. The engine hands out UMEM frame space; tests hand out vectors.
+class RepairSink {
+ public:
+  virtual ~RepairSink() = default;
+  // Room for a repair of `len` bytes, or nullptr to drop it (counted by the encoder).
+  virtual uint8_t* reserve(size_t len) = 0;
+  virtual void commit(size_t len, const RepairInfo& info) = 0;
+};
+
+struct EncoderStats {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint64_t oversize = 0;  // rejected: empty or longer than max_packet, not covered by any repair
+  uint64_t repairs = 0;
+  uint64_t repair_bytes = 0;
+  uint64_t repairs_flushed = 0;
+  uint64_t repairs_dropped = 0;  // sink had no room
+};
+
+class Encoder {
+ public:
+  // The config must be valid (the TypeScript side validates; see src/fec/config.ts).
+  explicit Encoder(const EncoderConfig& config);
+  Encoder(const Encoder&) = delete;
+  Encoder& operator=(const Encoder&) = delete;
+
+  // Adds one packet at time now_ns; fires the bins it fills. Returns the packet's sequence
+  // number, or -1 when the packet is empty or longer than max_packet (it is not covered).
+  int64_t add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink& sink);
+
+  // Fires bins whose first packet is at least flush_timeout old. Cheap when none is due.
+  unsigned poll(uint64_t now_ns, RepairSink& sink);
+
+  // Fires every non-empty bin (before an epoch change or shutdown).
+  unsigned flush(RepairSink& sink);
+
+  // Earliest time poll() has work, UINT64_MAX when no bin holds a packet.
+  uint64_t next_deadline() const { return next_deadline_; }
+  uint32_t next_seq() const { return seq_; }
+  const EncoderConfig& config() const { return config_; }
+  const EncoderStats& stats() const { return stats_; }
+
+ private:
+  struct Bin {
+    uint8_t* acc;  // max_packet bytes in arena_
+    RecipeEntry* recipe;
+    uint32_t base_seq;
+    uint64_t first_ns;
+    uint16_t count;
+    uint16_t xor_len;
+    uint16_t threshold;
+    uint16_t index;
+    uint8_t layer;
+  };
+
+  void fire(Bin& bin, bool flushed, RepairSink& sink);
+
+  EncoderConfig config_;
+  std::vector<Bin> bins_;
+  std::vector<unsigned> layer_first_bin_;
+  std::vector<uint8_t> arena_;  // the bins' accumulators, cache-line aligned inside
+  std::vector<RecipeEntry> recipes_;
+  uint32_t seq_;
+  uint64_t next_deadline_ = UINT64_MAX;
+  EncoderStats stats_;
+};
+
+}  // namespace maelstrom::fec
