@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// maelstrom: the gateway's command line. Subcommands so far: model, bench.
+import { Command } from 'commander';
+import { runModel } from '../model/redundancy';
+import type { ModelReport } from '../model/redundancy';
+import { formatCodecBench, runCodecBench } from '../../bench/codec';
+import { DEFAULTS } from '../fec/config';
+import { decimal, integer, integerList } from './parse';
+import { run } from './run';
+
+const { version } = require('../../../package.json') as { version: string };
+
+function formatModel(m: ModelReport): string {
+  const e = (x: number) => x.toExponential(2);
+  const loss = m.burstLength > 1 ? `${(m.loss * 100).toFixed(3)}% in bursts of ${m.burstLength} (Gilbert-Elliott)` : `${(m.loss * 100).toFixed(3)}% iid`;
+  const lines = [
+    `layered interleaving (r=${m.r}, c=${m.c}), interleaves ${m.interleaves.join(',')}, overhead ${(m.overhead * 100).toFixed(1)}%`,
+    `loss ${loss}`,
+    `P(lost packet unrecoverable):`,
+    `  closed form (1-(1-p)^r)^c   ${e(m.bound)}${m.burstLength > 1 ? '   (assumes iid loss: not a bound here)' : ''}`,
+    `  simulated, real codec       ${e(m.simulated)}   (${m.unrecovered} of ${m.dataLost} lost packets, 95% upper ${e(m.simulatedUpper95)}; ${m.packets} packets)`,
+    `risk for a packet in flight if the site fails now, by repairs already sent:`,
+    ...m.inFlight.map((f) => `  ${f.repairsSent} of ${m.c} repairs sent     ${e(f.risk)}`),
+  ];
+  return lines.join('\n');
+}
+
+const program = new Command('maelstrom')
+  .description('Maelstrom network-sync gateway: layered-interleaving FEC between datacenters')
+  .version(version);
+
+program
+  .command('model')
+  .description('How likely a lost packet stays lost at (r, c): closed form and a Monte Carlo run of the real codec')
+  .option('--r <n>', 'data packets per repair', integer('--r'), DEFAULTS.r)
+  .option('--c <n>', 'repairs per data packet (layers); default: the number of interleaves', integer('--c'))
+  .option('--interleaves <list>', 'interleave of each layer, comma-separated (default 1,10,100 or 1,10,...,10^(c-1))', integerList('--interleaves'))
+  .requiredOption('--loss <p>', 'packet loss probability, e.g. 0.01 for 1%', decimal('--loss'))
+  .option('--burst-length <n>', 'mean loss burst in packets (Gilbert-Elliott); 1 = iid', decimal('--burst-length'), 1)
+  .option('--packets <n>', 'data packets to simulate', integer('--packets'), 1_000_000)
+  .option('--seed <n>', 'random seed of the simulation', integer('--seed'), 1)
+  .option('--json', 'print one JSON object (fields in docs/cli.md)')
+  .addHelpText('after', `
+Examples:
+  maelstrom model --r 8 --c 3 --interleaves 1,10,100 --loss 0.01
+  maelstrom model --loss 0.01 --burst-length 20 --json`)
+  .action((o: { r: number; c?: number; interleaves?: number[]; loss: number; burstLength: number; packets: number; seed: number; json?: boolean }) => {
+    const m = runModel({ r: o.r, c: o.c, interleaves: o.interleaves, loss: o.loss, burstLength: o.burstLength, packets: o.packets, seed: o.seed });
+    if (o.json) {
+      const { simulation, ...rest } = m;
+      process.stdout.write(JSON.stringify({ ...rest, decoder: simulation.decoder }) + '\n');
+    } else {
+      process.stdout.write(formatModel(m) + '\n');
+    }
+  });
+
+const bench = program.command('bench').description('Benchmarks that print figures (never pass/fail)');
+
+bench
+  .command('codec')
+  .description('Encode and decode throughput on one core beside memcpy of the same stream')
+  .option('--r <n>', 'data packets per repair', integer('--r'), DEFAULTS.r)
+  .option('--c <n>', 'layers', integer('--c'))
+  .option('--interleaves <list>', 'interleave of each layer', integerList('--interleaves'))
+  .option('--packet-length <bytes>', 'packet length', integer('--packet-length'), 1500)
+  .option('--loss <p>', 'loss applied to the decoder\'s stream', decimal('--loss'), 0.01)
+  .option('--pool <packets>', 'distinct packets cycled through (default 65536, ~98 MB at 1500 bytes)', integer('--pool'), 65536)
+  .option('--seconds <s>', 'minimum time per figure', decimal('--seconds'), 0.5)
+  .option('--json', 'print one JSON object: encode_GBps, decode_GBps, memcpy_GBps, ...')
+  .action((o: { r: number; c?: number; interleaves?: number[]; packetLength: number; loss: number; pool: number; seconds: number; json?: boolean }) => {
+    const b = runCodecBench({ r: o.r, c: o.c, interleaves: o.interleaves, packetLength: o.packetLength, loss: o.loss, poolPackets: o.pool, seconds: o.seconds, maxPacketSize: Math.max(o.packetLength, DEFAULTS.maxPacketSize) });
+    process.stdout.write((o.json ? JSON.stringify(b) : formatCodecBench(b)) + '\n');
+  });
+
+void run(program, process.argv);

@@ -1,0 +1,31 @@
+// Option parsers shared by the CLIs: each turns text into a value or a ConfigError that names
+// the option and what it accepts.
+import { ConfigError } from '../errors';
+
+export function integer(option: string) {
+  return (text: string): number => {
+    const v = Number(text);
+    if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(v)) {
+      throw new ConfigError(`${option} takes a whole number, got '${text}'`);
+    }
+    return v;
+  };
+}
+
+export function decimal(option: string) {
+  return (text: string): number => {
+    const v = Number(text);
+    if (text.trim() === '' || !Number.isFinite(v)) throw new ConfigError(`${option} takes a number, got '${text}'`);
+    return v;
+  };
+}
+
+export function integerList(option: string) {
+  return (text: string): number[] => {
+    const parts = text.split(',').map((s) => s.trim());
+    if (parts.some((p) => !/^\d+$/.test(p))) {
+      throw new ConfigError(`${option} takes whole numbers separated by commas (e.g. 1,10,100), got '${text}'`);
+    }
+    return parts.map(Number);
+  };
+}

@@ -1,0 +1,31 @@
+// Typed errors with a stable code, a message that says what to do, and the CLI's exit status.
+// docs/cli.md lists every code; keep it in step.
+
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+} as const;
+
+export type ErrorCode =
+  | 'MAELSTROM_ERR_CONFIG'
+  | 'MAELSTROM_ERR_NATIVE';
+
+export class MaelstromError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: number;
+
+  constructor(code: ErrorCode, message: string, options: { exitCode?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MaelstromError';
+    this.code = code;
+    this.exitCode = options.exitCode ?? ExitCode.failure;
+  }
+}
+
+export class ConfigError extends MaelstromError {
+  constructor(message: string) {
+    super('MAELSTROM_ERR_CONFIG', message, { exitCode: ExitCode.usage });
+    this.name = 'ConfigError';
+  }
+}

@@ -1,0 +1,83 @@
+// The codec for TypeScript callers (tests, the lab, tools): Buffers in, Buffers out, in batches.
+// The gateway engine calls the same C++ directly, never through here.
+import { addon } from '../native/addon';
+import type { DecoderStats, EncoderStats, NativeDecoder, NativeEncoder } from '../native/addon';
+import { codecConfig, decoderConfig, nativeEncoderConfig } from './config';
+import type { CodecConfig, CodecOptions, DecoderOptions } from './config';
+
+export interface EncodeResult {
+  // Sequence number given to each packet, -1 for one that is empty or over maxPacketSize.
+  seqs: number[];
+  // Repairs fired by these packets, in the order they fired (UDP payloads).
+  repairs: Buffer[];
+}
+
+function checkBuffers(what: string, list: Buffer[]): void {
+  if (!Array.isArray(list) || !list.every((b) => Buffer.isBuffer(b))) {
+    throw new TypeError(`${what} must be an array of Buffers`);
+  }
+}
+
+export class Encoder {
+  readonly config: CodecConfig;
+  readonly epoch: number;
+  private readonly native: NativeEncoder;
+
+  constructor(options: CodecOptions & { epoch?: number } = {}) {
+    this.config = codecConfig(options);
+    this.epoch = options.epoch ?? 0;
+    this.native = new (addon().Encoder)(nativeEncoderConfig(this.config, this.epoch));
+  }
+
+  // nowNs: the time the packets are sent, for the flush timeout (default: the monotonic clock).
+  encode(packets: Buffer[], nowNs?: number): EncodeResult {
+    checkBuffers('packets', packets);
+    return this.native.encode(packets, nowNs);
+  }
+
+  // Repairs of bins whose flush timeout has passed by nowNs.
+  poll(nowNs?: number): Buffer[] {
+    return this.native.poll(nowNs);
+  }
+
+  // Repairs of every non-empty bin, as before an epoch change or at shutdown.
+  flush(): Buffer[] {
+    return this.native.flush();
+  }
+
+  stats(): EncoderStats {
+    return this.native.stats();
+  }
+}
+
+export class Decoder {
+  private readonly native: NativeDecoder;
+
+  constructor(options: DecoderOptions = {}) {
+    this.native = new (addon().Decoder)(decoderConfig(options));
+  }
+
+  // Data packets as received; returns the packets they let the decoder rebuild.
+  receiveData(packets: Buffer[]): Buffer[] {
+    checkBuffers('packets', packets);
+    return this.native.receiveData(packets);
+  }
+
+  // Repair payloads as received; returns the packets rebuilt, each exactly once.
+  receiveRepairs(repairs: Buffer[]): Buffer[] {
+    checkBuffers('repairs', repairs);
+    return this.native.receiveRepairs(repairs);
+  }
+
+  stats(): DecoderStats {
+    return this.native.stats();
+  }
+}
+
+export function parseRepair(repair: Buffer, maxPacketSize = 1500) {
+  return addon().parseRepair(repair, maxPacketSize);
+}
+
+export function packetId(packet: Buffer) {
+  return addon().packetId(packet);
+}

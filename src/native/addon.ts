@@ -1,0 +1,173 @@
+// The one place that loads the C++ addon, and the TypeScript mirror of what it exports.
+// Callers validate arguments first (src/fec/config.ts): the native side trusts them.
+import path from 'node:path';
+import { MaelstromError } from '../errors';
+
+export interface NativeEncoderConfig {
+  r: number;
+  interleaves: number[];
+  flushTimeoutNs: number;
+  maxPacketSize: number;
+  epoch?: number;
+  firstSeq?: number;
+}
+
+export interface NativeDecoderConfig {
+  maxPacketSize: number;
+  window: number;
+  pending: number;
+  seen: number;
+}
+
+export interface EncoderStats {
+  packets: number;
+  bytes: number;
+  oversize: number;
+  repairs: number;
+  repairBytes: number;
+  repairsFlushed: number;
+  nextSeq: number;
+  nextDeadlineNs: number | null;
+}
+
+export type ParseErrorName =
+  | 'truncated' | 'bad_magic' | 'bad_version' | 'bad_flags' | 'bad_count'
+  | 'bad_layout' | 'bad_length' | 'bad_entry';
+
+export interface DecoderCounters {
+  data: number;
+  dataBytes: number;
+  duplicates: number;
+  invalid: number;
+  repairs: number;
+  malformed: number;
+  malformedBy: Record<ParseErrorName, number>;
+  staleEpoch: number;
+  outOfWindow: number;
+  useless: number;
+  recovered: number;
+  recoveredBytes: number;
+  verifyFailed: number;
+  pendingEvicted: number;
+  pendingExpired: number;
+  lateArrivals: number;
+  unrecoverable: number;
+}
+
+export interface DecoderStats extends DecoderCounters {
+  pending: number;
+  windowFill: number;
+  epoch: number;
+}
+
+export interface NativeEncoder {
+  encode(packets: Buffer[], nowNs?: number): { seqs: number[]; repairs: Buffer[] };
+  poll(nowNs?: number): Buffer[];
+  flush(): Buffer[];
+  stats(): EncoderStats;
+}
+
+export interface NativeDecoder {
+  receiveData(packets: Buffer[]): Buffer[];
+  receiveRepairs(repairs: Buffer[]): Buffer[];
+  stats(): DecoderStats;
+}
+
+export interface RecipeEntry {
+  hash: bigint;
+  length: number;
+  ttl: number;
+  tos: number;
+}
+
+export interface ParsedRepair {
+  epoch: number;
+  baseSeq: number;
+  layer: number;
+  count: number;
+  interleave: number;
+  bin: number;
+  xorLength: number;
+  entries: RecipeEntry[];
+}
+
+export interface SimulationInput {
+  encoder: NativeEncoderConfig;
+  decoder: NativeDecoderConfig;
+  packets: number;
+  minLength: number;
+  maxLength: number;
+  loss: number;
+  burstLength: number;
+  loseRepairs: boolean;
+  seed: number;
+  packetIntervalNs: number;
+}
+
+export interface SimulationOutput {
+  data: number;
+  dataLost: number;
+  recovered: number;
+  unrecovered: number;
+  repairs: number;
+  repairsLost: number;
+  wrongOutput: number;
+  repeatedOutput: number;
+  decoder: DecoderCounters;
+}
+
+export interface CodecBenchInput {
+  encoder: NativeEncoderConfig;
+  packetLength: number;
+  poolPackets: number;
+  loss: number;
+  minSeconds: number;
+}
+
+export interface CodecBenchOutput {
+  encode_GBps: number;
+  decode_GBps: number;
+  memcpy_GBps: number;
+  encode_packets: number;
+  decode_packets: number;
+  decode_lost: number;
+  decode_recovered: number;
+  xor_impl: string;
+}
+
+export interface XdpAttachment {
+  mode: 'none' | 'native' | 'skb' | 'hw';
+  dispatcher: boolean;
+  programs: { name: string; id: number }[];
+}
+
+export interface Addon {
+  Encoder: new (config: NativeEncoderConfig) => NativeEncoder;
+  Decoder: new (config: NativeDecoderConfig) => NativeDecoder;
+  parseRepair(repair: Buffer, maxPacketSize: number): ParsedRepair | { error: ParseErrorName };
+  packetId(packet: Buffer): RecipeEntry;
+  // Recomputes a repair's recipe check in place (tests and tools that forge repairs).
+  sealRepair(repair: Buffer): void;
+  xorInto(dst: Buffer, src: Buffer, impl: 'portable' | 'avx2'): void;
+  xorImplementations(): { active: string; available: string[] };
+  simulate(input: SimulationInput): SimulationOutput;
+  benchCodec(input: CodecBenchInput): CodecBenchOutput;
+  xdpAttached(ifname: string): XdpAttachment;
+  versions(): { libbpf: string; xxhash: number; repairFormat: number; xor: string };
+}
+
+// dist/src/native/addon.js -> <root>/build/Release/maelstrom.node
+const addonPath = path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'maelstrom.node');
+
+let loaded: Addon | undefined;
+
+export function addon(): Addon {
+  if (!loaded) {
+    try {
+      loaded = require(addonPath) as Addon;
+    } catch (cause) {
+      throw new MaelstromError('MAELSTROM_ERR_NATIVE', `the native addon is not built or does not load (${addonPath}): run 'make build'`, { cause });
+    }
+  }
+  return loaded;
+}

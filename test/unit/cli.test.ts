@@ -1,0 +1,79 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+const bin = path.resolve(__dirname, '..', '..', 'src', 'cli', 'maelstrom.js');
+const smfs = path.resolve(__dirname, '..', '..', 'src', 'cli', 'smfs.js');
+
+function maelstrom(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const cli = suite('maelstrom CLI');
+
+cli('model --json gives the closed-form bound and the simulated rate', () => {
+  const r = maelstrom('model', '--r', '8', '--c', '3', '--interleaves', '1,10,100', '--loss', '0.01', '--packets', '200000', '--json');
+  assert.is(r.status, 0, r.stderr);
+  const m = JSON.parse(r.stdout);
+  assert.is(m.r, 8);
+  assert.is(m.c, 3);
+  assert.equal(m.interleaves, [1, 10, 100]);
+  assert.ok(m.bound > 4.6e-4 && m.bound < 4.62e-4);
+  assert.type(m.simulated, 'number');
+  assert.ok(m.simulated <= m.bound);
+  assert.is(m.inFlight.length, 4);
+  assert.ok(m.dataLost > 0);
+});
+
+cli('model prints a readable report, with bursts marked as outside the bound', () => {
+  const r = maelstrom('model', '--loss', '0.02', '--burst-length', '10', '--packets', '50000');
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /closed form \(1-\(1-p\)\^r\)\^c/);
+  assert.match(r.stdout, /Gilbert-Elliott/);
+  assert.match(r.stdout, /not a bound here/);
+});
+
+cli('bad arguments exit 2 with the error code and a message naming the option', () => {
+  const cases: [string[], RegExp][] = [
+    [['model', '--loss', '0.01', '--r', '0'], /r must be an integer from 1 to 255/],
+    [['model', '--loss', 'lots'], /--loss takes a number/],
+    [['model', '--loss', '0.01', '--interleaves', '1,x'], /--interleaves takes whole numbers/],
+    [['model', '--loss', '0.01', '--c', '2', '--interleaves', '1,10,100'], /--c 2 needs 2 interleaves/],
+    [['model', '--loss', '2'], /probability/],
+    [['bench', 'codec', '--packet-length', '10'], /packet length/],
+  ];
+  for (const [args, message] of cases) {
+    const r = maelstrom(...args);
+    assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.match(r.stderr, /MAELSTROM_ERR_CONFIG/);
+    assert.is(r.stdout, '');
+  }
+  const missing = maelstrom('model');
+  assert.is(missing.status, 2);
+  assert.match(missing.stderr, /--loss/);
+  assert.is(maelstrom('no-such-command').status, 2);
+});
+
+cli('bench codec --json reports encode, decode and memcpy throughput from one run', () => {
+  const r = maelstrom('bench', 'codec', '--json', '--seconds', '0.05', '--pool', '2048');
+  assert.is(r.status, 0, r.stderr);
+  const b = JSON.parse(r.stdout);
+  for (const k of ['encode_GBps', 'decode_GBps', 'memcpy_GBps']) assert.ok(b[k] > 0, k);
+  assert.is(b.decode_recovered, b.decode_lost, 'at 1% loss every lost packet of the stream is rebuilt');
+  assert.ok(Math.abs(b.encode_vs_memcpy - b.encode_GBps / b.memcpy_GBps) < 1e-9);
+});
+
+cli('--help teaches: every command lists its options and examples', () => {
+  const r = maelstrom('model', '--help');
+  assert.is(r.status, 0);
+  for (const opt of ['--r', '--c', '--interleaves', '--loss', '--burst-length', '--json']) assert.ok(r.stdout.includes(opt), opt);
+  assert.match(r.stdout, /Examples:/);
+  const s = spawnSync(process.execPath, [smfs, '--version'], { encoding: 'utf8' });
+  assert.is(s.status, 0);
+  assert.match(s.stdout, /^\d+\.\d+\.\d+/);
+});
+
+cli.run();

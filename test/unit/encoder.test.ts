@@ -1,0 +1,111 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Encoder, packetId, parseRepair } from '../../src/fec/codec';
+import type { ParsedRepair } from '../../src/native/addon';
+import { makeStream } from '../helpers/packets';
+
+const encoder = suite('layered-interleaving encoder');
+
+function parsed(b: Buffer): ParsedRepair {
+  const r = parseRepair(b);
+  if ('error' in r) throw new Error(`repair does not parse: ${r.error}`);
+  return r;
+}
+
+encoder('each packet is covered once per layer, by the bin x mod i, in repairs that name it by content', () => {
+  const packets = makeStream(1, 2000);
+  const e = new Encoder({ r: 8, interleaves: [1, 10, 100], flushTimeoutMs: 0, epoch: 5 });
+  const repairs = [...e.encode(packets, 0).repairs, ...e.flush()].map(parsed);
+  const cover = packets.map(() => [0, 0, 0]);
+  for (const r of repairs) {
+    assert.is(r.epoch, 5);
+    assert.ok(r.bin < r.interleave);
+    assert.is(r.interleave, [1, 10, 100][r.layer]);
+    assert.ok(r.count >= 1 && r.count <= 8);
+    assert.is(r.xorLength, Math.max(...r.entries.map((x) => x.length)));
+    r.entries.forEach((entry, k) => {
+      const seq = r.baseSeq + k * r.interleave;
+      assert.is(seq % r.interleave, r.bin, 'packet x goes into bin x mod i');
+      const id = packetId(packets[seq]);
+      assert.is(entry.hash, id.hash);
+      assert.is(entry.length, packets[seq].length);
+      assert.is(entry.ttl, id.ttl);
+      cover[seq][r.layer]++;
+    });
+  }
+  cover.forEach((c, seq) => assert.equal(c, [1, 1, 1], `packet ${seq}`));
+  // c repairs per r packets in the long run: (8,3) sends 3 repairs per 8 data packets.
+  assert.ok(Math.abs(repairs.length - (2000 * 3) / 8) <= 111, `${repairs.length} repairs`);
+});
+
+encoder('staggered start spreads a layer\'s repairs evenly instead of firing all its bins together', () => {
+  const r = 8;
+  for (const interleave of [10, 100]) {
+    const e = new Encoder({ r, interleaves: [interleave], flushTimeoutMs: 0 });
+    const firedAt: number[] = [];
+    makeStream(2, 30 * r * interleave, 40, 60).forEach((p, seq) => {
+      if (e.encode([p], 0).repairs.length) firedAt.push(seq);
+    });
+    const bins = new Map<number, number>();
+    const firstFire: number[] = [];
+    // Bin b's first repair covers (b mod r) packets (r when that is 0).
+    for (const seq of firedAt) {
+      const b = seq % interleave;
+      if (!bins.has(b)) {
+        bins.set(b, seq);
+        firstFire.push(seq);
+        const count = Math.floor((seq - b) / interleave) + 1;
+        assert.is(count, b % r || r, `layer ${interleave} bin ${b} first fires at ${count} packets`);
+      }
+    }
+    assert.is(bins.size, interleave);
+    // In steady state no window of r packets holds more than a few of the layer's repairs;
+    // without staggering all `interleave` bins fire within `interleave` consecutive packets.
+    const steady = firedAt.filter((s) => s >= 2 * r * interleave);
+    let worst = 0;
+    for (let i = 0, j = 0; i < steady.length; i++) {
+      while (steady[i] - steady[j] >= r) j++;
+      worst = Math.max(worst, i - j + 1);
+    }
+    assert.ok(worst <= 3, `layer ${interleave}: ${worst} repairs within ${r} packets`);
+  }
+});
+
+encoder('the flush timeout fires partly filled bins, and not before it has passed', () => {
+  const e = new Encoder({ r: 8, interleaves: [1, 10], flushTimeoutMs: 2 });
+  const packets = makeStream(3, 3);
+  const t0 = 1_000_000_000;
+  // Staggered start: bin 1 of layer 10 fires at its first packet; the others wait.
+  const fired = e.encode(packets, t0).repairs.map(parsed);
+  assert.equal(fired.map((r) => [r.layer, r.bin, r.count]), [[1, 1, 1]]);
+  assert.is(e.stats().nextDeadlineNs, t0 + 2e6);
+  assert.is(e.poll(t0 + 1e6).length, 0, 'not yet due');
+  const flushed = e.poll(t0 + 2e6).map(parsed);
+  // Layer 1 holds all three packets in one bin; layer 10 packets 0 and 2 in bins 0 and 2.
+  assert.equal(flushed.map((r) => [r.layer, r.bin, r.count]).sort(), [[0, 0, 3], [1, 0, 1], [1, 2, 1]]);
+  assert.is(e.stats().repairsFlushed, 3);
+  assert.is(e.stats().nextDeadlineNs, null);
+  assert.is(e.poll(t0 + 10e6).length, 0, 'nothing left to flush');
+});
+
+encoder('packets longer than the maximum or empty are refused and counted, not covered', () => {
+  const e = new Encoder({ maxPacketSize: 100, flushTimeoutMs: 0 });
+  const { seqs } = e.encode([Buffer.alloc(50, 1), Buffer.alloc(101, 2), Buffer.alloc(0), Buffer.alloc(100, 3)], 0);
+  assert.equal(seqs, [0, -1, -1, 1]);
+  assert.is(e.stats().oversize, 2);
+  assert.is(e.stats().packets, 2);
+});
+
+encoder('bad configuration is refused with a message that names the limit', () => {
+  assert.throws(() => new Encoder({ r: 0 }), /r must be an integer from 1 to 255/);
+  assert.throws(() => new Encoder({ r: 256 }), /r must be an integer from 1 to 255/);
+  assert.throws(() => new Encoder({ c: 2, interleaves: [1, 10, 100] }), /--c 2 needs 2 interleaves/);
+  assert.throws(() => new Encoder({ interleaves: [1, 10, 10] }), /interleaves must differ/);
+  assert.throws(() => new Encoder({ interleaves: [0] }), /interleave 1 must be an integer/);
+  assert.throws(() => new Encoder({ interleaves: [] }), /give 1 to 16 interleaves/);
+  assert.throws(() => new Encoder({ maxPacketSize: 20000 }), /max packet size/);
+  assert.throws(() => new Encoder({ flushTimeoutMs: -1 }), /flush timeout/);
+  assert.throws(() => new Encoder().encode(['x' as unknown as Buffer]), /array of Buffers/);
+});
+
+encoder.run();
