@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "fec/xor.h"
+
 namespace maelstrom::fec {
 namespace {
 
@@ -43,24 +45,34 @@ int64_t Encoder::add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink
   PacketId id = identify(pkt, len);
   uint32_t seq = seq_++;
   const size_t layers = config_.interleaves.size();
+  const PacketKind kind = classify(pkt, len);
   Bin* bins[kMaxLayers];
-  uint8_t* accs[kMaxLayers];
+  uint8_t* xor_all[kMaxLayers];
+  unsigned n_xor_all = 0;
   for (size_t l = 0; l < layers; l++) {
     Bin& bin = bins_[layer_first_bin_[l] + seq % config_.interleaves[l]];
+    bins[l] = &bin;
     if (bin.count == 0) {
       bin.base_seq = seq;
       bin.first_ns = now_ns;
       if (config_.flush_timeout_ns)
         next_deadline_ = std::min(next_deadline_, now_ns + config_.flush_timeout_ns);
     }
-    bins[l] = &bin;
-    accs[l] = bin.acc;
+    // Bytes at or past xor_len hold leftovers of the bin's previous repair, not zeros: there
+    // the packet is copied rather than XORed, which spares clearing the bin after each repair.
+    if (len <= bin.xor_len) {
+      xor_all[n_xor_all++] = bin.acc;
+    } else {
+      xor_into(bin.acc, pkt, bin.xor_len);
+      std::memcpy(bin.acc + bin.xor_len, pkt + bin.xor_len, len - bin.xor_len);
+      cancel_mutable(bin.acc, pkt, kind);
+      bin.xor_len = uint16_t(len);
+    }
   }
-  xor_normalised_many(accs, unsigned(layers), pkt, len);
+  xor_normalised_many(xor_all, n_xor_all, pkt, len);
   for (size_t l = 0; l < layers; l++) {
     Bin& bin = *bins[l];
     bin.recipe[bin.count++] = RecipeEntry{id.hash, id.len, id.ttl, id.tos};
-    if (len > bin.xor_len) bin.xor_len = uint16_t(len);
     if (bin.count >= bin.threshold) fire(bin, false, sink);
   }
   stats_.packets++;
@@ -88,7 +100,6 @@ void Encoder::fire(Bin& bin, bool flushed, RepairSink& sink) {
   } else {
     stats_.repairs_dropped++;
   }
-  std::memset(bin.acc, 0, bin.xor_len);
   bin.count = 0;
   bin.xor_len = 0;
   bin.threshold = uint16_t(config_.r);

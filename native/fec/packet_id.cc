@@ -58,10 +58,8 @@ PacketId identify(const uint8_t* pkt, size_t len) {
   return id;
 }
 
-namespace {
-
 // XOR-ing a mutable byte in again takes its contribution back out, which is XOR-ing a zero.
-void unxor_mutable(uint8_t* acc, const uint8_t* pkt, PacketKind kind) {
+void cancel_mutable(uint8_t* acc, const uint8_t* pkt, PacketKind kind) {
   switch (kind) {
     case PacketKind::Ipv4:
       acc[kIpv4Tos] ^= pkt[kIpv4Tos];
@@ -79,17 +77,15 @@ void unxor_mutable(uint8_t* acc, const uint8_t* pkt, PacketKind kind) {
   }
 }
 
-}  // namespace
-
 void xor_normalised(uint8_t* acc, const uint8_t* pkt, size_t len) {
   xor_into(acc, pkt, len);
-  unxor_mutable(acc, pkt, classify(pkt, len));
+  cancel_mutable(acc, pkt, classify(pkt, len));
 }
 
 void xor_normalised_many(uint8_t* const* accs, unsigned n, const uint8_t* pkt, size_t len) {
   xor_into_many(accs, n, pkt, len);
   PacketKind kind = classify(pkt, len);
-  for (unsigned k = 0; k < n; k++) unxor_mutable(accs[k], pkt, kind);
+  for (unsigned k = 0; k < n; k++) cancel_mutable(accs[k], pkt, kind);
 }
 
 uint16_t ipv4_checksum(const uint8_t* hdr, size_t len) {

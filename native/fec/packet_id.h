@@ -28,6 +28,10 @@ PacketId identify(const uint8_t* pkt, size_t len);
 // acc ^= normalise(pkt): the packet's bytes with its mutable fields read as zero.
 void xor_normalised(uint8_t* acc, const uint8_t* pkt, size_t len);
 
+// acc[m] ^= pkt[m] for each mutable byte m: after acc ^= pkt (or acc = pkt) this leaves acc
+// holding the normalised packet's contribution.
+void cancel_mutable(uint8_t* acc, const uint8_t* pkt, PacketKind kind);
+
 // The same into several accumulators at once, reading the packet once.
 void xor_normalised_many(uint8_t* const* accs, unsigned n, const uint8_t* pkt, size_t len);
 
