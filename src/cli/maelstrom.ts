@@ -25,16 +25,21 @@ function formatModel(m: ModelReport): string {
   return lines.join('\n');
 }
 
+// --r, --c and --interleaves, shared by every command that takes a code.
+function withCode(command: Command): Command {
+  return command
+    .option('--r <n>', 'data packets per repair', integer('--r'), DEFAULTS.r)
+    .option('--c <n>', 'repairs per data packet (layers); default: the number of interleaves', integer('--c'))
+    .option('--interleaves <list>', 'interleave of each layer, comma-separated (default 1,10,100 or 1,10,...,10^(c-1))', integerList('--interleaves'));
+}
+
 const program = new Command('maelstrom')
   .description('Maelstrom network-sync gateway: layered-interleaving FEC between datacenters')
   .version(version);
 
-program
+withCode(program
   .command('model')
-  .description('How likely a lost packet stays lost at (r, c): closed form and a Monte Carlo run of the real codec')
-  .option('--r <n>', 'data packets per repair', integer('--r'), DEFAULTS.r)
-  .option('--c <n>', 'repairs per data packet (layers); default: the number of interleaves', integer('--c'))
-  .option('--interleaves <list>', 'interleave of each layer, comma-separated (default 1,10,100 or 1,10,...,10^(c-1))', integerList('--interleaves'))
+  .description('How likely a lost packet stays lost at (r, c): closed form and a Monte Carlo run of the real codec'))
   .requiredOption('--loss <p>', 'packet loss probability, e.g. 0.01 for 1%', decimal('--loss'))
   .option('--burst-length <n>', 'mean loss burst in packets (Gilbert-Elliott); 1 = iid', decimal('--burst-length'), 1)
   .option('--packets <n>', 'data packets to simulate', integer('--packets'), 1_000_000)
@@ -56,12 +61,9 @@ Examples:
 
 const bench = program.command('bench').description('Benchmarks that print figures (never pass/fail)');
 
-bench
+withCode(bench
   .command('codec')
-  .description('Encode and decode throughput on one core beside memcpy of the same stream')
-  .option('--r <n>', 'data packets per repair', integer('--r'), DEFAULTS.r)
-  .option('--c <n>', 'layers', integer('--c'))
-  .option('--interleaves <list>', 'interleave of each layer', integerList('--interleaves'))
+  .description('Encode and decode throughput on one core beside memcpy of the same stream'))
   .option('--packet-length <bytes>', 'packet length', integer('--packet-length'), 1500)
   .option('--loss <p>', 'loss applied to the decoder\'s stream', decimal('--loss'), 0.01)
   .option('--pool <packets>', 'distinct packets cycled through (default 65536, ~98 MB at 1500 bytes)', integer('--pool'), 65536)
