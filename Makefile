@@ -20,19 +20,15 @@ Q := @
 msg := @printf '  %-8s %s\n'
 endif
 
-# Debian packages the build, the tests and the lab use.
-APT_PACKAGES := clang llvm lld libbpf-dev libxdp-dev bpftool xdp-tools iproute2 \
-	libxxhash-dev libclang-rt-14-dev pkg-config linux-libc-dev gcc-multilib ethtool
-# Headers the build needs, checked before touching apt (one per package is enough).
-APT_PROBES := /usr/bin/clang /usr/include/bpf/libbpf.h /usr/include/xdp/libxdp.h \
-	/usr/include/xxhash.h /usr/sbin/bpftool /usr/sbin/ip /usr/sbin/ethtool \
-	/usr/include/x86_64-linux-gnu/asm/types.h
+# Debian packages the build, the tests and the lab use (checked one by one with dpkg-query).
+APT_PACKAGES := clang llvm libbpf-dev libxdp-dev bpftool xdp-tools iproute2 util-linux \
+	libxxhash-dev libclang-rt-14-dev pkg-config linux-libc-dev ethtool
 
 OUT        := out
 BPF_OUT    := $(OUT)/bpf
 BPF_SRC    := $(wildcard bpf/*.bpf.c)
 BPF_OBJ    := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRC))
-BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -D__TARGET_ARCH_x86 -I bpf
+BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I bpf -I /usr/include/$(shell gcc -dumpmachine)
 
 NATIVE_SRC := $(shell find native -name '*.cc' -o -name '*.h' | grep -v fuzz) binding.gyp
 ADDON      := build/Release/maelstrom.node
@@ -50,11 +46,12 @@ FEC_SRC      := $(wildcard native/fec/*.cc)
 all: build
 
 deps:
-	$(Q)missing=0; for f in $(APT_PROBES); do [ -e $$f ] || missing=1; done; \
-	if [ $$missing = 1 ]; then \
-		echo "  DEPS     apt-get install $(APT_PACKAGES)"; \
+	$(Q)missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "  DEPS     apt-get install" $$missing; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	$(Q)if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
 		echo "  DEPS     npm ci"; npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
