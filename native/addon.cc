@@ -80,6 +80,7 @@ Napi::Object decoder_stats(Napi::Env env, const fec::DecoderStats& s) {
   o["pendingExpired"] = double(s.pending_expired);
   o["lateArrivals"] = double(s.late_arrivals);
   o["unrecoverable"] = double(s.unrecoverable);
+  o["resyncs"] = double(s.resyncs);
   return o;
 }
 

@@ -1,5 +1,6 @@
 #include "fec/decoder.h"
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -24,13 +25,27 @@ bool all_zero(const uint8_t* p, size_t n) {
 // Serial-number comparison: is a after b, within half the sequence space.
 bool seq_after(uint32_t a, uint32_t b) { return int32_t(a - b) > 0; }
 
+// Out-of-window repairs in a row, each near the one before, that mean the sender's sequence
+// numbers jumped (a restarted encoder) rather than that they are late.
+constexpr unsigned kResyncAfter = 32;
+
+// Callers validate (src/fec/config.ts); this only keeps a bad config from being undefined
+// behaviour when the C++ is used directly.
+DecoderConfig sanitised(DecoderConfig c) {
+  c.max_packet = std::clamp(c.max_packet, 1u, 65535u);
+  c.window = std::max(c.window, 1u);
+  c.pending = std::max(c.pending, 1u);
+  c.seen = std::max(c.seen, c.window);
+  return c;
+}
+
 }  // namespace
 
-Decoder::Decoder(const DecoderConfig& config)
-    : config_(config),
-      stride_(round_up(config.max_packet, kAlign)),
-      window_index_(config.window, random_salt()),
-      seen_index_(config.seen, random_salt()) {
+Decoder::Decoder(const DecoderConfig& raw)
+    : config_(sanitised(raw)),
+      stride_(round_up(config_.max_packet, kAlign)),
+      window_index_(config_.window, random_salt()),
+      seen_index_(config_.seen, random_salt()) {
   size_t slots = size_t(config_.window) + config_.pending + 1;
   arena_.assign(slots * stride_ + kAlign, 0);
   uint8_t* base = arena_.data() + (kAlign - reinterpret_cast<uintptr_t>(arena_.data()) % kAlign) % kAlign;
@@ -92,18 +107,21 @@ RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& si
     return RepairResult::Malformed;
   }
   const RepairHeader& h = v.header;
+  uint32_t newest = h.base_seq + uint32_t(h.count - 1) * h.interleave;
   if (!epoch_known_) {
     epoch_known_ = true;
-    epoch_ = h.epoch;
+    epoch_ = prev_epoch_ = h.epoch;
   } else if (seq_after(h.epoch, epoch_)) {
+    // A new configuration. The previous epoch stays valid: its last repairs may arrive after
+    // the first new ones. A runtime retune continues the sequence; a restarted sender does not.
+    prev_epoch_ = epoch_;
     epoch_ = h.epoch;
-  } else if (epoch_ - h.epoch > 1) {
-    // The previous epoch stays valid: its last repairs may arrive after the first new ones.
+    if (seq_known_ && uint32_t(newest - highest_seq_ + config_.window) >= 2 * config_.window) resync(newest);
+  } else if (h.epoch != epoch_ && h.epoch != prev_epoch_) {
     stats_.stale_epoch++;
     return RepairResult::StaleEpoch;
   }
 
-  uint32_t newest = h.base_seq + uint32_t(h.count - 1) * h.interleave;
   if (!seq_known_ || seq_after(newest, highest_seq_)) {
     seq_known_ = true;
     highest_seq_ = newest;
@@ -111,8 +129,16 @@ RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& si
   }
   if (highest_seq_ - h.base_seq >= config_.window) {
     stats_.out_of_window++;
+    // Many in a row that agree with each other: the sender's sequence restarted; follow it.
+    if (resync_run_ && uint32_t(newest - resync_seq_ + config_.window) < 2 * config_.window) {
+      if (++resync_run_ >= kResyncAfter) resync(newest);
+    } else {
+      resync_run_ = 1;
+    }
+    resync_seq_ = newest;
     return RepairResult::OutOfWindow;
   }
+  resync_run_ = 0;
 
   present_.clear();
   missing_.clear();
@@ -168,6 +194,12 @@ RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& si
   pending_live_++;
   for (const RecipeEntry& e : missing_) waiting_.emplace(e.hash, slot);
   pending_order_.emplace_back(slot, p.generation);
+  if (pending_order_.size() > 4 * size_t(config_.pending)) {
+    auto dead = [this](const std::pair<uint32_t, uint32_t>& o) {
+      return !pending_[o.first].live || pending_[o.first].generation != o.second;
+    };
+    pending_order_.erase(std::remove_if(pending_order_.begin(), pending_order_.end(), dead), pending_order_.end());
+  }
   return RepairResult::Pending;
 }
 
@@ -177,11 +209,20 @@ bool Decoder::rebuild(uint8_t* work, uint16_t xor_len, const RecipeEntry& e, Rec
     stats_.verify_failed++;
     return false;
   }
+  // Restored as IP first; if that does not hash right, the packet was opaque (for instance
+  // IPv4 with a wrong header checksum) and the XOR already holds it exactly.
+  uint8_t head[kRestoredBytes];
+  size_t head_len = std::min(size_t(e.len), kRestoredBytes);
+  std::memcpy(head, work, head_len);
   restore(work, e.len, e.ttl, e.tos);
   PacketId id = identify(work, e.len);
   if (id.hash != e.hash || id.ttl != e.ttl || id.tos != e.tos) {
-    stats_.verify_failed++;
-    return false;
+    std::memcpy(work, head, head_len);
+    id = identify(work, e.len);
+    if (id.hash != e.hash || id.kind != PacketKind::Opaque) {
+      stats_.verify_failed++;
+      return false;
+    }
   }
   uint32_t slot = insert_packet(work, e.len, e.hash);
   lost_.erase(e.hash);
@@ -202,11 +243,12 @@ void Decoder::cascade(RecoverySink& sink) {
     slots.clear();
     for (auto it = range.first; it != range.second; ++it) slots.push_back(it->second);
     waiting_.erase(range.first, range.second);
-    uint32_t have = window_index_.find(hash);
-    if (have == HashIndex::kAbsent) continue;  // window smaller than the cascade: give up on it
     for (uint32_t s : slots) {
       Pending& p = pending_[s];
       if (!p.live) continue;
+      // Looked up each time: a rebuild in this loop may have reused the slot.
+      uint32_t have = window_index_.find(hash);
+      if (have == HashIndex::kAbsent) break;  // window smaller than the cascade: give up on it
       for (size_t k = 0; k < p.missing.size();) {
         if (p.missing[k].hash != hash) {
           k++;
@@ -258,8 +300,7 @@ void Decoder::expire(uint32_t highest) {
     }
     pending_order_.pop_front();
   }
-  while (!lost_order_.empty() && (highest - lost_order_.front().first >= config_.window ||
-                                  lost_order_.size() > config_.seen)) {
+  while (!lost_order_.empty() && highest - lost_order_.front().first >= config_.window) {
     auto [seq, hash] = lost_order_.front();
     lost_order_.pop_front();
     auto it = lost_.find(hash);
@@ -271,7 +312,29 @@ void Decoder::expire(uint32_t highest) {
 }
 
 void Decoder::note_lost(const RecipeEntry& e, uint32_t seq) {
-  if (lost_.emplace(e.hash, seq).second) lost_order_.emplace_back(seq, e.hash);
+  if (!lost_.emplace(e.hash, seq).second) return;
+  lost_order_.emplace_back(seq, e.hash);
+  if (lost_order_.size() > config_.seen) {
+    auto [old_seq, old_hash] = lost_order_.front();
+    lost_order_.pop_front();
+    auto it = lost_.find(old_hash);
+    if (it != lost_.end() && it->second == old_seq) {
+      lost_.erase(it);
+      stats_.unrecoverable++;
+    }
+  }
+}
+
+void Decoder::resync(uint32_t newest) {
+  for (uint32_t s = 0; s < config_.pending; s++)
+    if (pending_[s].live) free_pending(s);
+  pending_order_.clear();
+  lost_.clear();
+  lost_order_.clear();
+  highest_seq_ = newest;
+  seq_known_ = true;
+  resync_run_ = 0;
+  stats_.resyncs++;
 }
 
 }  // namespace maelstrom::fec

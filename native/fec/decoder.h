@@ -57,6 +57,7 @@ struct DecoderStats {
   uint64_t pending_expired = 0;   // waiting repair left the window
   uint64_t late_arrivals = 0;     // a packet named missing arrived after all
   uint64_t unrecoverable = 0;     // named missing, left the window neither arrived nor rebuilt
+  uint64_t resyncs = 0;           // sender's sequence numbers jumped (restart): state dropped
 
   uint64_t malformed_total() const {
     uint64_t n = 0;
@@ -67,7 +68,7 @@ struct DecoderStats {
 
 class Decoder {
  public:
-  explicit Decoder(const DecoderConfig& config);
+  explicit Decoder(const DecoderConfig& config);  // out-of-range values are clamped
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
 
@@ -100,7 +101,9 @@ class Decoder {
   void unwait(uint64_t hash, uint32_t slot);
   void expire(uint32_t highest);
   void note_lost(const RecipeEntry& e, uint32_t seq);
+  void resync(uint32_t newest);
 
+  static constexpr size_t kRestoredBytes = 12;  // restore() writes within the first 12 bytes
   DecoderConfig config_;
   size_t stride_;
   std::vector<uint8_t> arena_;  // window slots, then pending payloads, then one work buffer
@@ -130,6 +133,9 @@ class Decoder {
 
   bool epoch_known_ = false;
   uint32_t epoch_ = 0;
+  uint32_t prev_epoch_ = 0;
+  unsigned resync_run_ = 0;  // out-of-window repairs in a row that agree with each other
+  uint32_t resync_seq_ = 0;
   bool seq_known_ = false;
   uint32_t highest_seq_ = 0;
   DecoderStats stats_;

@@ -12,9 +12,20 @@ constexpr size_t kAlign = 64;
 
 size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+// Callers validate (src/fec/config.ts); this only keeps a bad config from being undefined
+// behaviour when the C++ is used directly.
+EncoderConfig sanitised(EncoderConfig c) {
+  c.r = std::clamp(c.r, 1u, kMaxCount);
+  if (c.interleaves.empty()) c.interleaves.push_back(1);
+  if (c.interleaves.size() > kMaxLayers) c.interleaves.resize(kMaxLayers);
+  for (unsigned& i : c.interleaves) i = std::clamp(i, 1u, 65535u);
+  c.max_packet = std::clamp(c.max_packet, 1u, 65535u);
+  return c;
+}
+
 }  // namespace
 
-Encoder::Encoder(const EncoderConfig& config) : config_(config), seq_(config.first_seq) {
+Encoder::Encoder(const EncoderConfig& config) : config_(sanitised(config)), seq_(config.first_seq) {
   size_t total = 0;
   for (unsigned i : config_.interleaves) total += i;
   size_t stride = round_up(config_.max_packet, kAlign);
@@ -25,6 +36,7 @@ Encoder::Encoder(const EncoderConfig& config) : config_(config), seq_(config.fir
   size_t n = 0;
   for (size_t l = 0; l < config_.interleaves.size(); l++) {
     layer_first_bin_.push_back(unsigned(bins_.size()));
+    next_bin_.push_back(config_.first_seq % config_.interleaves[l]);
     for (unsigned b = 0; b < config_.interleaves[l]; b++, n++) {
       Bin bin{};
       bin.acc = base + n * stride;
@@ -45,12 +57,15 @@ int64_t Encoder::add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink
   PacketId id = identify(pkt, len);
   uint32_t seq = seq_++;
   const size_t layers = config_.interleaves.size();
-  const PacketKind kind = classify(pkt, len);
   Bin* bins[kMaxLayers];
   uint8_t* xor_all[kMaxLayers];
   unsigned n_xor_all = 0;
   for (size_t l = 0; l < layers; l++) {
-    Bin& bin = bins_[layer_first_bin_[l] + seq % config_.interleaves[l]];
+    // The layer's bins in turn: the same as seq mod i until the 32-bit sequence wraps, and
+    // still `interleave` packets apart after it.
+    unsigned index = next_bin_[l];
+    next_bin_[l] = index + 1 == config_.interleaves[l] ? 0 : index + 1;
+    Bin& bin = bins_[layer_first_bin_[l] + index];
     bins[l] = &bin;
     if (bin.count == 0) {
       bin.base_seq = seq;
@@ -65,11 +80,11 @@ int64_t Encoder::add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink
     } else {
       xor_into(bin.acc, pkt, bin.xor_len);
       std::memcpy(bin.acc + bin.xor_len, pkt + bin.xor_len, len - bin.xor_len);
-      cancel_mutable(bin.acc, pkt, kind);
+      cancel_mutable(bin.acc, pkt, id.kind);
       bin.xor_len = uint16_t(len);
     }
   }
-  xor_normalised_many(xor_all, n_xor_all, pkt, len);
+  xor_normalised_many(xor_all, n_xor_all, pkt, len, id.kind);
   for (size_t l = 0; l < layers; l++) {
     Bin& bin = *bins[l];
     bin.recipe[bin.count++] = RecipeEntry{id.hash, id.len, id.ttl, id.tos};

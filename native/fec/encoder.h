@@ -1,7 +1,8 @@
 // Layered-interleaving encoder (Balakrishnan et al., NSDI 2008).
 //
 // c layers, one per interleave i in I. Layer i has i bins; the packet with sequence number x
-// goes into bin (x mod i) of every layer. A bin XORs its packets (normalised, zero-padded) and
+// goes into bin (x mod i) of every layer (counted from the start, so that a bin's packets stay
+// i apart when the 32-bit sequence number wraps). A bin XORs its packets (normalised, zero-padded) and
 // fires a repair when it holds r of them. Staggered start: the first time bin b fires, it does
 // so at (b mod r) packets (r when that is 0), so a layer's repairs spread evenly over time
 // instead of all i bins firing together. Flush timeout: a bin whose first packet is older than
@@ -94,6 +95,7 @@ class Encoder {
   EncoderConfig config_;
   std::vector<Bin> bins_;
   std::vector<unsigned> layer_first_bin_;
+  std::vector<unsigned> next_bin_;  // per layer: the bin the next packet goes into
   std::vector<uint8_t> arena_;  // the bins' accumulators, cache-line aligned inside
   std::vector<RecipeEntry> recipes_;
   uint32_t seq_;

@@ -16,7 +16,10 @@ constexpr size_t kIpv6Header = 40;
 
 }  // namespace
 
-PacketKind classify(const uint8_t* pkt, size_t len) {
+namespace {
+
+// The header's shape alone, as for a normalised packet whose checksum field is zero.
+PacketKind shape(const uint8_t* pkt, size_t len) {
   if (len >= 20 && (pkt[0] >> 4) == 4) {
     size_t ihl = size_t(pkt[0] & 0x0f) * 4;
     if (ihl >= 20 && ihl <= len) return PacketKind::Ipv4;
@@ -26,11 +29,19 @@ PacketKind classify(const uint8_t* pkt, size_t len) {
   return PacketKind::Opaque;
 }
 
+}  // namespace
+
+PacketKind classify(const uint8_t* pkt, size_t len) {
+  PacketKind kind = shape(pkt, len);
+  if (kind == PacketKind::Ipv4 && ipv4_checksum(pkt, size_t(pkt[0] & 0x0f) * 4) != 0) return PacketKind::Opaque;
+  return kind;
+}
+
 PacketId identify(const uint8_t* pkt, size_t len) {
-  PacketId id{0, uint16_t(len), 0, 0};
+  PacketId id{0, uint16_t(len), 0, 0, classify(pkt, len)};
   uint8_t head[kIpv6Header];
   size_t head_len = 0;
-  switch (classify(pkt, len)) {
+  switch (id.kind) {
     case PacketKind::Ipv4:
       head_len = 20;
       std::memcpy(head, pkt, head_len);
@@ -82,9 +93,8 @@ void xor_normalised(uint8_t* acc, const uint8_t* pkt, size_t len) {
   cancel_mutable(acc, pkt, classify(pkt, len));
 }
 
-void xor_normalised_many(uint8_t* const* accs, unsigned n, const uint8_t* pkt, size_t len) {
+void xor_normalised_many(uint8_t* const* accs, unsigned n, const uint8_t* pkt, size_t len, PacketKind kind) {
   xor_into_many(accs, n, pkt, len);
-  PacketKind kind = classify(pkt, len);
   for (unsigned k = 0; k < n; k++) cancel_mutable(accs[k], pkt, kind);
 }
 
@@ -98,7 +108,7 @@ uint16_t ipv4_checksum(const uint8_t* hdr, size_t len) {
 }
 
 void restore(uint8_t* pkt, size_t len, uint8_t ttl, uint8_t tos) {
-  switch (classify(pkt, len)) {
+  switch (shape(pkt, len)) {
     case PacketKind::Ipv4: {
       pkt[kIpv4Tos] = tos;
       pkt[kIpv4Ttl] = ttl;

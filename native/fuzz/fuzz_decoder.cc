@@ -8,6 +8,7 @@
 
 #include "fec/decoder.h"
 #include "fec/encoder.h"
+#include "fec/packet_id.h"
 #include "fec/synthetic.h"
 
 using namespace maelstrom::fec;
@@ -94,7 +95,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (state[it.index] == 2) continue;  // already rebuilt: a late copy is a duplicate, not new
       state[it.index] = 1;
       std::vector<uint8_t> copy = originals[it.index];
-      copy[8] = uint8_t(copy[8] - op % 3);  // routers on the way lower the TTL
+      copy[8] = uint8_t(copy[8] - op % 3);  // routers on the way lower the TTL...
+      copy[10] = copy[11] = 0;               // ...and update the header checksum
+      uint16_t csum = ipv4_checksum(copy.data(), 20);
+      copy[10] = uint8_t(csum >> 8);
+      copy[11] = uint8_t(csum);
       decoder.on_data(copy.data(), copy.size(), oracle);
       if (op % 11 == 0) decoder.on_data(copy.data(), copy.size(), oracle);
     } else {

@@ -1,5 +1,6 @@
 // The codec for TypeScript callers (tests, the lab, tools): Buffers in, Buffers out, in batches.
 // The gateway engine calls the same C++ directly, never through here.
+import { ConfigError } from '../errors';
 import { addon } from '../native/addon';
 import type { DecoderStats, EncoderStats, NativeDecoder, NativeEncoder } from '../native/addon';
 import { codecConfig, decoderConfig, nativeEncoderConfig } from './config';
@@ -10,6 +11,11 @@ export interface EncodeResult {
   seqs: number[];
   // Repairs fired by these packets, in the order they fired (UDP payloads).
   repairs: Buffer[];
+}
+
+function uint32(what: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new ConfigError(`${what} must be an integer from 0 to 4294967295, got ${v}`);
+  return v;
 }
 
 function checkBuffers(what: string, list: Buffer[]): void {
@@ -23,10 +29,12 @@ export class Encoder {
   readonly epoch: number;
   private readonly native: NativeEncoder;
 
-  constructor(options: CodecOptions & { epoch?: number } = {}) {
+  // epoch: carried in every repair; firstSeq: sequence number of the first packet.
+  constructor(options: CodecOptions & { epoch?: number; firstSeq?: number } = {}) {
     this.config = codecConfig(options);
-    this.epoch = options.epoch ?? 0;
-    this.native = new (addon().Encoder)(nativeEncoderConfig(this.config, this.epoch));
+    this.epoch = uint32('epoch', options.epoch ?? 0);
+    const firstSeq = uint32('firstSeq', options.firstSeq ?? 0);
+    this.native = new (addon().Encoder)({ ...nativeEncoderConfig(this.config, this.epoch), firstSeq });
   }
 
   // nowNs: the time the packets are sent, for the flush timeout (default: the monotonic clock).

@@ -9,7 +9,7 @@ export interface NativeEncoderConfig {
   flushTimeoutNs: number;
   maxPacketSize: number;
   epoch?: number;
-  firstSeq?: number;
+  firstSeq?: number; // sequence number of the first packet (default 0)
 }
 
 export interface NativeDecoderConfig {
@@ -52,6 +52,7 @@ export interface DecoderCounters {
   pendingExpired: number;
   lateArrivals: number;
   unrecoverable: number;
+  resyncs: number;
 }
 
 export interface DecoderStats extends DecoderCounters {

@@ -11,7 +11,7 @@ export interface Transmission {
 }
 
 // The sender's wire order: each data packet followed by the repairs it fired; flush at the end.
-export function encodeStream(packets: Buffer[], options: CodecOptions = {}): { wire: Transmission[]; encoder: Encoder } {
+export function encodeStream(packets: Buffer[], options: CodecOptions & { firstSeq?: number } = {}): { wire: Transmission[]; encoder: Encoder } {
   const encoder = new Encoder({ flushTimeoutMs: 0, ...options });
   const wire: Transmission[] = [];
   let repairs = 0;

@@ -1,11 +1,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Decoder, parseRepair } from '../../src/fec/codec';
+import { Decoder, Encoder, packetId, parseRepair } from '../../src/fec/codec';
 import { closedFormBound } from '../../src/model/redundancy';
 import { addon } from '../../src/native/addon';
 import { decoderConfig, nativeEncoderConfig, codecConfig } from '../../src/fec/config';
 import { deliver, encodeStream } from '../helpers/channel';
-import { Rng, makeStream } from '../helpers/packets';
+import { Rng, makePacket, makeStream } from '../helpers/packets';
 
 const decoder = suite('decoder: recovery over random streams and losses');
 
@@ -109,3 +109,82 @@ decoder('measured unrecovered fraction at 1% iid loss is at or below the closed-
 });
 
 decoder.run();
+
+const edges = suite('decoder: sequence wrap, restarts, epochs, unusual packets');
+
+edges('the 32-bit sequence number wraps: bins stay interleave apart and losses are rebuilt', () => {
+  const packets = makeStream(91, 3000);
+  const firstSeq = 2 ** 32 - 1234;
+  const { wire } = encodeStream(packets, { r: 8, interleaves: [1, 10, 100], firstSeq });
+  for (const t of wire) {
+    if (t.kind !== 'repair') continue;
+    const r = parseRepair(t.bytes);
+    if ('error' in r) throw new Error(r.error);
+    r.entries.forEach((e, k) => {
+      const index = ((r.baseSeq + k * r.interleave) - firstSeq + 2 ** 32) % 2 ** 32;
+      assert.is(e.hash, packetId(packets[index]).hash, `entry ${k} of a repair at ${r.baseSeq}`);
+    });
+  }
+  const rng = new Rng(92);
+  const o = deliver(packets, wire, (t) => (t.kind === 'data' && t.index >= 1200 && t.index < 1260) || rng.next() < 0.005);
+  assert.is(o.rebuilt.size, o.lost.size, `${o.rebuilt.size} of ${o.lost.size} rebuilt across the wrap`);
+  assert.is(o.wrong + o.repeated, 0);
+});
+
+edges('a restarted sender (sequence from 0 again, same or new epoch) is followed after a few repairs', () => {
+  for (const epochs of [[0, 0], [4, 5]]) {
+    const d = new Decoder();
+    const first = makeStream(93, 20_000, 60, 120);
+    const a = new Encoder({ flushTimeoutMs: 0, epoch: epochs[0], firstSeq: 5_000_000 });
+    d.receiveData(first);
+    d.receiveRepairs(a.encode(first, 0).repairs);
+    const second = makeStream(94, 3000, 60, 120).map((p) => { p[30] ^= 0x5a; return p; });
+    const b = new Encoder({ flushTimeoutMs: 0, epoch: epochs[1] });
+    const { repairs } = b.encode(second, 0);
+    // Lose one packet in every 100 after the first 500 (by then the decoder has followed).
+    const out = [];
+    let r = 0;
+    for (let i = 0; i < second.length; i++) {
+      if (!(i > 500 && i % 100 === 0)) out.push(...d.receiveData([second[i]]));
+      // Deliver the repairs fired up to packet i: their base sequence tells which.
+      while (r < repairs.length) {
+        const p = parseRepair(repairs[r]);
+        if ('error' in p || p.baseSeq + (p.count - 1) * p.interleave > i) break;
+        out.push(...d.receiveRepairs([repairs[r++]]));
+      }
+    }
+    out.push(...d.receiveRepairs(repairs.slice(r)));
+    const lostBack = second.filter((_, i) => i > 500 && i % 100 === 0 && i < 2700);
+    for (const p of lostBack) assert.ok(out.some((q) => q.equals(p)), `epochs ${epochs}: packet not rebuilt after restart`);
+    assert.ok(d.stats().resyncs >= 1, `epochs ${epochs}: no resync counted`);
+  }
+});
+
+edges('epochs: the one before the newest stays valid even when numbers skip; older ones are stale', () => {
+  const packets = makeStream(95, 64, 60, 100);
+  const d = new Decoder({ r: 8, interleaves: [1] });
+  const repairsAt = (epoch: number, firstSeq: number) =>
+    new Encoder({ r: 8, interleaves: [1], flushTimeoutMs: 0, epoch, firstSeq }).encode(packets.slice(0, 8), 0).repairs;
+  d.receiveData(packets.slice(0, 8));
+  d.receiveRepairs(repairsAt(3, 0));
+  d.receiveRepairs(repairsAt(7, 0)); // a retune that skipped numbers
+  d.receiveRepairs(repairsAt(3, 0)); // late repair of the previous epoch: accepted
+  assert.is(d.stats().staleEpoch, 0);
+  d.receiveRepairs(repairsAt(2, 0));
+  assert.is(d.stats().staleEpoch, 1);
+  assert.is(d.stats().epoch, 7);
+});
+
+edges('IPv4 with a wrong header checksum is covered as opaque bytes and rebuilt exactly', () => {
+  const rng = new Rng(96);
+  const packets = Array.from({ length: 400 }, (_, i) => makePacket(rng, i, rng.int(60, 400), 0));
+  packets[50].writeUInt16BE(0, 10); // checksum left to an offload that never ran
+  packets[51].writeUInt16BE(0xbeef, 10);
+  assert.is(packetId(packets[50]).ttl, 0, 'classified opaque: no mutable fields');
+  const { wire } = encodeStream(packets, { r: 8, interleaves: [1, 10] });
+  const o = deliver(packets, wire, (t) => t.kind === 'data' && (t.index === 50 || t.index === 51 || t.index === 52));
+  assert.is(o.rebuilt.size, 3);
+  assert.is(o.wrong + o.repeated, 0);
+});
+
+edges.run();

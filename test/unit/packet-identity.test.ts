@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { packetId } from '../../src/fec/codec';
-import { Rng, makePacket, routed } from '../helpers/packets';
+import { Rng, ipv4Checksum, makePacket, routed } from '../helpers/packets';
 
 const identity = suite('packet identity by content');
 
@@ -10,13 +10,24 @@ identity('IPv4 TTL, TOS and header checksum do not change the hash; the recipe k
   const p = makePacket(rng, 1, 200, 0);
   const id = packetId(p);
   const q = routed(p, 5);
-  q[1] ^= 0x03; // ECN bits set by a router
+  q[1] ^= 0x03; // ECN bits set by a router, which updates the header checksum
+  q.writeUInt16BE(0, 10);
+  q.writeUInt16BE(ipv4Checksum(q.subarray(0, 20)), 10);
   const qid = packetId(q);
   assert.is(qid.hash, id.hash);
   assert.is(id.ttl, p[8]);
   assert.is(id.tos, p[1]);
   assert.is(qid.ttl, q[8]);
   assert.is.not(qid.ttl, id.ttl);
+});
+
+identity('an IPv4 header with a wrong checksum is opaque: its TTL is part of its identity', () => {
+  const p = makePacket(new Rng(10), 1, 120, 0);
+  p.writeUInt16BE(0xbeef, 10);
+  const q = Buffer.from(p);
+  q[8] -= 1;
+  assert.is.not(packetId(q).hash, packetId(p).hash);
+  assert.is(packetId(p).ttl, 0);
 });
 
 identity('IPv6 hop limit and traffic class do not change the hash', () => {
