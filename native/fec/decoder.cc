@@ -300,29 +300,23 @@ void Decoder::expire(uint32_t highest) {
     }
     pending_order_.pop_front();
   }
-  while (!lost_order_.empty() && highest - lost_order_.front().first >= config_.window) {
-    auto [seq, hash] = lost_order_.front();
-    lost_order_.pop_front();
-    auto it = lost_.find(hash);
-    if (it != lost_.end() && it->second == seq) {
-      lost_.erase(it);
-      stats_.unrecoverable++;
-    }
+  while (!lost_order_.empty() && highest - lost_order_.front().first >= config_.window) give_up_oldest_lost();
+}
+
+void Decoder::give_up_oldest_lost() {
+  auto [seq, hash] = lost_order_.front();
+  lost_order_.pop_front();
+  auto it = lost_.find(hash);
+  if (it != lost_.end() && it->second == seq) {  // neither arrived nor rebuilt since
+    lost_.erase(it);
+    stats_.unrecoverable++;
   }
 }
 
 void Decoder::note_lost(const RecipeEntry& e, uint32_t seq) {
   if (!lost_.emplace(e.hash, seq).second) return;
   lost_order_.emplace_back(seq, e.hash);
-  if (lost_order_.size() > config_.seen) {
-    auto [old_seq, old_hash] = lost_order_.front();
-    lost_order_.pop_front();
-    auto it = lost_.find(old_hash);
-    if (it != lost_.end() && it->second == old_seq) {
-      lost_.erase(it);
-      stats_.unrecoverable++;
-    }
-  }
+  if (lost_order_.size() > config_.seen) give_up_oldest_lost();
 }
 
 void Decoder::resync(uint32_t newest) {

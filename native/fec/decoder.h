@@ -101,6 +101,7 @@ class Decoder {
   void unwait(uint64_t hash, uint32_t slot);
   void expire(uint32_t highest);
   void note_lost(const RecipeEntry& e, uint32_t seq);
+  void give_up_oldest_lost();
   void resync(uint32_t newest);
 
   static constexpr size_t kRestoredBytes = 12;  // restore() writes within the first 12 bytes
