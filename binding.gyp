@@ -4,6 +4,7 @@
       "target_name": "maelstrom",
       "sources": [
         "native/addon.cc",
+        "native/bindings/lab.cc",
         "native/fec/bench.cc",
         "native/fec/decoder.cc",
         "native/fec/encoder.cc",
@@ -12,11 +13,14 @@
         "native/fec/simulate.cc",
         "native/fec/synthetic.cc",
         "native/fec/xor.cc",
+        "native/lab/delay_line.cc",
+        "native/lab/wan_loss.cc",
         "native/xsk/xdp_query.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "native"
+        "native",
+        "bpf"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

@@ -15,6 +15,7 @@
 #include "fec/packet_id.h"
 #include "fec/repair_format.h"
 #include "fec/simulate.h"
+#include "bindings/lab.h"
 #include "fec/xor.h"
 #include "xsk/xdp_query.h"
 
@@ -385,6 +386,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["benchCodec"] = Napi::Function::New<BenchCodec>(env);
   exports["xdpAttached"] = Napi::Function::New<XdpAttached>(env);
   exports["versions"] = Napi::Function::New<Versions>(env);
+  maelstrom::bindings::init_lab(env, exports);
   return exports;
 }
 

@@ -38,9 +38,22 @@ function step(name, command, args) {
   }
 }
 
+function nothingLeftBehind() {
+  console.log('\n== nothing of ours left: no lab namespace (mlab*), no wan_emu XDP program');
+  const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith('mlab'));
+  const progs = spawnSync('bpftool', ['prog', 'show'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => / name wan_emu /.test(l));
+  if (ns.length === 0 && progs.length === 0) passed++;
+  else {
+    console.log(`!! left behind: ${[...ns, ...progs].join('; ')}`);
+    failed++;
+  }
+}
+
 uvu('dist/test/unit');
-if (process.getuid?.() === 0) uvu('dist/test/net');
-else if (existsSync('dist/test/net')) console.log('\n== dist/test/net skipped: needs root for network namespaces');
+if (process.getuid?.() === 0) {
+  uvu('dist/test/net');
+  nothingLeftBehind();
+} else if (existsSync('dist/test/net')) console.log('\n== dist/test/net skipped: needs root for network namespaces');
 step(`fuzz (${process.env.FUZZ_SECONDS ?? 20}s per target)`, 'make', ['--no-print-directory', 'fuzz']);
 
 console.log(`\n${passed} passed, ${failed} failed`);

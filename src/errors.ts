@@ -9,7 +9,8 @@ export const ExitCode = {
 
 export type ErrorCode =
   | 'MAELSTROM_ERR_CONFIG'
-  | 'MAELSTROM_ERR_NATIVE';
+  | 'MAELSTROM_ERR_NATIVE'
+  | 'MAELSTROM_ERR_LAB';
 
 export class MaelstromError extends Error {
   readonly code: ErrorCode;

@@ -142,6 +142,40 @@ export interface XdpAttachment {
   programs: { name: string; id: number }[];
 }
 
+export interface DelayDirectionStats {
+  packets: number;
+  bytes: number;
+  queueDrops: number;
+  sendErrors: number;
+  lateMeanNs: number;
+  lateMaxNs: number;
+}
+
+export interface DelayLineStats {
+  aToB: DelayDirectionStats;
+  bToA: DelayDirectionStats;
+  delayNs: number;
+}
+
+export interface NativeDelayLine {
+  setDelay(ns: number): void;
+  stats(): DelayLineStats;
+  stop(): void;
+}
+
+export interface WanLossSettings {
+  killed: boolean;
+  loss: number;
+  burstLength: number;
+}
+
+export interface NativeWanLoss {
+  attach(ifname: string, generic: boolean): void;
+  set(settings: WanLossSettings): void;
+  counters(): { passed: number; dropped: number };
+  close(): void;
+}
+
 export interface Addon {
   Encoder: new (config: NativeEncoderConfig) => NativeEncoder;
   Decoder: new (config: NativeDecoderConfig) => NativeDecoder;
@@ -154,6 +188,8 @@ export interface Addon {
   simulate(input: SimulationInput): SimulationOutput;
   benchCodec(input: CodecBenchInput): CodecBenchOutput;
   xdpAttached(ifname: string): XdpAttachment;
+  DelayLine: new (config: { a: string; b: string; delayNs: number; maxQueueBytes?: number }) => NativeDelayLine;
+  WanLoss: new (objectPath: string) => NativeWanLoss;
   versions(): { libbpf: string; xxhash: number; repairFormat: number; xor: string };
 }
 

@@ -1,0 +1,156 @@
+#include "bindings/lab.h"
+
+#include <net/if.h>
+
+#include <cstring>
+#include <set>
+
+#include "lab/delay_line.h"
+#include "lab/wan_loss.h"
+
+namespace maelstrom::bindings {
+namespace {
+
+int ifindex_of(Napi::Env env, const std::string& name) {
+  unsigned ifindex = if_nametoindex(name.c_str());
+  if (ifindex == 0) throw Napi::Error::New(env, "no interface named " + name + " in this network namespace");
+  return int(ifindex);
+}
+
+void check(Napi::Env env, int err, const std::string& what) {
+  if (err < 0) throw Napi::Error::New(env, what + ": " + strerror(-err));
+}
+
+// Everything still open when the environment goes away is closed, so no thread or XDP
+// program outlives the process.
+std::set<lab::DelayLine*> live_delay_lines;
+std::set<lab::WanLoss*> live_losses;
+
+Napi::Object direction(Napi::Env env, const lab::DirectionStats& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o["packets"] = double(s.packets);
+  o["bytes"] = double(s.bytes);
+  o["queueDrops"] = double(s.queue_drops);
+  o["sendErrors"] = double(s.send_errors);
+  o["lateMeanNs"] = s.packets ? double(s.late_sum_ns) / double(s.packets) : 0.0;
+  o["lateMaxNs"] = double(s.late_max_ns);
+  return o;
+}
+
+class DelayLineWrap : public Napi::ObjectWrap<DelayLineWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "DelayLine",
+                       {InstanceMethod<&DelayLineWrap::SetDelay>("setDelay"),
+                        InstanceMethod<&DelayLineWrap::Stats>("stats"),
+                        InstanceMethod<&DelayLineWrap::Stop>("stop")});
+  }
+
+  // new DelayLine({ a, b, delayNs, maxQueueBytes? })
+  explicit DelayLineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DelayLineWrap>(info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[0].As<Napi::Object>();
+    lab::DelayLineConfig c;
+    c.ifindex_a = ifindex_of(env, o.Get("a").As<Napi::String>());
+    c.ifindex_b = ifindex_of(env, o.Get("b").As<Napi::String>());
+    c.delay_ns = uint64_t(o.Get("delayNs").As<Napi::Number>().DoubleValue());
+    if (o.Get("maxQueueBytes").IsNumber()) c.max_queue_bytes = size_t(o.Get("maxQueueBytes").As<Napi::Number>().DoubleValue());
+    check(env, line_.start(c), "cannot open the delay line's packet sockets");
+    live_delay_lines.insert(&line_);
+  }
+  ~DelayLineWrap() override { Close(); }
+
+ private:
+  void Close() {
+    line_.stop();
+    live_delay_lines.erase(&line_);
+  }
+  Napi::Value SetDelay(const Napi::CallbackInfo& info) {
+    line_.set_delay_ns(uint64_t(info[0].As<Napi::Number>().DoubleValue()));
+    return info.Env().Undefined();
+  }
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    lab::DirectionStats ab, ba;
+    line_.stats(&ab, &ba);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o["aToB"] = direction(info.Env(), ab);
+    o["bToA"] = direction(info.Env(), ba);
+    o["delayNs"] = double(line_.delay_ns());
+    return o;
+  }
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Close();
+    return info.Env().Undefined();
+  }
+  lab::DelayLine line_;
+};
+
+class WanLossWrap : public Napi::ObjectWrap<WanLossWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "WanLoss",
+                       {InstanceMethod<&WanLossWrap::Attach>("attach"),
+                        InstanceMethod<&WanLossWrap::Set>("set"),
+                        InstanceMethod<&WanLossWrap::Counters>("counters"),
+                        InstanceMethod<&WanLossWrap::Close>("close")});
+  }
+
+  // new WanLoss(objectPath)
+  explicit WanLossWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WanLossWrap>(info) {
+    std::string path = info[0].As<Napi::String>();
+    check(info.Env(), loss_.open(path), "cannot load " + path);
+    live_losses.insert(&loss_);
+  }
+  ~WanLossWrap() override {
+    loss_.close();
+    live_losses.erase(&loss_);
+  }
+
+ private:
+  // attach(ifname, generic)
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    std::string name = info[0].As<Napi::String>();
+    int ifindex = ifindex_of(info.Env(), name);
+    check(info.Env(), loss_.attach(ifindex, info[1].ToBoolean()), "cannot attach XDP to " + name);
+    return info.Env().Undefined();
+  }
+  // set({ killed, loss, burstLength })
+  Napi::Value Set(const Napi::CallbackInfo& info) {
+    Napi::Object o = info[0].As<Napi::Object>();
+    lab::WanLossSettings s;
+    s.killed = o.Get("killed").ToBoolean();
+    s.loss = o.Get("loss").As<Napi::Number>().DoubleValue();
+    s.burst_length = o.Get("burstLength").As<Napi::Number>().DoubleValue();
+    check(info.Env(), loss_.set(s), "cannot update the loss settings");
+    return info.Env().Undefined();
+  }
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    uint64_t passed = 0, dropped = 0;
+    check(info.Env(), loss_.counters(&passed, &dropped), "cannot read the loss counters");
+    Napi::Object o = Napi::Object::New(info.Env());
+    o["passed"] = double(passed);
+    o["dropped"] = double(dropped);
+    return o;
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    loss_.close();
+    live_losses.erase(&loss_);
+    return info.Env().Undefined();
+  }
+  lab::WanLoss loss_;
+};
+
+}  // namespace
+
+void init_lab(Napi::Env env, Napi::Object exports) {
+  exports["DelayLine"] = DelayLineWrap::Init(env);
+  exports["WanLoss"] = WanLossWrap::Init(env);
+  env.AddCleanupHook([] {
+    for (lab::DelayLine* d : live_delay_lines) d->stop();
+    for (lab::WanLoss* l : live_losses) l->close();
+    live_delay_lines.clear();
+    live_losses.clear();
+  });
+}
+
+}  // namespace maelstrom::bindings

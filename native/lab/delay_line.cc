@@ -1,0 +1,163 @@
+#include "lab/delay_line.h"
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace maelstrom::lab {
+namespace {
+
+constexpr size_t kMaxFrame = 65536;
+// Timer wake-ups on a VM come 50-150 us late: sleep until this long before a deadline and poll
+// without sleeping for the rest, so frames leave within a few microseconds of it.
+constexpr uint64_t kSpinNs = 300'000;
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+}
+
+// A raw socket that sees every frame arriving on one interface and sends frames out of it.
+int open_port(int ifindex) {
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  if (fd < 0) return -errno;
+  int one = 1, buf = 8 << 20;
+  // Our own transmissions would otherwise come back to us as outgoing frames.
+  if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  sockaddr_ll addr{};
+  addr.sll_family = AF_PACKET;
+  addr.sll_protocol = htons(ETH_P_ALL);
+  addr.sll_ifindex = ifindex;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+}  // namespace
+
+int DelayLine::start(const DelayLineConfig& config) {
+  config_ = config;
+  delay_ns_.store(config.delay_ns);
+  fd_a_ = open_port(config.ifindex_a);
+  if (fd_a_ < 0) return fd_a_;
+  fd_b_ = open_port(config.ifindex_b);
+  if (fd_b_ < 0) {
+    int err = fd_b_;
+    close(fd_a_);
+    fd_a_ = -1;
+    return err;
+  }
+  ab_.in = fd_a_;
+  ab_.out = fd_b_;
+  ba_.in = fd_b_;
+  ba_.out = fd_a_;
+  running_.store(true);
+  thread_ = std::thread([this] { run(); });
+  return 0;
+}
+
+void DelayLine::stop() {
+  if (running_.exchange(false)) thread_.join();
+  if (fd_a_ >= 0) close(fd_a_);
+  if (fd_b_ >= 0) close(fd_b_);
+  fd_a_ = fd_b_ = -1;
+}
+
+void DelayLine::stats(DirectionStats* a_to_b, DirectionStats* b_to_a) {
+  while (stats_lock_.test_and_set(std::memory_order_acquire)) {
+  }
+  *a_to_b = ab_.stats;
+  *b_to_a = ba_.stats;
+  stats_lock_.clear(std::memory_order_release);
+}
+
+void DelayLine::receive(Direction& d, uint64_t now) {
+  uint64_t deadline = now + delay_ns_.load(std::memory_order_relaxed);
+  for (;;) {
+    std::vector<uint8_t> buf;
+    if (!spare_.empty()) {
+      buf = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    buf.resize(kMaxFrame);
+    ssize_t n = recv(d.in, buf.data(), buf.size(), MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) {
+      spare_.push_back(std::move(buf));
+      return;
+    }
+    if (size_t(n) > kMaxFrame || d.queued_bytes + size_t(n) > config_.max_queue_bytes) {
+      d.stats.queue_drops++;
+      spare_.push_back(std::move(buf));
+      continue;
+    }
+    buf.resize(size_t(n));
+    d.queued_bytes += size_t(n);
+    d.queue.push_back(Frame{deadline, std::move(buf)});
+  }
+}
+
+void DelayLine::send_due(Direction& d, uint64_t now) {
+  while (!d.queue.empty() && d.queue.front().deadline <= now) {
+    Frame& f = d.queue.front();
+    uint64_t late = now - f.deadline;
+    ssize_t n = send(d.out, f.bytes.data(), f.bytes.size(), 0);
+    while (stats_lock_.test_and_set(std::memory_order_acquire)) {
+    }
+    if (n < 0) {
+      d.stats.send_errors++;
+    } else {
+      d.stats.packets++;
+      d.stats.bytes += f.bytes.size();
+      d.stats.late_sum_ns += late;
+      d.stats.late_max_ns = std::max(d.stats.late_max_ns, late);
+    }
+    stats_lock_.clear(std::memory_order_release);
+    d.queued_bytes -= f.bytes.size();
+    spare_.push_back(std::move(f.bytes));
+    d.queue.pop_front();
+    now = now_ns();
+  }
+}
+
+void DelayLine::run() {
+  prctl(PR_SET_TIMERSLACK, 1UL);  // wake at the deadline, not up to 50 us after it
+  pollfd fds[2] = {{fd_a_, POLLIN, 0}, {fd_b_, POLLIN, 0}};
+  while (running_.load(std::memory_order_relaxed)) {
+    uint64_t now = now_ns();
+    send_due(ab_, now);
+    send_due(ba_, now);
+    uint64_t next = now + 50'000'000;  // wake at least every 50 ms to notice stop()
+    if (!ab_.queue.empty()) next = std::min(next, ab_.queue.front().deadline);
+    if (!ba_.queue.empty()) next = std::min(next, ba_.queue.front().deadline);
+    now = now_ns();
+    timespec timeout{0, 0};
+    if (next > now + kSpinNs) {
+      uint64_t sleep = next - now - kSpinNs;
+      timeout = timespec{time_t(sleep / 1'000'000'000), long(sleep % 1'000'000'000)};
+    }
+    if (ppoll(fds, 2, &timeout, nullptr) > 0) {
+      now = now_ns();
+      if (fds[0].revents & POLLIN) receive(ab_, now);
+      if (fds[1].revents & POLLIN) receive(ba_, now);
+    }
+  }
+}
+
+}  // namespace maelstrom::lab

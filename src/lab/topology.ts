@@ -1,0 +1,114 @@
+// The two-site test network of DESIGN.md, as network namespaces joined by veth pairs:
+//
+//   hostA ── gwA ══ wan ══ gwB ── hostB
+//   10.1.0.2  10.1.0.1 | 10.99.0.1   10.99.0.2 | 10.2.0.1  10.2.0.2
+//
+// Every namespace name starts with a per-run prefix; destroy() removes them all, and so does
+// process exit or a fatal signal. The WAN namespace forwards nothing by itself: its delay line
+// bridges the two links (src/lab/wan.ts), its XDP program drops packets.
+import { randomBytes } from 'node:crypto';
+import { LabError, deleteNamespace, listNamespaces, nsRun, run } from './netns';
+
+export const ADDRESSES = {
+  hostA: '10.1.0.2',
+  gwALan: '10.1.0.1',
+  gwAWan: '10.99.0.1',
+  gwBWan: '10.99.0.2',
+  gwBLan: '10.2.0.1',
+  hostB: '10.2.0.2',
+  siteA: '10.1.0.0/24',
+  siteB: '10.2.0.0/24',
+} as const;
+
+export const PREFIX_BASE = 'mlab';
+
+export interface Topology {
+  prefix: string;
+  ns: { hostA: string; gwA: string; wan: string; gwB: string; hostB: string };
+  // Interface names inside each namespace.
+  ifs: { host: 'eth0'; lan: 'lan0'; wan: 'wan0'; wanA: 'a0'; wanB: 'b0' };
+}
+
+const live = new Set<string>();
+let hooked = false;
+
+function cleanupAll(): void {
+  for (const prefix of live) removeByPrefix(prefix);
+  live.clear();
+}
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', cleanupAll);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      cleanupAll();
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
+export function removeByPrefix(prefix: string): void {
+  for (const ns of listNamespaces()) if (ns.startsWith(`${prefix}-`)) deleteNamespace(ns);
+}
+
+// Offloads that would hand the delay line frames larger than the MTU, or with checksums left to
+// hardware that is not there, are turned off on every lab interface.
+function plainEthernet(ns: string, dev: string): void {
+  nsRun(ns, ['ethtool', '-K', dev, 'tx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off'], { allowFail: true });
+}
+
+export function createTopology(): Topology {
+  hookExit();
+  const prefix = `${PREFIX_BASE}${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
+  const ns = {
+    hostA: `${prefix}-hostA`,
+    gwA: `${prefix}-gwA`,
+    wan: `${prefix}-wan`,
+    gwB: `${prefix}-gwB`,
+    hostB: `${prefix}-hostB`,
+  };
+  const t: Topology = { prefix, ns, ifs: { host: 'eth0', lan: 'lan0', wan: 'wan0', wanA: 'a0', wanB: 'b0' } };
+  live.add(prefix);
+  try {
+    for (const name of Object.values(ns)) {
+      run(['ip', 'netns', 'add', name]);
+      nsRun(name, ['ip', 'link', 'set', 'lo', 'up']);
+      nsRun(name, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    }
+    const link = (a: string, ifa: string, b: string, ifb: string) => {
+      run(['ip', '-n', a, 'link', 'add', ifa, 'type', 'veth', 'peer', 'name', ifb, 'netns', b]);
+      for (const [n, i] of [[a, ifa], [b, ifb]]) {
+        plainEthernet(n, i);
+        nsRun(n, ['ip', 'link', 'set', i, 'up']);
+      }
+    };
+    link(ns.hostA, 'eth0', ns.gwA, 'lan0');
+    link(ns.gwA, 'wan0', ns.wan, 'a0');
+    link(ns.wan, 'b0', ns.gwB, 'wan0');
+    link(ns.gwB, 'lan0', ns.hostB, 'eth0');
+    const addr = (n: string, a: string, dev: string) => nsRun(n, ['ip', 'addr', 'add', `${a}/24`, 'dev', dev]);
+    addr(ns.hostA, ADDRESSES.hostA, 'eth0');
+    addr(ns.gwA, ADDRESSES.gwALan, 'lan0');
+    addr(ns.gwA, ADDRESSES.gwAWan, 'wan0');
+    addr(ns.gwB, ADDRESSES.gwBWan, 'wan0');
+    addr(ns.gwB, ADDRESSES.gwBLan, 'lan0');
+    addr(ns.hostB, ADDRESSES.hostB, 'eth0');
+    nsRun(ns.hostA, ['ip', 'route', 'add', 'default', 'via', ADDRESSES.gwALan]);
+    nsRun(ns.hostB, ['ip', 'route', 'add', 'default', 'via', ADDRESSES.gwBLan]);
+    nsRun(ns.gwA, ['ip', 'route', 'add', ADDRESSES.siteB, 'via', ADDRESSES.gwBWan]);
+    nsRun(ns.gwB, ['ip', 'route', 'add', ADDRESSES.siteA, 'via', ADDRESSES.gwAWan]);
+    for (const gw of [ns.gwA, ns.gwB]) nsRun(gw, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    nsRun(ns.wan, ['sysctl', '-qw', 'net.ipv4.ip_forward=0']);
+  } catch (err) {
+    destroyTopology(t);
+    throw err instanceof LabError ? err : new LabError(`cannot build the lab: ${String(err)}`);
+  }
+  return t;
+}
+
+export function destroyTopology(t: Topology): void {
+  removeByPrefix(t.prefix);
+  live.delete(t.prefix);
+}

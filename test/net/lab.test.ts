@@ -1,0 +1,90 @@
+// The lab itself: two sites in namespaces, a WAN with delay, loss and link kill, and nothing
+// left behind. Needs root.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Lab } from '../../src/lab/lab';
+import { listNamespaces } from '../../src/lab/netns';
+import { parsePing } from '../helpers/ping';
+
+const lab = suite('lab: two sites and an emulated WAN');
+
+const B = '10.2.0.2';
+
+function ping(l: Lab, count: number, intervalS: number, extra: string[] = []) {
+  return parsePing(l.exec(l.ns.hostA, ['ping', '-q', '-c', String(count), '-i', String(intervalS), ...extra, B], { allowFail: true, timeoutMs: 60_000 }));
+}
+
+lab('the delay line holds each frame for the one-way delay: RTT within 5% of 2D, each frame within 0.1 ms', async () => {
+  const l = await Lab.create({ delayMs: 25 });
+  try {
+    ping(l, 3, 0.05); // ARP on both links
+    const p = ping(l, 40, 0.02);
+    assert.is(p.received, 40);
+    assert.ok(Math.abs(p.avgMs - 50) <= 0.05 * 50, `RTT ${p.avgMs} ms for 2 x 25 ms`);
+    await l.wan.set({ delayMs: 5 });
+    const q = ping(l, 20, 0.02);
+    assert.ok(Math.abs(q.avgMs - 10) <= 0.05 * 10, `RTT ${q.avgMs} ms for 2 x 5 ms after a change`);
+    const { delay } = await l.wan.status();
+    for (const d of [delay.aToB, delay.bToA]) {
+      assert.ok(d.packets >= 63);
+      assert.ok(d.lateMaxNs < 100_000, `a frame left ${d.lateMaxNs} ns after its deadline`);
+    }
+  } finally {
+    await l.destroy();
+  }
+});
+
+lab('loss: iid drops lie in the binomial interval; bursts keep the average; a killed link drops all', async () => {
+  const l = await Lab.create({ delayMs: 1 });
+  try {
+    ping(l, 3, 0.05);
+    const before = (await l.wan.status()).loss;
+    const p = 0.05;
+    await l.wan.set({ loss: p });
+    const r = ping(l, 1500, 0.002);
+    const after = (await l.wan.status()).loss;
+    const n = after.passed + after.dropped - before.passed - before.dropped;
+    const dropped = after.dropped - before.dropped;
+    const sigma = Math.sqrt(n * p * (1 - p));
+    assert.ok(Math.abs(dropped - n * p) <= 4 * sigma, `${dropped} of ${n} dropped at p=${p}`);
+    // A ping comes back when neither the request nor the reply was dropped.
+    const q = (1 - p) ** 2;
+    const s = Math.sqrt(r.transmitted * q * (1 - q));
+    assert.ok(Math.abs(r.received - r.transmitted * q) <= 4 * s, `${r.received} of ${r.transmitted} pings back`);
+
+    await l.wan.set({ loss: 0.05, burstLength: 8 });
+    const b0 = (await l.wan.status()).loss;
+    ping(l, 2000, 0.002);
+    const b1 = (await l.wan.status()).loss;
+    const bn = b1.passed + b1.dropped - b0.passed - b0.dropped;
+    const bd = b1.dropped - b0.dropped;
+    assert.ok(Math.abs(bd / bn - 0.05) < 0.025, `bursty: ${bd} of ${bn} dropped`);
+
+    await l.wan.set({ loss: 0, burstLength: 1, killed: true });
+    const k = ping(l, 5, 0.05, ['-W', '1']);
+    assert.is(k.received, 0);
+    await l.wan.set({ killed: false });
+    assert.is(ping(l, 5, 0.05).received, 5, 'the link comes back');
+  } finally {
+    await l.destroy();
+  }
+});
+
+lab('nothing of the lab is left after destroy, also when building it fails half-way', async () => {
+  const l = await Lab.create();
+  const prefix = l.topology.prefix;
+  assert.ok(listNamespaces().filter((n) => n.startsWith(prefix)).length === 5);
+  await l.destroy();
+  assert.equal(listNamespaces().filter((n) => n.startsWith(prefix)), []);
+  let failed = false;
+  try {
+    await Lab.create({ delayMs: 500 }); // out of range: refused after the namespaces exist
+  } catch (err) {
+    failed = true;
+    assert.match(String(err), /WAN delay must be 0 to 200 ms/);
+  }
+  assert.ok(failed);
+  assert.equal(listNamespaces().filter((n) => n.startsWith('mlab')), []);
+});
+
+lab.run();
