@@ -28,7 +28,7 @@ OUT        := out
 BPF_OUT    := $(OUT)/bpf
 BPF_SRC    := $(wildcard bpf/*.bpf.c)
 BPF_OBJ    := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRC))
-BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I bpf -I /usr/include/$(shell gcc -dumpmachine)
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -Wall -Werror -I bpf -I /usr/include/$(shell gcc -dumpmachine)
 
 NATIVE_SRC := $(shell find native -name '*.cc' -o -name '*.h' | grep -v fuzz) binding.gyp
 ADDON      := build/Release/maelstrom.node

@@ -4,6 +4,8 @@
       "target_name": "maelstrom",
       "sources": [
         "native/addon.cc",
+        "native/bindings/engine.cc",
+        "native/engine/engine.cc",
         "native/bindings/lab.cc",
         "native/fec/bench.cc",
         "native/fec/decoder.cc",
@@ -15,6 +17,7 @@
         "native/fec/xor.cc",
         "native/lab/delay_line.cc",
         "native/lab/wan_loss.cc",
+        "native/xsk/port.cc",
         "native/xsk/xdp_query.cc"
       ],
       "include_dirs": [

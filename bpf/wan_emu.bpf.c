@@ -3,6 +3,11 @@
  * veth, iid with a probability, in Gilbert-Elliott bursts, or all of them (link killed).
  * Knobs change at run time through wan_config; nothing is rebuilt. */
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "wan_emu.h"
@@ -40,6 +45,21 @@ static __always_inline int count(__u32 stat, int action)
 	return action;
 }
 
+/* A burst of exactly n losses: frames to the spared UDP port (repairs) still get through. */
+static __always_inline int spared(struct xdp_md *ctx, __u16 port)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *iph = (void *)(eth + 1);
+	struct udphdr *udp = (void *)(iph + 1);
+
+	if (!port || (void *)(udp + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) ||
+	    iph->ihl != 5 || iph->protocol != IPPROTO_UDP)
+		return 0;
+	return udp->dest == port;
+}
+
 SEC("xdp")
 int wan_emu(struct xdp_md *ctx)
 {
@@ -50,6 +70,9 @@ int wan_emu(struct xdp_md *ctx)
 	if (!cfg || !bad)
 		return XDP_PASS;
 	if (cfg->killed)
+		return count(WAN_EMU_DROPPED, XDP_DROP);
+	if (cfg->drop_next && !spared(ctx, cfg->spare_port) &&
+	    __sync_fetch_and_sub(&cfg->drop_next, 1) > 0)
 		return count(WAN_EMU_DROPPED, XDP_DROP);
 	if (cfg->enter_bad) {
 		if (*bad)

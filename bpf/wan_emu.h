@@ -10,6 +10,9 @@ struct wan_emu_config {
 	__u32 drop_good;    /* iid loss, or loss in the Gilbert-Elliott good state */
 	__u32 enter_bad;    /* P(good -> bad) per packet; 0: iid loss only */
 	__u32 leave_bad;    /* P(bad -> good) per packet: mean burst = 2^32 / leave_bad */
+	__u32 drop_next;    /* drop this many frames, then go back to the settings above */
+	__u16 spare_port;   /* ...except UDP to this port (network order; 0: none), e.g. repairs */
+	__u16 pad;
 };
 
 enum wan_emu_stat {

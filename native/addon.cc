@@ -15,6 +15,7 @@
 #include "fec/packet_id.h"
 #include "fec/repair_format.h"
 #include "fec/simulate.h"
+#include "bindings/engine.h"
 #include "bindings/lab.h"
 #include "fec/xor.h"
 #include "xsk/xdp_query.h"
@@ -365,6 +366,17 @@ Napi::Value XdpAttached(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// detachXdp(ifname, programName): how many programs of that name were detached.
+Napi::Value DetachXdp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  unsigned ifindex = if_nametoindex(name.c_str());
+  if (ifindex == 0) throw Napi::Error::New(env, "no interface named " + name);
+  int n = maelstrom::xsk::detach_xdp_by_name(int(ifindex), info[1].As<Napi::String>().Utf8Value());
+  if (n < 0) throw Napi::Error::New(env, "cannot detach XDP from " + name + ": " + strerror(-n));
+  return Napi::Number::New(env, n);
+}
+
 Napi::Value Versions(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o["libbpf"] = libbpf_version_string();
@@ -385,8 +397,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["simulate"] = Napi::Function::New<Simulate>(env);
   exports["benchCodec"] = Napi::Function::New<BenchCodec>(env);
   exports["xdpAttached"] = Napi::Function::New<XdpAttached>(env);
+  exports["detachXdp"] = Napi::Function::New<DetachXdp>(env);
   exports["versions"] = Napi::Function::New<Versions>(env);
   maelstrom::bindings::init_lab(env, exports);
+  maelstrom::bindings::init_engine(env, exports);
   return exports;
 }
 

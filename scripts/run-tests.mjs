@@ -39,9 +39,9 @@ function step(name, command, args) {
 }
 
 function nothingLeftBehind() {
-  console.log('\n== nothing of ours left: no lab namespace (mlab*), no wan_emu XDP program');
+  console.log('\n== nothing of ours left: no lab namespace (mlab*), no wan_emu or gateway XDP program');
   const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith('mlab'));
-  const progs = spawnSync('bpftool', ['prog', 'show'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => / name wan_emu /.test(l));
+  const progs = spawnSync('bpftool', ['prog', 'show'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => / name (wan_emu|gateway) /.test(l));
   if (ns.length === 0 && progs.length === 0) passed++;
   else {
     console.log(`!! left behind: ${[...ns, ...progs].join('; ')}`);

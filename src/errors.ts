@@ -10,7 +10,13 @@ export const ExitCode = {
 export type ErrorCode =
   | 'MAELSTROM_ERR_CONFIG'
   | 'MAELSTROM_ERR_NATIVE'
-  | 'MAELSTROM_ERR_LAB';
+  | 'MAELSTROM_ERR_LAB'
+  | 'MAELSTROM_ERR_NOT_ROOT'
+  | 'MAELSTROM_ERR_INTERFACE'
+  | 'MAELSTROM_ERR_MTU'
+  | 'MAELSTROM_ERR_BPFFS'
+  | 'MAELSTROM_ERR_PEER_UNREACHABLE'
+  | 'MAELSTROM_ERR_ATTACH';
 
 export class MaelstromError extends Error {
   readonly code: ErrorCode;

@@ -34,6 +34,7 @@ Napi::Object direction(Napi::Env env, const lab::DirectionStats& s) {
   o["sendErrors"] = double(s.send_errors);
   o["lateMeanNs"] = s.packets ? double(s.late_sum_ns) / double(s.packets) : 0.0;
   o["lateMaxNs"] = double(s.late_max_ns);
+  o["lateOver100us"] = double(s.late_over_100us);
   return o;
 }
 
@@ -121,6 +122,8 @@ class WanLossWrap : public Napi::ObjectWrap<WanLossWrap> {
     s.killed = o.Get("killed").ToBoolean();
     s.loss = o.Get("loss").As<Napi::Number>().DoubleValue();
     s.burst_length = o.Get("burstLength").As<Napi::Number>().DoubleValue();
+    if (o.Get("dropNext").IsNumber()) s.drop_next = o.Get("dropNext").As<Napi::Number>().Uint32Value();
+    if (o.Get("sparePort").IsNumber()) s.spare_port = uint16_t(o.Get("sparePort").As<Napi::Number>().Uint32Value());
     check(info.Env(), loss_.set(s), "cannot update the loss settings");
     return info.Env().Undefined();
   }

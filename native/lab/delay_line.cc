@@ -90,7 +90,8 @@ void DelayLine::stats(DirectionStats* a_to_b, DirectionStats* b_to_a) {
 
 void DelayLine::receive(Direction& d, uint64_t now) {
   uint64_t deadline = now + delay_ns_.load(std::memory_order_relaxed);
-  for (;;) {
+  // A bounded batch, so a busy direction cannot keep due frames from leaving.
+  for (int i = 0; i < 32; i++) {
     std::vector<uint8_t> buf;
     if (!spare_.empty()) {
       buf = std::move(spare_.back());
@@ -127,6 +128,7 @@ void DelayLine::send_due(Direction& d, uint64_t now) {
       d.stats.bytes += f.bytes.size();
       d.stats.late_sum_ns += late;
       d.stats.late_max_ns = std::max(d.stats.late_max_ns, late);
+      if (late > 100'000) d.stats.late_over_100us++;
     }
     stats_lock_.clear(std::memory_order_release);
     d.queued_bytes -= f.bytes.size();

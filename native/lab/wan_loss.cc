@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <arpa/inet.h>
 #include <linux/if_link.h>
 #include <unistd.h>
 
@@ -49,6 +50,8 @@ int WanLoss::attach(int ifindex, bool generic) {
 int WanLoss::set(const WanLossSettings& s) {
   wan_emu_config c{};
   c.killed = s.killed ? 1 : 0;
+  c.drop_next = s.drop_next;
+  c.spare_port = htons(s.spare_port);
   if (s.burst_length > 1 && s.loss > 0 && s.loss < 1) {
     double leave = 1.0 / s.burst_length;
     c.enter_bad = fraction(s.loss * leave / (1 - s.loss));

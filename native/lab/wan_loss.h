@@ -13,6 +13,8 @@ struct WanLossSettings {
   bool killed = false;
   double loss = 0;          // average loss probability
   double burst_length = 1;  // mean burst in packets; <= 1: iid
+  uint32_t drop_next = 0;   // an exact burst: the next n frames...
+  uint16_t spare_port = 0;  // ...except UDP to this port (host order; 0: none)
 };
 
 class WanLoss {

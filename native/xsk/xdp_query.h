@@ -23,3 +23,11 @@ struct XdpAttachment {
 int query_xdp(int ifindex, XdpAttachment* out);
 
 }  // namespace maelstrom::xsk
+
+namespace maelstrom::xsk {
+
+// Detaches every XDP program named `name` from the interface (dispatcher or not). Returns how
+// many were detached, or -errno.
+int detach_xdp_by_name(int ifindex, const std::string& name);
+
+}  // namespace maelstrom::xsk

@@ -5,8 +5,10 @@ import { runModel } from '../model/redundancy';
 import type { ModelReport } from '../model/redundancy';
 import { formatCodecBench, runCodecBench } from '../../bench/codec';
 import { DEFAULTS } from '../fec/config';
+import { REPAIR_PORT, detachGateway, startGateway } from '../gateway/gateway';
 import { decimal, integer, integerList } from './parse';
 import { run } from './run';
+import { ConfigError } from '../errors';
 
 const { version } = require('../../../package.json') as { version: string };
 
@@ -72,6 +74,59 @@ withCode(bench
   .action((o: { r: number; c?: number; interleaves?: number[]; packetLength: number; loss: number; pool: number; seconds: number; json?: boolean }) => {
     const b = runCodecBench({ r: o.r, c: o.c, interleaves: o.interleaves, packetLength: o.packetLength, loss: o.loss, poolPackets: o.pool, seconds: o.seconds, maxPacketSize: Math.max(o.packetLength, DEFAULTS.maxPacketSize) });
     process.stdout.write((o.json ? JSON.stringify(b) : formatCodecBench(b)) + '\n');
+  });
+
+interface UpOptions {
+  lan: string; wan: string; peer: string; remote: string[]; r: number; c?: number; interleaves?: number[];
+  flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; repairPort: number;
+  mountBpffs?: boolean; statsInterval: number; json?: boolean;
+}
+
+withCode(program
+  .command('up')
+  .description('Run the gateway on a LAN and a WAN interface, in the foreground until SIGINT/SIGTERM'))
+  .requiredOption('--lan <if>', 'interface towards the local site')
+  .requiredOption('--wan <if>', 'interface towards the WAN and the peer gateway')
+  .requiredOption('--peer <ip>', 'the peer gateway\'s WAN address (repairs go there)')
+  .requiredOption('--remote <prefixes>', 'remote-site IPv4 prefixes, comma-separated (e.g. 10.2.0.0/16)', (t: string) => t.split(',').map((x) => x.trim()).filter(Boolean))
+  .option('--flush-timeout <ms>', 'a bin not full after this long fires anyway', decimal('--flush-timeout'), DEFAULTS.flushTimeoutMs)
+  .option('--no-mss-clamp', 'do not clamp TCP MSS on forwarded SYNs (then the WAN MTU must fit LAN MTU plus the repair overhead)')
+  .option('--xdp-mode <mode>', 'native or skb (generic)', 'native')
+  .option('--copy', 'AF_XDP copy mode even where the NIC offers zero-copy')
+  .option('--repair-port <port>', 'UDP port of repair packets, both gateways', integer('--repair-port'), REPAIR_PORT)
+  .option('--mount-bpffs', 'mount bpffs at /sys/fs/bpf when it is missing (in a private mount namespace)')
+  .option('--stats-interval <s>', 'print counters as a JSON line every s seconds (0: only at exit)', decimal('--stats-interval'), 0)
+  .option('--json', 'print the start report as JSON')
+  .addHelpText('after', `
+Example (gateway A of the lab):
+  maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3`)
+  .action(async (o: UpOptions) => {
+    if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
+    const gw = await startGateway({
+      lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
+      flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
+      repairPort: o.repairPort, mountBpffs: o.mountBpffs,
+    });
+    const report = { event: 'up', lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info };
+    process.stdout.write((o.json ? JSON.stringify(report) : `gateway up: ${o.lan} <-> ${o.wan}, peer ${o.peer}, XDP ${gw.info.xdpMode}, AF_XDP ${gw.info.zeroCopy ? 'zero-copy' : 'copy'} mode, MSS clamp ${gw.info.mssClamp || 'off'}`) + '\n');
+    const print = () => process.stdout.write(JSON.stringify({ event: 'stats', ...gw.stats() }) + '\n');
+    const timer = o.statsInterval > 0 ? setInterval(print, o.statsInterval * 1000) : undefined;
+    await new Promise<void>((resolve) => {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+    });
+    if (timer) clearInterval(timer);
+    print();
+    gw.stop();
+  });
+
+program
+  .command('down')
+  .description('Detach gateway XDP programs left behind on interfaces (after a crash)')
+  .requiredOption('--lan <if>', 'LAN interface')
+  .requiredOption('--wan <if>', 'WAN interface')
+  .action((o: { lan: string; wan: string }) => {
+    const n = detachGateway([o.lan, o.wan]);
+    process.stdout.write(`detached ${n} gateway program${n === 1 ? '' : 's'}\n`);
   });
 
 void run(program, process.argv);

@@ -40,13 +40,19 @@ reply({ ready: true });
 
 readline.createInterface({ input: process.stdin }).on('line', (text) => {
   try {
-    const cmd = JSON.parse(text) as { id: number; set?: Partial<typeof state> & { delayMs?: number }; stats?: boolean };
+    const cmd = JSON.parse(text) as {
+      id: number;
+      set?: Partial<typeof state> & { delayMs?: number };
+      burst?: { frames: number; sparePort: number };
+      stats?: boolean;
+    };
     if (cmd.set) {
       const { delayMs, ...rest } = cmd.set;
       Object.assign(state, rest);
       loss.set(state);
       if (delayMs !== undefined) line.setDelay(Math.round(delayMs * 1e6));
     }
+    if (cmd.burst) loss.set({ ...state, dropNext: cmd.burst.frames, sparePort: cmd.burst.sparePort });
     reply({ id: cmd.id, ok: true, state, delay: line.stats(), loss: loss.counters() });
   } catch (err) {
     reply({ error: err instanceof Error ? err.message : String(err) });

@@ -86,6 +86,11 @@ export class Wan {
     return this.request({ set: settings });
   }
 
+  // Drops exactly the next `frames` frames (either direction), sparing UDP to sparePort.
+  burst(frames: number, sparePort: number): Promise<WanStatus> {
+    return this.request({ burst: { frames, sparePort } });
+  }
+
   status(): Promise<WanStatus> {
     return this.request({ stats: true });
   }

@@ -149,6 +149,7 @@ export interface DelayDirectionStats {
   sendErrors: number;
   lateMeanNs: number;
   lateMaxNs: number;
+  lateOver100us: number;
 }
 
 export interface DelayLineStats {
@@ -167,6 +168,8 @@ export interface WanLossSettings {
   killed: boolean;
   loss: number;
   burstLength: number;
+  dropNext?: number;   // an exact burst of this many frames...
+  sparePort?: number;  // ...that spares UDP to this port (repairs)
 }
 
 export interface NativeWanLoss {
@@ -174,6 +177,63 @@ export interface NativeWanLoss {
   set(settings: WanLossSettings): void;
   counters(): { passed: number; dropped: number };
   close(): void;
+}
+
+export interface NativeEngineConfig {
+  lanIf: string;
+  wanIf: string;
+  bpfObject: string;
+  wanAddr: string;
+  peerAddr: string;
+  wanMac: Buffer;
+  peerMac: Buffer;
+  repairPort: number;
+  remote: { addr: string; len: number }[];
+  encoder: NativeEncoderConfig;
+  decoder: NativeDecoderConfig;
+  mssClamp: number;
+  queues: number;
+  generic: boolean;
+  forceCopy: boolean;
+}
+
+// Mirror of enum gw_stat (bpf/gateway.h), summed over both interfaces and all CPUs.
+export interface GatewayXdpStats {
+  lanSteered: number; lanLocal: number; lanNoSocket: number; lanNoRoute: number;
+  wanData: number; wanRepair: number; wanOther: number; wanNoSocket: number; wanForgedRepair: number;
+  badRunt: number; badIhl: number; ipOptions: number; fragment: number; ttlExpired: number; nonIpv4: number;
+}
+
+export interface EngineStats {
+  lanToWanPackets: number;
+  lanToWanBytes: number;
+  wanToLanPackets: number;
+  wanToLanBytes: number;
+  repairsSent: number;
+  repairBytesSent: number;
+  repairsReceived: number;
+  recovered: number;
+  recoveredForwarded: number;
+  recoveredSendErrors: number;
+  unrecoverable: number;
+  malformed: number;
+  duplicatesDropped: number;
+  mssClamped: number;
+  unprotected: number;
+  txDropped: number;
+  decoderPending: number;
+  decoderWindow: number;
+  staleEpoch: number;
+  outOfWindow: number;
+  verifyFailed: number;
+  repairsFlushed: number;
+  xdp: GatewayXdpStats;
+}
+
+export interface NativeEngine {
+  stats(): EngineStats;
+  info(): { running: boolean; zeroCopy: boolean; xdpMode: 'native' | 'skb' };
+  stop(): void;
 }
 
 export interface Addon {
@@ -190,6 +250,8 @@ export interface Addon {
   xdpAttached(ifname: string): XdpAttachment;
   DelayLine: new (config: { a: string; b: string; delayNs: number; maxQueueBytes?: number }) => NativeDelayLine;
   WanLoss: new (objectPath: string) => NativeWanLoss;
+  Engine: new (config: NativeEngineConfig) => NativeEngine;
+  detachXdp(ifname: string, programName: string): number;
   versions(): { libbpf: string; xxhash: number; repairFormat: number; xor: string };
 }
 

@@ -7,14 +7,16 @@ import { runInBpfSandbox } from '../helpers/bpf-sandbox';
 const XDP_DROP = 1;
 const XDP_PASS = 2;
 
-// struct wan_emu_config { killed, drop_good, enter_bad, leave_bad }, u32 little-endian each.
-function config(c: { killed?: boolean; dropGood?: number; enterBad?: number; leaveBad?: number }): number[] {
-  const b = Buffer.alloc(16);
+// struct wan_emu_config { killed, drop_good, enter_bad, leave_bad, drop_next: u32 LE;
+// spare_port: u16 network order; pad }.
+function config(c: { killed?: boolean; dropGood?: number; enterBad?: number; leaveBad?: number; dropNext?: number }): number[] {
+  const b = Buffer.alloc(24);
   const frac = (p = 0) => Math.min(0xffffffff, Math.round(p * 2 ** 32));
   b.writeUInt32LE(c.killed ? 1 : 0, 0);
   b.writeUInt32LE(frac(c.dropGood), 4);
   b.writeUInt32LE(frac(c.enterBad), 8);
   b.writeUInt32LE(frac(c.leaveBad), 12);
+  b.writeUInt32LE(c.dropNext ?? 0, 16);
   return [...b];
 }
 
@@ -53,6 +55,16 @@ emu('passes all with no loss, drops all when killed, drops at the configured iid
   const burstDropped = stats(bursty).dropped - stats(iid).dropped;
   // Bursts make drops correlated, so the spread is wider than binomial: allow ±30% of the mean.
   assert.ok(Math.abs(burstDropped - n * ge.p) < 0.3 * n * ge.p, `bursty: ${burstDropped} dropped of ${n}, expected about ${n * ge.p}`);
+});
+
+emu('an exact burst drops the next n frames and then stops', () => {
+  const packet = Buffer.alloc(98, 0xab);
+  const [burst, after] = runInBpfSandbox('out/bpf/wan_emu.bpf.o', ['wan_stats'], [
+    { name: 'burst', config: { map: 'wan_config', value: config({ dropNext: 50 }) }, packet, repeat: 80 },
+    { name: 'after', packet, repeat: 100 },
+  ]);
+  assert.equal(burst.counters.wan_stats, [30, 50]);
+  assert.equal(after.counters.wan_stats, [130, 50]);
 });
 
 emu.run();

@@ -1,0 +1,155 @@
+#include "bindings/engine.h"
+
+#include <arpa/inet.h>
+
+#include <set>
+
+#include "engine/engine.h"
+#include "gateway.h"
+
+namespace maelstrom::bindings {
+namespace {
+
+std::set<engine::Engine*> live_engines;
+
+uint32_t ipv4(Napi::Env env, const Napi::Value& v) {
+  std::string s = v.As<Napi::String>();
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) throw Napi::TypeError::New(env, "not an IPv4 address: " + s);
+  return a.s_addr;
+}
+
+void mac(const Napi::Value& v, uint8_t out[6]) {
+  Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
+  std::memcpy(out, b.Data(), 6);
+}
+
+double num(const Napi::Object& o, const char* k, double fallback) {
+  Napi::Value v = o.Get(k);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+
+const char* const kBpfStats[] = {"lanSteered", "lanLocal", "lanNoSocket", "lanNoRoute", "wanData", "wanRepair",
+                                 "wanOther", "wanNoSocket", "wanForgedRepair", "badRunt", "badIhl", "ipOptions",
+                                 "fragment", "ttlExpired", "nonIpv4"};
+static_assert(sizeof kBpfStats / sizeof kBpfStats[0] == GW_STAT_MAX, "a name for every gw_stat");
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {InstanceMethod<&EngineWrap::Stats>("stats"), InstanceMethod<&EngineWrap::Info>("info"),
+                        InstanceMethod<&EngineWrap::Stop>("stop")});
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[0].As<Napi::Object>();
+    engine::EngineConfig c;
+    c.lan_if = o.Get("lanIf").As<Napi::String>();
+    c.wan_if = o.Get("wanIf").As<Napi::String>();
+    c.bpf_object = o.Get("bpfObject").As<Napi::String>();
+    c.wan_addr = ipv4(env, o.Get("wanAddr"));
+    c.peer_addr = ipv4(env, o.Get("peerAddr"));
+    mac(o.Get("wanMac"), c.wan_mac);
+    mac(o.Get("peerMac"), c.peer_mac);
+    c.repair_port = uint16_t(num(o, "repairPort", 7600));
+    Napi::Array remote = o.Get("remote").As<Napi::Array>();
+    for (uint32_t i = 0; i < remote.Length(); i++) {
+      Napi::Object p = remote.Get(i).As<Napi::Object>();
+      c.remote.push_back({ipv4(env, p.Get("addr")), uint8_t(num(p, "len", 32))});
+    }
+    Napi::Object enc = o.Get("encoder").As<Napi::Object>();
+    c.encoder.r = unsigned(num(enc, "r", 8));
+    Napi::Array il = enc.Get("interleaves").As<Napi::Array>();
+    c.encoder.interleaves.clear();
+    for (uint32_t i = 0; i < il.Length(); i++) c.encoder.interleaves.push_back(il.Get(i).As<Napi::Number>().Uint32Value());
+    c.encoder.flush_timeout_ns = uint64_t(num(enc, "flushTimeoutNs", 1e6));
+    c.encoder.max_packet = unsigned(num(enc, "maxPacketSize", 1500));
+    c.encoder.epoch = uint32_t(num(enc, "epoch", 0));
+    c.encoder.first_seq = uint32_t(num(enc, "firstSeq", 0));
+    Napi::Object dec = o.Get("decoder").As<Napi::Object>();
+    c.decoder.max_packet = unsigned(num(dec, "maxPacketSize", 1500));
+    c.decoder.window = unsigned(num(dec, "window", 1600));
+    c.decoder.pending = unsigned(num(dec, "pending", 1024));
+    c.decoder.seen = unsigned(num(dec, "seen", 6400));
+    c.mss_clamp = uint16_t(num(o, "mssClamp", 0));
+    c.queues = uint32_t(num(o, "queues", 1));
+    c.generic = o.Get("generic").ToBoolean();
+    c.force_copy = o.Get("forceCopy").ToBoolean();
+    std::string error;
+    if (int err = engine_.start(c, &error); err) {
+      Napi::Error e = Napi::Error::New(env, error);
+      e.Set("errno", Napi::Number::New(env, err));
+      throw e;
+    }
+    live_engines.insert(&engine_);
+  }
+  ~EngineWrap() override { Close(); }
+
+ private:
+  void Close() {
+    engine_.stop();
+    live_engines.erase(&engine_);
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    engine::EngineSnapshot s = engine_.snapshot();
+    const engine::EngineCounters& e = s.engine;
+    Napi::Object o = Napi::Object::New(env);
+    o["lanToWanPackets"] = double(e.lan_to_wan_packets);
+    o["lanToWanBytes"] = double(e.lan_to_wan_bytes);
+    o["wanToLanPackets"] = double(e.wan_to_lan_packets);
+    o["wanToLanBytes"] = double(e.wan_to_lan_bytes);
+    o["repairsSent"] = double(e.repairs_sent);
+    o["repairBytesSent"] = double(e.repair_bytes_sent);
+    o["repairsReceived"] = double(e.repairs_received);
+    o["recovered"] = double(s.decoder.recovered);
+    o["recoveredForwarded"] = double(e.recovered_forwarded);
+    o["recoveredSendErrors"] = double(e.recovered_send_errors);
+    o["unrecoverable"] = double(s.decoder.unrecoverable);
+    o["malformed"] = double(s.decoder.malformed_total() + e.bad_repair_frames);
+    o["duplicatesDropped"] = double(e.duplicates_dropped);
+    o["mssClamped"] = double(e.mss_clamped);
+    o["unprotected"] = double(e.unprotected);
+    o["txDropped"] = double(e.tx_dropped);
+    o["decoderPending"] = double(s.decoder_pending);
+    o["decoderWindow"] = double(s.decoder_window);
+    o["staleEpoch"] = double(s.decoder.stale_epoch);
+    o["outOfWindow"] = double(s.decoder.out_of_window);
+    o["verifyFailed"] = double(s.decoder.verify_failed);
+    o["repairsFlushed"] = double(s.encoder.repairs_flushed);
+    Napi::Object bpf = Napi::Object::New(env);
+    for (size_t k = 0; k < GW_STAT_MAX; k++) bpf[kBpfStats[k]] = double(s.bpf[k]);
+    o["xdp"] = bpf;
+    return o;
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o["running"] = engine_.running();
+    o["zeroCopy"] = engine_.zero_copy();
+    o["xdpMode"] = engine_.xdp_mode();
+    return o;
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Close();
+    return info.Env().Undefined();
+  }
+
+  engine::Engine engine_;
+};
+
+}  // namespace
+
+void init_engine(Napi::Env env, Napi::Object exports) {
+  exports["Engine"] = EngineWrap::Init(env);
+  env.AddCleanupHook([] {
+    for (engine::Engine* e : live_engines) e->stop();
+    live_engines.clear();
+  });
+}
+
+}  // namespace maelstrom::bindings

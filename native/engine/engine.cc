@@ -1,0 +1,407 @@
+#include "engine/engine.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+extern "C" {
+#include <xdp/libxdp.h>
+}
+
+#include "fec/packet_id.h"
+#include "gateway.h"
+
+namespace maelstrom::engine {
+namespace {
+
+constexpr size_t kEth = 14, kIp = 20, kUdp = 8;
+constexpr size_t kRepairHeaders = kEth + kIp + kUdp;
+constexpr uint32_t kBatch = 64;
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+}
+
+uint16_t get16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
+void put16(uint8_t* p, uint16_t v) {
+  p[0] = uint8_t(v >> 8);
+  p[1] = uint8_t(v);
+}
+
+uint32_t sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {
+  for (size_t i = 0; i + 1 < n; i += 2) sum += get16(p + i);
+  if (n & 1) sum += uint32_t(p[n - 1]) << 8;
+  return sum;
+}
+
+uint16_t fold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return uint16_t(~sum);
+}
+
+// UDP checksum over the IPv4 pseudo-header; ip points at a 20-byte header.
+uint16_t udp_checksum(const uint8_t* ip, const uint8_t* udp, size_t udp_len) {
+  uint32_t sum = sum16(ip + 12, 8);
+  sum += 17 + uint32_t(udp_len);
+  uint16_t c = fold(sum16(udp, udp_len, sum));
+  return c ? c : 0xffff;
+}
+
+std::string err_text(int err) { return strerror(err < 0 ? -err : err); }
+
+// libbpf and libxdp report progress at INFO level (unknown ELF sections and the like); only their
+// warnings reach stderr.
+int warnings_only(enum libbpf_print_level level, const char* fmt, va_list args) {
+  return level == LIBBPF_WARN ? vfprintf(stderr, fmt, args) : 0;
+}
+int xdp_warnings_only(enum libxdp_print_level level, const char* fmt, va_list args) {
+  return level == LIBXDP_WARN ? vfprintf(stderr, fmt, args) : 0;
+}
+
+}  // namespace
+
+// Repairs are built straight into WAN UMEM frames behind Ethernet, IPv4 and UDP headers.
+class Engine::RepairOut : public fec::RepairSink {
+ public:
+  RepairOut(Engine& e, xsk::Port& wan) : e_(e), wan_(wan) {}
+  uint8_t* reserve(size_t len) override {
+    if (kRepairHeaders + len > wan_.frame_size()) return nullptr;
+    frame_ = wan_.tx_buffer(&addr_);
+    if (!frame_) e_.counters_.tx_dropped++;
+    return frame_ ? frame_ + kRepairHeaders : nullptr;
+  }
+  void commit(size_t len, const fec::RepairInfo&) override {
+    const EngineConfig& c = e_.config_;
+    uint8_t* eth = frame_;
+    std::memcpy(eth, c.peer_mac, 6);
+    std::memcpy(eth + 6, c.wan_mac, 6);
+    put16(eth + 12, 0x0800);
+    uint8_t* ip = eth + kEth;
+    size_t ip_len = kIp + kUdp + len;
+    ip[0] = 0x45;
+    ip[1] = 0;
+    put16(ip + 2, uint16_t(ip_len));
+    put16(ip + 4, e_.ip_id_++);
+    put16(ip + 6, 0x4000);  // DF: repairs must fit, never be fragmented
+    ip[8] = 64;
+    ip[9] = 17;
+    put16(ip + 10, 0);
+    std::memcpy(ip + 12, &c.wan_addr, 4);
+    std::memcpy(ip + 16, &c.peer_addr, 4);
+    put16(ip + 10, fold(sum16(ip, kIp)));
+    uint8_t* udp = ip + kIp;
+    put16(udp, c.repair_port);
+    put16(udp + 2, c.repair_port);
+    put16(udp + 4, uint16_t(kUdp + len));
+    put16(udp + 6, 0);
+    put16(udp + 6, udp_checksum(ip, udp, kUdp + len));
+    uint32_t frame_len = uint32_t(kRepairHeaders + len);
+    if (wan_.transmit(addr_, frame_len)) {
+      e_.counters_.repairs_sent++;
+      e_.counters_.repair_bytes_sent += frame_len;
+    } else {
+      e_.counters_.tx_dropped++;
+    }
+  }
+
+ private:
+  Engine& e_;
+  xsk::Port& wan_;
+  uint8_t* frame_ = nullptr;
+  uint64_t addr_ = 0;
+};
+
+// Rebuilt packets go to the kernel, which routes them to their host like any other.
+class Engine::RecoveredOut : public fec::RecoverySink {
+ public:
+  explicit RecoveredOut(Engine& e) : e_(e) {}
+  void recovered(const uint8_t* pkt, size_t len) override {
+    if (len < kIp || (pkt[0] >> 4) != 4) {
+      e_.counters_.recovered_send_errors++;
+      return;
+    }
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    std::memcpy(&to.sin_addr, pkt + 16, 4);
+    if (sendto(e_.raw_fd_, pkt, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
+      e_.counters_.recovered_send_errors++;
+    else
+      e_.counters_.recovered_forwarded++;
+  }
+
+ private:
+  Engine& e_;
+};
+
+int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, std::string* error) {
+  side.ifindex = int(if_nametoindex(ifname.c_str()));
+  if (!side.ifindex) {
+    *error = "no interface named " + ifname;
+    return -ENODEV;
+  }
+  side.prog = xdp_program__open_file(config_.bpf_object.c_str(), "xdp", nullptr);
+  if (long err = libxdp_get_error(side.prog); err) {
+    side.prog = nullptr;
+    *error = "cannot open " + config_.bpf_object + ": " + err_text(int(err));
+    return int(err);
+  }
+  enum xdp_attach_mode mode = config_.generic ? XDP_MODE_SKB : XDP_MODE_NATIVE;
+  if (int err = xdp_program__attach(side.prog, side.ifindex, mode, 0); err) {
+    *error = "cannot attach XDP to " + ifname + ": " + err_text(err);
+    xdp_program__close(side.prog);
+    side.prog = nullptr;
+    return err;
+  }
+  bpf_object* obj = xdp_program__bpf_obj(side.prog);
+  int config_fd = bpf_object__find_map_fd_by_name(obj, "gw_config");
+  int remote_fd = bpf_object__find_map_fd_by_name(obj, "gw_remote");
+  side.xsks_fd = bpf_object__find_map_fd_by_name(obj, "gw_xsks");
+  side.stats_fd = bpf_object__find_map_fd_by_name(obj, "gw_stats");
+  if (config_fd < 0 || remote_fd < 0 || side.xsks_fd < 0 || side.stats_fd < 0) {
+    *error = config_.bpf_object + " lacks the gateway's maps";
+    return -ENOENT;
+  }
+  gw_config gc{};
+  gc.lan_ifindex = uint32_t(if_nametoindex(config_.lan_if.c_str()));
+  gc.wan_ifindex = uint32_t(if_nametoindex(config_.wan_if.c_str()));
+  gc.peer_addr = config_.peer_addr;
+  gc.repair_port = htons(config_.repair_port);
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(config_fd, &zero, &gc, BPF_ANY)) {
+    *error = "cannot configure the XDP program: " + err_text(errno);
+    return -errno;
+  }
+  for (const Prefix& p : config_.remote) {
+    gw_prefix key{p.len, p.addr};
+    uint8_t one = 1;
+    if (bpf_map_update_elem(remote_fd, &key, &one, BPF_ANY)) {
+      *error = "cannot add a remote prefix: " + err_text(errno);
+      return -errno;
+    }
+  }
+  for (uint32_t q = 0; q < config_.queues; q++) {
+    auto port = std::make_unique<xsk::Port>();
+    xsk::PortConfig pc;
+    pc.ifname = ifname;
+    pc.queue = q;
+    pc.force_copy = config_.force_copy;
+    if (int err = port->open(pc); err) {
+      *error = "cannot open an AF_XDP socket on " + ifname + " queue " + std::to_string(q) + ": " + err_text(err);
+      return err;
+    }
+    zero_copy_ = zero_copy_ || port->zero_copy();
+    uint32_t key = q + key_offset;
+    int fd = port->fd();
+    if (bpf_map_update_elem(side.xsks_fd, &key, &fd, BPF_ANY)) {
+      *error = "cannot register the AF_XDP socket: " + err_text(errno);
+      return -errno;
+    }
+    side.ports.push_back(std::move(port));
+  }
+  return 0;
+}
+
+int Engine::start(const EngineConfig& config, std::string* error) {
+  config_ = config;
+  libbpf_set_print(warnings_only);
+  libxdp_set_print(xdp_warnings_only);
+  // libxdp's dispatcher check still charges locked memory on some kernels.
+  rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+  setrlimit(RLIMIT_MEMLOCK, &unlimited);
+  encoder_ = std::make_unique<fec::Encoder>(config.encoder);
+  decoder_ = std::make_unique<fec::Decoder>(config.decoder);
+  raw_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (raw_fd_ < 0) {
+    *error = "cannot open a raw socket for rebuilt packets: " + err_text(errno);
+    return -errno;
+  }
+  int err = attach(lan_, config.lan_if, 0, error);
+  if (!err) err = attach(wan_, config.wan_if, GW_MAX_QUEUES, error);
+  if (err) {
+    stop();
+    return err;
+  }
+  running_.store(true);
+  thread_ = std::thread([this] { run(); });
+  return 0;
+}
+
+void Engine::stop() {
+  if (running_.exchange(false)) thread_.join();
+  for (Side* s : {&lan_, &wan_}) {
+    s->ports.clear();  // sockets first: the map entries go with them
+    if (s->prog) {
+      xdp_program__detach(s->prog, s->ifindex, config_.generic ? XDP_MODE_SKB : XDP_MODE_NATIVE, 0);
+      xdp_program__close(s->prog);
+      s->prog = nullptr;
+    }
+  }
+  if (raw_fd_ >= 0) close(raw_fd_);
+  raw_fd_ = -1;
+}
+
+bool Engine::forward(xsk::Port& to, const uint8_t* frame, uint32_t len) {
+  uint64_t addr;
+  uint8_t* buf = len <= to.frame_size() ? to.tx_buffer(&addr) : nullptr;
+  if (!buf || (std::memcpy(buf, frame, len), !to.transmit(addr, len))) {
+    counters_.tx_dropped++;
+    return false;
+  }
+  return true;
+}
+
+void Engine::clamp_mss(uint8_t* ip, uint32_t len) {
+  if (len < kIp + 20 || ip[9] != 6) return;
+  uint8_t* tcp = ip + kIp;
+  if (!(tcp[13] & 0x02)) return;  // SYN
+  size_t hdr = size_t(tcp[12] >> 4) * 4;
+  if (hdr < 20 || kIp + hdr > len) return;
+  for (size_t i = 20; i < hdr;) {
+    uint8_t kind = tcp[i];
+    if (kind == 0) break;
+    if (kind == 1) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= hdr || tcp[i + 1] < 2 || i + tcp[i + 1] > hdr) break;
+    if (kind == 2 && tcp[i + 1] == 4) {
+      uint16_t mss = get16(tcp + i + 2);
+      if (mss > config_.mss_clamp) {
+        // RFC 1624: HC' = ~(~HC + ~m + m')
+        uint32_t sum = uint16_t(~get16(tcp + 16)) + uint16_t(~mss) + config_.mss_clamp;
+        put16(tcp + i + 2, config_.mss_clamp);
+        while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+        put16(tcp + 16, uint16_t(~sum));
+        counters_.mss_clamped++;
+      }
+      return;
+    }
+    i += tcp[i + 1];
+  }
+}
+
+void Engine::on_lan_frame(xsk::Port& lan, const xsk::RxFrame& f, uint64_t now) {
+  if (f.len > kEth + kIp) {
+    uint8_t* ip = f.data + kEth;
+    uint32_t ip_len = f.len - kEth;
+    if (config_.mss_clamp) clamp_mss(ip, ip_len);
+    xsk::Port& wan = *wan_.ports[0];
+    if (forward(wan, f.data, f.len)) {
+      counters_.lan_to_wan_packets++;
+      counters_.lan_to_wan_bytes += f.len;
+      RepairOut out(*this, wan);
+      if (encoder_->add(ip, ip_len, now, out) < 0) counters_.unprotected++;
+    }
+  }
+  lan.recycle(f.addr);
+}
+
+void Engine::on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f) {
+  RecoveredOut out(*this);
+  const uint8_t* ip = f.data + kEth;
+  if (f.len >= kRepairHeaders && ip[9] == 17 && get16(ip + kIp + 2) == config_.repair_port) {
+    const uint8_t* udp = ip + kIp;
+    size_t udp_len = get16(udp + 4);
+    if (udp_len < kUdp || kRepairHeaders - kUdp + udp_len > f.len ||
+        (get16(udp + 6) != 0 && fold(sum16(udp, udp_len, sum16(ip + 12, 8) + 17 + uint32_t(udp_len))) != 0)) {
+      counters_.bad_repair_frames++;
+    } else {
+      counters_.repairs_received++;
+      decoder_->on_repair(udp + kUdp, udp_len - kUdp, out);
+    }
+  } else if (f.len > kEth + kIp) {
+    if (decoder_->on_data(ip, f.len - kEth, out) == fec::DataResult::Duplicate) {
+      counters_.duplicates_dropped++;
+    } else if (forward(*lan_.ports[0], f.data, f.len)) {
+      counters_.wan_to_lan_packets++;
+      counters_.wan_to_lan_bytes += f.len;
+    }
+  }
+  wan.recycle(f.addr);
+}
+
+void Engine::publish() {
+  std::lock_guard<std::mutex> lock(snapshot_mutex_);
+  snapshot_.engine = counters_;
+  snapshot_.encoder = encoder_->stats();
+  snapshot_.decoder = decoder_->stats();
+  snapshot_.decoder_pending = decoder_->pending();
+  snapshot_.decoder_window = decoder_->window_fill();
+}
+
+EngineSnapshot Engine::snapshot() {
+  EngineSnapshot s;
+  {
+    std::lock_guard<std::mutex> lock(snapshot_mutex_);
+    s = snapshot_;
+  }
+  int cpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> values(cpus > 0 ? size_t(cpus) : 1, 0);
+  for (const Side* side : {&lan_, &wan_}) {
+    if (side->stats_fd < 0) continue;
+    for (uint32_t k = 0; k < GW_STAT_MAX && k < 32; k++) {
+      if (bpf_map_lookup_elem(side->stats_fd, &k, values.data())) continue;
+      for (uint64_t v : values) s.bpf[k] += v;
+    }
+  }
+  return s;
+}
+
+void Engine::run() {
+  std::vector<pollfd> fds;
+  for (Side* s : {&lan_, &wan_})
+    for (auto& p : s->ports) fds.push_back(pollfd{p->fd(), POLLIN, 0});
+  xsk::RxFrame batch[kBatch];
+  uint64_t last_publish = 0;
+  RepairOut flush_out(*this, *wan_.ports[0]);
+  while (running_.load(std::memory_order_relaxed)) {
+    uint64_t now = now_ns();
+    uint32_t work = 0;
+    for (auto& p : lan_.ports) {
+      uint32_t n = p->receive(batch, kBatch);
+      for (uint32_t i = 0; i < n; i++) on_lan_frame(*p, batch[i], now);
+      work += n;
+    }
+    for (auto& p : wan_.ports) {
+      uint32_t n = p->receive(batch, kBatch);
+      for (uint32_t i = 0; i < n; i++) on_wan_frame(*p, batch[i]);
+      work += n;
+    }
+    encoder_->poll(now, flush_out);
+    for (Side* s : {&lan_, &wan_}) {
+      for (auto& p : s->ports) {
+        p->flush_tx();
+        p->complete();
+        p->refill();
+      }
+    }
+    if (now - last_publish > 10'000'000) {
+      publish();
+      last_publish = now;
+    }
+    if (!work) {
+      // Sleep until a frame arrives, the next flush deadline, or 1 ms (to notice stop()).
+      uint64_t deadline = encoder_->next_deadline();
+      uint64_t wait_ns = deadline > now ? std::min<uint64_t>(deadline - now, 1'000'000) : 0;
+      timespec ts{0, long(wait_ns)};
+      ppoll(fds.data(), fds.size(), &ts, nullptr);
+    }
+  }
+  publish();
+}
+
+}  // namespace maelstrom::engine

@@ -1,0 +1,118 @@
+// The gateway engine: one thread that owns the AF_XDP sockets of both interfaces.
+//   LAN -> WAN: each steered frame is sent on the WAN unaltered (the XDP program already routed
+//   it) and fed to the encoder; fired repairs go to the peer gateway as UDP, beside the data.
+//   WAN -> LAN: data frames go to the LAN and into the decoder's window (a frame the decoder
+//   already rebuilt is dropped as a duplicate); repairs go to the decoder, whose rebuilt packets
+//   are handed to the kernel through a raw socket to be routed to their host.
+// Both directions at once, in batches, with no JavaScript on the packet path.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fec/decoder.h"
+#include "fec/encoder.h"
+#include "xsk/port.h"
+
+struct xdp_program;
+
+namespace maelstrom::engine {
+
+struct Prefix {
+  uint32_t addr;  // network order
+  uint8_t len;
+};
+
+struct EngineConfig {
+  std::string lan_if, wan_if;
+  std::string bpf_object;
+  uint32_t wan_addr = 0;   // network order: source of repairs
+  uint32_t peer_addr = 0;  // network order
+  uint8_t wan_mac[6] = {};
+  uint8_t peer_mac[6] = {};  // next hop towards the peer on the WAN
+  uint16_t repair_port = 7600;
+  std::vector<Prefix> remote;
+  fec::EncoderConfig encoder;
+  fec::DecoderConfig decoder;
+  uint16_t mss_clamp = 0;  // 0: off
+  uint32_t queues = 1;
+  bool generic = false;     // XDP in generic (skb) mode
+  bool force_copy = false;  // AF_XDP copy mode even where zero-copy is offered
+};
+
+struct EngineCounters {
+  uint64_t lan_to_wan_packets = 0, lan_to_wan_bytes = 0;
+  uint64_t wan_to_lan_packets = 0, wan_to_lan_bytes = 0;
+  uint64_t repairs_sent = 0, repair_bytes_sent = 0;
+  uint64_t repairs_received = 0;
+  uint64_t recovered_forwarded = 0;
+  uint64_t recovered_send_errors = 0;
+  uint64_t duplicates_dropped = 0;
+  uint64_t mss_clamped = 0;
+  uint64_t unprotected = 0;     // too long for a repair to fit the WAN MTU: forwarded, not covered
+  uint64_t bad_repair_frames = 0;  // truncated headers or a bad UDP checksum
+  uint64_t tx_dropped = 0;      // no frame or TX ring space
+};
+
+struct EngineSnapshot {
+  EngineCounters engine;
+  fec::EncoderStats encoder;
+  fec::DecoderStats decoder;
+  uint64_t decoder_pending = 0;
+  uint64_t decoder_window = 0;
+  uint64_t bpf[32] = {};  // enum gw_stat, both interfaces summed
+};
+
+class Engine {
+ public:
+  Engine() = default;
+  ~Engine() { stop(); }
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // 0, or -errno with what failed in *error.
+  int start(const EngineConfig& config, std::string* error);
+  void stop();
+  bool running() const { return running_.load(); }
+  bool zero_copy() const { return zero_copy_; }
+  std::string xdp_mode() const { return config_.generic ? "skb" : "native"; }
+  EngineSnapshot snapshot();
+
+ private:
+  struct Side {
+    xdp_program* prog = nullptr;
+    int ifindex = 0;
+    int xsks_fd = -1, stats_fd = -1;
+    std::vector<std::unique_ptr<xsk::Port>> ports;
+  };
+
+  int attach(Side& side, const std::string& ifname, uint32_t key_offset, std::string* error);
+  void run();
+  void on_lan_frame(xsk::Port& lan, const xsk::RxFrame& f, uint64_t now);
+  void on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f);
+  void clamp_mss(uint8_t* ip, uint32_t len);
+  bool forward(xsk::Port& to, const uint8_t* frame, uint32_t len);
+  void publish();
+
+  class RepairOut;
+  class RecoveredOut;
+
+  EngineConfig config_;
+  Side lan_, wan_;
+  std::unique_ptr<fec::Encoder> encoder_;
+  std::unique_ptr<fec::Decoder> decoder_;
+  int raw_fd_ = -1;
+  bool zero_copy_ = false;
+  uint16_t ip_id_ = 0;
+  std::atomic<bool> running_{false};
+  std::thread thread_;
+  EngineCounters counters_;
+  std::mutex snapshot_mutex_;
+  EngineSnapshot snapshot_;
+};
+
+}  // namespace maelstrom::engine

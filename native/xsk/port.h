@@ -1,0 +1,81 @@
+// One AF_XDP socket with a UMEM of its own, on one queue of one interface: the fill ring kept
+// full, frames received and transmitted in batches, need_wakeup honoured, completions reclaimed.
+// Zero-copy is tried first, copy mode after; zero_copy() says which was granted.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include <xdp/xsk.h>
+}
+
+namespace maelstrom::xsk {
+
+struct PortConfig {
+  std::string ifname;
+  uint32_t queue = 0;
+  uint32_t frames = 4096;      // UMEM frames; half start on the fill ring
+  uint32_t frame_size = 4096;  // bytes per frame
+  bool force_copy = false;
+};
+
+struct RxFrame {
+  uint64_t addr;
+  uint8_t* data;
+  uint32_t len;
+};
+
+class Port {
+ public:
+  Port() = default;
+  ~Port() { close(); }
+  Port(const Port&) = delete;
+  Port& operator=(const Port&) = delete;
+
+  // 0 or -errno. The socket is not in any XSKMAP yet: see fd().
+  int open(const PortConfig& config);
+  void close();
+
+  int fd() const { return xsk_ ? xsk_socket__fd(xsk_) : -1; }
+  bool zero_copy() const { return zero_copy_; }
+  uint32_t frame_size() const { return config_.frame_size; }
+
+  // Up to max received frames; each must be given back with recycle() (or sent with forward()).
+  uint32_t receive(RxFrame* out, uint32_t max);
+  void recycle(uint64_t addr) { free_.push_back(addr); }
+
+  // A free frame to build an outgoing packet in, or nullptr when none is free.
+  uint8_t* tx_buffer(uint64_t* addr);
+  // Queues a frame of this UMEM for transmission; false (and the frame freed) when the TX ring
+  // is full. flush_tx() hands the batch to the kernel.
+  bool transmit(uint64_t addr, uint32_t len);
+  void flush_tx();
+
+  // Reclaims transmitted frames; returns how many completed.
+  uint32_t complete();
+  // Keeps the fill ring stocked from free frames.
+  void refill();
+
+  uint64_t tx_ring_full() const { return tx_ring_full_; }
+  uint64_t no_free_frame() const { return no_free_frame_; }
+
+ private:
+  PortConfig config_;
+  void* area_ = nullptr;
+  size_t area_size_ = 0;
+  xsk_umem* umem_ = nullptr;
+  xsk_socket* xsk_ = nullptr;
+  xsk_ring_prod fill_{};
+  xsk_ring_cons comp_{};
+  xsk_ring_cons rx_{};
+  xsk_ring_prod tx_{};
+  std::vector<uint64_t> free_;
+  uint32_t tx_pending_ = 0;
+  bool zero_copy_ = false;
+  uint64_t tx_ring_full_ = 0;
+  uint64_t no_free_frame_ = 0;
+};
+
+}  // namespace maelstrom::xsk

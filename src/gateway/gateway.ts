@@ -1,0 +1,126 @@
+// Starts the gateway engine on a LAN and a WAN interface of this network namespace: validates
+// the options, reads the host (MTUs, addresses, the peer's next hop), checks that repairs will
+// fit the WAN MTU, and hands a complete configuration to the native engine.
+import path from 'node:path';
+import { ConfigError, MaelstromError } from '../errors';
+import { codecConfig, decoderConfig, nativeEncoderConfig } from '../fec/config';
+import type { CodecOptions } from '../fec/config';
+import { addon } from '../native/addon';
+import type { EngineStats, NativeEngine } from '../native/addon';
+import { bpffsMounted, interfaceInfo, mountBpffs, nextHop, rxQueues } from './host';
+
+export const REPAIR_PORT = 7600;
+const IP_UDP = 28;
+const REPAIR_HEADER = 24;
+const RECIPE_ENTRY = 12;
+const TCP_IP = 40;
+
+export interface GatewayOptions extends CodecOptions {
+  lan: string;
+  wan: string;
+  peer: string;
+  remote: string[]; // IPv4 prefixes, a.b.c.d/len
+  repairPort?: number;
+  clampMss?: boolean; // default true
+  generic?: boolean;
+  forceCopy?: boolean;
+  mountBpffs?: boolean; // mount bpffs at /sys/fs/bpf when missing (for private mount namespaces)
+}
+
+export interface Prefix {
+  addr: string;
+  len: number;
+}
+
+export function parsePrefix(text: string): Prefix {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(text.trim());
+  const octets = m ? m.slice(1, 5).map(Number) : [];
+  const len = m?.[5] === undefined ? 32 : Number(m[5]);
+  if (!m || octets.some((o) => o > 255) || len > 32) {
+    throw new ConfigError(`bad prefix '${text}': give an IPv4 prefix like 10.2.0.0/16`);
+  }
+  const value = ((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0;
+  const masked = len === 0 ? 0 : (value & (0xffffffff << (32 - len))) >>> 0;
+  return { addr: [24, 16, 8, 0].map((s) => (masked >>> s) & 255).join('.'), len };
+}
+
+// Bytes a repair adds around the longest packet it covers: IP + UDP + header + r recipe entries.
+export function repairOverhead(r: number): number {
+  return IP_UDP + REPAIR_HEADER + RECIPE_ENTRY * r;
+}
+
+export interface StartedGateway {
+  engine: NativeEngine;
+  info: { zeroCopy: boolean; xdpMode: string; queues: number; mssClamp: number; maxProtectedPacket: number };
+  stats(): EngineStats;
+  stop(): void;
+}
+
+export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
+  if (process.getuid?.() !== 0) throw new MaelstromError('MAELSTROM_ERR_NOT_ROOT', 'the gateway needs root (CAP_NET_ADMIN and CAP_BPF): run it with sudo', { exitCode: 4 });
+  const codec = codecConfig(o);
+  const remote = o.remote.map(parsePrefix);
+  if (remote.length === 0) throw new ConfigError('give at least one remote-site prefix (--remote 10.2.0.0/16)');
+  parsePrefix(o.peer);
+  const lan = interfaceInfo(o.lan);
+  const wan = interfaceInfo(o.wan);
+  for (const i of [lan, wan]) {
+    if (!i.up) throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${i.name} is down: 'ip link set ${i.name} up'`, { exitCode: 3 });
+  }
+  if (wan.ipv4.length === 0) throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${wan.name} has no IPv4 address to send repairs from`, { exitCode: 3 });
+  const overhead = repairOverhead(codec.r);
+  const maxProtected = wan.mtu - overhead;
+  const clamp = o.clampMss ?? true;
+  if (maxProtected < 576 - TCP_IP) {
+    throw new MaelstromError('MAELSTROM_ERR_MTU', `WAN MTU ${wan.mtu} leaves no room for repairs (${overhead} bytes each at r=${codec.r}): raise the WAN MTU or lower r`, { exitCode: 3 });
+  }
+  if (!clamp && lan.mtu > maxProtected) {
+    throw new MaelstromError('MAELSTROM_ERR_MTU',
+      `WAN MTU ${wan.mtu} is too small for LAN MTU ${lan.mtu} plus ${overhead} bytes of repair headers: raise the WAN MTU to ${lan.mtu + overhead} or keep TCP MSS clamping on`, { exitCode: 3 });
+  }
+  if (!bpffsMounted()) {
+    if (!o.mountBpffs) throw new MaelstromError('MAELSTROM_ERR_BPFFS', 'bpffs is not mounted at /sys/fs/bpf: mount -t bpf bpf /sys/fs/bpf', { exitCode: 3 });
+    mountBpffs();
+  }
+  const hop = await nextHop(o.peer, wan.name);
+  const queues = rxQueues(lan.name);
+  const maxPacket = Math.min(maxProtected, 9216);
+  const mssClamp = clamp ? maxProtected - TCP_IP : 0;
+  const native = addon();
+  let engine: NativeEngine;
+  try {
+    engine = new native.Engine({
+      lanIf: lan.name,
+      wanIf: wan.name,
+      bpfObject: path.resolve(__dirname, '..', '..', '..', 'out', 'bpf', 'gateway.bpf.o'),
+      wanAddr: wan.ipv4[0],
+      peerAddr: o.peer,
+      wanMac: wan.mac,
+      peerMac: hop.mac,
+      repairPort: o.repairPort ?? REPAIR_PORT,
+      remote,
+      encoder: { ...nativeEncoderConfig({ ...codec, maxPacketSize: maxPacket }) },
+      decoder: decoderConfig({ r: codec.r, interleaves: codec.interleaves, maxPacketSize: Math.min(9216, Math.max(lan.mtu, wan.mtu)) }),
+      mssClamp,
+      queues,
+      generic: o.generic ?? false,
+      forceCopy: o.forceCopy ?? false,
+    });
+  } catch (cause) {
+    throw new MaelstromError('MAELSTROM_ERR_ATTACH', `cannot start the gateway: ${(cause as Error).message}`, { cause, exitCode: 5 });
+  }
+  const info = engine.info();
+  return {
+    engine,
+    info: { zeroCopy: info.zeroCopy, xdpMode: info.xdpMode, queues, mssClamp, maxProtectedPacket: maxPacket },
+    stats: () => engine.stats(),
+    stop: () => engine.stop(),
+  };
+}
+
+// Detaches gateway programs left behind on the interfaces (after a crash).
+export function detachGateway(interfaces: string[]): number {
+  let n = 0;
+  for (const i of interfaces) n += addon().detachXdp(i, 'gateway');
+  return n;
+}

@@ -1,0 +1,61 @@
+// Runs `maelstrom up` on both gateways of a lab and follows their counters.
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { EngineStats } from '../native/addon';
+import { LabError } from './netns';
+import type { Lab } from './lab';
+import { ADDRESSES } from './topology';
+
+const cli = path.resolve(__dirname, '..', 'cli', 'maelstrom.js');
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  up: Record<string, unknown>;
+  latest(): EngineStats | undefined;
+  // SIGTERM, then the final counters.
+  stop(): Promise<EngineStats | undefined>;
+}
+
+async function startOne(lab: Lab, ns: string, peer: string, remote: string, extra: string[]): Promise<GatewayProcess> {
+  const child = lab.spawn(ns, [process.execPath, cli, 'up', '--lan', 'lan0', '--wan', 'wan0', '--peer', peer,
+    '--remote', remote, '--mount-bpffs', '--stats-interval', '0.2', '--json', ...extra]);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+  let latest: EngineStats | undefined;
+  const lines = readline.createInterface({ input: child.stdout! });
+  const up = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const failed = (code: number | null) => reject(new LabError(`the gateway in ${ns} exited (${code}): ${stderr.trim()}`));
+    child.once('exit', failed);
+    lines.on('line', (text) => {
+      const msg = JSON.parse(text) as { event: string } & EngineStats;
+      if (msg.event === 'up') {
+        child.off('exit', failed);
+        resolve(msg as unknown as Record<string, unknown>);
+      } else if (msg.event === 'stats') {
+        latest = msg;
+      }
+    });
+  });
+  return {
+    child,
+    up,
+    latest: () => latest,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve(latest);
+      child.once('exit', () => resolve(latest));
+      child.kill('SIGTERM');
+    }),
+  };
+}
+
+export async function startGateways(lab: Lab, extra: string[] = []): Promise<{ a: GatewayProcess; b: GatewayProcess }> {
+  const a = await startOne(lab, lab.ns.gwA, ADDRESSES.gwBWan, ADDRESSES.siteB, extra);
+  try {
+    const b = await startOne(lab, lab.ns.gwB, ADDRESSES.gwAWan, ADDRESSES.siteA, extra);
+    return { a, b };
+  } catch (err) {
+    await a.stop();
+    throw err;
+  }
+}
