@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# make demo: what the codec does, shown with the real encoder and decoder. The gateway
-# itself (XDP/AF_XDP engine, two sites in namespaces, TCP over a lossy WAN) joins this demo
-# when the engine lands (docs/roadmap.md).
+# make demo: the gateway at work (two sites in namespaces, TCP over a long lossy WAN with and
+# without Maelstrom), then the redundancy model and the codec's speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 m() { node dist/src/cli/maelstrom.js "$@"; }
 
-echo "== Layered interleaving at (8,3) with interleaves 1,10,100 over a 1% iid lossy link"
+echo "== Maelstrom gateways on a 100 Mbit/s, 50 ms RTT, 1% lossy WAN"
+node dist/src/lab/demo.js 2> >(grep -v "xdp_pass\|xdp-dispatcher\|dispatcher program\|Falling back\|ulimit -l" >&2)
+echo
+echo "== How safe is (8,3) at 1% loss? Closed form against the real codec"
 m model --r 8 --c 3 --interleaves 1,10,100 --loss 0.01 --packets 1000000
 echo
-echo "== The same loss in bursts of 20 packets on average (Gilbert-Elliott)"
+echo "== The same loss in bursts of 20 packets, and (8,4) with interleaves 1,10,100,1000 for it"
 m model --loss 0.01 --burst-length 20 --packets 500000
-echo
-echo "== More repairs for bursty links: (8,4) with interleaves 1,10,100,1000"
 m model --r 8 --interleaves 1,10,100,1000 --loss 0.01 --burst-length 20 --packets 500000
 echo
 echo "== Codec throughput on one core"

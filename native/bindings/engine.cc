@@ -75,6 +75,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     c.decoder.seen = unsigned(num(dec, "seen", 6400));
     c.mss_clamp = uint16_t(num(o, "mssClamp", 0));
     c.queues = uint32_t(num(o, "queues", 1));
+    c.frame_size = uint32_t(num(o, "frameSize", 2048));
     c.generic = o.Get("generic").ToBoolean();
     c.force_copy = o.Get("forceCopy").ToBoolean();
     std::string error;
@@ -120,6 +121,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["outOfWindow"] = double(s.decoder.out_of_window);
     o["verifyFailed"] = double(s.decoder.verify_failed);
     o["repairsFlushed"] = double(s.encoder.repairs_flushed);
+    o["repairsDropped"] = double(s.encoder.repairs_dropped);
+    o["pendingEvicted"] = double(s.decoder.pending_evicted);
+    o["pendingExpired"] = double(s.decoder.pending_expired);
+    o["lateArrivals"] = double(s.decoder.late_arrivals);
+    for (auto [name, k] : {std::pair{"lanSockets", s.lan_sockets}, std::pair{"wanSockets", s.wan_sockets}}) {
+      Napi::Object so = Napi::Object::New(env);
+      so["rxDropped"] = double(k.rx_dropped);
+      so["rxRingFull"] = double(k.rx_ring_full);
+      so["fillRingEmpty"] = double(k.fill_ring_empty);
+      so["txInvalid"] = double(k.tx_invalid);
+      o[name] = so;
+    }
     Napi::Object bpf = Napi::Object::New(env);
     for (size_t k = 0; k < GW_STAT_MAX; k++) bpf[kBpfStats[k]] = double(s.bpf[k]);
     o["xdp"] = bpf;

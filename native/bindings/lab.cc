@@ -35,6 +35,7 @@ Napi::Object direction(Napi::Env env, const lab::DirectionStats& s) {
   o["lateMeanNs"] = s.packets ? double(s.late_sum_ns) / double(s.packets) : 0.0;
   o["lateMaxNs"] = double(s.late_max_ns);
   o["lateOver100us"] = double(s.late_over_100us);
+  o["socketDrops"] = double(s.socket_drops);
   return o;
 }
 

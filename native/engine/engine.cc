@@ -199,6 +199,7 @@ int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, s
     pc.ifname = ifname;
     pc.queue = q;
     pc.force_copy = config_.force_copy;
+    pc.frame_size = config_.frame_size;
     if (int err = port->open(pc); err) {
       *error = "cannot open an AF_XDP socket on " + ifname + " queue " + std::to_string(q) + ": " + err_text(err);
       return err;
@@ -348,6 +349,17 @@ EngineSnapshot Engine::snapshot() {
   {
     std::lock_guard<std::mutex> lock(snapshot_mutex_);
     s = snapshot_;
+  }
+  // The sockets' kernel counters are read here, on the caller's thread: getsockopt is safe
+  // beside the engine's ring work.
+  for (auto [side, out] : {std::pair{&lan_, &s.lan_sockets}, std::pair{&wan_, &s.wan_sockets}}) {
+    for (const auto& p : side->ports) {
+      xsk::Port::KernelStats k = p->kernel_stats();
+      out->rx_dropped += k.rx_dropped;
+      out->rx_ring_full += k.rx_ring_full;
+      out->fill_ring_empty += k.fill_ring_empty;
+      out->tx_invalid += k.tx_invalid;
+    }
   }
   int cpus = libbpf_num_possible_cpus();
   std::vector<uint64_t> values(cpus > 0 ? size_t(cpus) : 1, 0);

@@ -40,6 +40,7 @@ struct EngineConfig {
   fec::DecoderConfig decoder;
   uint16_t mss_clamp = 0;  // 0: off
   uint32_t queues = 1;
+  uint32_t frame_size = 2048;  // UMEM frame: at least the largest frame on either interface
   bool generic = false;     // XDP in generic (skb) mode
   bool force_copy = false;  // AF_XDP copy mode even where zero-copy is offered
 };
@@ -65,6 +66,7 @@ struct EngineSnapshot {
   uint64_t decoder_pending = 0;
   uint64_t decoder_window = 0;
   uint64_t bpf[32] = {};  // enum gw_stat, both interfaces summed
+  xsk::Port::KernelStats lan_sockets, wan_sockets;  // summed over queues
 };
 
 class Engine {

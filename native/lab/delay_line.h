@@ -26,6 +26,7 @@ struct DirectionStats {
   uint64_t late_sum_ns = 0;   // how long after its deadline each frame went out
   uint64_t late_max_ns = 0;
   uint64_t late_over_100us = 0;  // frames that left more than 0.1 ms after their deadline
+  uint64_t socket_drops = 0;     // dropped by the kernel before the delay line read them
 };
 
 class DelayLine {

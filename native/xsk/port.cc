@@ -126,6 +126,19 @@ void Port::flush_tx() {
   tx_pending_ = 0;
 }
 
+Port::KernelStats Port::kernel_stats() const {
+  KernelStats k;
+  xdp_statistics st{};
+  socklen_t len = sizeof st;
+  if (xsk_ && getsockopt(fd(), SOL_XDP, XDP_STATISTICS, &st, &len) == 0) {
+    k.rx_dropped = st.rx_dropped;
+    k.rx_ring_full = st.rx_ring_full;
+    k.fill_ring_empty = st.rx_fill_ring_empty_descs;
+    k.tx_invalid = st.tx_invalid_descs;
+  }
+  return k;
+}
+
 uint32_t Port::complete() {
   uint32_t idx;
   uint32_t n = xsk_ring_cons__peek(&comp_, config_.frames / 2, &idx);

@@ -16,8 +16,10 @@ namespace maelstrom::xsk {
 struct PortConfig {
   std::string ifname;
   uint32_t queue = 0;
-  uint32_t frames = 4096;      // UMEM frames; half start on the fill ring
-  uint32_t frame_size = 4096;  // bytes per frame
+  // UMEM frames; the fill and completion rings take half, RX and TX a quarter each. Deep rings
+  // ride out the engine thread being descheduled for a few milliseconds at line rate.
+  uint32_t frames = 16384;
+  uint32_t frame_size = 2048;  // bytes per frame: 2048 for MTUs to 2034, else 4096
   bool force_copy = false;
 };
 
@@ -57,6 +59,12 @@ class Port {
   uint32_t complete();
   // Keeps the fill ring stocked from free frames.
   void refill();
+
+  // The kernel's XDP_STATISTICS for this socket: frames dropped for want of ring space.
+  struct KernelStats {
+    uint64_t rx_dropped = 0, rx_ring_full = 0, fill_ring_empty = 0, tx_invalid = 0;
+  };
+  KernelStats kernel_stats() const;
 
   uint64_t tx_ring_full() const { return tx_ring_full_; }
   uint64_t no_free_frame() const { return no_free_frame_; }

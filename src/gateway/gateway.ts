@@ -103,6 +103,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
       decoder: decoderConfig({ r: codec.r, interleaves: codec.interleaves, maxPacketSize: Math.min(9216, Math.max(lan.mtu, wan.mtu)) }),
       mssClamp,
       queues,
+      frameSize: Math.max(lan.mtu, wan.mtu) + 14 <= 2048 ? 2048 : 4096,
       generic: o.generic ?? false,
       forceCopy: o.forceCopy ?? false,
     });

@@ -17,8 +17,8 @@ export class Lab {
     this.wan = wan;
   }
 
-  static async create(settings: Partial<WanSettings> = {}): Promise<Lab> {
-    const t = createTopology();
+  static async create(settings: Partial<WanSettings> & { congestionControl?: string } = {}): Promise<Lab> {
+    const t = createTopology(settings.congestionControl);
     try {
       const wan = await Wan.start(t, { delayMs: 0, loss: 0, burstLength: 1, killed: false, ...settings });
       return new Lab(t, wan);

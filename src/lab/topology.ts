@@ -59,7 +59,19 @@ function plainEthernet(ns: string, dev: string): void {
   nsRun(ns, ['ethtool', '-K', dev, 'tx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off'], { allowFail: true });
 }
 
-export function createTopology(): Topology {
+// TCP congestion control of the hosts: Reno, as in the SMFS paper's experiments. Not inherited
+// from the machine, which may run BBR (blind to random loss); a namespace may only pick one of
+// net.ipv4.tcp_allowed_congestion_control, which always holds reno.
+export const HOST_CONGESTION_CONTROL = 'reno';
+
+// A rebuilt packet reaches its host after the packets that follow it in its bin (up to r - 1 of
+// them, or a flush timeout later). TCP's default duplicate-ACK threshold of 3 takes that for a
+// loss and retransmits for nothing; storage servers behind a Maelstrom gateway should tolerate a
+// reordering of about 2r + 4 packets (docs/decisions.md). Both runs of any comparison, with and
+// without gateways, use the same hosts.
+export const HOST_TCP_REORDERING = 100;
+
+export function createTopology(congestionControl = HOST_CONGESTION_CONTROL): Topology {
   hookExit();
   const prefix = `${PREFIX_BASE}${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
   const ns = {
@@ -95,6 +107,11 @@ export function createTopology(): Topology {
     addr(ns.gwB, ADDRESSES.gwBWan, 'wan0');
     addr(ns.gwB, ADDRESSES.gwBLan, 'lan0');
     addr(ns.hostB, ADDRESSES.hostB, 'eth0');
+    for (const host of [ns.hostA, ns.hostB]) {
+      // No metrics carried from one connection to the next: runs compared must start alike.
+      nsRun(host, ['sysctl', '-qw', `net.ipv4.tcp_congestion_control=${congestionControl}`,
+        `net.ipv4.tcp_reordering=${HOST_TCP_REORDERING}`, 'net.ipv4.tcp_no_metrics_save=1']);
+    }
     nsRun(ns.hostA, ['ip', 'route', 'add', 'default', 'via', ADDRESSES.gwALan]);
     nsRun(ns.hostB, ['ip', 'route', 'add', 'default', 'via', ADDRESSES.gwBLan]);
     nsRun(ns.gwA, ['ip', 'route', 'add', ADDRESSES.siteB, 'via', ADDRESSES.gwBWan]);

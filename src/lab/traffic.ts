@@ -2,7 +2,7 @@
 // Traffic for lab experiments, run inside a host namespace (`ip netns exec ... node traffic.js`).
 // Every mode prints one JSON line when done.
 //   tcp-recv --port P                      accept one connection, count bytes, sha256
-//   tcp-send --to IP --port P --bytes N    send N pseudo-random bytes, report sha256 and time
+//   tcp-send --to IP --port P (--bytes N | --seconds S)   send pseudo-random bytes, report sha256 and time
 //   udp-recv --port P --count N --idle-ms T  count distinct sequence numbers until N or T idle
 //   udp-send --to IP --port P --count N --pps R --size S
 import { createHash } from 'node:crypto';
@@ -49,19 +49,22 @@ function tcpRecv(): void {
 }
 
 function tcpSend(): void {
-  const total = Number(arg('bytes'));
+  const seconds = Number(arg('seconds', '0'));
+  const total = seconds > 0 ? Infinity : Number(arg('bytes'));
   const size = 65536;
   const hash = createHash('sha256');
   const sock = net.connect(Number(arg('port')), arg('to'));
   const start = process.hrtime.bigint();
   let sent = 0;
   let index = 0;
+  const until = start + BigInt(Math.round(seconds * 1e9));
   const pump = () => {
-    while (sent < total) {
+    while (sent < total && (seconds === 0 || process.hrtime.bigint() < until)) {
       const c = chunk(index++, size).subarray(0, Math.min(size, total - sent));
       hash.update(c);
       sent += c.length;
       if (!sock.write(c)) return sock.once('drain', pump);
+      if (seconds > 0 && index % 16 === 0) return setImmediate(pump);
     }
     sock.end();
   };

@@ -150,6 +150,7 @@ export interface DelayDirectionStats {
   lateMeanNs: number;
   lateMaxNs: number;
   lateOver100us: number;
+  socketDrops: number;
 }
 
 export interface DelayLineStats {
@@ -193,6 +194,7 @@ export interface NativeEngineConfig {
   decoder: NativeDecoderConfig;
   mssClamp: number;
   queues: number;
+  frameSize: 2048 | 4096;
   generic: boolean;
   forceCopy: boolean;
 }
@@ -202,6 +204,13 @@ export interface GatewayXdpStats {
   lanSteered: number; lanLocal: number; lanNoSocket: number; lanNoRoute: number;
   wanData: number; wanRepair: number; wanOther: number; wanNoSocket: number; wanForgedRepair: number;
   badRunt: number; badIhl: number; ipOptions: number; fragment: number; ttlExpired: number; nonIpv4: number;
+}
+
+export interface SocketDrops {
+  rxDropped: number;
+  rxRingFull: number;
+  fillRingEmpty: number;
+  txInvalid: number;
 }
 
 export interface EngineStats {
@@ -227,6 +236,13 @@ export interface EngineStats {
   outOfWindow: number;
   verifyFailed: number;
   repairsFlushed: number;
+  repairsDropped: number;  // no UMEM frame free for a fired repair
+  pendingEvicted: number;
+  pendingExpired: number;
+  lateArrivals: number;
+  // XDP_STATISTICS of the AF_XDP sockets: frames the kernel dropped for want of ring space.
+  lanSockets: SocketDrops;
+  wanSockets: SocketDrops;
   xdp: GatewayXdpStats;
 }
 
