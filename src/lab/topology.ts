@@ -64,11 +64,11 @@ function plainEthernet(ns: string, dev: string): void {
 // net.ipv4.tcp_allowed_congestion_control, which always holds reno.
 export const HOST_CONGESTION_CONTROL = 'reno';
 
-// A rebuilt packet reaches its host after the packets that follow it in its bin (up to r - 1 of
-// them, or a flush timeout later). TCP's default duplicate-ACK threshold of 3 takes that for a
-// loss and retransmits for nothing; storage servers behind a Maelstrom gateway should tolerate a
-// reordering of about 2r + 4 packets (docs/decisions.md). Both runs of any comparison, with and
-// without gateways, use the same hosts.
+// A rebuilt packet reaches its host after the packets that follow it in its bin: up to r - 1 of
+// them when the first layer rebuilds it, up to r x 10 when the second does. TCP's default
+// duplicate-ACK threshold of 3 takes that for a loss and retransmits for nothing; storage servers
+// behind a Maelstrom gateway should tolerate reordering (docs/gateway.md). Both runs of any
+// comparison, with and without gateways, use the same hosts.
 export const HOST_TCP_REORDERING = 100;
 
 export function createTopology(congestionControl = HOST_CONGESTION_CONTROL): Topology {
