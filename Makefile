@@ -3,7 +3,7 @@
 #   make build   BPF objects, the native addon, TypeScript
 #   make test    deps + build, then every test; ends with "N passed, N failed"
 #   make demo    the main job (see README.md)
-#   make bench   benchmarks that print figures (never pass/fail on time)
+#   make bench   benchmarks that print figures (never pass/fail on time; engine needs root)
 #   make fuzz    libFuzzer targets for the repair parser and decoder (FUZZ_SECONDS each)
 #   make clean
 # Quiet unless V=1.
@@ -88,6 +88,7 @@ demo: deps build
 
 bench: deps build
 	$(Q)node dist/src/cli/maelstrom.js bench codec
+	$(Q)node dist/src/cli/maelstrom.js bench engine
 
 $(FUZZ_OUT)/fuzz_%: native/fuzz/fuzz_%.cc $(FEC_SRC) $(wildcard native/fec/*.h)
 	$(msg) FUZZ $@

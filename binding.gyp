@@ -15,6 +15,7 @@
         "native/fec/simulate.cc",
         "native/fec/synthetic.cc",
         "native/fec/xor.cc",
+        "native/lab/blaster.cc",
         "native/lab/delay_line.cc",
         "native/lab/wan_loss.cc",
         "native/xsk/port.cc",

@@ -1,10 +1,12 @@
 #include "bindings/lab.h"
 
+#include <arpa/inet.h>
 #include <net/if.h>
 
 #include <cstring>
 #include <set>
 
+#include "lab/blaster.h"
 #include "lab/delay_line.h"
 #include "lab/wan_loss.h"
 
@@ -144,11 +146,38 @@ class WanLossWrap : public Napi::ObjectWrap<WanLossWrap> {
   lab::WanLoss loss_;
 };
 
+// blast({ ifname, dstMac, srcMac, srcIp, dstIp, dstPort, ipLength, seconds }): blocks; for a
+// process of its own in a lab host namespace.
+Napi::Value Blast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].As<Napi::Object>();
+  lab::BlastConfig c;
+  c.ifname = o.Get("ifname").As<Napi::String>();
+  std::memcpy(c.dst_mac, o.Get("dstMac").As<Napi::Buffer<uint8_t>>().Data(), 6);
+  std::memcpy(c.src_mac, o.Get("srcMac").As<Napi::Buffer<uint8_t>>().Data(), 6);
+  for (auto [key, out] : {std::pair{"srcIp", &c.src_ip}, std::pair{"dstIp", &c.dst_ip}}) {
+    std::string s = o.Get(key).As<Napi::String>();
+    if (inet_pton(AF_INET, s.c_str(), out) != 1) throw Napi::TypeError::New(env, "not an IPv4 address: " + s);
+  }
+  c.dst_port = uint16_t(o.Get("dstPort").As<Napi::Number>().Uint32Value());
+  c.ip_len = o.Get("ipLength").As<Napi::Number>().Uint32Value();
+  c.seconds = o.Get("seconds").As<Napi::Number>().DoubleValue();
+  int err = 0;
+  lab::BlastResult r = lab::blast(c, &err);
+  check(env, err, "cannot open a packet socket on " + c.ifname);
+  Napi::Object out = Napi::Object::New(env);
+  out["sent"] = double(r.sent);
+  out["errors"] = double(r.errors);
+  out["seconds"] = r.seconds;
+  return out;
+}
+
 }  // namespace
 
 void init_lab(Napi::Env env, Napi::Object exports) {
   exports["DelayLine"] = DelayLineWrap::Init(env);
   exports["WanLoss"] = WanLossWrap::Init(env);
+  exports["blast"] = Napi::Function::New<Blast>(env);
   env.AddCleanupHook([] {
     for (lab::DelayLine* d : live_delay_lines) d->stop();
     for (lab::WanLoss* l : live_losses) l->close();

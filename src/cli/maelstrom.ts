@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { runModel } from '../model/redundancy';
 import type { ModelReport } from '../model/redundancy';
 import { formatCodecBench, runCodecBench } from '../../bench/codec';
+import { formatEngineBench, runEngineBench } from '../../bench/engine';
 import { DEFAULTS } from '../fec/config';
 import { REPAIR_PORT, detachGateway, startGateway } from '../gateway/gateway';
 import { decimal, integer, integerList } from './parse';
@@ -74,6 +75,18 @@ withCode(bench
   .action((o: { r: number; c?: number; interleaves?: number[]; packetLength: number; loss: number; pool: number; seconds: number; json?: boolean }) => {
     const b = runCodecBench({ r: o.r, c: o.c, interleaves: o.interleaves, packetLength: o.packetLength, loss: o.loss, poolPackets: o.pool, seconds: o.seconds, maxPacketSize: Math.max(o.packetLength, DEFAULTS.maxPacketSize) });
     process.stdout.write((o.json ? JSON.stringify(b) : formatCodecBench(b)) + '\n');
+  });
+
+bench
+  .command('engine')
+  .description('Packets/s through gateway A in the lab at 64, 512 and 1500 bytes, beside kernel forwarding (root)')
+  .option('--seconds <s>', 'traffic per figure', decimal('--seconds'), 2)
+  .option('--sizes <list>', 'IP packet sizes', integerList('--sizes'), [64, 512, 1500])
+  .option('--json', 'print one JSON object: engine_mpps_1500, kernel_mpps_1500, ...')
+  .action(async (o: { seconds: number; sizes: number[]; json?: boolean }) => {
+    if (o.sizes.some((s) => s < 32 || s > 1500)) throw new ConfigError('--sizes are IP packet sizes from 32 to 1500');
+    const { rows, json } = await runEngineBench({ seconds: o.seconds, sizes: o.sizes });
+    process.stdout.write((o.json ? JSON.stringify(json) : formatEngineBench(rows)) + '\n');
   });
 
 interface UpOptions {

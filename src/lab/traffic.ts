@@ -5,6 +5,7 @@
 //   tcp-send --to IP --port P (--bytes N | --seconds S)   send pseudo-random bytes, report sha256 and time
 //   udp-recv --port P --count N --idle-ms T  count distinct sequence numbers until N or T idle
 //   udp-send --to IP --port P --count N --pps R --size S
+//   udp-blast --to IP --via MAC --size S --seconds T   raw frames as fast as the socket goes
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -114,7 +115,27 @@ function udpSend(): void {
   tick();
 }
 
-const modes: Record<string, () => void> = { 'tcp-recv': tcpRecv, 'tcp-send': tcpSend, 'udp-recv': udpRecv, 'udp-send': udpSend };
+function udpBlast(): void {
+  // Imported here: the other modes run without the native addon.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { addon } = require('../native/addon') as typeof import('../native/addon');
+  const { interfaceInfo } = require('../gateway/host') as typeof import('../gateway/host');
+  const dev = arg('dev', 'eth0');
+  const self = interfaceInfo(dev);
+  const r = addon().blast({
+    ifname: dev,
+    dstMac: Buffer.from(arg('via').split(':').map((h) => parseInt(h, 16))),
+    srcMac: self.mac,
+    srcIp: self.ipv4[0],
+    dstIp: arg('to'),
+    dstPort: Number(arg('port', '9')),
+    ipLength: Number(arg('size')),
+    seconds: Number(arg('seconds', '2')),
+  });
+  done(r);
+}
+
+const modes: Record<string, () => void> = { 'tcp-recv': tcpRecv, 'tcp-send': tcpSend, 'udp-recv': udpRecv, 'udp-send': udpSend, 'udp-blast': udpBlast };
 const mode = modes[process.argv[2]];
 if (!mode) {
   process.stderr.write(`usage: traffic.js ${Object.keys(modes).join('|')} [options]\n`);

@@ -266,6 +266,7 @@ export interface Addon {
   xdpAttached(ifname: string): XdpAttachment;
   DelayLine: new (config: { a: string; b: string; delayNs: number; maxQueueBytes?: number }) => NativeDelayLine;
   WanLoss: new (objectPath: string) => NativeWanLoss;
+  blast(config: { ifname: string; dstMac: Buffer; srcMac: Buffer; srcIp: string; dstIp: string; dstPort: number; ipLength: number; seconds: number }): { sent: number; errors: number; seconds: number };
   Engine: new (config: NativeEngineConfig) => NativeEngine;
   detachXdp(ifname: string, programName: string): number;
   versions(): { libbpf: string; xxhash: number; repairFormat: number; xor: string };
