@@ -1,12 +1,10 @@
 // N-API bindings, nothing else: argument shapes are validated in TypeScript (src/fec/), so
 // this layer copies plain values into the C++ config structs and trusts them.
 #include <bpf/libbpf.h>
-#include <net/if.h>
 #include <napi.h>
 #include <xxhash.h>
 
 #include <cstring>
-#include <ctime>
 #include <vector>
 
 #include "fec/bench.h"
@@ -17,18 +15,14 @@
 #include "fec/simulate.h"
 #include "bindings/engine.h"
 #include "bindings/lab.h"
+#include "bindings/util.h"
+#include "common/clock.h"
 #include "fec/xor.h"
 #include "xsk/xdp_query.h"
 
 namespace fec = maelstrom::fec;
 
 namespace {
-
-uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
 
 double get_number(const Napi::Object& o, const char* key, double fallback) {
   Napi::Value v = o.Get(key);
@@ -108,7 +102,7 @@ class BufferCollector : public fec::RepairSink, public fec::RecoverySink {
 uint64_t now_arg(const Napi::CallbackInfo& info, size_t index) {
   return info.Length() > index && info[index].IsNumber()
              ? uint64_t(info[index].As<Napi::Number>().DoubleValue())
-             : monotonic_ns();
+             : maelstrom::monotonic_ns();
 }
 
 class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
@@ -340,18 +334,9 @@ Napi::Value BenchCodec(const Napi::CallbackInfo& info) {
 Napi::Value XdpAttached(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = info[0].As<Napi::String>().Utf8Value();
-  unsigned ifindex = if_nametoindex(name.c_str());
-  if (ifindex == 0) {
-    Napi::Error e = Napi::Error::New(env, "no interface named " + name);
-    e.Set("errno", Napi::Number::New(env, -errno));
-    throw e;
-  }
+  int ifindex = maelstrom::bindings::ifindex_of(env, name);
   maelstrom::xsk::XdpAttachment a;
-  if (int err = maelstrom::xsk::query_xdp(int(ifindex), &a); err < 0) {
-    Napi::Error e = Napi::Error::New(env, "cannot query XDP on " + name + ": " + strerror(-err));
-    e.Set("errno", Napi::Number::New(env, err));
-    throw e;
-  }
+  maelstrom::bindings::check(env, maelstrom::xsk::query_xdp(ifindex, &a), "cannot query XDP on " + name);
   Napi::Object o = Napi::Object::New(env);
   o["mode"] = a.mode;
   o["dispatcher"] = a.dispatcher;
@@ -370,10 +355,8 @@ Napi::Value XdpAttached(const Napi::CallbackInfo& info) {
 Napi::Value DetachXdp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = info[0].As<Napi::String>().Utf8Value();
-  unsigned ifindex = if_nametoindex(name.c_str());
-  if (ifindex == 0) throw Napi::Error::New(env, "no interface named " + name);
-  int n = maelstrom::xsk::detach_xdp_by_name(int(ifindex), info[1].As<Napi::String>().Utf8Value());
-  if (n < 0) throw Napi::Error::New(env, "cannot detach XDP from " + name + ": " + strerror(-n));
+  int n = maelstrom::xsk::detach_xdp_by_name(maelstrom::bindings::ifindex_of(env, name), info[1].As<Napi::String>().Utf8Value());
+  maelstrom::bindings::check(env, n, "cannot detach XDP from " + name);
   return Napi::Number::New(env, n);
 }
 

@@ -1,5 +1,7 @@
 #include "bindings/lab.h"
 
+#include "bindings/util.h"
+
 #include <arpa/inet.h>
 #include <net/if.h>
 
@@ -12,16 +14,6 @@
 
 namespace maelstrom::bindings {
 namespace {
-
-int ifindex_of(Napi::Env env, const std::string& name) {
-  unsigned ifindex = if_nametoindex(name.c_str());
-  if (ifindex == 0) throw Napi::Error::New(env, "no interface named " + name + " in this network namespace");
-  return int(ifindex);
-}
-
-void check(Napi::Env env, int err, const std::string& what) {
-  if (err < 0) throw Napi::Error::New(env, what + ": " + strerror(-err));
-}
 
 // Everything still open when the environment goes away is closed, so no thread or XDP
 // program outlives the process.

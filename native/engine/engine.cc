@@ -20,6 +20,7 @@ extern "C" {
 #include <xdp/libxdp.h>
 }
 
+#include "common/clock.h"
 #include "fec/packet_id.h"
 #include "gateway.h"
 
@@ -29,12 +30,6 @@ namespace {
 constexpr size_t kEth = 14, kIp = 20, kUdp = 8;
 constexpr size_t kRepairHeaders = kEth + kIp + kUdp;
 constexpr uint32_t kBatch = 64;
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
 
 uint16_t get16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 void put16(uint8_t* p, uint16_t v) {
@@ -381,7 +376,7 @@ void Engine::run() {
   uint64_t last_publish = 0;
   RepairOut flush_out(*this, *wan_.ports[0]);
   while (running_.load(std::memory_order_relaxed)) {
-    uint64_t now = now_ns();
+    uint64_t now = monotonic_ns();
     uint32_t work = 0;
     for (auto& p : lan_.ports) {
       uint32_t n = p->receive(batch, kBatch);

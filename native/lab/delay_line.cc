@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "common/clock.h"
+
 namespace maelstrom::lab {
 namespace {
 
@@ -20,12 +22,6 @@ constexpr size_t kMaxFrame = 65536;
 // Timer wake-ups on a VM come 50-150 us late: sleep until this long before a deadline and poll
 // without sleeping for the rest, so frames leave within a few microseconds of it.
 constexpr uint64_t kSpinNs = 300'000;
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
 
 // A raw socket that sees every frame arriving on one interface and sends frames out of it.
 int open_port(int ifindex) {
@@ -141,7 +137,7 @@ void DelayLine::send_due(Direction& d, uint64_t now) {
     d.queued_bytes -= f.bytes.size();
     spare_.push_back(std::move(f.bytes));
     d.queue.pop_front();
-    now = now_ns();
+    now = monotonic_ns();
   }
 }
 
@@ -149,13 +145,13 @@ void DelayLine::run() {
   prctl(PR_SET_TIMERSLACK, 1UL);  // wake at the deadline, not up to 50 us after it
   pollfd fds[2] = {{fd_a_, POLLIN, 0}, {fd_b_, POLLIN, 0}};
   while (running_.load(std::memory_order_relaxed)) {
-    uint64_t now = now_ns();
+    uint64_t now = monotonic_ns();
     send_due(ab_, now);
     send_due(ba_, now);
     uint64_t next = now + 50'000'000;  // wake at least every 50 ms to notice stop()
     if (!ab_.queue.empty()) next = std::min(next, ab_.queue.front().deadline);
     if (!ba_.queue.empty()) next = std::min(next, ba_.queue.front().deadline);
-    now = now_ns();
+    now = monotonic_ns();
     timespec timeout{0, 0};
     if (next > now + kSpinNs) {
       uint64_t sleep = next - now - kSpinNs;
@@ -163,7 +159,7 @@ void DelayLine::run() {
     }
     int ready = ppoll(fds, 2, &timeout, nullptr);
     if (ready > 0) {
-      now = now_ns();
+      now = monotonic_ns();
       if (fds[0].revents & POLLIN) receive(ab_, now);
       if (fds[1].revents & POLLIN) receive(ba_, now);
     } else if (timeout.tv_sec == 0 && timeout.tv_nsec == 0) {
