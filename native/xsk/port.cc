@@ -91,10 +91,7 @@ uint32_t Port::receive(RxFrame* out, uint32_t max) {
 uint8_t* Port::tx_buffer(uint64_t* addr) {
   if (free_.empty()) {
     complete();
-    if (free_.empty()) {
-      no_free_frame_++;
-      return nullptr;
-    }
+    if (free_.empty()) return nullptr;
   }
   *addr = free_.back();
   free_.pop_back();
@@ -107,7 +104,6 @@ bool Port::transmit(uint64_t addr, uint32_t len) {
     complete();
     flush_tx();
     if (xsk_ring_prod__reserve(&tx_, 1, &idx) != 1) {
-      tx_ring_full_++;
       free_.push_back(addr);
       return false;
     }

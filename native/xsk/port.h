@@ -48,7 +48,7 @@ class Port {
   uint32_t receive(RxFrame* out, uint32_t max);
   void recycle(uint64_t addr) { free_.push_back(addr); }
 
-  // A free frame to build an outgoing packet in, or nullptr when none is free.
+  // A free frame to build an outgoing packet in, or nullptr when none is free (the caller counts).
   uint8_t* tx_buffer(uint64_t* addr);
   // Queues a frame of this UMEM for transmission; false (and the frame freed) when the TX ring
   // is full. flush_tx() hands the batch to the kernel.
@@ -66,9 +66,6 @@ class Port {
   };
   KernelStats kernel_stats() const;
 
-  uint64_t tx_ring_full() const { return tx_ring_full_; }
-  uint64_t no_free_frame() const { return no_free_frame_; }
-
  private:
   PortConfig config_;
   void* area_ = nullptr;
@@ -82,8 +79,6 @@ class Port {
   std::vector<uint64_t> free_;
   uint32_t tx_pending_ = 0;
   bool zero_copy_ = false;
-  uint64_t tx_ring_full_ = 0;
-  uint64_t no_free_frame_ = 0;
 };
 
 }  // namespace maelstrom::xsk
