@@ -15,44 +15,18 @@
 #include "fec/simulate.h"
 #include "bindings/engine.h"
 #include "bindings/lab.h"
+#include "bindings/fec_config.h"
 #include "bindings/util.h"
 #include "common/clock.h"
 #include "fec/xor.h"
 #include "xsk/xdp_query.h"
 
 namespace fec = maelstrom::fec;
+using maelstrom::bindings::decoder_config;
+using maelstrom::bindings::encoder_config;
+using maelstrom::bindings::get_number;
 
 namespace {
-
-double get_number(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
-}
-
-fec::EncoderConfig encoder_config(const Napi::Object& o) {
-  fec::EncoderConfig c;
-  c.r = unsigned(get_number(o, "r", c.r));
-  if (o.Get("interleaves").IsArray()) {
-    Napi::Array a = o.Get("interleaves").As<Napi::Array>();
-    c.interleaves.clear();
-    for (uint32_t i = 0; i < a.Length(); i++)
-      c.interleaves.push_back(a.Get(i).As<Napi::Number>().Uint32Value());
-  }
-  c.flush_timeout_ns = uint64_t(get_number(o, "flushTimeoutNs", double(c.flush_timeout_ns)));
-  c.max_packet = unsigned(get_number(o, "maxPacketSize", c.max_packet));
-  c.epoch = uint32_t(get_number(o, "epoch", c.epoch));
-  c.first_seq = uint32_t(get_number(o, "firstSeq", c.first_seq));
-  return c;
-}
-
-fec::DecoderConfig decoder_config(const Napi::Object& o) {
-  fec::DecoderConfig c;
-  c.max_packet = unsigned(get_number(o, "maxPacketSize", c.max_packet));
-  c.window = unsigned(get_number(o, "window", c.window));
-  c.pending = unsigned(get_number(o, "pending", c.pending));
-  c.seen = unsigned(get_number(o, "seen", c.seen));
-  return c;
-}
 
 Napi::Object decoder_stats(Napi::Env env, const fec::DecoderStats& s) {
   Napi::Object o = Napi::Object::New(env);

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "bindings/fec_config.h"
 #include "engine/engine.h"
 #include "gateway.h"
 
@@ -22,11 +23,6 @@ uint32_t ipv4(Napi::Env env, const Napi::Value& v) {
 void mac(const Napi::Value& v, uint8_t out[6]) {
   Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
   std::memcpy(out, b.Data(), 6);
-}
-
-double num(const Napi::Object& o, const char* k, double fallback) {
-  Napi::Value v = o.Get(k);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
 }
 
 const char* const kBpfStats[] = {"lanSteered", "lanLocal", "lanNoSocket", "lanNoRoute", "wanData", "wanRepair",
@@ -53,29 +49,17 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     c.peer_addr = ipv4(env, o.Get("peerAddr"));
     mac(o.Get("wanMac"), c.wan_mac);
     mac(o.Get("peerMac"), c.peer_mac);
-    c.repair_port = uint16_t(num(o, "repairPort", 7600));
+    c.repair_port = uint16_t(get_number(o, "repairPort", 7600));
     Napi::Array remote = o.Get("remote").As<Napi::Array>();
     for (uint32_t i = 0; i < remote.Length(); i++) {
       Napi::Object p = remote.Get(i).As<Napi::Object>();
-      c.remote.push_back({ipv4(env, p.Get("addr")), uint8_t(num(p, "len", 32))});
+      c.remote.push_back({ipv4(env, p.Get("addr")), uint8_t(get_number(p, "len", 32))});
     }
-    Napi::Object enc = o.Get("encoder").As<Napi::Object>();
-    c.encoder.r = unsigned(num(enc, "r", 8));
-    Napi::Array il = enc.Get("interleaves").As<Napi::Array>();
-    c.encoder.interleaves.clear();
-    for (uint32_t i = 0; i < il.Length(); i++) c.encoder.interleaves.push_back(il.Get(i).As<Napi::Number>().Uint32Value());
-    c.encoder.flush_timeout_ns = uint64_t(num(enc, "flushTimeoutNs", 1e6));
-    c.encoder.max_packet = unsigned(num(enc, "maxPacketSize", 1500));
-    c.encoder.epoch = uint32_t(num(enc, "epoch", 0));
-    c.encoder.first_seq = uint32_t(num(enc, "firstSeq", 0));
-    Napi::Object dec = o.Get("decoder").As<Napi::Object>();
-    c.decoder.max_packet = unsigned(num(dec, "maxPacketSize", 1500));
-    c.decoder.window = unsigned(num(dec, "window", 1600));
-    c.decoder.pending = unsigned(num(dec, "pending", 1024));
-    c.decoder.seen = unsigned(num(dec, "seen", 6400));
-    c.mss_clamp = uint16_t(num(o, "mssClamp", 0));
-    c.queues = uint32_t(num(o, "queues", 1));
-    c.frame_size = uint32_t(num(o, "frameSize", 2048));
+    c.encoder = encoder_config(o.Get("encoder").As<Napi::Object>());
+    c.decoder = decoder_config(o.Get("decoder").As<Napi::Object>());
+    c.mss_clamp = uint16_t(get_number(o, "mssClamp", 0));
+    c.queues = uint32_t(get_number(o, "queues", 1));
+    c.frame_size = uint32_t(get_number(o, "frameSize", 2048));
     c.generic = o.Get("generic").ToBoolean();
     c.force_copy = o.Get("forceCopy").ToBoolean();
     std::string error;
