@@ -3,12 +3,11 @@
 // offload settings. Packets per second out of gateway A's WAN interface; the WAN emulator drops
 // everything there (link killed), so nothing downstream limits the figure. Prints figures; never
 // passes or fails on them.
-import path from 'node:path';
 import { Lab } from '../src/lab/lab';
 import { startGateways } from '../src/lab/gateways';
+import { udpBlast } from '../src/lab/runs';
 import { ADDRESSES } from '../src/lab/topology';
 
-const tool = path.resolve(__dirname, '..', 'src', 'lab', 'traffic.js');
 const WAN_MTU = 1700; // so a 1500-byte packet and its repair header fit: every size is protected
 
 export interface EngineBenchOptions {
@@ -34,11 +33,6 @@ function txPackets(lab: Lab): number {
   return j[0].stats64.tx.packets as number;
 }
 
-function blast(lab: Lab, size: number, seconds: number, via: string): { sent: number; seconds: number } {
-  const out = sh(lab, lab.ns.hostA, [process.execPath, tool, 'udp-blast', '--to', ADDRESSES.hostB, '--via', via, '--size', String(size), '--seconds', String(seconds)]);
-  return JSON.parse(out.trim().split('\n').pop()!);
-}
-
 export async function runEngineBench(options: EngineBenchOptions = {}): Promise<{ rows: EngineBenchRow[]; json: Record<string, number> }> {
   const seconds = options.seconds ?? 2;
   const sizes = options.sizes ?? [64, 512, 1500];
@@ -53,7 +47,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
     const kernel = new Map<number, { pps: number; offered: number }>();
     for (const size of sizes) {
       const before = txPackets(lab);
-      const b = blast(lab, size, seconds, gwMac);
+      const b = await udpBlast(lab, size, seconds, gwMac);
       kernel.set(size, { pps: (txPackets(lab) - before) / b.seconds, offered: b.sent / b.seconds });
     }
     await lab.wan.set({ killed: false });
@@ -64,7 +58,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
       for (const size of sizes) {
         await new Promise((r) => setTimeout(r, 300));
         const before = gw.a.latest()?.lanToWanPackets ?? 0;
-        const b = blast(lab, size, seconds, gwMac);
+        const b = await udpBlast(lab, size, seconds, gwMac);
         await new Promise((r) => setTimeout(r, 500));
         const after = gw.a.latest()?.lanToWanPackets ?? 0;
         const engine = (after - before) / b.seconds;

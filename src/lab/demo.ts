@@ -1,39 +1,21 @@
 #!/usr/bin/env node
 // make demo: two sites joined by a long, lossy WAN (25 ms one way, 1% loss), a TCP transfer
 // between their hosts without and then with the Maelstrom gateways, side by side.
-import path from 'node:path';
-import readline from 'node:readline';
 import { Lab } from './lab';
 import { startGateways } from './gateways';
+import { tcpRetransmissions, tcpTransfer } from './runs';
 import { ADDRESSES } from './topology';
 import type { EngineStats } from '../native/addon';
 
-const tool = path.resolve(__dirname, 'traffic.js');
 const SECONDS = Number(process.env.DEMO_SECONDS ?? 10);
 const DELAY_MS = 25;
 const LOSS = 0.01;
 const RATE_MBIT = Number(process.env.DEMO_RATE_MBIT ?? 100);
 const FLUSH_MS = 100;
 
-function retransmissions(lab: Lab): number {
-  const lines = lab.exec(lab.ns.hostA, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Tcp:'));
-  return Number(lines[1].split(/\s+/)[lines[0].split(/\s+/).indexOf('RetransSegs')]);
-}
-
 async function transfer(lab: Lab, port: number): Promise<{ bytes: number; seconds: number; intact: boolean }> {
-  const rx = lab.spawn(lab.ns.hostB, [process.execPath, tool, 'tcp-recv', '--port', String(port)]);
-  const lines = readline.createInterface({ input: rx.stdout! });
-  const report = new Promise<{ bytes: number; sha256: string; seconds: number }>((resolve) => {
-    lines.on('line', (t) => { const m = JSON.parse(t); if (!('listening' in m)) resolve(m); });
-  });
-  await new Promise((r) => lines.once('line', r));
-  const tx = lab.spawn(lab.ns.hostA, [process.execPath, tool, 'tcp-send', '--to', ADDRESSES.hostB, '--port', String(port), '--seconds', String(SECONDS)]);
-  let out = '';
-  tx.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  await new Promise((r) => tx.once('exit', r));
-  const sent = JSON.parse(out.trim().split('\n').pop()!);
-  const got = await report;
-  return { bytes: got.bytes, seconds: got.seconds, intact: got.sha256 === sent.sha256 };
+  const { sent, got } = await tcpTransfer(lab, { seconds: SECONDS }, port);
+  return { bytes: Number(got.bytes), seconds: Number(got.seconds), intact: got.sha256 === sent.sha256 };
 }
 
 async function main(): Promise<void> {
@@ -42,9 +24,9 @@ async function main(): Promise<void> {
   const lab = await Lab.create({ delayMs: DELAY_MS, loss: LOSS, rateMbit: RATE_MBIT });
   try {
     lab.exec(lab.ns.hostA, ['ping', '-c', '3', '-i', '0.1', '-q', ADDRESSES.hostB], { allowFail: true });
-    let r0 = retransmissions(lab);
+    let r0 = tcpRetransmissions(lab, lab.ns.hostA);
     const plain = await transfer(lab, 5001);
-    const plainRetrans = retransmissions(lab) - r0;
+    const plainRetrans = tcpRetransmissions(lab, lab.ns.hostA) - r0;
 
     // At this rate a bin of the widest layer takes about 100 ms to fill; a 1 ms flush would
     // send nearly one repair per packet per layer.
@@ -55,9 +37,9 @@ async function main(): Promise<void> {
     let gwRetrans: number;
     try {
       lab.exec(lab.ns.hostA, ['ping', '-c', '2', '-i', '0.1', '-q', ADDRESSES.hostB], { allowFail: true });
-      r0 = retransmissions(lab);
+      r0 = tcpRetransmissions(lab, lab.ns.hostA);
       withGw = await transfer(lab, 5002);
-      gwRetrans = retransmissions(lab) - r0;
+      gwRetrans = tcpRetransmissions(lab, lab.ns.hostA) - r0;
     } finally {
       a = await gw.a.stop();
       b = await gw.b.stop();

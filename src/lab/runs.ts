@@ -1,10 +1,11 @@
-// Traffic between the lab's hosts with the tools in src/lab/traffic.ts, and TCP counters.
+// Runs of the traffic tools (src/lab/traffic.ts) between a lab's hosts, and their TCP counters:
+// for the tests, the demo and the engine benchmark.
 import path from 'node:path';
 import readline from 'node:readline';
-import type { Lab } from '../../src/lab/lab';
-import { ADDRESSES } from '../../src/lab/topology';
+import type { Lab } from './lab';
+import { ADDRESSES } from './topology';
 
-const tool = path.resolve(__dirname, '..', '..', 'src', 'lab', 'traffic.js');
+const tool = path.resolve(__dirname, 'traffic.js');
 
 // Starts a receiver in hostB; resolves once it listens, with a promise of its final report
 // (wrapped: an async function returning a bare promise would wait for it).
@@ -42,9 +43,11 @@ function send(lab: Lab, args: string[], timeoutMs: number): Promise<Record<strin
   });
 }
 
-export async function tcpTransfer(lab: Lab, bytes: number, port = 5001, timeoutMs = 300_000) {
+// A TCP transfer hostA -> hostB of a number of bytes, or for { seconds }.
+export async function tcpTransfer(lab: Lab, amount: number | { seconds: number }, port = 5001, timeoutMs = 300_000) {
   const done = await receiver(lab, ['tcp-recv', '--port', String(port)]);
-  const sent = await send(lab, ['tcp-send', '--to', ADDRESSES.hostB, '--port', String(port), '--bytes', String(bytes)], timeoutMs);
+  const how = typeof amount === 'number' ? ['--bytes', String(amount)] : ['--seconds', String(amount.seconds)];
+  const sent = await send(lab, ['tcp-send', '--to', ADDRESSES.hostB, '--port', String(port), ...how], timeoutMs);
   const got = await done.report;
   return { sent, got };
 }
@@ -63,4 +66,10 @@ export function tcpRetransmissions(lab: Lab, ns: string): number {
   const names = lines[0].split(/\s+/);
   const values = lines[1].split(/\s+/);
   return Number(values[names.indexOf('RetransSegs')]);
+}
+
+// Raw UDP frames from hostA through `via` (a MAC) as fast as one packet socket goes.
+export async function udpBlast(lab: Lab, ipLength: number, seconds: number, via: string): Promise<{ sent: number; seconds: number }> {
+  const r = await send(lab, ['udp-blast', '--to', ADDRESSES.hostB, '--via', via, '--size', String(ipLength), '--seconds', String(seconds)], seconds * 1000 + 30_000);
+  return { sent: Number(r.sent), seconds: Number(r.seconds) };
 }

@@ -6,7 +6,7 @@ import { Lab } from '../../src/lab/lab';
 import { startGateways } from '../../src/lab/gateways';
 import { ADDRESSES } from '../../src/lab/topology';
 import { parsePing } from '../helpers/ping';
-import { tcpRetransmissions, tcpTransfer, udpStream } from '../helpers/lab-traffic';
+import { tcpRetransmissions, tcpTransfer, udpStream } from '../../src/lab/runs';
 
 const MB = 1_000_000;
 const gateway = suite('gateway: forwarding, repairs and recovery across a lossy WAN');
