@@ -7,6 +7,7 @@
         "native/bindings/engine.cc",
         "native/engine/engine.cc",
         "native/bindings/lab.cc",
+        "native/bindings/netsync.cc",
         "native/fec/bench.cc",
         "native/fec/decoder.cc",
         "native/fec/encoder.cc",
@@ -18,6 +19,7 @@
         "native/lab/blaster.cc",
         "native/lab/delay_line.cc",
         "native/lab/wan_loss.cc",
+        "native/netsync/tracker.cc",
         "native/xsk/port.cc",
         "native/xsk/xdp_query.cc"
       ],

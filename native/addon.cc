@@ -15,6 +15,7 @@
 #include "fec/simulate.h"
 #include "bindings/engine.h"
 #include "bindings/lab.h"
+#include "bindings/netsync.h"
 #include "bindings/fec_config.h"
 #include "bindings/util.h"
 #include "common/clock.h"
@@ -358,6 +359,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["versions"] = Napi::Function::New<Versions>(env);
   maelstrom::bindings::init_lab(env, exports);
   maelstrom::bindings::init_engine(env, exports);
+  maelstrom::bindings::init_netsync(env, exports);
   return exports;
 }
 

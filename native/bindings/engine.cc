@@ -5,6 +5,7 @@
 #include <set>
 
 #include "bindings/fec_config.h"
+#include "bindings/netsync.h"
 #include "engine/engine.h"
 #include "gateway.h"
 
@@ -35,6 +36,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Engine",
                        {InstanceMethod<&EngineWrap::Stats>("stats"), InstanceMethod<&EngineWrap::Info>("info"),
+                        InstanceMethod<&EngineWrap::Events>("events"),
+                        InstanceMethod<&EngineWrap::SetTrace>("setTrace"),
                         InstanceMethod<&EngineWrap::Stop>("stop")});
   }
 
@@ -62,6 +65,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     c.frame_size = uint32_t(get_number(o, "frameSize", 2048));
     c.generic = o.Get("generic").ToBoolean();
     c.force_copy = o.Get("forceCopy").ToBoolean();
+    if (o.Get("lanAddr").IsString()) c.lan_addr = ipv4(env, o.Get("lanAddr"));
+    c.feedback_port = uint16_t(get_number(o, "feedbackPort", 7601));
+    if (o.Get("netsync").IsObject()) c.tracker = tracker_config(o.Get("netsync").As<Napi::Object>());
     std::string error;
     if (int err = engine_.start(c, &error); err) {
       Napi::Error e = Napi::Error::New(env, error);
@@ -109,6 +115,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["pendingEvicted"] = double(s.decoder.pending_evicted);
     o["pendingExpired"] = double(s.decoder.pending_expired);
     o["lateArrivals"] = double(s.decoder.late_arrivals);
+    Napi::Object ns = tracker_stats_object(env, s.netsync);
+    ns["feedbackDatagrams"] = double(e.feedback_datagrams);
+    ns["feedbackSendErrors"] = double(e.feedback_send_errors);
+    ns["eventsDropped"] = double(e.events_dropped);
+    o["netsync"] = ns;
     for (auto [name, k] : {std::pair{"lanSockets", s.lan_sockets}, std::pair{"wanSockets", s.wan_sockets}}) {
       Napi::Object so = Napi::Object::New(env);
       so["rxDropped"] = double(k.rx_dropped);
@@ -129,6 +140,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["zeroCopy"] = engine_.zero_copy();
     o["xdpMode"] = engine_.xdp_mode();
     return o;
+  }
+
+  // events(): the network-sync events since the last call.
+  Napi::Value Events(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<netsync::Event> events = engine_.drain_events();
+    Napi::Array a = Napi::Array::New(env, events.size());
+    for (size_t i = 0; i < events.size(); i++) a[uint32_t(i)] = event_object(env, events[i]);
+    return a;
+  }
+
+  Napi::Value SetTrace(const Napi::CallbackInfo& info) {
+    engine_.set_trace(info[0].ToBoolean());
+    return info.Env().Undefined();
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -35,6 +36,14 @@ uint16_t get16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 void put16(uint8_t* p, uint16_t v) {
   p[0] = uint8_t(v >> 8);
   p[1] = uint8_t(v);
+}
+void put32(uint8_t* p, uint32_t v) {
+  put16(p, uint16_t(v >> 16));
+  put16(p + 2, uint16_t(v));
+}
+void put64(uint8_t* p, uint64_t v) {
+  put32(p, uint32_t(v >> 32));
+  put32(p + 4, uint32_t(v));
 }
 
 uint32_t sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {
@@ -79,7 +88,8 @@ class Engine::RepairOut : public fec::RepairSink {
     if (!frame_) e_.counters_.tx_dropped++;
     return frame_ ? frame_ + kRepairHeaders : nullptr;
   }
-  void commit(size_t len, const fec::RepairInfo&) override {
+  void dropped(const fec::RepairInfo& info) override { e_.tracker_->repair_lost(info); }
+  void commit(size_t len, const fec::RepairInfo& info) override {
     const EngineConfig& c = e_.config_;
     uint8_t* eth = frame_;
     std::memcpy(eth, c.peer_mac, 6);
@@ -105,11 +115,13 @@ class Engine::RepairOut : public fec::RepairSink {
     put16(udp + 6, 0);
     put16(udp + 6, udp_checksum(ip, udp, kUdp + len));
     uint32_t frame_len = uint32_t(kRepairHeaders + len);
+    e_.wan_tags_[addr_ / wan_.frame_size()] = FrameTag{2, info.layer, info.count, info.interleave, info.base_seq};
     if (wan_.transmit(addr_, frame_len)) {
       e_.counters_.repairs_sent++;
       e_.counters_.repair_bytes_sent += frame_len;
     } else {
       e_.counters_.tx_dropped++;
+      e_.tracker_->repair_lost(info);
     }
   }
 
@@ -141,6 +153,66 @@ class Engine::RecoveredOut : public fec::RecoverySink {
  private:
   Engine& e_;
 };
+
+// WAN frames back from the completion ring: a data frame or a repair is now on the wire.
+class Engine::Completions : public xsk::CompletionHook {
+ public:
+  explicit Completions(Engine& e) : e_(e) {}
+  void completed(const uint64_t* addrs, uint32_t n) override {
+    uint64_t now = monotonic_ns();
+    uint32_t frame_size = e_.wan_.ports[0]->frame_size();
+    for (uint32_t i = 0; i < n; i++) {
+      FrameTag& t = e_.wan_tags_[addrs[i] / frame_size];
+      if (t.kind == 1) {
+        e_.tracker_->data_completed(t.seq, now);
+      } else if (t.kind == 2) {
+        e_.tracker_->repair_completed(fec::RepairInfo{t.layer, t.count, t.interleave, t.seq, false}, now);
+      }
+      t.kind = 0;
+    }
+  }
+
+ private:
+  Engine& e_;
+};
+
+// Events collect on the engine thread without a lock and move to the shared queue in batches.
+class Engine::Events : public netsync::EventSink {
+ public:
+  static constexpr size_t kMax = 1 << 20;
+  void event(const netsync::Event& e) override {
+    local_.push_back(e);
+    if (local_.size() >= 4096) publish();
+  }
+  void publish() {
+    if (local_.empty()) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    size_t room = kMax - std::min(kMax, shared_.size());
+    size_t n = std::min(room, local_.size());
+    shared_.insert(shared_.end(), local_.begin(), local_.begin() + long(n));
+    dropped_ += local_.size() - n;
+    local_.clear();
+  }
+  std::vector<netsync::Event> take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<netsync::Event> out;
+    out.swap(shared_);
+    return out;
+  }
+  uint64_t dropped() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return dropped_;
+  }
+
+ private:
+  std::vector<netsync::Event> local_;
+  std::mutex mutex_;
+  std::vector<netsync::Event> shared_;
+  uint64_t dropped_ = 0;
+};
+
+Engine::Engine() = default;
+Engine::~Engine() { stop(); }
 
 int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, std::string* error) {
   side.ifindex = int(if_nametoindex(ifname.c_str()));
@@ -220,6 +292,28 @@ int Engine::start(const EngineConfig& config, std::string* error) {
   setrlimit(RLIMIT_MEMLOCK, &unlimited);
   encoder_ = std::make_unique<fec::Encoder>(config.encoder);
   decoder_ = std::make_unique<fec::Decoder>(config.decoder);
+  netsync::TrackerConfig tc = config.tracker;
+  tc.layers = unsigned(config.encoder.interleaves.size());
+  // The ring must outlast the slowest bin: the widest layer fills after r x interleave packets.
+  uint32_t widest = 1;
+  for (unsigned i : config.encoder.interleaves) widest = std::max(widest, i);
+  tc.ring = std::max<uint32_t>(tc.ring, 8 * widest * config.encoder.r);
+  tracker_ = std::make_unique<netsync::Tracker>(tc);
+  events_ = std::make_unique<Events>();
+  tracker_->set_sink(events_.get());
+  completions_ = std::make_unique<Completions>(*this);
+  if (config.lan_addr) {
+    feedback_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    from.sin_addr.s_addr = config.lan_addr;
+    if (feedback_fd_ < 0 || bind(feedback_fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) < 0) {
+      *error = "cannot open the feedback socket on the LAN address: " + err_text(errno);
+      int err = -errno;
+      stop();
+      return err;
+    }
+  }
   raw_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
   if (raw_fd_ < 0) {
     *error = "cannot open a raw socket for rebuilt packets: " + err_text(errno);
@@ -231,6 +325,9 @@ int Engine::start(const EngineConfig& config, std::string* error) {
     stop();
     return err;
   }
+  xsk::Port& wan0 = *wan_.ports[0];
+  wan_tags_.assign(xsk::PortConfig{}.frames, FrameTag{});
+  wan0.set_completion_hook(completions_.get());
   running_.store(true);
   thread_ = std::thread([this] { run(); });
   return 0;
@@ -248,11 +345,14 @@ void Engine::stop() {
   }
   if (raw_fd_ >= 0) close(raw_fd_);
   raw_fd_ = -1;
+  if (feedback_fd_ >= 0) close(feedback_fd_);
+  feedback_fd_ = -1;
 }
 
-bool Engine::forward(xsk::Port& to, const uint8_t* frame, uint32_t len) {
+bool Engine::forward(xsk::Port& to, const uint8_t* frame, uint32_t len, FrameTag tag) {
   uint64_t addr;
   uint8_t* buf = len <= to.frame_size() ? to.tx_buffer(&addr) : nullptr;
+  if (buf && tag.kind) wan_tags_[addr / to.frame_size()] = tag;
   if (!buf || (std::memcpy(buf, frame, len), !to.transmit(addr, len))) {
     counters_.tx_dropped++;
     return false;
@@ -296,17 +396,25 @@ void Engine::on_lan_frame(xsk::Port& lan, const xsk::RxFrame& f, uint64_t now) {
     uint32_t ip_len = f.len - kEth;
     if (config_.mss_clamp) clamp_mss(ip, ip_len);
     xsk::Port& wan = *wan_.ports[0];
-    if (forward(wan, f.data, f.len)) {
+    // The record exists before the frame is queued: its completion may come back at once.
+    uint32_t seq = encoder_->next_seq();
+    tracker_->sent(ip, ip_len, seq, now);
+    if (forward(wan, f.data, f.len, FrameTag{1, 0, 0, 0, seq})) {
       counters_.lan_to_wan_packets++;
       counters_.lan_to_wan_bytes += f.len;
       RepairOut out(*this, wan);
-      if (encoder_->add(ip, ip_len, now, out) < 0) counters_.unprotected++;
+      if (encoder_->add(ip, ip_len, now, out) < 0) {
+        counters_.unprotected++;
+        tracker_->uncovered(seq);
+      }
+    } else {
+      tracker_->uncovered(seq);
     }
   }
   lan.recycle(f.addr);
 }
 
-void Engine::on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f) {
+void Engine::on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f, uint64_t now) {
   RecoveredOut out(*this);
   const uint8_t* ip = f.data + kEth;
   if (f.len >= kRepairHeaders && ip[9] == 17 && get16(ip + kIp + 2) == config_.repair_port) {
@@ -320,6 +428,7 @@ void Engine::on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f) {
       decoder_->on_repair(udp + kUdp, udp_len - kUdp, out);
     }
   } else if (f.len > kEth + kIp) {
+    tracker_->received(ip, f.len - kEth, now);
     if (decoder_->on_data(ip, f.len - kEth, out) == fec::DataResult::Duplicate) {
       counters_.duplicates_dropped++;
     } else if (forward(*lan_.ports[0], f.data, f.len)) {
@@ -337,6 +446,55 @@ void Engine::publish() {
   snapshot_.decoder = decoder_->stats();
   snapshot_.decoder_pending = decoder_->pending();
   snapshot_.decoder_window = decoder_->window_fill();
+  snapshot_.netsync = tracker_->stats();
+  events_->publish();
+  snapshot_.engine.events_dropped = events_->dropped();
+}
+
+std::vector<netsync::Event> Engine::drain_events() {
+  return events_ ? events_->take() : std::vector<netsync::Event>{};
+}
+
+// Feedback datagrams (docs/protocol.md) for the entries due, one or more per sending host.
+void Engine::send_feedback(uint64_t now) {
+  feedback_.clear();
+  if (!tracker_->poll(now, &feedback_) || feedback_fd_ < 0) return;
+  std::stable_sort(feedback_.begin(), feedback_.end(),
+                   [](const netsync::FeedbackEntry& a, const netsync::FeedbackEntry& b) { return a.flow.saddr < b.flow.saddr; });
+  constexpr size_t kHeader = 12, kEntry = 40, kMaxEntries = 32;
+  for (size_t i = 0; i < feedback_.size();) {
+    uint32_t host = feedback_[i].flow.saddr;
+    size_t n = 0;
+    while (i + n < feedback_.size() && n < kMaxEntries && feedback_[i + n].flow.saddr == host) n++;
+    datagram_.assign(kHeader + n * kEntry, 0);
+    uint8_t* d = datagram_.data();
+    put16(d, 0x4D46);
+    d[2] = 1;
+    put16(d + 4, uint16_t(n));
+    put32(d + 8, feedback_seq_++);
+    for (size_t k = 0; k < n; k++) {
+      const netsync::FeedbackEntry& fe = feedback_[i + k];
+      uint8_t* e = d + kHeader + k * kEntry;
+      std::memcpy(e, &fe.flow.saddr, 4);
+      std::memcpy(e + 4, &fe.flow.daddr, 4);
+      std::memcpy(e + 8, &fe.flow.sport, 2);
+      std::memcpy(e + 10, &fe.flow.dport, 2);
+      put32(e + 12, fe.isn_guessed ? 1 : 0);
+      put64(e + 16, fe.safe);
+      put64(e + 24, fe.sent);
+      e[32] = fe.repairs_newest;
+      e[33] = fe.repairs_per_packet;
+    }
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = host;
+    to.sin_port = htons(config_.feedback_port);
+    if (sendto(feedback_fd_, d, datagram_.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
+      counters_.feedback_send_errors++;
+    else
+      counters_.feedback_datagrams++;
+    i += n;
+  }
 }
 
 EngineSnapshot Engine::snapshot() {
@@ -377,6 +535,7 @@ void Engine::run() {
   RepairOut flush_out(*this, *wan_.ports[0]);
   while (running_.load(std::memory_order_relaxed)) {
     uint64_t now = monotonic_ns();
+    if (bool t = trace_requested_.load(std::memory_order_relaxed); t != trace_) tracker_->set_trace(trace_ = t);
     uint32_t work = 0;
     for (auto& p : lan_.ports) {
       uint32_t n = p->receive(batch, kBatch);
@@ -385,7 +544,7 @@ void Engine::run() {
     }
     for (auto& p : wan_.ports) {
       uint32_t n = p->receive(batch, kBatch);
-      for (uint32_t i = 0; i < n; i++) on_wan_frame(*p, batch[i]);
+      for (uint32_t i = 0; i < n; i++) on_wan_frame(*p, batch[i], now);
       work += n;
     }
     encoder_->poll(now, flush_out);
@@ -396,14 +555,17 @@ void Engine::run() {
         p->refill();
       }
     }
+    send_feedback(monotonic_ns());
     if (now - last_publish > 10'000'000) {
       publish();
       last_publish = now;
     }
     if (!work) {
-      // Sleep until a frame arrives, the next flush deadline, or 1 ms (to notice stop()).
-      uint64_t deadline = encoder_->next_deadline();
-      uint64_t wait_ns = deadline > now ? std::min<uint64_t>(deadline - now, 1'000'000) : 0;
+      // Sleep until a frame arrives, the next flush or feedback deadline, or 1 ms (to notice
+      // stop()); completions do not wake poll(), so look again soon while frames are in flight.
+      uint64_t deadline = std::min(encoder_->next_deadline(), tracker_->next_deadline());
+      uint64_t cap = wan_.ports[0]->tx_outstanding() ? 20'000 : 1'000'000;
+      uint64_t wait_ns = deadline > now ? std::min<uint64_t>(deadline - now, cap) : 0;
       timespec ts{0, long(wait_ns)};
       ppoll(fds.data(), fds.size(), &ts, nullptr);
     }

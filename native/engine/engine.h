@@ -16,6 +16,7 @@
 
 #include "fec/decoder.h"
 #include "fec/encoder.h"
+#include "netsync/tracker.h"
 #include "xsk/port.h"
 
 struct xdp_program;
@@ -43,6 +44,10 @@ struct EngineConfig {
   uint32_t frame_size = 2048;  // UMEM frame: at least the largest frame on either interface
   bool generic = false;     // XDP in generic (skb) mode
   bool force_copy = false;  // AF_XDP copy mode even where zero-copy is offered
+  // Network-sync feedback to LAN senders, from lan_addr (network order; 0: no feedback).
+  uint32_t lan_addr = 0;
+  uint16_t feedback_port = 7601;
+  netsync::TrackerConfig tracker;  // layers are taken from the encoder
 };
 
 struct EngineCounters {
@@ -57,12 +62,15 @@ struct EngineCounters {
   uint64_t unprotected = 0;     // too long for a repair to fit the WAN MTU: forwarded, not covered
   uint64_t bad_repair_frames = 0;  // truncated headers or a bad UDP checksum
   uint64_t tx_dropped = 0;      // no frame or TX ring space
+  uint64_t feedback_datagrams = 0, feedback_send_errors = 0;
+  uint64_t events_dropped = 0;  // the event queue was full (nobody draining it)
 };
 
 struct EngineSnapshot {
   EngineCounters engine;
   fec::EncoderStats encoder;
   fec::DecoderStats decoder;
+  netsync::TrackerStats netsync;
   uint64_t decoder_pending = 0;
   uint64_t decoder_window = 0;
   uint64_t bpf[32] = {};  // enum gw_stat, both interfaces summed
@@ -71,8 +79,8 @@ struct EngineSnapshot {
 
 class Engine {
  public:
-  Engine() = default;
-  ~Engine() { stop(); }
+  Engine();
+  ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -83,8 +91,20 @@ class Engine {
   bool zero_copy() const { return zero_copy_; }
   std::string xdp_mode() const { return config_.generic ? "skb" : "native"; }
   EngineSnapshot snapshot();
+  // Network-sync events since the last call (feedback sent, flows opened and closed, and with
+  // trace on every data and repair completion), oldest first.
+  std::vector<netsync::Event> drain_events();
+  void set_trace(bool on) { trace_requested_.store(on); }
 
  private:
+  // What a WAN UMEM frame in flight carries, read back when it completes.
+  struct FrameTag {
+    uint8_t kind;  // 0 none, 1 data, 2 repair
+    uint8_t layer, count;
+    uint16_t interleave;
+    uint32_t seq;
+  };
+
   struct Side {
     xdp_program* prog = nullptr;
     int ifindex = 0;
@@ -95,18 +115,33 @@ class Engine {
   int attach(Side& side, const std::string& ifname, uint32_t key_offset, std::string* error);
   void run();
   void on_lan_frame(xsk::Port& lan, const xsk::RxFrame& f, uint64_t now);
-  void on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f);
+  void on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f, uint64_t now);
   void clamp_mss(uint8_t* ip, uint32_t len);
-  bool forward(xsk::Port& to, const uint8_t* frame, uint32_t len);
+  bool forward(xsk::Port& to, const uint8_t* frame, uint32_t len, FrameTag tag = {});
   void publish();
+
+  void send_feedback(uint64_t now);
 
   class RepairOut;
   class RecoveredOut;
+  class Completions;
+  class Events;
+
 
   EngineConfig config_;
   Side lan_, wan_;
   std::unique_ptr<fec::Encoder> encoder_;
   std::unique_ptr<fec::Decoder> decoder_;
+  std::unique_ptr<netsync::Tracker> tracker_;
+  std::unique_ptr<Completions> completions_;
+  std::unique_ptr<Events> events_;
+  std::vector<FrameTag> wan_tags_;  // by frame index of WAN port 0, which sends all WAN traffic
+  std::vector<netsync::FeedbackEntry> feedback_;
+  std::vector<uint8_t> datagram_;
+  uint32_t feedback_seq_ = 0;
+  int feedback_fd_ = -1;
+  std::atomic<bool> trace_requested_{false};
+  bool trace_ = false;
   int raw_fd_ = -1;
   bool zero_copy_ = false;
   uint16_t ip_id_ = 0;

@@ -98,22 +98,24 @@ int64_t Encoder::add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink
 void Encoder::fire(Bin& bin, bool flushed, RepairSink& sink) {
   size_t len = repair_size(bin.count, bin.xor_len);
   uint8_t* out = sink.reserve(len);
+  RepairInfo info{bin.layer, uint8_t(bin.count), uint16_t(config_.interleaves[bin.layer]), bin.base_seq, flushed};
   if (out) {
     RepairHeader h{0,          config_.epoch,
                    bin.base_seq, bin.layer,
-                   uint8_t(bin.count), uint16_t(config_.interleaves[bin.layer]),
+                   uint8_t(bin.count), info.interleave,
                    bin.index,  bin.xor_len};
     write_repair_header(out, h);
     uint8_t* e = out + kRepairHeaderSize;
     for (unsigned k = 0; k < bin.count; k++, e += kRecipeEntrySize) write_entry(e, bin.recipe[k]);
     seal_repair(out, bin.count);
     std::memcpy(e, bin.acc, bin.xor_len);
-    sink.commit(len, RepairInfo{bin.layer, uint8_t(bin.count), h.interleave, bin.base_seq, flushed});
+    sink.commit(len, info);
     stats_.repairs++;
     stats_.repair_bytes += len;
     if (flushed) stats_.repairs_flushed++;
   } else {
     stats_.repairs_dropped++;
+    sink.dropped(info);
   }
   bin.count = 0;
   bin.xor_len = 0;

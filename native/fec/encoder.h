@@ -42,6 +42,8 @@ class RepairSink {
   // Room for a repair of `len` bytes, or nullptr to drop it (counted by the encoder).
   virtual uint8_t* reserve(size_t len) = 0;
   virtual void commit(size_t len, const RepairInfo& info) = 0;
+  // reserve() gave no room: this repair is not sent.
+  virtual void dropped(const RepairInfo& info) {}
 };
 
 struct EncoderStats {

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace maelstrom::xsk {
@@ -113,6 +114,7 @@ bool Port::transmit(uint64_t addr, uint32_t len) {
   d->len = len;
   xsk_ring_prod__submit(&tx_, 1);
   tx_pending_++;
+  tx_outstanding_++;
   return true;
 }
 
@@ -138,8 +140,12 @@ Port::KernelStats Port::kernel_stats() const {
 uint32_t Port::complete() {
   uint32_t idx;
   uint32_t n = xsk_ring_cons__peek(&comp_, config_.frames / 2, &idx);
+  if (!n) return 0;
+  size_t first = free_.size();
   for (uint32_t i = 0; i < n; i++) free_.push_back(*xsk_ring_cons__comp_addr(&comp_, idx + i));
-  if (n) xsk_ring_cons__release(&comp_, n);
+  xsk_ring_cons__release(&comp_, n);
+  tx_outstanding_ -= std::min(tx_outstanding_, n);
+  if (hook_) hook_->completed(free_.data() + first, n);
   return n;
 }
 

@@ -29,6 +29,13 @@ struct RxFrame {
   uint32_t len;
 };
 
+// Told which transmitted frames came back on the completion ring, before they are reused.
+class CompletionHook {
+ public:
+  virtual ~CompletionHook() = default;
+  virtual void completed(const uint64_t* addrs, uint32_t n) = 0;
+};
+
 class Port {
  public:
   Port() = default;
@@ -57,6 +64,9 @@ class Port {
 
   // Reclaims transmitted frames; returns how many completed.
   uint32_t complete();
+  void set_completion_hook(CompletionHook* hook) { hook_ = hook; }
+  // Frames handed to the TX ring whose completion has not come back yet.
+  uint32_t tx_outstanding() const { return tx_outstanding_; }
   // Keeps the fill ring stocked from free frames.
   void refill();
 
@@ -78,6 +88,8 @@ class Port {
   xsk_ring_prod tx_{};
   std::vector<uint64_t> free_;
   uint32_t tx_pending_ = 0;
+  uint32_t tx_outstanding_ = 0;
+  CompletionHook* hook_ = nullptr;
   bool zero_copy_ = false;
 };
 

@@ -197,6 +197,79 @@ export interface NativeEngineConfig {
   frameSize: 2048 | 4096;
   generic: boolean;
   forceCopy: boolean;
+  lanAddr?: string;      // feedback datagrams come from here; none without it
+  feedbackPort?: number; // default 7601
+  netsync?: NativeTrackerConfig;
+}
+
+export interface NativeTrackerConfig {
+  layers?: number;             // c (the engine takes it from the encoder)
+  maxFlows?: number;           // default 65536
+  ring?: number;               // records by sequence number, default 65536
+  idleTimeoutNs?: number;      // default 900 s
+  feedbackIntervalNs?: number; // at most one entry per flow this often, default 50 us
+}
+
+export interface NetsyncFlow {
+  senderAddress: string;
+  senderPort: number;
+  receiverAddress: string;
+  receiverPort: number;
+}
+
+// Events of the network-sync tracker (docs/protocol.md, "Gateway events"). tNs is CLOCK_MONOTONIC.
+export type NetsyncEvent =
+  | ({ type: 'feedback'; tNs: bigint; isnGuessed: boolean; safeOffset: bigint; sentOffset: bigint; repairsSent: number; repairsPerPacket: number } & NetsyncFlow)
+  | ({ type: 'data-done'; tNs: bigint; seq: number; start: bigint; end: bigint } & NetsyncFlow)
+  | { type: 'repair-done'; tNs: bigint; layer: number; baseSeq: number; count: number; interleave: number }
+  | ({ type: 'flow-open'; tNs: bigint; isn: number; isnGuessed: boolean } & NetsyncFlow)
+  | ({ type: 'flow-close'; tNs: bigint; reason: 'fin' | 'rst' | 'idle' | 'pressure' | 'reopened'; safeOffset: bigint; sentOffset: bigint } & NetsyncFlow)
+  | ({ type: 'safe-by-ack'; tNs: bigint; safeOffset: bigint; sentOffset: bigint } & NetsyncFlow);
+
+export interface FeedbackDue extends NetsyncFlow {
+  isnGuessed: boolean;
+  safeOffset: bigint;
+  sentOffset: bigint;
+  repairsSent: number;
+  repairsPerPacket: number;
+}
+
+export interface TrackerStats {
+  flows: number;
+  flowsOpened: number;
+  flowsIsnGuessed: number;
+  evictedFin: number;
+  evictedRst: number;
+  evictedIdle: number;
+  evictedPressure: number;
+  segments: number;
+  retransmissions: number;
+  recordsCompleted: number;
+  recordsAbandoned: number;
+  safeByAck: number;
+  feedbackEntries: number;
+  staleCompletions: number;
+}
+
+export interface RepairCoverage {
+  layer: number;
+  count: number;
+  interleave: number;
+  baseSeq: number;
+}
+
+export interface NativeSyncTracker {
+  sent(ipPacket: Buffer, seq: number, nowNs: bigint | number): void;
+  uncovered(seq: number): void;
+  received(ipPacket: Buffer, nowNs: bigint | number): void;
+  dataCompleted(seq: number, nowNs: bigint | number): void;
+  repairCompleted(repair: RepairCoverage, nowNs: bigint | number): void;
+  repairLost(repair: RepairCoverage): void;
+  poll(nowNs: bigint | number): FeedbackDue[];
+  nextDeadline(): bigint | null;
+  setTrace(on: boolean): void;
+  events(): NetsyncEvent[];
+  stats(): TrackerStats;
 }
 
 // Mirror of enum gw_stat (bpf/gateway.h), summed over both interfaces and all CPUs.
@@ -240,6 +313,7 @@ export interface EngineStats {
   pendingEvicted: number;
   pendingExpired: number;
   lateArrivals: number;
+  netsync: TrackerStats & { feedbackDatagrams: number; feedbackSendErrors: number; eventsDropped: number };
   // XDP_STATISTICS of the AF_XDP sockets: frames the kernel dropped for want of ring space.
   lanSockets: SocketDrops;
   wanSockets: SocketDrops;
@@ -249,11 +323,14 @@ export interface EngineStats {
 export interface NativeEngine {
   stats(): EngineStats;
   info(): { running: boolean; zeroCopy: boolean; xdpMode: 'native' | 'skb' };
+  events(): NetsyncEvent[];
+  setTrace(on: boolean): void;
   stop(): void;
 }
 
 export interface Addon {
   Encoder: new (config: NativeEncoderConfig) => NativeEncoder;
+  SyncTracker: new (config?: NativeTrackerConfig) => NativeSyncTracker;
   Decoder: new (config: NativeDecoderConfig) => NativeDecoder;
   parseRepair(repair: Buffer, maxPacketSize: number): ParsedRepair | { error: ParseErrorName };
   packetId(packet: Buffer): RecipeEntry;
