@@ -16,7 +16,10 @@ export type ErrorCode =
   | 'MAELSTROM_ERR_MTU'
   | 'MAELSTROM_ERR_BPFFS'
   | 'MAELSTROM_ERR_PEER_UNREACHABLE'
-  | 'MAELSTROM_ERR_ATTACH';
+  | 'MAELSTROM_ERR_ATTACH'
+  | 'MAELSTROM_ERR_ALREADY_RUNNING'
+  | 'MAELSTROM_ERR_NO_GATEWAY'
+  | 'MAELSTROM_ERR_CONTROL_STALE';
 
 export class MaelstromError extends Error {
   readonly code: ErrorCode;

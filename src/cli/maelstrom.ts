@@ -6,7 +6,8 @@ import type { ModelReport } from '../model/redundancy';
 import { formatCodecBench, runCodecBench } from '../../bench/codec';
 import { formatEngineBench, runEngineBench } from '../../bench/engine';
 import { DEFAULTS } from '../fec/config';
-import { REPAIR_PORT, detachGateway, startGateway } from '../gateway/gateway';
+import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, startGateway } from '../gateway/gateway';
+import { ControlServer, control, defaultControlPath } from '../gateway/control';
 import { decimal, integer, integerList } from './parse';
 import { run } from './run';
 import { ConfigError } from '../errors';
@@ -93,6 +94,7 @@ interface UpOptions {
   lan: string; wan: string; peer: string; remote: string[]; r: number; c?: number; interleaves?: number[];
   flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; repairPort: number;
   mountBpffs?: boolean; statsInterval: number; json?: boolean;
+  control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
 }
 
 withCode(program
@@ -110,26 +112,94 @@ withCode(program
   .option('--mount-bpffs', 'mount bpffs at /sys/fs/bpf when it is missing (in a private mount namespace)')
   .option('--stats-interval <s>', 'print counters as a JSON line every s seconds (0: only at exit)', decimal('--stats-interval'), 0)
   .option('--json', 'print the start report as JSON')
+  .option('--control <path>', 'control socket for watch/status (default /run/maelstrom/<lan>.sock)')
+  .option('--no-feedback', 'send no network-sync feedback to LAN senders')
+  .option('--feedback-port <port>', 'UDP port of the senders\' network-sync listeners', integer('--feedback-port'), FEEDBACK_PORT)
+  .option('--max-flows <n>', 'TCP flows tracked at once; the least recently seen is evicted beyond', integer('--max-flows'), NETSYNC_DEFAULTS.maxFlows)
+  .option('--flow-idle <s>', 'forget a TCP flow silent this long', decimal('--flow-idle'), NETSYNC_DEFAULTS.flowIdleS)
   .addHelpText('after', `
+Network-sync: for every TCP flow leaving through the LAN, the gateway tells the sending host
+(UDP to port 7601, from the LAN address) how many bytes are on the WAN together with all their
+repairs. Storage servers wait on that with NetworkSyncListener (docs/protocol.md).
+
 Example (gateway A of the lab):
-  maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3`)
+  maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3
+  maelstrom watch --lan lan0          # in another shell: the feedback as it goes out`)
   .action(async (o: UpOptions) => {
     if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
+    const started = process.hrtime.bigint();
+    const controlPath = o.control ?? defaultControlPath(o.lan);
     const gw = await startGateway({
       lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
       flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
       repairPort: o.repairPort, mountBpffs: o.mountBpffs,
+      feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
     });
-    const report = { event: 'up', lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info };
-    process.stdout.write((o.json ? JSON.stringify(report) : `gateway up: ${o.lan} <-> ${o.wan}, peer ${o.peer}, XDP ${gw.info.xdpMode}, AF_XDP ${gw.info.zeroCopy ? 'zero-copy' : 'copy'} mode, MSS clamp ${gw.info.mssClamp || 'off'}`) + '\n');
+    const status = () => ({
+      lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, control: controlPath, pid: process.pid,
+      uptimeS: Number(process.hrtime.bigint() - started) / 1e9,
+    });
+    let server: ControlServer;
+    try {
+      server = await ControlServer.open(controlPath, { status, stats: () => gw.stats(), setTrace: (on) => gw.engine.setTrace(on) });
+    } catch (err) {
+      gw.stop();
+      throw err;
+    }
+    const report = { event: 'up', ...status() };
+    process.stdout.write((o.json ? JSON.stringify(report) : `gateway up: ${o.lan} <-> ${o.wan}, peer ${o.peer}, XDP ${gw.info.xdpMode}, AF_XDP ${gw.info.zeroCopy ? 'zero-copy' : 'copy'} mode, MSS clamp ${gw.info.mssClamp || 'off'}, feedback ${gw.info.feedback ? `from ${gw.info.feedback.from} to port ${gw.info.feedback.port}` : 'off'}, control ${controlPath}`) + '\n');
     const print = () => process.stdout.write(JSON.stringify({ event: 'stats', ...gw.stats() }) + '\n');
     const timer = o.statsInterval > 0 ? setInterval(print, o.statsInterval * 1000) : undefined;
+    // Events leave the engine in batches; unwatched ones are dropped here.
+    const drain = setInterval(() => server.publish(gw.engine.events()), 10);
     await new Promise<void>((resolve) => {
       for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
     });
+    clearInterval(drain);
     if (timer) clearInterval(timer);
     print();
     gw.stop();
+    server.publish(gw.engine.events());
+    await server.close();
+  });
+
+function formatEvent(e: Record<string, unknown>): string {
+  const flow = `${e.senderAddress}:${e.senderPort} > ${e.receiverAddress}:${e.receiverPort}`;
+  switch (e.type) {
+    case 'feedback': return `feedback    ${flow}  safe ${e.safeOffset}  sent ${e.sentOffset}  repairs ${e.repairsSent}/${e.repairsPerPacket}${e.isnGuessed ? '  (SYN not seen)' : ''}`;
+    case 'flow-open': return `flow-open   ${flow}  isn ${e.isn}${e.isnGuessed ? ' (guessed: SYN not seen)' : ''}`;
+    case 'flow-close': return `flow-close  ${flow}  ${e.reason}  safe ${e.safeOffset}  sent ${e.sentOffset}`;
+    case 'safe-by-ack': return `safe-by-ack ${flow}  safe ${e.safeOffset} (the receiver acknowledged past a lost repair)`;
+    case 'data-done': return `data-done   ${flow}  seq ${e.seq}  bytes ${e.start}-${e.end}`;
+    case 'repair-done': return `repair-done layer ${e.layer}  seq ${e.baseSeq} + k*${e.interleave}, k < ${e.count}`;
+    default: return JSON.stringify(e);
+  }
+}
+
+program
+  .command('watch')
+  .description('Print a running gateway\'s network-sync events: feedback sent, flows opened and closed')
+  .option('--lan <if>', 'the gateway\'s LAN interface (finds its control socket)')
+  .option('--control <path>', 'the gateway\'s control socket (instead of --lan)')
+  .option('--trace', 'also every data frame and repair completion (heavy: for audits and tests)')
+  .option('--count <n>', 'stop after n events', integer('--count'))
+  .option('--json', 'one JSON object per line (fields in docs/protocol.md, "Gateway events")')
+  .addHelpText('after', `
+Examples:
+  maelstrom watch --lan lan0
+  maelstrom watch --control /run/maelstrom/lan0.sock --json | jq 'select(.type=="feedback")'`)
+  .action(async (o: { lan?: string; control?: string; trace?: boolean; count?: number; json?: boolean }) => {
+    if (!o.lan && !o.control) throw new ConfigError('give --lan IF or --control PATH to find the gateway');
+    const path = o.control ?? defaultControlPath(o.lan!);
+    let seen = 0;
+    for await (const msg of control(path, { cmd: 'watch', trace: o.trace === true })) {
+      if (msg.event === 'watching') {
+        if (o.json) process.stdout.write(JSON.stringify(msg) + '\n');
+        continue;
+      }
+      process.stdout.write((o.json ? JSON.stringify(msg) : formatEvent(msg)) + '\n');
+      if (o.count !== undefined && ++seen >= o.count) break;
+    }
   });
 
 program

@@ -25,7 +25,14 @@ export interface GatewayOptions extends CodecOptions {
   generic?: boolean;
   forceCopy?: boolean;
   mountBpffs?: boolean; // mount bpffs at /sys/fs/bpf when missing (for private mount namespaces)
+  feedback?: boolean;        // network-sync feedback to LAN senders (default true)
+  feedbackPort?: number;     // default 7601
+  maxFlows?: number;         // TCP flows tracked at once (default 65536)
+  flowIdleS?: number;        // a flow silent this long is forgotten (default 900 s)
 }
+
+export const FEEDBACK_PORT = 7601;
+export const NETSYNC_DEFAULTS = { maxFlows: 65536, flowIdleS: 900, feedbackIntervalUs: 50 } as const;
 
 export interface Prefix {
   addr: string;
@@ -51,7 +58,11 @@ export function repairOverhead(r: number): number {
 
 export interface StartedGateway {
   engine: NativeEngine;
-  info: { zeroCopy: boolean; xdpMode: string; queues: number; mssClamp: number; maxProtectedPacket: number };
+  info: {
+    zeroCopy: boolean; xdpMode: string; queues: number; mssClamp: number; maxProtectedPacket: number;
+    r: number; c: number; interleaves: number[]; flushTimeoutMs: number;
+    feedback: { from: string; port: number } | null;
+  };
   stats(): EngineStats;
   stop(): void;
 }
@@ -82,6 +93,16 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
     if (!o.mountBpffs) throw new MaelstromError('MAELSTROM_ERR_BPFFS', 'bpffs is not mounted at /sys/fs/bpf: mount -t bpf bpf /sys/fs/bpf', { exitCode: 3 });
     mountBpffs();
   }
+  const maxFlows = o.maxFlows ?? NETSYNC_DEFAULTS.maxFlows;
+  if (!Number.isInteger(maxFlows) || maxFlows < 1 || maxFlows > 1 << 22) throw new ConfigError(`max flows must be an integer from 1 to ${1 << 22}, got ${maxFlows}`);
+  const flowIdleS = o.flowIdleS ?? NETSYNC_DEFAULTS.flowIdleS;
+  if (!Number.isFinite(flowIdleS) || flowIdleS <= 0) throw new ConfigError(`the flow idle timeout must be a positive number of seconds, got ${flowIdleS}`);
+  const feedbackPort = o.feedbackPort ?? FEEDBACK_PORT;
+  if (!Number.isInteger(feedbackPort) || feedbackPort < 1 || feedbackPort > 65535) throw new ConfigError(`the feedback port must be from 1 to 65535, got ${feedbackPort}`);
+  const feedback = (o.feedback ?? true) ? lan.ipv4[0] : undefined;
+  if ((o.feedback ?? true) && !feedback) {
+    throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${lan.name} has no IPv4 address to send network-sync feedback from: give it one, or run with --no-feedback`, { exitCode: 3 });
+  }
   const hop = await nextHop(o.peer, wan.name);
   const queues = rxQueues(lan.name);
   const maxPacket = Math.min(maxProtected, 9216);
@@ -106,6 +127,9 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
       frameSize: Math.max(lan.mtu, wan.mtu) + 14 <= 2048 ? 2048 : 4096,
       generic: o.generic ?? false,
       forceCopy: o.forceCopy ?? false,
+      lanAddr: feedback,
+      feedbackPort,
+      netsync: { maxFlows, idleTimeoutNs: flowIdleS * 1e9, feedbackIntervalNs: NETSYNC_DEFAULTS.feedbackIntervalUs * 1000 },
     });
   } catch (cause) {
     throw new MaelstromError('MAELSTROM_ERR_ATTACH', `cannot start the gateway: ${(cause as Error).message}`, { cause, exitCode: 5 });
@@ -113,7 +137,11 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   const info = engine.info();
   return {
     engine,
-    info: { zeroCopy: info.zeroCopy, xdpMode: info.xdpMode, queues, mssClamp, maxProtectedPacket: maxPacket },
+    info: {
+      zeroCopy: info.zeroCopy, xdpMode: info.xdpMode, queues, mssClamp, maxProtectedPacket: maxPacket,
+      r: codec.r, c: codec.interleaves.length, interleaves: codec.interleaves, flushTimeoutMs: codec.flushTimeoutMs,
+      feedback: feedback ? { from: feedback, port: feedbackPort } : null,
+    },
     stats: () => engine.stats(),
     stop: () => engine.stop(),
   };

@@ -6,20 +6,27 @@ import type { EngineStats } from '../native/addon';
 import { LabError } from './netns';
 import type { Lab } from './lab';
 import { ADDRESSES } from './topology';
+import { CONTROL_DIR } from '../gateway/control';
 
 const cli = path.resolve(__dirname, '..', 'cli', 'maelstrom.js');
 
 export interface GatewayProcess {
   child: ChildProcess;
+  control: string; // its control socket (maelstrom watch --control ...)
   up: Record<string, unknown>;
   latest(): EngineStats | undefined;
   // SIGTERM, then the final counters.
   stop(): Promise<EngineStats | undefined>;
 }
 
+export function controlPath(ns: string): string {
+  return path.join(CONTROL_DIR, `${ns}.sock`);
+}
+
 async function startOne(lab: Lab, ns: string, peer: string, remote: string, extra: string[]): Promise<GatewayProcess> {
+  const control = controlPath(ns);
   const child = lab.spawn(ns, [process.execPath, cli, 'up', '--lan', 'lan0', '--wan', 'wan0', '--peer', peer,
-    '--remote', remote, '--mount-bpffs', '--stats-interval', '0.2', '--json', ...extra]);
+    '--remote', remote, '--mount-bpffs', '--stats-interval', '0.2', '--json', '--control', control, ...extra]);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
   let latest: EngineStats | undefined;
@@ -39,6 +46,7 @@ async function startOne(lab: Lab, ns: string, peer: string, remote: string, extr
   });
   return {
     child,
+    control,
     up,
     latest: () => latest,
     stop: () => new Promise((resolve) => {

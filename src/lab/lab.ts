@@ -1,6 +1,9 @@
 // A whole lab: the two-site topology and its WAN emulator, built and torn down together.
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CONTROL_DIR } from '../gateway/control';
 import { inNs, nsRun } from './netns';
 import { createTopology, destroyTopology } from './topology';
 import type { Topology } from './topology';
@@ -50,5 +53,7 @@ export class Lab {
     for (const child of this.children) child.kill('SIGKILL');
     await this.wan.stop().catch(() => undefined);
     destroyTopology(this.topology);
+    // Control sockets of gateways killed on purpose (fail-open tests) stay behind otherwise.
+    for (const ns of Object.values(this.topology.ns)) fs.rmSync(path.join(CONTROL_DIR, `${ns}.sock`), { force: true });
   }
 }

@@ -110,7 +110,9 @@ export function createTopology(congestionControl = HOST_CONGESTION_CONTROL): Top
     for (const host of [ns.hostA, ns.hostB]) {
       // No metrics carried from one connection to the next: runs compared must start alike.
       nsRun(host, ['sysctl', '-qw', `net.ipv4.tcp_congestion_control=${congestionControl}`,
-        `net.ipv4.tcp_reordering=${HOST_TCP_REORDERING}`, 'net.ipv4.tcp_no_metrics_save=1']);
+        `net.ipv4.tcp_reordering=${HOST_TCP_REORDERING}`, 'net.ipv4.tcp_no_metrics_save=1',
+        // Storage servers mirror over long-lived connections that pause between bursts.
+        'net.ipv4.tcp_slow_start_after_idle=0']);
     }
     nsRun(ns.hostA, ['ip', 'route', 'add', 'default', 'via', ADDRESSES.gwALan]);
     nsRun(ns.hostB, ['ip', 'route', 'add', 'default', 'via', ADDRESSES.gwBLan]);

@@ -1,0 +1,175 @@
+// The gateway's control socket: a Unix stream socket (mode 0600, in a 0700 directory) that
+// `maelstrom up` serves and the other commands talk to. One JSON request per line; answers are
+// JSON lines (docs/cli.md, "Control socket"):
+//   {"cmd":"status"}                 -> one line: the gateway's status
+//   {"cmd":"stats"}                  -> one line: its counters
+//   {"cmd":"watch","trace":false}    -> {"event":"watching"}, then one line per network-sync event
+// Events carry tNs (CLOCK_MONOTONIC nanoseconds) as a decimal string; offsets are numbers.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+import { MaelstromError } from '../errors';
+import type { NetsyncEvent } from '../native/addon';
+
+export const CONTROL_DIR = '/run/maelstrom';
+
+export function defaultControlPath(lan: string): string {
+  return path.join(CONTROL_DIR, `${lan}.sock`);
+}
+
+export type ControlRequest = { cmd: 'status' } | { cmd: 'stats' } | { cmd: 'watch'; trace?: boolean };
+
+export interface ControlHandlers {
+  status(): object;
+  stats(): object;
+  setTrace(on: boolean): void;
+}
+
+// One event as a JSON-ready object: bigint times as strings, offsets as numbers.
+export function eventJson(e: NetsyncEvent): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(e)) o[k] = typeof v === 'bigint' ? (k === 'tNs' ? v.toString() : Number(v)) : v;
+  return o;
+}
+
+function errorLine(message: string): string {
+  return JSON.stringify({ error: message }) + '\n';
+}
+
+export class ControlServer {
+  private readonly watchers = new Map<net.Socket, { trace: boolean }>();
+
+  private constructor(private readonly server: net.Server, readonly path: string, private readonly handlers: ControlHandlers) {}
+
+  // Listens at socketPath; refuses when a gateway already answers there, replaces a stale socket.
+  static async open(socketPath: string, handlers: ControlHandlers): Promise<ControlServer> {
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+    if (fs.existsSync(socketPath)) {
+      if (await answers(socketPath)) {
+        throw new MaelstromError('MAELSTROM_ERR_ALREADY_RUNNING',
+          `a gateway already runs with control socket ${socketPath}: stop it (maelstrom down) or give another --control`, { exitCode: 3 });
+      }
+      fs.unlinkSync(socketPath); // left behind by a gateway that is gone
+    }
+    const server = net.createServer();
+    const control = new ControlServer(server, socketPath, handlers);
+    server.on('connection', (sock) => control.accept(sock));
+    const mask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => { server.off('error', reject); resolve(); });
+      });
+    } finally {
+      process.umask(mask);
+    }
+    fs.chmodSync(socketPath, 0o600);
+    return control;
+  }
+
+  get watching(): boolean {
+    return this.watchers.size > 0;
+  }
+
+  // Sends a batch of events to every watcher (trace events only to those who asked).
+  publish(events: NetsyncEvent[]): void {
+    if (!events.length || !this.watchers.size) return;
+    let all = '';
+    let plain = '';
+    for (const e of events) {
+      const line = JSON.stringify(eventJson(e)) + '\n';
+      all += line;
+      if (e.type !== 'data-done' && e.type !== 'repair-done') plain += line;
+    }
+    for (const [sock, w] of this.watchers) {
+      const text = w.trace ? all : plain;
+      if (text) sock.write(text);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const sock of this.watchers.keys()) sock.end();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    fs.rmSync(this.path, { force: true });
+  }
+
+  private accept(sock: net.Socket): void {
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => {
+      if (this.watchers.delete(sock)) this.updateTrace();
+    });
+    const lines = readline.createInterface({ input: sock });
+    lines.on('line', (text) => {
+      let req: ControlRequest;
+      try {
+        req = JSON.parse(text) as ControlRequest;
+      } catch {
+        sock.write(errorLine('requests are JSON objects, one per line'));
+        return;
+      }
+      switch (req?.cmd) {
+        case 'status':
+          sock.write(JSON.stringify(this.handlers.status()) + '\n');
+          break;
+        case 'stats':
+          sock.write(JSON.stringify(this.handlers.stats()) + '\n');
+          break;
+        case 'watch':
+          this.watchers.set(sock, { trace: req.trace === true });
+          this.updateTrace();
+          sock.write(JSON.stringify({ event: 'watching', trace: req.trace === true }) + '\n');
+          break;
+        default:
+          sock.write(errorLine(`unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)}: status, stats or watch`));
+      }
+    });
+  }
+
+  private updateTrace(): void {
+    this.handlers.setTrace([...this.watchers.values()].some((w) => w.trace));
+  }
+}
+
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+// Connects to a gateway's control socket, with errors that say what to do.
+export function connectControl(socketPath: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => { s.removeAllListeners('error'); resolve(s); });
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') {
+        reject(new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `no gateway control socket at ${socketPath}: is 'maelstrom up' running? (give its --control path)`, { exitCode: 3 }));
+      } else if (err.code === 'ECONNREFUSED') {
+        reject(new MaelstromError('MAELSTROM_ERR_CONTROL_STALE', `${socketPath} is left from a gateway that is gone: remove it, or start the gateway again`, { exitCode: 3 }));
+      } else if (err.code === 'EACCES') {
+        reject(new MaelstromError('MAELSTROM_ERR_NOT_ROOT', `${socketPath} is root's only: run with sudo`, { exitCode: 4 }));
+      } else {
+        reject(new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `cannot reach the gateway at ${socketPath}: ${err.message}`, { exitCode: 3 }));
+      }
+    });
+  });
+}
+
+// Sends one request and yields the answer lines until the caller stops or the gateway closes.
+export async function* control(socketPath: string, req: ControlRequest): AsyncGenerator<Record<string, unknown>> {
+  const sock = await connectControl(socketPath);
+  sock.write(JSON.stringify(req) + '\n');
+  const lines = readline.createInterface({ input: sock });
+  try {
+    for await (const line of lines) {
+      const msg = JSON.parse(line) as Record<string, unknown>;
+      if (typeof msg.error === 'string') throw new MaelstromError('MAELSTROM_ERR_CONFIG', `the gateway refused: ${msg.error}`, { exitCode: 2 });
+      yield msg;
+    }
+  } finally {
+    sock.destroy();
+  }
+}

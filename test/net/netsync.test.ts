@@ -1,0 +1,176 @@
+// Network-sync end to end, in the lab: records written through gateway A, each with a promise
+// that resolves on the gateway's feedback; the gateway's completion trace audited independently;
+// a rolling disaster; forged feedback. Needs root.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Lab } from '../../src/lab/lab';
+import { startGateways } from '../../src/lab/gateways';
+import type { GatewayProcess } from '../../src/lab/gateways';
+import { ADDRESSES } from '../../src/lab/topology';
+import { RECORD_SIZE, startRecordClient, startRecordServer } from '../../src/lab/records';
+import { safePrefixes, safeSince } from '../../src/feedback/audit';
+import { flowId } from '../../src/feedback/format';
+import type { NetsyncEvent } from '../../src/native/addon';
+
+const cli = path.resolve(__dirname, '..', '..', 'src', 'cli', 'maelstrom.js');
+const traffic = path.resolve(__dirname, '..', '..', 'src', 'lab', 'traffic.js');
+const netsync = suite('network-sync: flow offsets, feedback and promises through the gateways');
+
+// `maelstrom watch --trace --json` on a gateway: every event, as the gateway reports them.
+async function watch(gw: GatewayProcess) {
+  const child = spawn(process.execPath, [cli, 'watch', '--control', gw.control, '--trace', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const events: NetsyncEvent[] = [];
+  const waiters = new Set<() => void>();
+  const lines = readline.createInterface({ input: child.stdout! });
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`maelstrom watch exited (${code})`)));
+    lines.on('line', (text) => {
+      const o = JSON.parse(text) as Record<string, unknown>;
+      if (o.event === 'watching') return resolve();
+      for (const k of ['tNs', 'start', 'end', 'safeOffset', 'sentOffset']) if (o[k] !== undefined) o[k] = BigInt(o[k] as string | number);
+      events.push(o as unknown as NetsyncEvent);
+      for (const w of waiters) w();
+    });
+  });
+  return {
+    events,
+    // Resolves once an event matching f has come (false after timeoutMs).
+    until: (f: (e: NetsyncEvent) => boolean, timeoutMs: number) => new Promise<boolean>((resolve) => {
+      if (events.some(f)) return resolve(true);
+      const check = () => {
+        if (!f(events[events.length - 1])) return;
+        waiters.delete(check);
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => { waiters.delete(check); resolve(false); }, timeoutMs);
+      waiters.add(check);
+    }),
+    stop: () => child.kill('SIGTERM'),
+  };
+}
+
+netsync('10,000 records of 4 KB: every promise resolves, in order, never before the trace shows the data and all c repairs complete', async () => {
+  const lab = await Lab.create({ delayMs: 5 });
+  try {
+    const gw = await startGateways(lab);
+    try {
+      const trace = await watch(gw.a);
+      const records = 10_000;
+      const server = await startRecordServer(lab, 5010);
+      const client = startRecordClient(lab, { port: 5010, records });
+      const flow = flowId(await client.flow);
+      const done = await client.done;
+      assert.is(done.resolved, records, `${done.failures} promises failed`);
+      assert.is(done.listener.beyondWritten + done.listener.regressing + done.listener.foreignSource, 0);
+      const total = BigInt(records * RECORD_SIZE);
+      assert.ok(await trace.until((e) => e.type === 'feedback' && flowId(e) === flow && e.safeOffset >= total, 10_000), 'the last feedback reached the trace');
+      trace.stop();
+      assert.ok(await server.reach(records, 10_000), `${server.records()} records at the mirror site`);
+      assert.is(server.bad(), 0);
+
+      const order = client.acks.map((a) => a.record);
+      assert.equal(order, Array.from({ length: records }, (_, i) => i), 'promises resolve in write order');
+      const audit = safePrefixes(trace.events, 3).get(flow);
+      assert.ok(audit && audit.length > 0, 'the trace has completions of the flow');
+      let early = 0;
+      let worstMarginNs = BigInt(Number.MAX_SAFE_INTEGER);
+      for (const a of client.acks) {
+        const since = safeSince(audit, BigInt((a.record + 1) * RECORD_SIZE));
+        if (since === undefined || since > a.ackedNs) early++;
+        else if (a.ackedNs - since < worstMarginNs) worstMarginNs = a.ackedNs - since;
+      }
+      assert.is(early, 0, `${early} records resolved before the trace shows them network-safe`);
+      assert.ok(trace.events.every((e) => e.type !== 'safe-by-ack'), 'nothing was passed on an ACK alone');
+      const stats = gw.a.latest()!;
+      assert.is(stats.netsync.eventsDropped, 0, 'the trace is complete');
+      assert.ok(stats.netsync.feedbackDatagrams > 0 && stats.netsync.feedbackSendErrors === 0);
+      assert.ok(stats.netsync.flowsOpened >= 1);
+      console.log(`  ${records} records acknowledged network-sync; closest promise came ${Number(worstMarginNs) / 1000} us after the trace made it safe`);
+    } finally {
+      await gw.a.stop();
+      await gw.b.stop();
+    }
+  } finally {
+    await lab.destroy();
+  }
+});
+
+netsync('rolling disaster x5: WAN delay 50 ms, 1% loss for 0.5 s, then link and client killed at once; every acknowledged record reaches the mirror', async () => {
+  const lab = await Lab.create({ delayMs: 50 });
+  try {
+    const gw = await startGateways(lab);
+    const report: { acked: number; received: number; lost: number }[] = [];
+    try {
+      for (let run = 0; run < 5; run++) {
+        await lab.wan.set({ killed: false, loss: 0 });
+        const port = 5020 + run;
+        const server = await startRecordServer(lab, port);
+        const client = startRecordClient(lab, { port, records: 20_000, intervalMs: 1 });
+        const started = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 20_000);
+          client.onAck((a) => { if (a.record === 99) { clearTimeout(timer); resolve(true); } });
+        });
+        assert.ok(started, 'records are being acknowledged');
+        await lab.wan.set({ loss: 0.01 });
+        await new Promise((r) => setTimeout(r, 500)); // the loss phase of the experiment
+        const disaster = process.hrtime.bigint();
+        await lab.wan.set({ killed: true });
+        client.child.kill('SIGKILL');
+        // Acknowledged before the disaster began: these must all be at the mirror site.
+        const acked = client.acks.filter((a) => a.ackedNs < disaster).length;
+        const arrived = await server.reach(acked, 5_000);
+        report.push({ acked, received: server.records(), lost: Math.max(0, acked - server.records()) });
+        server.stop();
+        assert.ok(arrived, `run ${run + 1}: ${acked} records acknowledged, ${server.records()} at the mirror`);
+        assert.is(server.bad(), 0);
+      }
+    } finally {
+      console.log(`  rolling disaster: ${report.map((r) => `acked ${r.acked} received ${r.received} lost ${r.lost}`).join('; ')}`);
+      await lab.wan.set({ killed: false }).catch(() => undefined);
+      await gw.a.stop();
+      await gw.b.stop();
+    }
+  } finally {
+    await lab.destroy();
+  }
+});
+
+netsync('forged feedback (other sources, truncated, unknown version, beyond what was written) is counted and resolves nothing', async () => {
+  const lab = await Lab.create({ delayMs: 1 });
+  try {
+    // No feedback from the gateway: only forged datagrams reach the client.
+    const gw = await startGateways(lab, ['--no-feedback']);
+    try {
+      const server = await startRecordServer(lab, 5030);
+      const client = startRecordClient(lab, { port: 5030, records: 20, timeoutMs: 8000 });
+      const flow = await client.flow;
+      const forge = (ns: string, kind: string) => new Promise<void>((resolve, reject) => {
+        const child = lab.spawn(ns, [process.execPath, traffic, 'feedback-forge', '--to', ADDRESSES.hostA, '--kind', kind,
+          '--sender-port', String(flow.senderPort), '--receiver', flow.receiverAddress, '--receiver-port', String(flow.receiverPort), '--count', '20']);
+        child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`feedback-forge ${kind} exited ${code}`))));
+      });
+      // From hostA itself (not a gateway), and from the gateway's own LAN address.
+      await Promise.all([forge(lab.ns.hostA, 'foreign'), forge(lab.ns.gwA, 'truncated'), forge(lab.ns.gwA, 'bad-version'), forge(lab.ns.gwA, 'beyond')]);
+      const done = await client.done;
+      assert.is(done.resolved, 0, 'no promise resolved on forged feedback');
+      assert.is(done.failures, 20, 'all timed out instead');
+      assert.is(done.listener.foreignSource, 20);
+      assert.is(done.listener.malformed.truncated, 20);
+      assert.is(done.listener.malformed.bad_version, 20);
+      assert.is(done.listener.beyondWritten, 20);
+      assert.is(done.listener.entries, 0);
+      assert.ok(await server.reach(20, 5_000), 'the records themselves went through');
+    } finally {
+      await gw.a.stop();
+      await gw.b.stop();
+    }
+  } finally {
+    await lab.destroy();
+  }
+});
+
+netsync.run();
