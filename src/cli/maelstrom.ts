@@ -5,6 +5,7 @@ import { runModel } from '../model/redundancy';
 import type { ModelReport } from '../model/redundancy';
 import { formatCodecBench, runCodecBench } from '../../bench/codec';
 import { formatEngineBench, runEngineBench } from '../../bench/engine';
+import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
 import { DEFAULTS } from '../fec/config';
 import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, startGateway } from '../gateway/gateway';
 import { ControlServer, control, defaultControlPath } from '../gateway/control';
@@ -88,6 +89,21 @@ bench
     if (o.sizes.some((s) => s < 32 || s > 1500)) throw new ConfigError('--sizes are IP packet sizes from 32 to 1500');
     const { rows, json } = await runEngineBench({ seconds: o.seconds, sizes: o.sizes });
     process.stdout.write((o.json ? JSON.stringify(json) : formatEngineBench(rows)) + '\n');
+  });
+
+bench
+  .command('feedback')
+  .description('Network-sync latency in the lab: write-to-promise beside LAN ping RTT and remote acknowledgement, per WAN delay (root)')
+  .option('--delays <list>', 'WAN one-way delays in ms', integerList('--delays'), [0, 25, 50, 100])
+  .option('--records <n>', '4 KB records per delay', integer('--records'), 400)
+  .option('--interval-ms <ms>', 'between records', decimal('--interval-ms'), 5)
+  .option('--flush-timeout <ms>', 'the gateways\' flush timeout', decimal('--flush-timeout'), DEFAULTS.flushTimeoutMs)
+  .option('--json', 'print one JSON object: rows of netsync_p50_us, netsync_p99_us, lan_rtt_us, remote_ack_ms per delay_ms')
+  .action(async (o: { delays: number[]; records: number; intervalMs: number; flushTimeout: number; json?: boolean }) => {
+    if (o.delays.some((d) => d < 0 || d > 200)) throw new ConfigError('--delays are one-way delays from 0 to 200 ms');
+    if (o.records < 10) throw new ConfigError('--records: at least 10 per delay, for a p99');
+    const { rows, flushTimeoutMs } = await runFeedbackBench({ delaysMs: o.delays, records: o.records, intervalMs: o.intervalMs, flushTimeoutMs: o.flushTimeout });
+    process.stdout.write((o.json ? JSON.stringify({ flush_timeout_ms: flushTimeoutMs, rows }) : formatFeedbackBench(rows, flushTimeoutMs)) + '\n');
   });
 
 interface UpOptions {

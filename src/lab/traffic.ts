@@ -158,6 +158,7 @@ function recordServer(): void {
   const ack = process.argv.includes('--ack');
   const server = net.createServer((sock) => {
     server.close();
+    sock.setNoDelay(true); // acknowledgements go out at once, not behind Nagle
     let skip = Number(arg('skip-bytes', '0')); // the client's warm-up
     let records = 0;
     let bad = 0;

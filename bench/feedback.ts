@@ -1,0 +1,95 @@
+// Network-sync latency in the lab: 4 KB records written from hostA through both gateways to a
+// record server in hostB that acknowledges each one. Per WAN one-way delay: how long a write
+// waits for its network-sync promise (gateway A's feedback), how long for the remote
+// acknowledgement, and the LAN ping RTT hostA -> gateway A measured in the same run. Prints
+// figures; never passes or fails on them.
+import { Lab } from '../src/lab/lab';
+import { startGateways } from '../src/lab/gateways';
+import { startRecordClient, startRecordServer } from '../src/lab/records';
+import { ADDRESSES } from '../src/lab/topology';
+import { DEFAULTS } from '../src/fec/config';
+
+export interface FeedbackBenchOptions {
+  delaysMs?: number[];
+  records?: number;     // per delay
+  intervalMs?: number;  // between records
+  flushTimeoutMs?: number;
+}
+
+export interface FeedbackBenchRow {
+  delay_ms: number;
+  records: number;
+  netsync_p50_us: number;
+  netsync_p99_us: number;
+  lan_rtt_us: number;
+  remote_ack_ms: number;      // p50
+  remote_ack_p99_ms: number;
+  target_us: number;          // 2 x LAN RTT + flush timeout
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+// Median ping RTT hostA -> gateway A's LAN address, in microseconds.
+function lanRttUs(lab: Lab): number {
+  const out = lab.exec(lab.ns.hostA, ['ping', '-c', '50', '-i', '0.01', ADDRESSES.gwALan]);
+  const times = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
+  return quantile(times, 0.5);
+}
+
+export async function runFeedbackBench(o: FeedbackBenchOptions = {}): Promise<{ rows: FeedbackBenchRow[]; flushTimeoutMs: number }> {
+  const delays = o.delaysMs ?? [0, 25, 50, 100];
+  const records = o.records ?? 400;
+  const intervalMs = o.intervalMs ?? 5;
+  const flushTimeoutMs = o.flushTimeoutMs ?? DEFAULTS.flushTimeoutMs;
+  const warmupBytes = 1 << 20;
+  const lab = await Lab.create({ delayMs: 0 });
+  try {
+    const gw = await startGateways(lab, ['--flush-timeout', String(flushTimeoutMs)]);
+    const rows: FeedbackBenchRow[] = [];
+    try {
+      for (const [i, delay] of delays.entries()) {
+        await lab.wan.set({ delayMs: delay });
+        const lan = lanRttUs(lab);
+        const port = 5040 + i;
+        const server = await startRecordServer(lab, port, { ack: true, skipBytes: warmupBytes });
+        const client = startRecordClient(lab, { port, records, intervalMs, warmupBytes, remoteAcks: true, timeoutMs: 60_000 });
+        const done = await client.done;
+        server.stop();
+        if (done.resolved !== records) throw new Error(`only ${done.resolved} of ${records} network-sync promises resolved at ${delay} ms`);
+        const lat = (level: string) => client.acks.filter((a) => a.level === level).map((a) => Number(a.ackedNs - a.writtenNs) / 1000).sort((a, b) => a - b);
+        const net = lat('network');
+        const remote = lat('remote');
+        rows.push({
+          delay_ms: delay,
+          records,
+          netsync_p50_us: quantile(net, 0.5),
+          netsync_p99_us: quantile(net, 0.99),
+          lan_rtt_us: lan,
+          remote_ack_ms: quantile(remote, 0.5) / 1000,
+          remote_ack_p99_ms: quantile(remote, 0.99) / 1000,
+          target_us: 2 * lan + flushTimeoutMs * 1000,
+        });
+      }
+    } finally {
+      await gw.a.stop();
+      await gw.b.stop();
+    }
+    return { rows, flushTimeoutMs };
+  } finally {
+    await lab.destroy();
+  }
+}
+
+export function formatFeedbackBench(rows: FeedbackBenchRow[], flushTimeoutMs: number): string {
+  const lines = [`4 KB records hostA -> hostB through both gateways, (8,3), flush timeout ${flushTimeoutMs} ms`,
+    '  one-way delay   network-sync p50 / p99 (us)   LAN RTT (us)   target p99 (us)   remote ack p50 / p99 (ms)'];
+  for (const r of rows) {
+    const meets = r.netsync_p99_us <= r.target_us ? 'met' : 'missed';
+    lines.push(`  ${String(r.delay_ms).padStart(10)} ms   ${r.netsync_p50_us.toFixed(0).padStart(12)} / ${r.netsync_p99_us.toFixed(0).padEnd(12)}   ${r.lan_rtt_us.toFixed(0).padStart(12)}   ${r.target_us.toFixed(0).padStart(9)} ${meets.padEnd(6)}   ${r.remote_ack_ms.toFixed(2).padStart(10)} / ${r.remote_ack_p99_ms.toFixed(2)}`);
+  }
+  lines.push('  target: network-sync p99 <= 2 x LAN RTT + flush timeout at every delay; remote ack grows with the RTT');
+  return lines.join('\n');
+}
