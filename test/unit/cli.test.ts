@@ -1,6 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const bin = path.resolve(__dirname, '..', '..', 'src', 'cli', 'maelstrom.js');
@@ -74,6 +76,27 @@ cli('--help teaches: every command lists its options and examples', () => {
   const s = spawnSync(process.execPath, [smfs, '--version'], { encoding: 'utf8' });
   assert.is(s.status, 0);
   assert.match(s.stdout, /^\d+\.\d+\.\d+/);
+});
+
+cli('watch: a missing gateway, a stale control socket and a missing target each get their own error', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mwatch-'));
+  try {
+    const none = maelstrom('watch', '--control', path.join(dir, 'none.sock'));
+    assert.is(none.status, 3);
+    assert.match(none.stderr, /no gateway control socket at .*is 'maelstrom up' running\?.*\[MAELSTROM_ERR_NO_GATEWAY\]/);
+    // A socket file nobody listens on: what a killed gateway leaves.
+    const stale = path.join(dir, 'stale.sock');
+    const made = spawnSync('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(stale)})`]);
+    assert.is(made.status, 0);
+    const r = maelstrom('watch', '--control', stale);
+    assert.is(r.status, 3);
+    assert.match(r.stderr, /left from a gateway that is gone.*\[MAELSTROM_ERR_CONTROL_STALE\]/);
+    const usage = maelstrom('watch');
+    assert.is(usage.status, 2);
+    assert.match(usage.stderr, /give --lan IF or --control PATH/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 cli.run();
