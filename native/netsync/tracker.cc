@@ -242,18 +242,26 @@ void Tracker::received(const uint8_t* ip, size_t len, uint64_t now_ns) {
   if (acked == UINT64_MAX) return;
   acked = std::min(acked, f.high);  // a FIN takes a sequence number too
   // The receiver has these bytes, but a record still waiting for its repairs keeps its place:
-  // the ACK only passes records that can no longer complete (a repair lost, the ring overrun).
+  // the ACK only passes records that can no longer complete (a repair lost, the ring overrun)
+  // and bytes no record covers (a frame the engine could not send or protect).
   uint64_t before = f.safe;
-  while (!f.pending.empty()) {
+  while (f.safe < acked) {
+    if (f.pending.empty()) {
+      f.safe = acked;
+      break;
+    }
     const Pending& p = f.pending.front();
     if (p.end <= f.safe) {
       f.pending.pop_front();
       continue;
     }
+    if (p.start > f.safe) {
+      f.safe = std::min(acked, p.start);
+      continue;
+    }
     const Record& r = ring_[p.seq & mask_];
     bool same = r.seq == p.seq && r.flow == slot && r.gen == f.gen && r.start == p.start;
-    bool dead = !same || r.dead;
-    if (p.start > f.safe || p.end > acked || !(dead || r.done)) break;
+    if (p.end > acked || !(!same || r.dead || r.done)) break;
     f.safe = p.end;
     f.pending.pop_front();
   }
@@ -318,43 +326,30 @@ void Tracker::check_done(Record& r) {
   if (r.done || !r.data_done || r.repairs < config_.layers) return;
   r.done = true;
   stats_.records_completed++;
-  if (flows_[r.flow].gen != r.gen || !flows_[r.flow].used) return;
-  if (advance(r.flow)) mark_dirty(r.flow);
+  Flow& f = flows_[r.flow];
+  if (f.gen != r.gen || !f.used) return;
+  // A record that starts at or below the safe offset moves it at once, wherever it waits in
+  // the send order: a retransmission completing the bytes an earlier record could not.
+  uint64_t before = f.safe;
+  if (r.start <= f.safe && r.end > f.safe) f.safe = r.end;
+  if (advance(r.flow) || f.safe > before) mark_dirty(r.flow);
 }
 
-// Moves the safe offset over completed records in the order they were sent; a completed record
-// that starts at or below the safe offset (a retransmission) also moves it.
+// Moves the safe offset over completed records in the order they were sent.
 bool Tracker::advance(uint32_t slot) {
   Flow& f = flows_[slot];
   uint64_t before = f.safe;
-  auto done = [&](const Pending& p) {
+  while (!f.pending.empty()) {
+    const Pending& p = f.pending.front();
     const Record& r = ring_[p.seq & mask_];
-    return r.seq == p.seq && r.flow == slot && r.gen == f.gen && r.start == p.start && r.done;
-  };
-  for (;;) {
-    while (!f.pending.empty()) {
-      const Pending& p = f.pending.front();
-      if (p.end <= f.safe) {
-        f.pending.pop_front();
-      } else if (p.start <= f.safe && done(p)) {
-        f.safe = p.end;
-        f.pending.pop_front();
-      } else {
-        break;
-      }
+    if (p.end <= f.safe) {
+      f.pending.pop_front();
+    } else if (p.start <= f.safe && r.seq == p.seq && r.flow == slot && r.gen == f.gen && r.start == p.start && r.done) {
+      f.safe = p.end;
+      f.pending.pop_front();
+    } else {
+      break;
     }
-    // The first record is not complete: a later completed one may still cover the next bytes.
-    bool moved = false;
-    size_t n = std::min<size_t>(f.pending.size(), 4096);
-    for (size_t i = 1; i < n; i++) {
-      const Pending& p = f.pending[i];
-      if (p.start <= f.safe && p.end > f.safe && done(p)) {
-        f.safe = p.end;
-        moved = true;
-        break;
-      }
-    }
-    if (!moved) break;
   }
   return f.safe > before;
 }

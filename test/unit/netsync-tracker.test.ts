@@ -139,6 +139,21 @@ test('the receiver\'s ACK passes records that lost a repair, never ones still wa
   assert.ok(t.events().some((e) => e.type === 'safe-by-ack'));
 });
 
+test('bytes no record covers (a frame the engine could not send) are passed by the ACK only', () => {
+  const t = new (addon().SyncTracker)({ layers: 1, feedbackIntervalNs: 0 });
+  t.sent(tcp({ seq: 0, flags: SYN }), 0, 1);
+  t.sent(tcp({ seq: 1, payload: 100 }), 1, 2);
+  t.uncovered(1); // never sent: no record, a gap
+  t.sent(tcp({ seq: 101, payload: 100 }), 1, 3);
+  t.dataCompleted(1, 4);
+  repairsFor(t, 1, 1, 4);
+  assert.is(safeOf(t, 5), undefined, 'the gap holds the safe offset back');
+  t.received(ackFrom(51), 6);
+  assert.is(safeOf(t, 7), 50n, 'the ACK passes the part of the gap it covers');
+  t.received(ackFrom(101), 8);
+  assert.is(safeOf(t, 9), 200n, 'then the completed record after it counts');
+});
+
 test('offsets are 64-bit across sequence wrap and beyond 4 GiB, retransmissions land below', () => {
   const t = new (addon().SyncTracker)({ layers: 1, feedbackIntervalNs: 0 });
   const isn = 0xffffff00; // the sequence number wraps within the first segment
