@@ -11,7 +11,7 @@ import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, startGatew
 import { ControlServer, control, defaultControlPath } from '../gateway/control';
 import { decimal, integer, integerList } from './parse';
 import { run } from './run';
-import { ConfigError } from '../errors';
+import { ConfigError, MaelstromError } from '../errors';
 
 const { version } = require('../../../package.json') as { version: string };
 
@@ -192,6 +192,38 @@ function formatEvent(e: Record<string, unknown>): string {
   }
 }
 
+function findControl(o: { lan?: string; control?: string }): string {
+  if (!o.lan && !o.control) throw new ConfigError('give --lan IF or --control PATH to find the gateway');
+  return o.control ?? defaultControlPath(o.lan!);
+}
+
+async function ask(path: string, cmd: 'status' | 'stats'): Promise<Record<string, unknown>> {
+  for await (const msg of control(path, { cmd })) return msg;
+  throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${path} closed without answering`, { exitCode: 3 });
+}
+
+program
+  .command('status')
+  .description('A running gateway: interfaces, XDP mode, zero-copy or copy, queues, code, feedback, uptime')
+  .option('--lan <if>', 'the gateway\'s LAN interface (finds its control socket)')
+  .option('--control <path>', 'the gateway\'s control socket (instead of --lan)')
+  .option('--json', 'one JSON object (fields in docs/gateway.md, "Status")')
+  .action(async (o: { lan?: string; control?: string; json?: boolean }) => {
+    const s = await ask(findControl(o), 'status');
+    if (o.json) {
+      process.stdout.write(JSON.stringify(s) + '\n');
+      return;
+    }
+    const fb = s.feedback as { from: string; port: number } | null;
+    process.stdout.write([
+      `gateway pid ${s.pid}, up ${(s.uptimeS as number).toFixed(0)} s, control ${s.control}`,
+      `  LAN ${s.lan} <-> WAN ${s.wan}, peer ${s.peer}, remote ${(s.remote as string[]).join(',')}`,
+      `  XDP ${s.xdpMode}, AF_XDP ${s.zeroCopy ? 'zero-copy' : 'copy'} mode, ${s.queues} queue(s), MSS clamp ${s.mssClamp || 'off'}`,
+      `  code (r=${s.r}, c=${s.c}), interleaves ${(s.interleaves as number[]).join(',')}, flush timeout ${s.flushTimeoutMs} ms`,
+      `  network-sync feedback ${fb ? `from ${fb.from} to UDP ${fb.port}` : 'off'}`,
+    ].join('\n') + '\n');
+  });
+
 program
   .command('watch')
   .description('Print a running gateway\'s network-sync events: feedback sent, flows opened and closed')
@@ -205,8 +237,7 @@ Examples:
   maelstrom watch --lan lan0
   maelstrom watch --control /run/maelstrom/lan0.sock --json | jq 'select(.type=="feedback")'`)
   .action(async (o: { lan?: string; control?: string; trace?: boolean; count?: number; json?: boolean }) => {
-    if (!o.lan && !o.control) throw new ConfigError('give --lan IF or --control PATH to find the gateway');
-    const path = o.control ?? defaultControlPath(o.lan!);
+    const path = findControl(o);
     let seen = 0;
     for await (const msg of control(path, { cmd: 'watch', trace: o.trace === true })) {
       if (msg.event === 'watching') {

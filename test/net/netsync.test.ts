@@ -1,7 +1,7 @@
 // Network-sync end to end, in the lab: records written through gateway A, each with a promise
 // that resolves on the gateway's feedback; the gateway's completion trace audited independently;
 // a rolling disaster; forged feedback. Needs root.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { suite } from 'uvu';
@@ -58,6 +58,15 @@ netsync('10,000 records of 4 KB: every promise resolves, in order, never before 
   try {
     const gw = await startGateways(lab);
     try {
+      const status = spawnSync(process.execPath, [cli, 'status', '--control', gw.a.control, '--json'], { encoding: 'utf8' });
+      assert.is(status.status, 0, status.stderr);
+      const s = JSON.parse(status.stdout);
+      assert.is(s.lan, 'lan0');
+      assert.is(s.xdpMode, 'native');
+      assert.is(s.zeroCopy, false, 'veth offers copy mode only');
+      assert.equal([s.r, s.c, s.interleaves], [8, 3, [1, 10, 100]]);
+      assert.equal(s.feedback, { from: ADDRESSES.gwALan, port: 7601 });
+      assert.ok(s.uptimeS > 0 && s.pid > 0);
       const trace = await watch(gw.a);
       const records = 10_000;
       const server = await startRecordServer(lab, 5010);
