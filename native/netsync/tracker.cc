@@ -58,6 +58,22 @@ Tracker::Tracker(const TrackerConfig& config) : config_(config) {
   index_.reserve(config_.max_flows);
 }
 
+Event Tracker::flow_event(EventKind kind, const Flow& f, uint64_t now_ns) const {
+  Event e{};
+  e.t_ns = now_ns;
+  e.kind = kind;
+  e.flow = f.key;
+  e.a = f.safe;
+  e.b = f.high;
+  e.flags = f.isn_guessed ? 1 : 0;
+  return e;
+}
+
+const Tracker::Record* Tracker::record_of(const Pending& p, uint32_t slot) const {
+  const Record& r = ring_[p.seq & mask_];
+  return r.seq == p.seq && r.flow == slot && r.gen == flows_[slot].gen && r.start == p.start ? &r : nullptr;
+}
+
 void Tracker::lru_unlink(uint32_t slot) {
   Flow& f = flows_[slot];
   if (f.lru_prev != kNone) flows_[f.lru_prev].lru_next = f.lru_next;
@@ -104,12 +120,7 @@ uint32_t Tracker::open_flow(const FlowKey& key, uint64_t now_ns) {
 void Tracker::close_flow(uint32_t slot, CloseReason reason, uint64_t now_ns) {
   Flow& f = flows_[slot];
   if (!f.used) return;
-  Event e{};
-  e.t_ns = now_ns;
-  e.kind = EventKind::FlowClose;
-  e.flow = f.key;
-  e.a = f.safe;
-  e.b = f.high;
+  Event e = flow_event(EventKind::FlowClose, f, now_ns);
   e.reason = uint8_t(reason);
   emit(e);
   switch (reason) {
@@ -148,6 +159,7 @@ void Tracker::sent(const uint8_t* ip, size_t len, uint32_t seq, uint64_t now_ns)
     if (slot != kNone) close_flow(slot, CloseReason::Rst, now_ns);
     return;
   }
+  bool opened = false;
   if (s.flags & kSyn) {
     if (slot != kNone && (flows_[slot].isn != s.seq || flows_[slot].isn_guessed)) {
       close_flow(slot, CloseReason::Reopened, now_ns);
@@ -156,29 +168,22 @@ void Tracker::sent(const uint8_t* ip, size_t len, uint32_t seq, uint64_t now_ns)
     if (slot == kNone) {
       slot = open_flow(s.key, now_ns);
       flows_[slot].isn = s.seq;
-      Event e{};
-      e.t_ns = now_ns;
-      e.kind = EventKind::FlowOpen;
-      e.flow = s.key;
-      e.a = s.seq;
-      emit(e);
+      opened = true;
     }
   } else if (slot == kNone) {
     if (!s.payload) return;  // a bare ACK or FIN of a flow we do not know
     slot = open_flow(s.key, now_ns);
-    Flow& f = flows_[slot];
-    f.isn = s.seq - 1;  // the first byte seen counts as offset 0
-    f.isn_guessed = true;
+    flows_[slot].isn = s.seq - 1;  // the first byte seen counts as offset 0
+    flows_[slot].isn_guessed = true;
     stats_.flows_isn_guessed++;
-    Event e{};
-    e.t_ns = now_ns;
-    e.kind = EventKind::FlowOpen;
-    e.flow = s.key;
-    e.a = f.isn;
-    e.flags = 1;
-    emit(e);
+    opened = true;
   }
   Flow& f = flows_[slot];
+  if (opened) {
+    Event e = flow_event(EventKind::FlowOpen, f, now_ns);
+    e.a = f.isn;
+    emit(e);
+  }
   f.last_seen_ns = now_ns;
   touch(slot);
   if (s.payload) {
@@ -259,21 +264,14 @@ void Tracker::received(const uint8_t* ip, size_t len, uint64_t now_ns) {
       f.safe = std::min(acked, p.start);
       continue;
     }
-    const Record& r = ring_[p.seq & mask_];
-    bool same = r.seq == p.seq && r.flow == slot && r.gen == f.gen && r.start == p.start;
-    if (p.end > acked || !(!same || r.dead || r.done)) break;
+    const Record* r = record_of(p, slot);
+    if (p.end > acked || !(!r || r->dead || r->done)) break;
     f.safe = p.end;
     f.pending.pop_front();
   }
   if (f.safe > before) {
     stats_.safe_by_ack++;
-    Event e{};
-    e.t_ns = now_ns;
-    e.kind = EventKind::SafeByAck;
-    e.flow = f.key;
-    e.a = f.safe;
-    e.b = f.high;
-    emit(e);
+    emit(flow_event(EventKind::SafeByAck, f, now_ns));
     advance(slot);
     mark_dirty(slot);
   }
@@ -341,10 +339,10 @@ bool Tracker::advance(uint32_t slot) {
   uint64_t before = f.safe;
   while (!f.pending.empty()) {
     const Pending& p = f.pending.front();
-    const Record& r = ring_[p.seq & mask_];
+    const Record* r = record_of(p, slot);
     if (p.end <= f.safe) {
       f.pending.pop_front();
-    } else if (p.start <= f.safe && r.seq == p.seq && r.flow == slot && r.gen == f.gen && r.start == p.start && r.done) {
+    } else if (p.start <= f.safe && r && r->done) {
       f.safe = p.end;
       f.pending.pop_front();
     } else {
@@ -381,13 +379,7 @@ size_t Tracker::poll(uint64_t now_ns, std::vector<FeedbackEntry>* out) {
     out->push_back(fe);
     n++;
     stats_.feedback_entries++;
-    Event e{};
-    e.t_ns = now_ns;
-    e.kind = EventKind::Feedback;
-    e.flow = f.key;
-    e.a = f.safe;
-    e.b = f.high;
-    e.flags = f.isn_guessed ? 1 : 0;
+    Event e = flow_event(EventKind::Feedback, f, now_ns);
     e.repairs = f.newest_repairs;
     e.count = uint8_t(config_.layers);
     emit(e);

@@ -178,6 +178,10 @@ class Tracker {
   void check_done(Record& r);
   bool advance(uint32_t slot);
   void mark_dirty(uint32_t slot);
+  // An event about flow f: its key, safe and sent offsets, and whether its ISN was guessed.
+  Event flow_event(EventKind kind, const Flow& f, uint64_t now_ns) const;
+  // The ring's record for p, or nullptr once the ring has given its place to another frame.
+  const Record* record_of(const Pending& p, uint32_t slot) const;
   void emit(const Event& e) {
     if (sink_) sink_->event(e);
   }
