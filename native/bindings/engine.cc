@@ -118,6 +118,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object ns = tracker_stats_object(env, s.netsync);
     ns["feedbackDatagrams"] = double(e.feedback_datagrams);
     ns["feedbackSendErrors"] = double(e.feedback_send_errors);
+    ns["feedbackUnreachable"] = double(e.feedback_unreachable);
+    ns["feedbackSuppressed"] = double(e.feedback_suppressed);
     ns["eventsDropped"] = double(e.events_dropped);
     o["netsync"] = ns;
     for (auto [name, k] : {std::pair{"lanSockets", s.lan_sockets}, std::pair{"wanSockets", s.wan_sockets}}) {

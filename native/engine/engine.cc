@@ -6,6 +6,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <linux/errqueue.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -308,7 +309,9 @@ int Engine::start(const EngineConfig& config, std::string* error) {
     sockaddr_in from{};
     from.sin_family = AF_INET;
     from.sin_addr.s_addr = config.lan_addr;
-    if (feedback_fd_ < 0 || bind(feedback_fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) < 0) {
+    int on = 1;  // ICMP errors (port unreachable: no listener on that host) come back to us
+    if (feedback_fd_ < 0 || bind(feedback_fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) < 0 ||
+        setsockopt(feedback_fd_, IPPROTO_IP, IP_RECVERR, &on, sizeof on) < 0) {
       *error = "cannot open the feedback socket on the LAN address: " + err_text(errno);
       int err = -errno;
       stop();
@@ -456,10 +459,38 @@ std::vector<netsync::Event> Engine::drain_events() {
   return events_ ? events_->take() : std::vector<netsync::Event>{};
 }
 
+// A host that answers feedback with ICMP port unreachable runs no listener: it is left alone
+// for a second at a time rather than sent a datagram every 50 us per flow.
+void Engine::read_feedback_errors(uint64_t now) {
+  for (;;) {
+    sockaddr_in to{};
+    uint8_t control[256];
+    uint8_t data[64];
+    iovec iov{data, sizeof data};
+    msghdr msg{};
+    msg.msg_name = &to;
+    msg.msg_namelen = sizeof to;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    if (recvmsg(feedback_fd_, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR) continue;
+      const auto* ee = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
+      if (ee->ee_origin == SO_EE_ORIGIN_ICMP && ee->ee_type == 3 && ee->ee_code == 3) {
+        quiet_hosts_[to.sin_addr.s_addr] = now + 1'000'000'000;
+        counters_.feedback_unreachable++;
+      }
+    }
+  }
+}
+
 // Feedback datagrams (docs/protocol.md) for the entries due, one or more per sending host.
 void Engine::send_feedback(uint64_t now) {
   feedback_.clear();
   if (!tracker_->poll(now, &feedback_) || feedback_fd_ < 0) return;
+  read_feedback_errors(now);
   std::stable_sort(feedback_.begin(), feedback_.end(),
                    [](const netsync::FeedbackEntry& a, const netsync::FeedbackEntry& b) { return a.flow.saddr < b.flow.saddr; });
   constexpr size_t kHeader = 12, kEntry = 40, kMaxEntries = 32;
@@ -467,6 +498,14 @@ void Engine::send_feedback(uint64_t now) {
     uint32_t host = feedback_[i].flow.saddr;
     size_t n = 0;
     while (i + n < feedback_.size() && n < kMaxEntries && feedback_[i + n].flow.saddr == host) n++;
+    if (auto q = quiet_hosts_.find(host); q != quiet_hosts_.end()) {
+      if (now < q->second) {
+        counters_.feedback_suppressed += n;
+        i += n;
+        continue;
+      }
+      quiet_hosts_.erase(q);
+    }
     datagram_.assign(kHeader + n * kEntry, 0);
     uint8_t* d = datagram_.data();
     put16(d, 0x4D46);
@@ -490,7 +529,13 @@ void Engine::send_feedback(uint64_t now) {
     to.sin_family = AF_INET;
     to.sin_addr.s_addr = host;
     to.sin_port = htons(config_.feedback_port);
-    if (sendto(feedback_fd_, d, datagram_.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
+    ssize_t sent = sendto(feedback_fd_, d, datagram_.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    if (sent < 0 && errno == ECONNREFUSED) {
+      // An earlier datagram's ICMP error, reported on this send: note it, send again.
+      read_feedback_errors(now);
+      sent = sendto(feedback_fd_, d, datagram_.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    }
+    if (sent < 0)
       counters_.feedback_send_errors++;
     else
       counters_.feedback_datagrams++;
@@ -568,7 +613,7 @@ void Engine::run() {
       // Sleep until a frame arrives, the next flush or feedback deadline, or 1 ms (to notice
       // stop()); completions do not wake poll(), so look again soon while frames are in flight.
       uint64_t deadline = std::min(encoder_->next_deadline(), tracker_->next_deadline());
-      uint64_t cap = wan_.ports[0]->tx_outstanding() ? 10'000 : 1'000'000;
+      uint64_t cap = wan_.ports[0]->tx_outstanding() ? 50'000 : 1'000'000;
       uint64_t wait_ns = deadline > now ? std::min<uint64_t>(deadline - now, cap) : 0;
       timespec ts{0, long(wait_ns)};
       ppoll(fds.data(), fds.size(), &ts, nullptr);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "fec/decoder.h"
@@ -63,6 +64,8 @@ struct EngineCounters {
   uint64_t bad_repair_frames = 0;  // truncated headers or a bad UDP checksum
   uint64_t tx_dropped = 0;      // no frame or TX ring space
   uint64_t feedback_datagrams = 0, feedback_send_errors = 0;
+  uint64_t feedback_unreachable = 0;  // ICMP port unreachable: the host runs no listener
+  uint64_t feedback_suppressed = 0;   // entries not sent to such a host meanwhile
   uint64_t events_dropped = 0;  // the event queue was full (nobody draining it)
 };
 
@@ -121,6 +124,7 @@ class Engine {
   void publish();
 
   void send_feedback(uint64_t now);
+  void read_feedback_errors(uint64_t now);
 
   class RepairOut;
   class RecoveredOut;
@@ -139,6 +143,7 @@ class Engine {
   std::vector<netsync::FeedbackEntry> feedback_;
   std::vector<uint8_t> datagram_;
   uint32_t feedback_seq_ = 0;
+  std::unordered_map<uint32_t, uint64_t> quiet_hosts_;  // host -> until when no feedback goes there
   int feedback_fd_ = -1;
   std::atomic<bool> trace_requested_{false};
   bool trace_ = false;

@@ -313,7 +313,7 @@ export interface EngineStats {
   pendingEvicted: number;
   pendingExpired: number;
   lateArrivals: number;
-  netsync: TrackerStats & { feedbackDatagrams: number; feedbackSendErrors: number; eventsDropped: number };
+  netsync: TrackerStats & { feedbackDatagrams: number; feedbackSendErrors: number; feedbackUnreachable: number; feedbackSuppressed: number; eventsDropped: number };
   // XDP_STATISTICS of the AF_XDP sockets: frames the kernel dropped for want of ring space.
   lanSockets: SocketDrops;
   wanSockets: SocketDrops;

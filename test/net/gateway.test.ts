@@ -53,6 +53,9 @@ gateway('a 50 MB TCP transfer arrives intact at 0% and 1% loss, with 5x fewer re
       assert.ok(a!.repairsSent > 0 && b!.repairsReceived > 0);
       assert.is(b!.verifyFailed + a!.verifyFailed, 0);
       assert.ok(a!.mssClamped >= 1, 'the SYNs\' MSS was clamped so repairs fit the WAN MTU');
+      // No network-sync listener on hostA: its port unreachable quiets the feedback to it.
+      assert.ok(a!.netsync.feedbackUnreachable >= 1 && a!.netsync.feedbackSuppressed > a!.netsync.feedbackDatagrams,
+        `feedback to a host without a listener: ${a!.netsync.feedbackDatagrams} datagrams, ${a!.netsync.feedbackSuppressed} entries held back`);
     }
   } finally {
     await lab.destroy();
