@@ -18,7 +18,6 @@
 #include "bindings/netsync.h"
 #include "bindings/fec_config.h"
 #include "bindings/util.h"
-#include "common/clock.h"
 #include "fec/xor.h"
 #include "xsk/xdp_query.h"
 
@@ -26,6 +25,7 @@ namespace fec = maelstrom::fec;
 using maelstrom::bindings::decoder_config;
 using maelstrom::bindings::encoder_config;
 using maelstrom::bindings::get_number;
+using maelstrom::bindings::time_arg;
 
 namespace {
 
@@ -74,11 +74,6 @@ class BufferCollector : public fec::RepairSink, public fec::RecoverySink {
   std::vector<uint8_t> scratch_;
 };
 
-uint64_t now_arg(const Napi::CallbackInfo& info, size_t index) {
-  return info.Length() > index && info[index].IsNumber()
-             ? uint64_t(info[index].As<Napi::Number>().DoubleValue())
-             : maelstrom::monotonic_ns();
-}
 
 class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
  public:
@@ -97,7 +92,7 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
   // encode(packets: Buffer[], nowNs?): { seqs: number[], repairs: Buffer[] }
   Napi::Value Encode(const Napi::CallbackInfo& info) {
     Napi::Array packets = info[0].As<Napi::Array>();
-    uint64_t now = now_arg(info, 1);
+    uint64_t now = time_arg(info, 1);
     BufferCollector out(info.Env());
     Napi::Array seqs = Napi::Array::New(info.Env(), packets.Length());
     for (uint32_t i = 0; i < packets.Length(); i++) {
@@ -112,7 +107,7 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
 
   Napi::Value Poll(const Napi::CallbackInfo& info) {
     BufferCollector out(info.Env());
-    encoder_.poll(now_arg(info, 0), out);
+    encoder_.poll(time_arg(info, 0), out);
     return out.result();
   }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bindings/fec_config.h"
+#include "bindings/util.h"
 
 namespace maelstrom::bindings {
 namespace {
@@ -125,14 +126,6 @@ netsync::TrackerConfig tracker_config(const Napi::Object& o) {
 
 namespace {
 
-uint64_t time_arg(const Napi::Value& v) {
-  if (v.IsBigInt()) {
-    bool lossless;
-    return v.As<Napi::BigInt>().Uint64Value(&lossless);
-  }
-  return uint64_t(v.As<Napi::Number>().DoubleValue());
-}
-
 class SyncTrackerWrap : public Napi::ObjectWrap<SyncTrackerWrap>, public netsync::EventSink {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -162,7 +155,7 @@ class SyncTrackerWrap : public Napi::ObjectWrap<SyncTrackerWrap>, public netsync
   // sent(ipPacket, seq, nowNs)
   Napi::Value Sent(const Napi::CallbackInfo& info) {
     Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
-    tracker_.sent(b.Data(), b.Length(), info[1].As<Napi::Number>().Uint32Value(), time_arg(info[2]));
+    tracker_.sent(b.Data(), b.Length(), info[1].As<Napi::Number>().Uint32Value(), time_arg(info, 2));
     return info.Env().Undefined();
   }
   Napi::Value Uncovered(const Napi::CallbackInfo& info) {
@@ -171,11 +164,11 @@ class SyncTrackerWrap : public Napi::ObjectWrap<SyncTrackerWrap>, public netsync
   }
   Napi::Value Received(const Napi::CallbackInfo& info) {
     Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
-    tracker_.received(b.Data(), b.Length(), time_arg(info[1]));
+    tracker_.received(b.Data(), b.Length(), time_arg(info, 1));
     return info.Env().Undefined();
   }
   Napi::Value DataCompleted(const Napi::CallbackInfo& info) {
-    tracker_.data_completed(info[0].As<Napi::Number>().Uint32Value(), time_arg(info[1]));
+    tracker_.data_completed(info[0].As<Napi::Number>().Uint32Value(), time_arg(info, 1));
     return info.Env().Undefined();
   }
   static fec::RepairInfo repair_info(const Napi::Object& o) {
@@ -183,7 +176,7 @@ class SyncTrackerWrap : public Napi::ObjectWrap<SyncTrackerWrap>, public netsync
                            uint16_t(get_number(o, "interleave", 1)), uint32_t(get_number(o, "baseSeq", 0)), false};
   }
   Napi::Value RepairCompleted(const Napi::CallbackInfo& info) {
-    tracker_.repair_completed(repair_info(info[0].As<Napi::Object>()), time_arg(info[1]));
+    tracker_.repair_completed(repair_info(info[0].As<Napi::Object>()), time_arg(info, 1));
     return info.Env().Undefined();
   }
   Napi::Value RepairLost(const Napi::CallbackInfo& info) {
@@ -194,7 +187,7 @@ class SyncTrackerWrap : public Napi::ObjectWrap<SyncTrackerWrap>, public netsync
   Napi::Value Poll(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::vector<netsync::FeedbackEntry> out;
-    tracker_.poll(time_arg(info[0]), &out);
+    tracker_.poll(time_arg(info, 0), &out);
     Napi::Array a = Napi::Array::New(env, out.size());
     for (size_t i = 0; i < out.size(); i++) {
       netsync::Event e{};

@@ -132,11 +132,7 @@ export class ControlServer {
 }
 
 function answers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
+  return connectControl(socketPath).then((s) => { s.destroy(); return true; }, () => false);
 }
 
 // Connects to a gateway's control socket, with errors that say what to do.

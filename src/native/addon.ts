@@ -2,6 +2,7 @@
 // Callers validate arguments first (src/fec/config.ts): the native side trusts them.
 import path from 'node:path';
 import { MaelstromError } from '../errors';
+import type { FeedbackEntry, FlowKey } from '../feedback/format';
 
 export interface NativeEncoderConfig {
   r: number;
@@ -210,12 +211,9 @@ export interface NativeTrackerConfig {
   feedbackIntervalNs?: number; // at most one entry per flow this often, default 50 us
 }
 
-export interface NetsyncFlow {
-  senderAddress: string;
-  senderPort: number;
-  receiverAddress: string;
-  receiverPort: number;
-}
+// A TCP flow as its sender sees it, and a feedback entry: the same as in the datagram format.
+export type NetsyncFlow = FlowKey;
+export type FeedbackDue = FeedbackEntry;
 
 // Events of the network-sync tracker (docs/protocol.md, "Gateway events"). tNs is CLOCK_MONOTONIC.
 export type NetsyncEvent =
@@ -225,14 +223,6 @@ export type NetsyncEvent =
   | ({ type: 'flow-open'; tNs: bigint; isn: number; isnGuessed: boolean } & NetsyncFlow)
   | ({ type: 'flow-close'; tNs: bigint; reason: 'fin' | 'rst' | 'idle' | 'pressure' | 'reopened'; safeOffset: bigint; sentOffset: bigint } & NetsyncFlow)
   | ({ type: 'safe-by-ack'; tNs: bigint; safeOffset: bigint; sentOffset: bigint } & NetsyncFlow);
-
-export interface FeedbackDue extends NetsyncFlow {
-  isnGuessed: boolean;
-  safeOffset: bigint;
-  sentOffset: bigint;
-  repairsSent: number;
-  repairsPerPacket: number;
-}
 
 export interface TrackerStats {
   flows: number;
