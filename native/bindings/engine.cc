@@ -65,6 +65,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     c.frame_size = uint32_t(get_number(o, "frameSize", 2048));
     c.generic = o.Get("generic").ToBoolean();
     c.force_copy = o.Get("forceCopy").ToBoolean();
+    c.cpu = int(get_number(o, "cpu", -1));
     if (o.Get("lanAddr").IsString()) c.lan_addr = ipv4(env, o.Get("lanAddr"));
     c.feedback_port = uint16_t(get_number(o, "feedbackPort", 7601));
     if (o.Get("netsync").IsObject()) c.tracker = tracker_config(o.Get("netsync").As<Napi::Object>());

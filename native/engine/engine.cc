@@ -6,6 +6,8 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <linux/errqueue.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -332,8 +334,24 @@ int Engine::start(const EngineConfig& config, std::string* error) {
   xsk::Port& wan0 = *wan_.ports[0];
   wan_tags_.assign(xsk::PortConfig{}.frames, FrameTag{});
   wan0.set_completion_hook(completions_.get());
+  if (config.cpu >= 0) {
+    cpu_set_t allowed;
+    if (config.cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof allowed, &allowed) || !CPU_ISSET(config.cpu, &allowed)) {
+      *error = "CPU " + std::to_string(config.cpu) + " is not one this process may run on";
+      stop();
+      return -EINVAL;
+    }
+  }
   running_.store(true);
   thread_ = std::thread([this] { run(); });
+  if (config.cpu >= 0) {
+    // Pinned, the frames this thread sends through veth or a raw socket are queued on one CPU's
+    // backlog: a thread that migrates leaves frames on the old CPU that later ones overtake.
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(config.cpu, &one);
+    pthread_setaffinity_np(thread_.native_handle(), sizeof one, &one);
+  }
   return 0;
 }
 

@@ -45,6 +45,7 @@ struct EngineConfig {
   uint32_t frame_size = 2048;  // UMEM frame: at least the largest frame on either interface
   bool generic = false;     // XDP in generic (skb) mode
   bool force_copy = false;  // AF_XDP copy mode even where zero-copy is offered
+  int cpu = -1;             // the engine thread runs only on this CPU (-1: where the scheduler likes)
   // Network-sync feedback to LAN senders, from lan_addr (network order; 0: no feedback).
   uint32_t lan_addr = 0;
   uint16_t feedback_port = 7601;

@@ -109,7 +109,7 @@ bench
 interface UpOptions {
   lan: string; wan: string; peer: string; remote: string[]; r: number; c?: number; interleaves?: number[];
   flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; repairPort: number;
-  mountBpffs?: boolean; statsInterval: number; json?: boolean;
+  cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
 }
 
@@ -124,6 +124,7 @@ withCode(program
   .option('--no-mss-clamp', 'do not clamp TCP MSS on forwarded SYNs (then the WAN MTU must fit LAN MTU plus the repair overhead)')
   .option('--xdp-mode <mode>', 'native or skb (generic)', 'native')
   .option('--copy', 'AF_XDP copy mode even where the NIC offers zero-copy')
+  .option('--cpu <n>', 'run the engine thread on this CPU only (keeps what it sends through veth in order)', integer('--cpu'))
   .option('--repair-port <port>', 'UDP port of repair packets, both gateways', integer('--repair-port'), REPAIR_PORT)
   .option('--mount-bpffs', 'mount bpffs at /sys/fs/bpf when it is missing (in a private mount namespace)')
   .option('--stats-interval <s>', 'print counters as a JSON line every s seconds (0: only at exit)', decimal('--stats-interval'), 0)
@@ -147,7 +148,7 @@ Example (gateway A of the lab):
     const controlPath = o.control ?? defaultControlPath(o.lan);
     const gw = await startGateway({
       lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
-      flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
+      flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy, cpu: o.cpu,
       repairPort: o.repairPort, mountBpffs: o.mountBpffs,
       feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
     });

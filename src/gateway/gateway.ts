@@ -1,6 +1,7 @@
 // Starts the gateway engine on a LAN and a WAN interface of this network namespace: validates
 // the options, reads the host (MTUs, addresses, the peer's next hop), checks that repairs will
 // fit the WAN MTU, and hands a complete configuration to the native engine.
+import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, MaelstromError } from '../errors';
 import { codecConfig, decoderConfig, nativeEncoderConfig } from '../fec/config';
@@ -24,6 +25,7 @@ export interface GatewayOptions extends CodecOptions {
   clampMss?: boolean; // default true
   generic?: boolean;
   forceCopy?: boolean;
+  cpu?: number;              // pin the engine thread to this CPU
   mountBpffs?: boolean; // mount bpffs at /sys/fs/bpf when missing (for private mount namespaces)
   feedback?: boolean;        // network-sync feedback to LAN senders (default true)
   feedbackPort?: number;     // default 7601
@@ -62,6 +64,7 @@ export interface StartedGateway {
     zeroCopy: boolean; xdpMode: string; queues: number; mssClamp: number; maxProtectedPacket: number;
     r: number; c: number; interleaves: number[]; flushTimeoutMs: number;
     feedback: { from: string; port: number } | null;
+    cpu: number | null;
   };
   stats(): EngineStats;
   stop(): void;
@@ -103,6 +106,10 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   if ((o.feedback ?? true) && !feedback) {
     throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${lan.name} has no IPv4 address to send network-sync feedback from: give it one, or run with --no-feedback`, { exitCode: 3 });
   }
+  const cpus = os.cpus().length;
+  if (o.cpu !== undefined && (!Number.isInteger(o.cpu) || o.cpu < 0 || o.cpu >= cpus)) {
+    throw new ConfigError(`--cpu must be a CPU number from 0 to ${cpus - 1}, got ${o.cpu}`);
+  }
   const hop = await nextHop(o.peer, wan.name);
   const queues = rxQueues(lan.name);
   const maxPacket = Math.min(maxProtected, 9216);
@@ -127,6 +134,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
       frameSize: Math.max(lan.mtu, wan.mtu) + 14 <= 2048 ? 2048 : 4096,
       generic: o.generic ?? false,
       forceCopy: o.forceCopy ?? false,
+      cpu: o.cpu ?? -1,
       lanAddr: feedback,
       feedbackPort,
       netsync: { maxFlows, idleTimeoutNs: flowIdleS * 1e9, feedbackIntervalNs: NETSYNC_DEFAULTS.feedbackIntervalUs * 1000 },
@@ -141,6 +149,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
       zeroCopy: info.zeroCopy, xdpMode: info.xdpMode, queues, mssClamp, maxProtectedPacket: maxPacket,
       r: codec.r, c: codec.interleaves.length, interleaves: codec.interleaves, flushTimeoutMs: codec.flushTimeoutMs,
       feedback: feedback ? { from: feedback, port: feedbackPort } : null,
+      cpu: o.cpu ?? null,
     },
     stats: () => engine.stats(),
     stop: () => engine.stop(),

@@ -1,5 +1,6 @@
 // Runs `maelstrom up` on both gateways of a lab and follows their counters.
 import type { ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { EngineStats } from '../native/addon';
@@ -23,10 +24,10 @@ export function controlPath(ns: string): string {
   return path.join(CONTROL_DIR, `${ns}.sock`);
 }
 
-async function startOne(lab: Lab, ns: string, peer: string, remote: string, extra: string[]): Promise<GatewayProcess> {
+async function startOne(lab: Lab, ns: string, peer: string, remote: string, cpu: number, extra: string[]): Promise<GatewayProcess> {
   const control = controlPath(ns);
   const child = lab.spawn(ns, [process.execPath, cli, 'up', '--lan', 'lan0', '--wan', 'wan0', '--peer', peer,
-    '--remote', remote, '--mount-bpffs', '--stats-interval', '0.2', '--json', '--control', control, ...extra]);
+    '--remote', remote, '--mount-bpffs', '--stats-interval', '0.2', '--json', '--control', control, '--cpu', String(cpu), ...extra]);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
   let latest: EngineStats | undefined;
@@ -57,10 +58,14 @@ async function startOne(lab: Lab, ns: string, peer: string, remote: string, extr
   };
 }
 
+// Each engine thread gets a CPU of its own (as far as there are CPUs): through veth, frames an
+// unpinned thread sends are queued on whichever CPU it ran on, and a migration reorders them,
+// which TCP takes for loss (docs/decisions.md 25).
 export async function startGateways(lab: Lab, extra: string[] = []): Promise<{ a: GatewayProcess; b: GatewayProcess }> {
-  const a = await startOne(lab, lab.ns.gwA, ADDRESSES.gwBWan, ADDRESSES.siteB, extra);
+  const cpus = os.cpus().length;
+  const a = await startOne(lab, lab.ns.gwA, ADDRESSES.gwBWan, ADDRESSES.siteB, 0, extra);
   try {
-    const b = await startOne(lab, lab.ns.gwB, ADDRESSES.gwAWan, ADDRESSES.siteA, extra);
+    const b = await startOne(lab, lab.ns.gwB, ADDRESSES.gwAWan, ADDRESSES.siteA, 1 % cpus, extra);
     return { a, b };
   } catch (err) {
     await a.stop();

@@ -198,6 +198,7 @@ export interface NativeEngineConfig {
   frameSize: 2048 | 4096;
   generic: boolean;
   forceCopy: boolean;
+  cpu?: number;          // the engine thread's CPU; -1 or absent: unpinned
   lanAddr?: string;      // feedback datagrams come from here; none without it
   feedbackPort?: number; // default 7601
   netsync?: NativeTrackerConfig;
