@@ -52,6 +52,10 @@ Napi::Object decoder_stats(Napi::Env env, const fec::DecoderStats& s) {
   o["lateArrivals"] = double(s.late_arrivals);
   o["unrecoverable"] = double(s.unrecoverable);
   o["resyncs"] = double(s.resyncs);
+  o["epochChanges"] = double(s.epoch_changes);
+  o["lossSampled"] = double(s.loss_sampled);
+  o["lossMissing"] = double(s.loss_missing);
+  o["lossBursts"] = double(s.loss_bursts);
   return o;
 }
 

@@ -6,6 +6,7 @@
 
 #include "bindings/fec_config.h"
 #include "bindings/netsync.h"
+#include "common/clock.h"
 #include "engine/engine.h"
 #include "gateway.h"
 
@@ -38,6 +39,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                        {InstanceMethod<&EngineWrap::Stats>("stats"), InstanceMethod<&EngineWrap::Info>("info"),
                         InstanceMethod<&EngineWrap::Events>("events"),
                         InstanceMethod<&EngineWrap::SetTrace>("setTrace"),
+                        InstanceMethod<&EngineWrap::Retune>("retune"),
                         InstanceMethod<&EngineWrap::Stop>("stop")});
   }
 
@@ -134,6 +136,34 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object bpf = Napi::Object::New(env);
     for (size_t k = 0; k < GW_STAT_MAX; k++) bpf[kBpfStats[k]] = double(s.bpf[k]);
     o["xdp"] = bpf;
+    o["epoch"] = double(s.epoch);
+    o["epochChanges"] = double(e.epoch_changes);
+    o["epochFlushed"] = double(e.epoch_flushed);
+    o["decoderCapacity"] = double(s.decoder_capacity);
+    o["peerEpochChanges"] = double(s.decoder.epoch_changes);
+    o["reportsSent"] = double(e.reports_sent);
+    o["reportsReceived"] = double(e.reports_received);
+    o["badReports"] = double(e.bad_reports);
+    Napi::Object loss = Napi::Object::New(env);  // our decoder's view of the peer's direction
+    loss["sampled"] = double(s.decoder.loss_sampled);
+    loss["missing"] = double(s.decoder.loss_missing);
+    loss["bursts"] = double(s.decoder.loss_bursts);
+    o["wanLoss"] = loss;
+    if (s.peer.received_ns) {  // the peer's view of ours
+      Napi::Object p = Napi::Object::New(env);
+      p["reports"] = double(s.peer.reports);
+      p["epoch"] = double(s.peer.epoch);
+      p["window"] = double(s.peer.window);
+      p["sampled"] = double(s.peer.sampled);
+      p["missing"] = double(s.peer.missing);
+      p["bursts"] = double(s.peer.bursts);
+      p["recovered"] = double(s.peer.recovered);
+      p["unrecoverable"] = double(s.peer.unrecoverable);
+      p["ageMs"] = double(monotonic_ns() - s.peer.received_ns) / 1e6;
+      o["peer"] = p;
+    } else {
+      o["peer"] = env.Null();
+    }
     return o;
   }
 
@@ -142,7 +172,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["running"] = engine_.running();
     o["zeroCopy"] = engine_.zero_copy();
     o["xdpMode"] = engine_.xdp_mode();
+    o["epoch"] = double(engine_.epoch());
+    o["trackerRing"] = double(engine_.tracker_ring());
     return o;
+  }
+
+  // retune(encoderConfig): the new epoch; the engine thread applies it within a millisecond.
+  Napi::Value Retune(const Napi::CallbackInfo& info) {
+    if (!engine_.running()) throw Napi::Error::New(info.Env(), "the engine is stopped");
+    return Napi::Number::New(info.Env(), double(engine_.retune(encoder_config(info[0].As<Napi::Object>()))));
   }
 
   // events(): the network-sync events since the last call.

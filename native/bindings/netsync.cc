@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 #include <string>
 #include <vector>
 
@@ -111,6 +113,24 @@ Napi::Object tracker_stats_object(Napi::Env env, const netsync::TrackerStats& s)
   o["safeByAck"] = double(s.safe_by_ack);
   o["feedbackEntries"] = double(s.feedback_entries);
   o["staleCompletions"] = double(s.stale_completions);
+  // Quantiles as the top of their histogram bucket (at most 19% above the true value).
+  uint64_t count = 0;
+  for (uint64_t n : s.safe_latency) count += n;
+  auto quantile = [&](double q) -> double {
+    if (!count) return 0;
+    uint64_t rank = uint64_t(q * double(count - 1)) + 1, seen = 0;
+    for (unsigned b = 0; b < netsync::TrackerStats::kLatencyBuckets; b++) {
+      seen += s.safe_latency[b];
+      if (seen >= rank) return double(std::min(netsync::latency_bucket_top(b), s.safe_latency_max_us));
+    }
+    return double(s.safe_latency_max_us);
+  };
+  Napi::Object lat = Napi::Object::New(env);
+  lat["count"] = double(count);
+  lat["p50"] = quantile(0.5);
+  lat["p99"] = quantile(0.99);
+  lat["max"] = double(s.safe_latency_max_us);
+  o["safeLatencyUs"] = lat;
   return o;
 }
 
@@ -139,6 +159,7 @@ class SyncTrackerWrap : public Napi::ObjectWrap<SyncTrackerWrap>, public netsync
                         InstanceMethod<&SyncTrackerWrap::Poll>("poll"),
                         InstanceMethod<&SyncTrackerWrap::NextDeadline>("nextDeadline"),
                         InstanceMethod<&SyncTrackerWrap::SetTrace>("setTrace"),
+                        InstanceMethod<&SyncTrackerWrap::SetLayers>("setLayers"),
                         InstanceMethod<&SyncTrackerWrap::Events>("events"),
                         InstanceMethod<&SyncTrackerWrap::Stats>("stats")});
   }
@@ -211,6 +232,10 @@ class SyncTrackerWrap : public Napi::ObjectWrap<SyncTrackerWrap>, public netsync
   }
   Napi::Value SetTrace(const Napi::CallbackInfo& info) {
     tracker_.set_trace(info[0].ToBoolean());
+    return info.Env().Undefined();
+  }
+  Napi::Value SetLayers(const Napi::CallbackInfo& info) {
+    tracker_.set_layers(info[0].As<Napi::Number>().Uint32Value());
     return info.Env().Undefined();
   }
   Napi::Value Events(const Napi::CallbackInfo& info) {

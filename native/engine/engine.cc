@@ -35,8 +35,15 @@ namespace {
 constexpr size_t kEth = 14, kIp = 20, kUdp = 8;
 constexpr size_t kRepairHeaders = kEth + kIp + kUdp;
 constexpr uint32_t kBatch = 64;
+// Receiver reports (docs/protocol.md): UDP to the peer's repair port, every 100 ms.
+constexpr uint16_t kReportMagic = 0x4D52;  // "MR"
+constexpr uint8_t kReportVersion = 1;
+constexpr size_t kReportSize = 56;
+constexpr uint64_t kReportInterval = 100'000'000;
 
 uint16_t get16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
+uint32_t get32(const uint8_t* p) { return uint32_t(get16(p)) << 16 | get16(p + 2); }
+uint64_t get64(const uint8_t* p) { return uint64_t(get32(p)) << 32 | get32(p + 4); }
 void put16(uint8_t* p, uint16_t v) {
   p[0] = uint8_t(v >> 8);
   p[1] = uint8_t(v);
@@ -94,30 +101,7 @@ class Engine::RepairOut : public fec::RepairSink {
   }
   void dropped(const fec::RepairInfo& info) override { e_.tracker_->repair_lost(info); }
   void commit(size_t len, const fec::RepairInfo& info) override {
-    const EngineConfig& c = e_.config_;
-    uint8_t* eth = frame_;
-    std::memcpy(eth, c.peer_mac, 6);
-    std::memcpy(eth + 6, c.wan_mac, 6);
-    put16(eth + 12, 0x0800);
-    uint8_t* ip = eth + kEth;
-    size_t ip_len = kIp + kUdp + len;
-    ip[0] = 0x45;
-    ip[1] = 0;
-    put16(ip + 2, uint16_t(ip_len));
-    put16(ip + 4, e_.ip_id_++);
-    put16(ip + 6, 0x4000);  // DF: repairs must fit, never be fragmented
-    ip[8] = 64;
-    ip[9] = 17;
-    put16(ip + 10, 0);
-    std::memcpy(ip + 12, &c.wan_addr, 4);
-    std::memcpy(ip + 16, &c.peer_addr, 4);
-    put16(ip + 10, fold(sum16(ip, kIp)));
-    uint8_t* udp = ip + kIp;
-    put16(udp, c.repair_port);
-    put16(udp + 2, c.repair_port);
-    put16(udp + 4, uint16_t(kUdp + len));
-    put16(udp + 6, 0);
-    put16(udp + 6, udp_checksum(ip, udp, kUdp + len));
+    e_.udp_headers(frame_, len);
     uint32_t frame_len = uint32_t(kRepairHeaders + len);
     e_.wan_tags_[addr_ / wan_.frame_size()] = FrameTag{2, info.layer, info.count, info.interleave, info.base_seq};
     if (wan_.transmit(addr_, frame_len)) {
@@ -215,6 +199,31 @@ class Engine::Events : public netsync::EventSink {
   uint64_t dropped_ = 0;
 };
 
+void Engine::udp_headers(uint8_t* eth, size_t len) {
+  std::memcpy(eth, config_.peer_mac, 6);
+  std::memcpy(eth + 6, config_.wan_mac, 6);
+  put16(eth + 12, 0x0800);
+  uint8_t* ip = eth + kEth;
+  size_t ip_len = kIp + kUdp + len;
+  ip[0] = 0x45;
+  ip[1] = 0;
+  put16(ip + 2, uint16_t(ip_len));
+  put16(ip + 4, ip_id_++);
+  put16(ip + 6, 0x4000);  // DF: repairs must fit, never be fragmented
+  ip[8] = 64;
+  ip[9] = 17;
+  put16(ip + 10, 0);
+  std::memcpy(ip + 12, &config_.wan_addr, 4);
+  std::memcpy(ip + 16, &config_.peer_addr, 4);
+  put16(ip + 10, fold(sum16(ip, kIp)));
+  uint8_t* udp = ip + kIp;
+  put16(udp, config_.repair_port);
+  put16(udp + 2, config_.repair_port);
+  put16(udp + 4, uint16_t(kUdp + len));
+  put16(udp + 6, 0);
+  put16(udp + 6, udp_checksum(ip, udp, kUdp + len));
+}
+
 Engine::Engine() = default;
 Engine::~Engine() { stop(); }
 
@@ -301,8 +310,11 @@ int Engine::start(const EngineConfig& config, std::string* error) {
   // The ring must outlast the slowest bin: the widest layer fills after r x interleave packets.
   uint32_t widest = 1;
   for (unsigned i : config.encoder.interleaves) widest = std::max(widest, i);
-  tc.ring = std::max<uint32_t>(tc.ring, 8 * widest * config.encoder.r);
+  // At least 2^17 records, so that a retune to a code as wide as (16, 1..1000) fits as well.
+  tc.ring = std::max<uint32_t>({tc.ring, 8 * widest * config.encoder.r, 1u << 17});
   tracker_ = std::make_unique<netsync::Tracker>(tc);
+  tracker_ring_ = tracker_->ring_size();
+  epoch_.store(config.encoder.epoch);
   events_ = std::make_unique<Events>();
   tracker_->set_sink(events_.get());
   completions_ = std::make_unique<Completions>(*this);
@@ -445,6 +457,8 @@ void Engine::on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f, uint64_t now) {
     if (udp_len < kUdp || kRepairHeaders - kUdp + udp_len > f.len ||
         (get16(udp + 6) != 0 && fold(sum16(udp, udp_len, sum16(ip + 12, 8) + 17 + uint32_t(udp_len))) != 0)) {
       counters_.bad_repair_frames++;
+    } else if (udp_len - kUdp >= 2 && get16(udp + kUdp) == kReportMagic) {
+      on_report(udp + kUdp, udp_len - kUdp, now);
     } else {
       counters_.repairs_received++;
       decoder_->on_repair(udp + kUdp, udp_len - kUdp, out);
@@ -461,6 +475,82 @@ void Engine::on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f, uint64_t now) {
   wan.recycle(f.addr);
 }
 
+uint32_t Engine::retune(const fec::EncoderConfig& code) {
+  std::lock_guard<std::mutex> lock(retune_mutex_);
+  // A retune not applied yet is replaced under the epoch it was given.
+  uint32_t epoch = retune_ ? retune_->epoch : epoch_.load() + 1;
+  retune_ = code;
+  retune_->epoch = epoch;
+  retune_pending_.store(true, std::memory_order_release);
+  return epoch;
+}
+
+// On the engine thread: every bin of the old code fires now, so each packet sent under it gets
+// all its repairs, with the old epoch; the new code numbers on from the next sequence number.
+void Engine::apply_retune() {
+  fec::EncoderConfig code;
+  {
+    std::lock_guard<std::mutex> lock(retune_mutex_);
+    code = *retune_;
+    retune_.reset();
+    retune_pending_.store(false, std::memory_order_relaxed);
+  }
+  RepairOut out(*this, *wan_.ports[0]);
+  counters_.epoch_flushed += encoder_->flush(out);
+  code.max_packet = encoder_->config().max_packet;
+  code.first_seq = encoder_->next_seq();
+  encoder_ = std::make_unique<fec::Encoder>(code);
+  tracker_->set_layers(unsigned(code.interleaves.size()));
+  counters_.epoch_changes++;
+  epoch_.store(code.epoch);
+}
+
+// What our decoder sees of the peer's WAN direction, for its --auto redundancy.
+void Engine::send_report() {
+  const fec::DecoderStats& d = decoder_->stats();
+  if (!d.repairs || !config_.peer_addr) return;  // nothing heard from the peer yet
+  xsk::Port& wan = *wan_.ports[0];
+  uint64_t addr;
+  uint8_t* frame = wan.tx_buffer(&addr);
+  if (!frame) return;
+  uint8_t* p = frame + kRepairHeaders;
+  std::memset(p, 0, kReportSize);
+  put16(p, kReportMagic);
+  p[2] = kReportVersion;
+  put32(p + 4, decoder_->epoch());
+  put32(p + 8, decoder_->window_capacity());
+  put64(p + 16, d.loss_sampled);
+  put64(p + 24, d.loss_missing);
+  put64(p + 32, d.loss_bursts);
+  put64(p + 40, d.recovered);
+  put64(p + 48, d.unrecoverable);
+  udp_headers(frame, kReportSize);
+  wan_tags_[addr / wan.frame_size()] = FrameTag{};
+  if (!wan.transmit(addr, uint32_t(kRepairHeaders + kReportSize))) {
+    counters_.tx_dropped++;
+    return;
+  }
+  wan.flush_tx();
+  counters_.reports_sent++;
+}
+
+void Engine::on_report(const uint8_t* p, size_t len, uint64_t now) {
+  if (len != kReportSize || p[2] != kReportVersion || p[3] != 0) {
+    counters_.bad_reports++;
+    return;
+  }
+  counters_.reports_received++;
+  peer_.reports++;
+  peer_.epoch = get32(p + 4);
+  peer_.window = get32(p + 8);
+  peer_.sampled = get64(p + 16);
+  peer_.missing = get64(p + 24);
+  peer_.bursts = get64(p + 32);
+  peer_.recovered = get64(p + 40);
+  peer_.unrecoverable = get64(p + 48);
+  peer_.received_ns = now;
+}
+
 void Engine::publish() {
   std::lock_guard<std::mutex> lock(snapshot_mutex_);
   snapshot_.engine = counters_;
@@ -468,6 +558,9 @@ void Engine::publish() {
   snapshot_.decoder = decoder_->stats();
   snapshot_.decoder_pending = decoder_->pending();
   snapshot_.decoder_window = decoder_->window_fill();
+  snapshot_.decoder_capacity = decoder_->window_capacity();
+  snapshot_.epoch = encoder_->config().epoch;
+  snapshot_.peer = peer_;
   snapshot_.netsync = tracker_->stats();
   events_->publish();
   snapshot_.engine.events_dropped = events_->dropped();
@@ -603,6 +696,7 @@ void Engine::run() {
   while (running_.load(std::memory_order_relaxed)) {
     uint64_t now = monotonic_ns();
     if (bool t = trace_requested_.load(std::memory_order_relaxed); t != trace_) tracker_->set_trace(trace_ = t);
+    if (retune_pending_.load(std::memory_order_acquire)) apply_retune();
     uint32_t work = 0;
     for (auto& p : lan_.ports) {
       uint32_t n = p->receive(batch, kBatch);
@@ -623,6 +717,10 @@ void Engine::run() {
       }
     }
     send_feedback(monotonic_ns());
+    if (now >= next_report_ns_) {
+      send_report();
+      next_report_ns_ = now + kReportInterval;
+    }
     if (now - last_publish > 10'000'000) {
       publish();
       last_publish = now;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -68,6 +69,21 @@ struct EngineCounters {
   uint64_t feedback_unreachable = 0;  // ICMP port unreachable: the host runs no listener
   uint64_t feedback_suppressed = 0;   // entries not sent to such a host meanwhile
   uint64_t events_dropped = 0;  // the event queue was full (nobody draining it)
+  uint64_t epoch_changes = 0;   // runtime retunes applied
+  uint64_t epoch_flushed = 0;   // repairs fired early by them (the old code's bins)
+  uint64_t reports_sent = 0, reports_received = 0;
+  uint64_t bad_reports = 0;     // receiver reports of the wrong length or version
+};
+
+// The receiving peer's view of our WAN direction (docs/protocol.md, "Receiver reports"):
+// cumulative counts from its decoder, as of its latest report.
+struct PeerReport {
+  uint64_t reports = 0;
+  uint32_t epoch = 0;    // the newest epoch of ours it decodes
+  uint32_t window = 0;   // packets its decoder keeps
+  uint64_t sampled = 0, missing = 0, bursts = 0;
+  uint64_t recovered = 0, unrecoverable = 0;
+  uint64_t received_ns = 0;  // CLOCK_MONOTONIC of its arrival, 0: none yet
 };
 
 struct EngineSnapshot {
@@ -77,6 +93,9 @@ struct EngineSnapshot {
   netsync::TrackerStats netsync;
   uint64_t decoder_pending = 0;
   uint64_t decoder_window = 0;
+  uint32_t decoder_capacity = 0;  // packets the decoder's window holds at most
+  uint32_t epoch = 0;             // the encoder's
+  PeerReport peer;
   uint64_t bpf[32] = {};  // enum gw_stat, both interfaces summed
   xsk::Port::KernelStats lan_sockets, wan_sockets;  // summed over queues
 };
@@ -99,6 +118,13 @@ class Engine {
   // trace on every data and repair completion), oldest first.
   std::vector<netsync::Event> drain_events();
   void set_trace(bool on) { trace_requested_.store(on); }
+  // A new code at run time (an epoch change): the engine thread fires every bin of the current
+  // code, then goes on under `code` with the next epoch, continuing the sequence numbers, so the
+  // far decoder keeps decoding across the change. Returns the new epoch. max_packet, epoch and
+  // first_seq of `code` are ignored.
+  uint32_t retune(const fec::EncoderConfig& code);
+  uint32_t epoch() const { return epoch_.load(); }
+  uint32_t tracker_ring() const { return tracker_ring_; }
 
  private:
   // What a WAN UMEM frame in flight carries, read back when it completes.
@@ -123,6 +149,12 @@ class Engine {
   void clamp_mss(uint8_t* ip, uint32_t len);
   bool forward(xsk::Port& to, const uint8_t* frame, uint32_t len, FrameTag tag = {});
   void publish();
+
+  void apply_retune();
+  void send_report();
+  void on_report(const uint8_t* p, size_t len, uint64_t now);
+  // Ethernet, IPv4 and UDP headers to the peer gateway's repair port, before `payload` bytes.
+  void udp_headers(uint8_t* frame, size_t payload);
 
   void send_feedback(uint64_t now);
   void read_feedback_errors(uint64_t now);
@@ -151,6 +183,13 @@ class Engine {
   int raw_fd_ = -1;
   bool zero_copy_ = false;
   uint16_t ip_id_ = 0;
+  std::mutex retune_mutex_;
+  std::optional<fec::EncoderConfig> retune_;  // requested, not yet applied
+  std::atomic<bool> retune_pending_{false};
+  std::atomic<uint32_t> epoch_{0};
+  uint32_t tracker_ring_ = 0;
+  uint64_t next_report_ns_ = 0;
+  PeerReport peer_;
   std::atomic<bool> running_{false};
   std::thread thread_;
   EngineCounters counters_;

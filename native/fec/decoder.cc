@@ -116,11 +116,22 @@ RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& si
     // the first new ones. A runtime retune continues the sequence; a restarted sender does not.
     prev_epoch_ = epoch_;
     epoch_ = h.epoch;
+    stats_.epoch_changes++;
     if (seq_known_ && uint32_t(newest - highest_seq_ + config_.window) >= 2 * config_.window) resync(newest);
   } else if (h.epoch != epoch_ && h.epoch != prev_epoch_) {
     stats_.stale_epoch++;
+    // Many in a row of one older epoch: the sender restarted (its epochs begin again) after
+    // runtime retunes had moved ours on. Follow it.
+    stale_run_ = stale_run_ && h.epoch == stale_epoch_ ? stale_run_ + 1 : 1;
+    stale_epoch_ = h.epoch;
+    if (stale_run_ < kResyncAfter) return RepairResult::StaleEpoch;
+    stale_run_ = 0;
+    prev_epoch_ = epoch_ = h.epoch;
+    stats_.epoch_changes++;
+    resync(newest);
     return RepairResult::StaleEpoch;
   }
+  stale_run_ = 0;
 
   if (!seq_known_ || seq_after(newest, highest_seq_)) {
     seq_known_ = true;
@@ -142,6 +153,7 @@ RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& si
 
   present_.clear();
   missing_.clear();
+  missing_seq_.clear();
   for (unsigned k = 0; k < h.count; k++) {
     RecipeEntry e = read_entry(v.entries, k);
     if (uint32_t slot = window_index_.find(e.hash); slot != HashIndex::kAbsent) {
@@ -155,9 +167,11 @@ RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& si
       return RepairResult::OutOfWindow;
     } else {
       missing_.push_back(e);
+      missing_seq_.push_back(h.base_seq + k * h.interleave);
       note_lost(e, h.base_seq + k * h.interleave);
     }
   }
+  if (h.layer == 0) sample_loss(h);
   if (missing_.empty()) {
     stats_.useless++;
     return RepairResult::Useless;
@@ -201,6 +215,19 @@ RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& si
     pending_order_.erase(std::remove_if(pending_order_.begin(), pending_order_.end(), dead), pending_order_.end());
   }
   return RepairResult::Pending;
+}
+
+// The lowest layer's repairs come first, after their own few packets: what they find missing
+// was lost on the WAN (or is late). With interleave 1 they cover consecutive packets, so runs
+// of missing ones are the WAN's loss bursts.
+void Decoder::sample_loss(const RepairHeader& h) {
+  stats_.loss_sampled += h.count;
+  stats_.loss_missing += missing_seq_.size();
+  for (uint32_t seq : missing_seq_) {
+    if (!missing_known_ || h.interleave != 1 || seq != last_missing_ + 1) stats_.loss_bursts++;
+    missing_known_ = true;
+    last_missing_ = seq;
+  }
 }
 
 bool Decoder::rebuild(uint8_t* work, uint16_t xor_len, const RecipeEntry& e, RecoverySink& sink) {

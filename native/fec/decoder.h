@@ -58,6 +58,12 @@ struct DecoderStats {
   uint64_t late_arrivals = 0;     // a packet named missing arrived after all
   uint64_t unrecoverable = 0;     // named missing, left the window neither arrived nor rebuilt
   uint64_t resyncs = 0;           // sender's sequence numbers jumped (restart): state dropped
+  uint64_t epoch_changes = 0;     // repairs of a newer configuration epoch began
+  // The WAN's loss as the lowest layer's repairs show it: packets they cover, how many of those
+  // had not arrived, and how many runs of consecutive missing packets (bursts) that made.
+  uint64_t loss_sampled = 0;
+  uint64_t loss_missing = 0;
+  uint64_t loss_bursts = 0;
 
   uint64_t malformed_total() const {
     uint64_t n = 0;
@@ -82,6 +88,7 @@ class Decoder {
   size_t pending() const { return pending_live_; }
   size_t window_fill() const { return window_index_.size(); }
   uint32_t epoch() const { return epoch_; }
+  uint32_t window_capacity() const { return config_.window; }
 
  private:
   struct Pending {
@@ -103,6 +110,7 @@ class Decoder {
   void note_lost(const RecipeEntry& e, uint32_t seq);
   void give_up_oldest_lost();
   void resync(uint32_t newest);
+  void sample_loss(const RepairHeader& h);
 
   static constexpr size_t kRestoredBytes = 12;  // restore() writes within the first 12 bytes
   DecoderConfig config_;
@@ -131,10 +139,15 @@ class Decoder {
   std::vector<uint64_t> available_;  // hashes that became available, to peel against
   std::vector<uint32_t> present_;
   std::vector<RecipeEntry> missing_;
+  std::vector<uint32_t> missing_seq_;  // their sequence numbers
 
   bool epoch_known_ = false;
   uint32_t epoch_ = 0;
   uint32_t prev_epoch_ = 0;
+  unsigned stale_run_ = 0;     // repairs in a row of one stale epoch
+  uint32_t stale_epoch_ = 0;
+  bool missing_known_ = false;
+  uint32_t last_missing_ = 0;  // sequence number of the last missing packet sampled
   unsigned resync_run_ = 0;  // out-of-window repairs in a row that agree with each other
   uint32_t resync_seq_ = 0;
   bool seq_known_ = false;

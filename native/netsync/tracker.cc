@@ -39,6 +39,24 @@ bool parse(const uint8_t* ip, size_t len, Segment* s) {
   return true;
 }
 
+}  // namespace
+
+unsigned latency_bucket(uint64_t us) {
+  if (us < 2) return 0;
+  unsigned e = 63u - unsigned(__builtin_clzll(us));
+  unsigned sub = e >= 2 ? unsigned(us >> (e - 2)) - 4 : unsigned(us - (1ull << e)) * 2;
+  return std::min(TrackerStats::kLatencyBuckets - 1, 4 * e + sub);
+}
+
+uint64_t latency_bucket_top(unsigned b) {
+  if (b < 4) return 1;
+  if (b < 8) return b < 6 ? 2 : 3;
+  unsigned e = b / 4, sub = b % 4;
+  return ((5ull + sub) << (e - 2)) - 1;
+}
+
+namespace {
+
 uint32_t round_pow2(uint32_t n) {
   uint32_t p = 1024;
   while (p < n && p < (1u << 24)) p <<= 1;
@@ -198,7 +216,7 @@ void Tracker::sent(const uint8_t* ip, size_t len, uint32_t seq, uint64_t now_ns)
       f.newest_seq = seq;
       f.newest_repairs = 0;
       if (end > f.safe) {
-        r = Record{seq, slot, f.gen, 0, false, false, false, start, end};
+        r = Record{seq, slot, f.gen, 0, false, false, false, start, end, uint8_t(config_.layers), now_ns};
         f.pending.push_back(Pending{seq, start, end});
         if (f.pending.size() > ring_.size()) f.pending.pop_front();
       }
@@ -295,7 +313,7 @@ void Tracker::data_completed(uint32_t seq, uint64_t now_ns) {
     e.b = r.end;
     emit(e);
   }
-  check_done(r);
+  check_done(r, now_ns);
 }
 
 void Tracker::repair_completed(const fec::RepairInfo& info, uint64_t now_ns) {
@@ -316,14 +334,17 @@ void Tracker::repair_completed(const fec::RepairInfo& info, uint64_t now_ns) {
     r.repairs++;
     Flow& f = flows_[r.flow];
     if (f.gen == r.gen && f.newest_seq == s) f.newest_repairs = r.repairs;
-    check_done(r);
+    check_done(r, now_ns);
   }
 }
 
-void Tracker::check_done(Record& r) {
-  if (r.done || !r.data_done || r.repairs < config_.layers) return;
+void Tracker::check_done(Record& r, uint64_t now_ns) {
+  if (r.done || !r.data_done || r.repairs < r.need) return;
   r.done = true;
   stats_.records_completed++;
+  uint64_t us = now_ns > r.sent_ns ? (now_ns - r.sent_ns) / 1000 : 0;
+  stats_.safe_latency[latency_bucket(us)]++;
+  stats_.safe_latency_max_us = std::max(stats_.safe_latency_max_us, us);
   Flow& f = flows_[r.flow];
   if (f.gen != r.gen || !f.used) return;
   // A record that starts at or below the safe offset moves it at once, wherever it waits in

@@ -14,6 +14,7 @@
 //   - which flows need a feedback entry, at most one per flow every `feedback_interval_ns`.
 // No I/O and no clock: callers pass the time. Single-threaded (the engine thread).
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -100,7 +101,16 @@ struct TrackerStats {
   uint64_t safe_by_ack = 0;        // advances of the safe offset by the receiver's ACK
   uint64_t feedback_entries = 0;
   uint64_t stale_completions = 0;  // completions for records already gone
+  // Microseconds from sent() to the record's last completion (data and all its repairs), as a
+  // histogram with four buckets per power of two (latency_bucket()); the largest seen apart.
+  static constexpr unsigned kLatencyBuckets = 96;
+  uint64_t safe_latency[kLatencyBuckets] = {};
+  uint64_t safe_latency_max_us = 0;
 };
+
+// The bucket of a latency in microseconds, and the largest latency a bucket holds.
+unsigned latency_bucket(uint64_t us);
+uint64_t latency_bucket_top(unsigned bucket);
 
 class Tracker {
  public:
@@ -132,6 +142,10 @@ class Tracker {
   void set_trace(bool on) { trace_ = on; }
   const TrackerStats& stats() const { return stats_; }
   unsigned layers() const { return config_.layers; }
+  // A new code (an epoch change): records from now on need this many repairs; those already
+  // sent keep the number they were sent with.
+  void set_layers(unsigned layers) { config_.layers = std::max(1u, layers); }
+  uint32_t ring_size() const { return mask_ + 1; }
 
  private:
   struct Pending {
@@ -160,6 +174,8 @@ class Tracker {
     bool done;
     bool dead;  // a repair covering it was lost
     uint64_t start, end;
+    uint8_t need = 0;      // repairs it waits for: c of the code it was sent under
+    uint64_t sent_ns = 0;
   };
   // What sent() changed, so uncovered() can take it back.
   struct LastSent {
@@ -175,7 +191,7 @@ class Tracker {
   void touch(uint32_t slot);
   void lru_unlink(uint32_t slot);
   uint64_t unwrap(const Flow& f, uint32_t seq) const;
-  void check_done(Record& r);
+  void check_done(Record& r, uint64_t now_ns);
   bool advance(uint32_t slot);
   void mark_dirty(uint32_t slot);
   // An event about flow f: its key, safe and sent offsets, and whether its ISN was guessed.

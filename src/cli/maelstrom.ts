@@ -6,8 +6,11 @@ import type { ModelReport } from '../model/redundancy';
 import { formatCodecBench, runCodecBench } from '../../bench/codec';
 import { formatEngineBench, runEngineBench } from '../../bench/engine';
 import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
-import { DEFAULTS } from '../fec/config';
+import { DEFAULTS, LIMITS, defaultWindow } from '../fec/config';
 import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, startGateway } from '../gateway/gateway';
+import type { EpochRecord, TuneRequest } from '../gateway/gateway';
+import { AUTO_DEFAULTS, AutoRedundancy, autoInterleaves } from '../gateway/auto';
+import type { AutoOptions } from '../gateway/auto';
 import { ControlServer, control, defaultControlPath } from '../gateway/control';
 import { decimal, integer, integerList } from './parse';
 import { run } from './run';
@@ -106,11 +109,26 @@ bench
     process.stdout.write((o.json ? JSON.stringify({ flush_timeout_ms: flushTimeoutMs, rows }) : formatFeedbackBench(rows, flushTimeoutMs)) + '\n');
   });
 
+function formatEpoch(e: EpochRecord): string {
+  const why = e.reason === 'auto' ? ` (auto: loss ${(e.loss! * 100).toFixed(3)}%, bursts of ${e.burst!.toFixed(1)}, modelled unrecoverable ${e.modelled!.toExponential(1)})` : ` (${e.reason})`;
+  return `epoch ${e.epoch}: (r=${e.r}, c=${e.c}), interleaves ${e.interleaves.join(',')}, flush timeout ${e.flushTimeoutMs} ms${why}`;
+}
+
+function autoOptions(o: { r: number; rMax?: number; cMin: number; cMax: number; target: number }): AutoOptions {
+  const { min, max } = LIMITS.layers;
+  if (!Number.isInteger(o.cMin) || !Number.isInteger(o.cMax) || o.cMin < min || o.cMax > max || o.cMin > o.cMax) {
+    throw new ConfigError(`--c-min and --c-max must be integers with ${min} <= c-min <= c-max <= ${max}, got ${o.cMin} and ${o.cMax}`);
+  }
+  if (!(o.target > 0 && o.target < 1)) throw new ConfigError(`--target is a rate between 0 and 1 (e.g. 1e-6), got ${o.target}`);
+  return { r: o.r, cMin: o.cMin, cMax: o.cMax, target: o.target };
+}
+
 interface UpOptions {
   lan: string; wan: string; peer: string; remote: string[]; r: number; c?: number; interleaves?: number[];
   flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; repairPort: number;
   cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
+  rMax?: number; decoderWindow?: number; auto?: boolean; cMin: number; cMax: number; target: number;
 }
 
 withCode(program
@@ -134,31 +152,55 @@ withCode(program
   .option('--feedback-port <port>', 'UDP port of the senders\' network-sync listeners', integer('--feedback-port'), FEEDBACK_PORT)
   .option('--max-flows <n>', 'TCP flows tracked at once; the least recently seen is evicted beyond', integer('--max-flows'), NETSYNC_DEFAULTS.maxFlows)
   .option('--flow-idle <s>', 'forget a TCP flow silent this long', decimal('--flow-idle'), NETSYNC_DEFAULTS.flowIdleS)
+  .option('--r-max <n>', 'the largest r maelstrom tune may set later (leaves room for its repair headers; default r)', integer('--r-max'))
+  .option('--decoder-window <packets>', 'data packets the decoder keeps for rebuilding (default 2 x r x widest interleave)', integer('--decoder-window'))
+  .option('--auto', 'adapt c to the loss the peer gateway reports, within --c-min..--c-max')
+  .option('--c-min <n>', 'with --auto: fewest layers', integer('--c-min'), AUTO_DEFAULTS.cMin)
+  .option('--c-max <n>', 'with --auto: most layers', integer('--c-max'), AUTO_DEFAULTS.cMax)
+  .option('--target <rate>', 'with --auto: modelled unrecoverable packets per packet to stay under', decimal('--target'), AUTO_DEFAULTS.target)
   .addHelpText('after', `
 Network-sync: for every TCP flow leaving through the LAN, the gateway tells the sending host
 (UDP to port 7601, from the LAN address) how many bytes are on the WAN together with all their
 repairs. Storage servers wait on that with NetworkSyncListener (docs/protocol.md).
 
-Example (gateway A of the lab):
+Runtime tuning: 'maelstrom tune' changes r, c, the interleaves or the flush timeout of a running
+gateway as a new epoch, without a lost packet. With --auto the gateway picks c itself from the
+loss the peer gateway reports (both gateways need the same --c-max for the windows to fit).
+
+Examples (gateway A of the lab):
   maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3
-  maelstrom watch --lan lan0          # in another shell: the feedback as it goes out`)
+  maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --auto --c-max 4 --target 1e-6
+  maelstrom watch --lan lan0          # in another shell: the feedback as it goes out
+  maelstrom tune --lan lan0 --r 4 --c 2`)
   .action(async (o: UpOptions) => {
     if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
     const started = process.hrtime.bigint();
     const controlPath = o.control ?? defaultControlPath(o.lan);
+    const auto = o.auto ? autoOptions(o) : undefined;
     const gw = await startGateway({
       lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
       flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy, cpu: o.cpu,
       repairPort: o.repairPort, mountBpffs: o.mountBpffs,
       feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
+      rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, autoInterleaves(auto.cMax)) : undefined),
     });
     const status = () => ({
       lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, control: controlPath, pid: process.pid,
       uptimeS: Number(process.hrtime.bigint() - started) / 1e9,
+      auto: auto ? { cMin: auto.cMin, cMax: auto.cMax, target: auto.target } : null,
+      epochs: gw.epochs,
     });
+    const announce = (e: EpochRecord) => process.stdout.write((o.json ? JSON.stringify({ event: 'epoch', ...e }) : formatEpoch(e)) + '\n');
+    const tune = (change: TuneRequest) => {
+      const e = gw.retune(change, 'tune');
+      controller?.reset(e.c, e.r);
+      announce(e);
+      return e;
+    };
+    const controller = auto ? new AutoRedundancy(auto, gw.info.c) : undefined;
     let server: ControlServer;
     try {
-      server = await ControlServer.open(controlPath, { status, stats: () => gw.stats(), setTrace: (on) => gw.engine.setTrace(on) });
+      server = await ControlServer.open(controlPath, { status, stats: () => gw.stats(), setTrace: (on) => gw.engine.setTrace(on), tune });
     } catch (err) {
       gw.stop();
       throw err;
@@ -169,10 +211,22 @@ Example (gateway A of the lab):
     const timer = o.statsInterval > 0 ? setInterval(print, o.statsInterval * 1000) : undefined;
     // Events leave the engine in batches; unwatched ones are dropped here.
     const drain = setInterval(() => server.publish(gw.engine.events()), 10);
+    const adapt = controller && setInterval(() => {
+      const peer = gw.stats().peer;
+      const d = peer && controller.observe(peer, Date.now());
+      if (!d) return;
+      try {
+        announce(gw.retune({ c: d.c, interleaves: d.interleaves }, 'auto', { loss: d.loss, burst: d.burst, modelled: d.modelled }));
+      } catch (err) {
+        controller.reset(gw.info.c, gw.info.r);
+        process.stderr.write(`maelstrom: --auto wanted c=${d.c} and could not: ${(err as Error).message}\n`);
+      }
+    }, 200);
     await new Promise<void>((resolve) => {
       for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
     });
     clearInterval(drain);
+    if (adapt) clearInterval(adapt);
     if (timer) clearInterval(timer);
     print();
     gw.stop();
@@ -222,7 +276,43 @@ program
       `  XDP ${s.xdpMode}, AF_XDP ${s.zeroCopy ? 'zero-copy' : 'copy'} mode, ${s.queues} queue(s), MSS clamp ${s.mssClamp || 'off'}`,
       `  code (r=${s.r}, c=${s.c}), interleaves ${(s.interleaves as number[]).join(',')}, flush timeout ${s.flushTimeoutMs} ms`,
       `  network-sync feedback ${fb ? `from ${fb.from} to UDP ${fb.port}` : 'off'}`,
+      `  epoch ${s.epoch}${s.auto ? `, auto c in ${(s.auto as AutoOptions).cMin}..${(s.auto as AutoOptions).cMax} for unrecoverable <= ${(s.auto as AutoOptions).target}` : ''}; epochs:`,
+      ...(s.epochs as EpochRecord[]).map((e) => `    ${e.at}  ${formatEpoch(e)}`),
     ].join('\n') + '\n');
+  });
+
+program
+  .command('tune')
+  .description('Change r, c, the interleaves or the flush timeout of a running gateway: a new epoch, no packet lost')
+  .option('--lan <if>', 'the gateway\'s LAN interface (finds its control socket)')
+  .option('--control <path>', 'the gateway\'s control socket (instead of --lan)')
+  .option('--r <n>', 'data packets per repair', integer('--r'))
+  .option('--c <n>', 'layers (repairs per data packet); interleaves 1,10,... unless given', integer('--c'))
+  .option('--interleaves <list>', 'interleave of each layer, comma-separated', integerList('--interleaves'))
+  .option('--flush-timeout <ms>', 'a bin not full after this long fires anyway', decimal('--flush-timeout'))
+  .option('--json', 'print the new epoch as one JSON object (fields in docs/gateway.md, "Status")')
+  .addHelpText('after', `
+The gateway fires every bin of the current code, then sends under the new one with the next
+epoch number; the peer gateway decodes repairs of both epochs across the change. Change the
+other gateway too if its direction should use the same code. What is not given stays.
+
+Examples:
+  maelstrom tune --lan lan0 --r 4 --c 2
+  maelstrom tune --lan lan0 --interleaves 1,20,400 --flush-timeout 2 --json`)
+  .action(async (o: { lan?: string; control?: string; r?: number; c?: number; interleaves?: number[]; flushTimeout?: number; json?: boolean }) => {
+    const req: TuneRequest = {};
+    if (o.r !== undefined) req.r = o.r;
+    if (o.c !== undefined) req.c = o.c;
+    if (o.interleaves !== undefined) req.interleaves = o.interleaves;
+    if (o.flushTimeout !== undefined) req.flushTimeoutMs = o.flushTimeout;
+    if (Object.keys(req).length === 0) throw new ConfigError('give at least one of --r, --c, --interleaves, --flush-timeout');
+    let answer: Record<string, unknown> | undefined;
+    for await (const msg of control(findControl(o), { cmd: 'tune', ...req })) {
+      answer = msg;
+      break;
+    }
+    if (!answer) throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', 'the gateway closed without answering', { exitCode: 3 });
+    process.stdout.write((o.json ? JSON.stringify(answer) : formatEpoch(answer as unknown as EpochRecord)) + '\n');
   });
 
 program

@@ -4,12 +4,16 @@
 //   {"cmd":"status"}                 -> one line: the gateway's status
 //   {"cmd":"stats"}                  -> one line: its counters
 //   {"cmd":"watch","trace":false}    -> {"event":"watching"}, then one line per network-sync event
+//   {"cmd":"tune","r":4,"c":2}       -> one line: the new epoch's record (or an error)
+// An error answers {"error": message, "code": MAELSTROM_ERR_...}.
 // Events carry tNs (CLOCK_MONOTONIC nanoseconds) as a decimal string; offsets are numbers.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
-import { MaelstromError } from '../errors';
+import { ConfigError, MaelstromError } from '../errors';
+import type { ErrorCode } from '../errors';
+import type { TuneRequest } from './gateway';
 import type { NetsyncEvent } from '../native/addon';
 
 export const CONTROL_DIR = '/run/maelstrom';
@@ -18,12 +22,27 @@ export function defaultControlPath(lan: string): string {
   return path.join(CONTROL_DIR, `${lan}.sock`);
 }
 
-export type ControlRequest = { cmd: 'status' } | { cmd: 'stats' } | { cmd: 'watch'; trace?: boolean };
+export type ControlRequest = { cmd: 'status' } | { cmd: 'stats' } | { cmd: 'watch'; trace?: boolean } | ({ cmd: 'tune' } & TuneRequest);
 
 export interface ControlHandlers {
   status(): object;
   stats(): object;
   setTrace(on: boolean): void;
+  tune(change: TuneRequest): object; // throws a MaelstromError when the change cannot be made
+}
+
+// A tune request's fields, as numbers and a list of numbers; anything else is refused.
+function tuneRequest(req: Record<string, unknown>): TuneRequest {
+  const out: TuneRequest = {};
+  for (const key of Object.keys(req)) {
+    if (key === 'cmd') continue;
+    const v = req[key];
+    if ((key === 'r' || key === 'c' || key === 'flushTimeoutMs') && typeof v === 'number') out[key] = v;
+    else if (key === 'interleaves' && Array.isArray(v) && v.every((x) => typeof x === 'number')) out.interleaves = v as number[];
+    else throw new ConfigError(`tune takes r, c, interleaves and flushTimeoutMs as numbers; got ${key}: ${JSON.stringify(v)}`);
+  }
+  if (Object.keys(out).length === 0) throw new ConfigError('tune needs at least one of r, c, interleaves, flushTimeoutMs');
+  return out;
 }
 
 // One event as a JSON-ready object: bigint times as strings, offsets as numbers.
@@ -33,8 +52,8 @@ export function eventJson(e: NetsyncEvent): Record<string, unknown> {
   return o;
 }
 
-function errorLine(message: string): string {
-  return JSON.stringify({ error: message }) + '\n';
+function errorLine(message: string, code = 'MAELSTROM_ERR_CONFIG'): string {
+  return JSON.stringify({ error: message, code }) + '\n';
 }
 
 export class ControlServer {
@@ -115,13 +134,21 @@ export class ControlServer {
         case 'stats':
           sock.write(JSON.stringify(this.handlers.stats()) + '\n');
           break;
+        case 'tune':
+          try {
+            sock.write(JSON.stringify(this.handlers.tune(tuneRequest(req as unknown as Record<string, unknown>))) + '\n');
+          } catch (err) {
+            if (!(err instanceof MaelstromError)) throw err;
+            sock.write(errorLine(err.message, err.code));
+          }
+          break;
         case 'watch':
           this.watchers.set(sock, { trace: req.trace === true });
           this.updateTrace();
           sock.write(JSON.stringify({ event: 'watching', trace: req.trace === true }) + '\n');
           break;
         default:
-          sock.write(errorLine(`unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)}: status, stats or watch`));
+          sock.write(errorLine(`unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)}: status, stats, watch or tune`));
       }
     });
   }
@@ -162,7 +189,10 @@ export async function* control(socketPath: string, req: ControlRequest): AsyncGe
   try {
     for await (const line of lines) {
       const msg = JSON.parse(line) as Record<string, unknown>;
-      if (typeof msg.error === 'string') throw new MaelstromError('MAELSTROM_ERR_CONFIG', `the gateway refused: ${msg.error}`, { exitCode: 2 });
+      if (typeof msg.error === 'string') {
+        const code = (typeof msg.code === 'string' ? msg.code : 'MAELSTROM_ERR_CONFIG') as ErrorCode;
+        throw new MaelstromError(code, `the gateway refused: ${msg.error}`, { exitCode: code === 'MAELSTROM_ERR_CONFIG' ? 2 : 1 });
+      }
       yield msg;
     }
   } finally {

@@ -4,8 +4,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, MaelstromError } from '../errors';
-import { codecConfig, decoderConfig, nativeEncoderConfig } from '../fec/config';
-import type { CodecOptions } from '../fec/config';
+import { LIMITS, codecConfig, decoderConfig, nativeEncoderConfig } from '../fec/config';
+import type { CodecConfig, CodecOptions } from '../fec/config';
 import { addon } from '../native/addon';
 import type { EngineStats, NativeEngine } from '../native/addon';
 import { bpffsMounted, interfaceInfo, mountBpffs, nextHop, rxQueues } from './host';
@@ -26,6 +26,8 @@ export interface GatewayOptions extends CodecOptions {
   generic?: boolean;
   forceCopy?: boolean;
   cpu?: number;              // pin the engine thread to this CPU
+  rMax?: number;             // the largest r runtime tuning may set (room for its repair headers)
+  decoderWindow?: number;    // packets the decoder keeps (default: twice the widest repair's span)
   mountBpffs?: boolean; // mount bpffs at /sys/fs/bpf when missing (for private mount namespaces)
   feedback?: boolean;        // network-sync feedback to LAN senders (default true)
   feedbackPort?: number;     // default 7601
@@ -34,6 +36,28 @@ export interface GatewayOptions extends CodecOptions {
 }
 
 export const FEEDBACK_PORT = 7601;
+
+// A change of code at run time (maelstrom tune, or --auto): what is not given stays.
+export interface TuneRequest {
+  r?: number;
+  c?: number;
+  interleaves?: number[];
+  flushTimeoutMs?: number;
+}
+
+// One configuration epoch of the gateway's encoder, as status shows it.
+export interface EpochRecord {
+  epoch: number;
+  r: number;
+  c: number;
+  interleaves: number[];
+  flushTimeoutMs: number;
+  at: string;                  // ISO time it was asked for
+  reason: 'start' | 'tune' | 'auto';
+  loss?: number;               // --auto: the loss, burst length and modelled rate it acted on
+  burst?: number;
+  modelled?: number;
+}
 export const NETSYNC_DEFAULTS = { maxFlows: 65536, flowIdleS: 900, feedbackIntervalUs: 50 } as const;
 
 export interface Prefix {
@@ -65,7 +89,13 @@ export interface StartedGateway {
     r: number; c: number; interleaves: number[]; flushTimeoutMs: number;
     feedback: { from: string; port: number } | null;
     cpu: number | null;
+    epoch: number;
+    rMax: number;
+    decoderWindow: number;
   };
+  epochs: EpochRecord[];
+  // Applies a new code at run time (an epoch change); throws ConfigError when it cannot be.
+  retune(change: TuneRequest, reason: 'tune' | 'auto', detail?: Pick<EpochRecord, 'loss' | 'burst' | 'modelled'>): EpochRecord;
   stats(): EngineStats;
   stop(): void;
 }
@@ -82,11 +112,14 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
     if (!i.up) throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${i.name} is down: 'ip link set ${i.name} up'`, { exitCode: 3 });
   }
   if (wan.ipv4.length === 0) throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${wan.name} has no IPv4 address to send repairs from`, { exitCode: 3 });
-  const overhead = repairOverhead(codec.r);
+  const rMax = o.rMax ?? codec.r;
+  if (!Number.isInteger(rMax) || rMax < codec.r || rMax > LIMITS.r.max) throw new ConfigError(`--r-max must be an integer from r (${codec.r}) to ${LIMITS.r.max}, got ${rMax}`);
+  // Room for the repair headers of the largest r tuning may set, so every packet fits in a repair.
+  const overhead = repairOverhead(rMax);
   const maxProtected = wan.mtu - overhead;
   const clamp = o.clampMss ?? true;
   if (maxProtected < 576 - TCP_IP) {
-    throw new MaelstromError('MAELSTROM_ERR_MTU', `WAN MTU ${wan.mtu} leaves no room for repairs (${overhead} bytes each at r=${codec.r}): raise the WAN MTU or lower r`, { exitCode: 3 });
+    throw new MaelstromError('MAELSTROM_ERR_MTU', `WAN MTU ${wan.mtu} leaves no room for repairs (${overhead} bytes each at r=${rMax}): raise the WAN MTU or lower r${o.rMax ? ' or --r-max' : ''}`, { exitCode: 3 });
   }
   if (!clamp && lan.mtu > maxProtected) {
     throw new MaelstromError('MAELSTROM_ERR_MTU',
@@ -114,6 +147,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   const queues = rxQueues(lan.name);
   const maxPacket = Math.min(maxProtected, 9216);
   const mssClamp = clamp ? maxProtected - TCP_IP : 0;
+  const decoder = decoderConfig({ r: codec.r, interleaves: codec.interleaves, maxPacketSize: Math.min(9216, Math.max(lan.mtu, wan.mtu)), window: o.decoderWindow });
   const native = addon();
   let engine: NativeEngine;
   try {
@@ -128,7 +162,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
       repairPort: o.repairPort ?? REPAIR_PORT,
       remote,
       encoder: { ...nativeEncoderConfig({ ...codec, maxPacketSize: maxPacket }) },
-      decoder: decoderConfig({ r: codec.r, interleaves: codec.interleaves, maxPacketSize: Math.min(9216, Math.max(lan.mtu, wan.mtu)) }),
+      decoder,
       mssClamp,
       queues,
       frameSize: Math.max(lan.mtu, wan.mtu) + 14 <= 2048 ? 2048 : 4096,
@@ -143,17 +177,61 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
     throw new MaelstromError('MAELSTROM_ERR_ATTACH', `cannot start the gateway: ${(cause as Error).message}`, { cause, exitCode: 5 });
   }
   const info = engine.info();
+  const gatewayInfo: StartedGateway['info'] = {
+    zeroCopy: info.zeroCopy, xdpMode: info.xdpMode, queues, mssClamp, maxProtectedPacket: maxPacket,
+    r: codec.r, c: codec.interleaves.length, interleaves: codec.interleaves, flushTimeoutMs: codec.flushTimeoutMs,
+    feedback: feedback ? { from: feedback, port: feedbackPort } : null,
+    cpu: o.cpu ?? null,
+    epoch: info.epoch, rMax, decoderWindow: decoder.window,
+  };
+  const epochs: EpochRecord[] = [{
+    epoch: info.epoch, r: codec.r, c: codec.interleaves.length, interleaves: codec.interleaves,
+    flushTimeoutMs: codec.flushTimeoutMs, at: new Date().toISOString(), reason: 'start',
+  }];
+  const retune: StartedGateway['retune'] = (change, reason, detail) => {
+    const code = tunedCode(gatewayInfo, change, info.trackerRing, engine.stats().peer?.window);
+    const epoch = engine.retune(nativeEncoderConfig({ ...code, maxPacketSize: maxPacket }));
+    Object.assign(gatewayInfo, { r: code.r, c: code.interleaves.length, interleaves: code.interleaves, flushTimeoutMs: code.flushTimeoutMs, epoch });
+    const record: EpochRecord = { epoch, r: code.r, c: code.interleaves.length, interleaves: code.interleaves, flushTimeoutMs: code.flushTimeoutMs, at: new Date().toISOString(), reason, ...detail };
+    // Two requests before the engine applied the first share its epoch: the later one stands.
+    if (epochs[epochs.length - 1].epoch === epoch) epochs.pop();
+    epochs.push(record);
+    return record;
+  };
   return {
     engine,
-    info: {
-      zeroCopy: info.zeroCopy, xdpMode: info.xdpMode, queues, mssClamp, maxProtectedPacket: maxPacket,
-      r: codec.r, c: codec.interleaves.length, interleaves: codec.interleaves, flushTimeoutMs: codec.flushTimeoutMs,
-      feedback: feedback ? { from: feedback, port: feedbackPort } : null,
-      cpu: o.cpu ?? null,
-    },
+    info: gatewayInfo,
+    epochs,
+    retune,
     stats: () => engine.stats(),
     stop: () => engine.stop(),
   };
+}
+
+// The code a tune request makes of the current one, checked against what the running gateway
+// can carry: r up to --r-max (room in the WAN MTU), the flow tracker's ring, and the window of
+// the peer's decoder when a receiver report has told it.
+export function tunedCode(current: { r: number; interleaves: number[]; flushTimeoutMs: number; rMax: number; maxProtectedPacket: number },
+  change: TuneRequest, trackerRing: number, peerWindow?: number): CodecConfig {
+  const sameLayers = change.c === undefined || change.c === current.interleaves.length;
+  const code = codecConfig({
+    r: change.r ?? current.r,
+    c: change.c,
+    interleaves: change.interleaves ?? (sameLayers ? current.interleaves : undefined),
+    flushTimeoutMs: change.flushTimeoutMs ?? current.flushTimeoutMs,
+    maxPacketSize: current.maxProtectedPacket,
+  });
+  if (code.r > current.rMax) {
+    throw new ConfigError(`r ${code.r} needs ${repairOverhead(code.r)} bytes of repair headers, more than this gateway left room for (r up to ${current.rMax}): start it with --r-max ${code.r}`);
+  }
+  const span = code.r * Math.max(...code.interleaves);
+  if (8 * span > trackerRing) {
+    throw new ConfigError(`(r=${code.r}, interleaves ${code.interleaves.join(',')}) spans ${span} packets, more than the flow tracker's ring of ${trackerRing} records keeps (${trackerRing / 8}): choose smaller interleaves`);
+  }
+  if (peerWindow !== undefined && span > peerWindow) {
+    throw new ConfigError(`(r=${code.r}, interleaves ${code.interleaves.join(',')}) spans ${span} packets, but the peer gateway's decoder keeps ${peerWindow}: start the peer with --decoder-window ${2 * span}, or choose smaller interleaves`);
+  }
+  return code;
 }
 
 // Detaches gateway programs left behind on the interfaces (after a crash).

@@ -54,6 +54,10 @@ export interface DecoderCounters {
   lateArrivals: number;
   unrecoverable: number;
   resyncs: number;
+  epochChanges: number; // repairs of a newer configuration epoch began (or a restarted sender's)
+  lossSampled: number;  // packets the lowest layer's repairs covered
+  lossMissing: number;  // of those, not arrived when the repair came: the WAN's loss
+  lossBursts: number;   // runs of consecutive missing packets among them (interleave 1)
 }
 
 export interface DecoderStats extends DecoderCounters {
@@ -240,6 +244,22 @@ export interface TrackerStats {
   safeByAck: number;
   feedbackEntries: number;
   staleCompletions: number;
+  // From a frame handed to the WAN to its data and all its repairs completing, since start;
+  // quantiles are the top of their histogram bucket (at most 19% high).
+  safeLatencyUs: { count: number; p50: number; p99: number; max: number };
+}
+
+// The peer gateway's decoder on our direction of the WAN, from its latest receiver report.
+export interface PeerReport {
+  reports: number;
+  epoch: number;         // the newest epoch of ours it has decoded
+  window: number;        // packets its decoder keeps
+  sampled: number;       // cumulative: packets its lowest layer's repairs covered
+  missing: number;       // of those, lost on the WAN
+  bursts: number;        // runs of consecutive losses among them
+  recovered: number;
+  unrecoverable: number;
+  ageMs: number;         // since the report arrived
 }
 
 export interface RepairCoverage {
@@ -253,6 +273,7 @@ export interface NativeSyncTracker {
   sent(ipPacket: Buffer, seq: number, nowNs: bigint | number): void;
   uncovered(seq: number): void;
   received(ipPacket: Buffer, nowNs: bigint | number): void;
+  setLayers(c: number): void; // records sent from now on need c repairs (an epoch change)
   dataCompleted(seq: number, nowNs: bigint | number): void;
   repairCompleted(repair: RepairCoverage, nowNs: bigint | number): void;
   repairLost(repair: RepairCoverage): void;
@@ -309,11 +330,23 @@ export interface EngineStats {
   lanSockets: SocketDrops;
   wanSockets: SocketDrops;
   xdp: GatewayXdpStats;
+  epoch: number;            // the encoder's configuration epoch
+  epochChanges: number;     // runtime retunes applied
+  epochFlushed: number;     // repairs the old code's bins fired at those changes
+  decoderCapacity: number;  // packets the decoder's window holds
+  peerEpochChanges: number; // epoch changes of the peer's code our decoder followed
+  reportsSent: number;      // receiver reports to the peer
+  reportsReceived: number;
+  badReports: number;
+  wanLoss: { sampled: number; missing: number; bursts: number }; // what our decoder sees
+  peer: PeerReport | null;  // what the peer's decoder sees of our direction
 }
 
 export interface NativeEngine {
   stats(): EngineStats;
-  info(): { running: boolean; zeroCopy: boolean; xdpMode: 'native' | 'skb' };
+  info(): { running: boolean; zeroCopy: boolean; xdpMode: 'native' | 'skb'; epoch: number; trackerRing: number };
+  // A new code at run time: returns the new epoch, applied by the engine thread within 1 ms.
+  retune(code: NativeEncoderConfig): number;
   events(): NetsyncEvent[];
   setTrace(on: boolean): void;
   stop(): void;
