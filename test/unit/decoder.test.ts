@@ -175,6 +175,43 @@ edges('epochs: the one before the newest stays valid even when numbers skip; old
   assert.is(d.stats().epoch, 7);
 });
 
+edges('a restarted sender whose epochs begin again below ours is followed after 32 repairs', () => {
+  const packets = makeStream(97, 400, 60, 100);
+  const d = new Decoder({ r: 8, interleaves: [1] });
+  const repairs = (epoch: number, from: number, n: number) =>
+    new Encoder({ r: 8, interleaves: [1], flushTimeoutMs: 0, epoch, firstSeq: from }).encode(packets.slice(from, from + n), 0).repairs;
+  d.receiveData(packets.slice(0, 8));
+  d.receiveRepairs(repairs(5, 0, 8));
+  d.receiveRepairs(repairs(6, 8, 8)); // two retunes: epochs 5 and 6 are valid
+  const restarted = repairs(0, 16, 8 * 40);
+  d.receiveRepairs(restarted.slice(0, 31));
+  assert.is(d.stats().epoch, 6, 'a few stale repairs are not a restart');
+  d.receiveRepairs(restarted.slice(31, 32));
+  assert.is(d.stats().epoch, 0, 'the 32nd in a row is');
+  assert.is(d.stats().epochChanges, 2);
+  // From then on its repairs decode: lose one packet of the next bin.
+  const next = packets.slice(16 + 8 * 32, 16 + 8 * 33);
+  d.receiveData(next.slice(1));
+  const out = d.receiveRepairs(restarted.slice(32, 33));
+  assert.is(out.length, 1);
+  assert.ok(out[0].equals(next[0]));
+});
+
+edges('the lowest layer samples the WAN loss: packets covered, missing, and runs of consecutive losses', () => {
+  const packets = makeStream(98, 2000, 60, 200);
+  const { wire } = encodeStream(packets, { r: 8, interleaves: [1, 10], flushTimeoutMs: 0 });
+  // Lost: 100, 101, 102 (one burst), 500 (another), 900 and 901 (a third).
+  const lost = new Set([100, 101, 102, 500, 900, 901]);
+  const d = new Decoder({ r: 8, interleaves: [1, 10] });
+  for (const t of wire) {
+    if (t.kind === 'data') { if (!lost.has(t.index)) d.receiveData([packets[t.index]]); } else d.receiveRepairs([t.bytes]);
+  }
+  const s = d.stats();
+  assert.is(s.lossSampled, 2000);
+  assert.is(s.lossMissing, 6);
+  assert.is(s.lossBursts, 3);
+});
+
 edges('IPv4 with a wrong header checksum is covered as opaque bytes and rebuilt exactly', () => {
   const rng = new Rng(96);
   const packets = Array.from({ length: 400 }, (_, i) => makePacket(rng, i, rng.int(60, 400), 0));

@@ -345,4 +345,39 @@ test('property: with the real encoder and random completion order, feedback equa
   }
 });
 
+
+test('an epoch change: records keep the repair count of the code they were sent under', () => {
+  const t = new (addon().SyncTracker)({ layers: 3, feedbackIntervalNs: 0 });
+  t.sent(tcp({ seq: 999, flags: SYN }), 0, 1);
+  t.sent(tcp({ seq: 1000, payload: 1000 }), 1, 2); // under c = 3
+  t.setLayers(2);
+  t.sent(tcp({ seq: 2000, payload: 1000 }), 2, 3); // under c = 2
+  t.dataCompleted(1, 4);
+  repairsFor(t, 1, 2, 5);
+  assert.is(safeOf(t, 6), undefined, 'a record of the old code still needs its third repair');
+  t.dataCompleted(2, 7);
+  repairsFor(t, 2, 2, 8);
+  assert.is(safeOf(t, 9), undefined, 'the new record is complete, but the old one before it is not');
+  t.repairCompleted({ layer: 2, count: 1, interleave: 1, baseSeq: 1 }, 10);
+  assert.is(safeOf(t, 11), 2000n, 'both safe once the old record has all three');
+});
+
+test('safe latency: from sent to the last completion, as quantiles of a histogram', () => {
+  const t = new (addon().SyncTracker)({ layers: 1, feedbackIntervalNs: 0 });
+  t.sent(tcp({ seq: 999, flags: SYN }), 0, 0);
+  const us = 1000;
+  for (let i = 1; i <= 100; i++) {
+    const sent = i * 1_000_000;
+    t.sent(tcp({ seq: 1000 + (i - 1) * 100, payload: 100 }), i, sent);
+    t.dataCompleted(i, sent + 10 * us);
+    // 99 records take 200 us; one takes 5 ms.
+    repairsFor(t, i, 1, sent + (i === 50 ? 5000 : 200) * us);
+  }
+  const lat = t.stats().safeLatencyUs;
+  assert.is(lat.count, 100);
+  assert.ok(lat.p50 >= 200 && lat.p50 < 240, `p50 ${lat.p50}`);
+  assert.ok(lat.p99 >= 200 && lat.p99 < 240, `p99 ${lat.p99}: the one slow record is the 100th percentile`);
+  assert.is(lat.max, 5000);
+});
+
 test.run();
