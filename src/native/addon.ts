@@ -294,8 +294,10 @@ export interface EngineStats {
   mssClamped: number;
   unprotected: number;
   txDropped: number;
-  decoderPending: number;
-  decoderWindow: number;
+  decoderPending: number;          // repairs waiting for a second missing packet
+  decoderWindow: number;           // data packets held in the decoder's window
+  decoderPendingCapacity: number;  // most repairs that can wait (decoder config)
+  decoderWindowCapacity: number;   // the window's size K (decoder config)
   staleEpoch: number;
   outOfWindow: number;
   verifyFailed: number;
