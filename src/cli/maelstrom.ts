@@ -11,6 +11,7 @@ import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, startGatew
 import { ControlServer, control, defaultControlPath } from '../gateway/control';
 import { decimal, integer, integerList } from './parse';
 import { run } from './run';
+import { STATS_INTERVAL_S, checkStatsOptions, runStats } from './stats';
 import { ConfigError, MaelstromError } from '../errors';
 
 const { version } = require('../../../package.json') as { version: string };
@@ -223,6 +224,36 @@ program
       `  code (r=${s.r}, c=${s.c}), interleaves ${(s.interleaves as number[]).join(',')}, flush timeout ${s.flushTimeoutMs} ms`,
       `  network-sync feedback ${fb ? `from ${fb.from} to UDP ${fb.port}` : 'off'}`,
     ].join('\n') + '\n');
+  });
+
+program
+  .command('stats')
+  .description('A running gateway\'s counters as rates: packets and Gbit/s each way, repairs, recoveries, decoder, network-sync, XDP')
+  .option('--lan <if>', 'the gateway\'s LAN interface (finds its control socket)')
+  .option('--control <path>', 'the gateway\'s control socket (instead of --lan)')
+  .option('--watch [seconds]', `go on every interval until Ctrl-C (default interval ${STATS_INTERVAL_S} s)`, decimal('--watch'))
+  .option('--count <n>', 'stop after n intervals (without --watch: one)', integer('--count'))
+  .option('--json', 'one JSON object per interval (fields in docs/gateway.md, "Stats")')
+  .addHelpText('after', `
+Each figure is what happened between two snapshots of the gateway's counters, one interval
+apart: LAN->WAN is what the engine sends onto the WAN (with its repairs), WAN->LAN what it
+delivers to the site (with the packets it rebuilt).
+
+Examples:
+  maelstrom stats --lan lan0                       # one interval of 1 s
+  maelstrom stats --lan lan0 --watch               # every second until Ctrl-C
+  maelstrom stats --lan lan0 --watch 5 --count 12  # a minute in 5 s steps
+  maelstrom stats --control /run/maelstrom/lan0.sock --json --count 2 | jq .lanToWan.packetsPerS`)
+  .action(async (o: { lan?: string; control?: string; watch?: boolean | number; count?: number; json?: boolean }) => {
+    const path = findControl(o);
+    const stop = new AbortController();
+    const interrupt = () => stop.abort();
+    process.once('SIGINT', interrupt);
+    try {
+      await runStats({ control: path, ...checkStatsOptions(o), json: o.json === true, write: (t) => process.stdout.write(t), stop: stop.signal });
+    } finally {
+      process.off('SIGINT', interrupt);
+    }
   });
 
 program
