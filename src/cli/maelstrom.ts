@@ -9,6 +9,8 @@ import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
 import { DEFAULTS } from '../fec/config';
 import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, startGateway } from '../gateway/gateway';
 import { ControlServer, control, defaultControlPath } from '../gateway/control';
+import { withLogger } from '../log';
+import type { Logger } from '../log';
 import { decimal, integer, integerList } from './parse';
 import { run } from './run';
 import { STATS_INTERVAL_S, checkStatsOptions, runStats } from './stats';
@@ -112,6 +114,7 @@ interface UpOptions {
   flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; repairPort: number;
   cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
+  logLevel: string; logFile?: string;
 }
 
 withCode(program
@@ -135,18 +138,26 @@ withCode(program
   .option('--feedback-port <port>', 'UDP port of the senders\' network-sync listeners', integer('--feedback-port'), FEEDBACK_PORT)
   .option('--max-flows <n>', 'TCP flows tracked at once; the least recently seen is evicted beyond', integer('--max-flows'), NETSYNC_DEFAULTS.maxFlows)
   .option('--flow-idle <s>', 'forget a TCP flow silent this long', decimal('--flow-idle'), NETSYNC_DEFAULTS.flowIdleS)
+  .option('--log-level <level>', 'lifecycle log, JSON lines on stderr: fatal, error, warn, info, debug, trace or silent', 'info')
+  .option('--log-file <path>', 'append the log to this file instead of stderr')
   .addHelpText('after', `
 Network-sync: for every TCP flow leaving through the LAN, the gateway tells the sending host
 (UDP to port 7601, from the LAN address) how many bytes are on the WAN together with all their
 repairs. Storage servers wait on that with NetworkSyncListener (docs/protocol.md).
 
+Observing it: \`maelstrom stats\` shows its counters as rates; the log (starting, up, stopping,
+stopped, errors) goes to stderr as JSON lines (docs/gateway.md, "Logs"), stdout keeps the start
+report and the --stats-interval lines.
+
 Example (gateway A of the lab):
   maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3
-  maelstrom watch --lan lan0          # in another shell: the feedback as it goes out`)
-  .action(async (o: UpOptions) => {
+  maelstrom watch --lan lan0          # in another shell: the feedback as it goes out
+  maelstrom up ... --log-file /var/log/maelstrom.log`)
+  .action(withLogger(async (o: UpOptions, log: Logger) => {
     if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
     const started = process.hrtime.bigint();
     const controlPath = o.control ?? defaultControlPath(o.lan);
+    log.info({ event: 'starting', lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves, flushTimeoutMs: o.flushTimeout }, 'starting the gateway');
     const gw = await startGateway({
       lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
       flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy, cpu: o.cpu,
@@ -164,22 +175,27 @@ Example (gateway A of the lab):
       gw.stop();
       throw err;
     }
+    log.info({ event: 'control', path: controlPath }, 'control socket open');
     const report = { event: 'up', ...status() };
+    log.info({ ...report, pid: undefined }, 'gateway up'); // every record has the pid already
     process.stdout.write((o.json ? JSON.stringify(report) : `gateway up: ${o.lan} <-> ${o.wan}, peer ${o.peer}, XDP ${gw.info.xdpMode}, AF_XDP ${gw.info.zeroCopy ? 'zero-copy' : 'copy'} mode, MSS clamp ${gw.info.mssClamp || 'off'}, feedback ${gw.info.feedback ? `from ${gw.info.feedback.from} to port ${gw.info.feedback.port}` : 'off'}, control ${controlPath}`) + '\n');
     const print = () => process.stdout.write(JSON.stringify({ event: 'stats', ...gw.stats() }) + '\n');
     const timer = o.statsInterval > 0 ? setInterval(print, o.statsInterval * 1000) : undefined;
     // Events leave the engine in batches; unwatched ones are dropped here.
     const drain = setInterval(() => server.publish(gw.engine.events()), 10);
-    await new Promise<void>((resolve) => {
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+    const signal = await new Promise<string>((resolve) => {
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
     });
+    log.info({ event: 'stopping', signal }, 'stopping the gateway');
     clearInterval(drain);
     if (timer) clearInterval(timer);
     print();
+    const counters = gw.stats();
     gw.stop();
     server.publish(gw.engine.events());
     await server.close();
-  });
+    log.info({ event: 'stopped', uptimeS: Number(process.hrtime.bigint() - started) / 1e9, counters }, 'gateway stopped');
+  }));
 
 function formatEvent(e: Record<string, unknown>): string {
   const flow = `${e.senderAddress}:${e.senderPort} > ${e.receiverAddress}:${e.receiverPort}`;
