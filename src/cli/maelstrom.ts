@@ -9,6 +9,8 @@ import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
 import { DEFAULTS } from '../fec/config';
 import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, startGateway } from '../gateway/gateway';
 import { ControlServer, control, defaultControlPath } from '../gateway/control';
+import { GatewayMetrics, parseMetricsAddress, serveMetrics } from '../gateway/metrics';
+import type { MetricsAddress, MetricsServer } from '../gateway/metrics';
 import { withLogger } from '../log';
 import type { Logger } from '../log';
 import { decimal, integer, integerList } from './parse';
@@ -114,7 +116,7 @@ interface UpOptions {
   flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; repairPort: number;
   cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
-  logLevel: string; logFile?: string;
+  metrics?: MetricsAddress; logLevel: string; logFile?: string;
 }
 
 withCode(program
@@ -138,6 +140,7 @@ withCode(program
   .option('--feedback-port <port>', 'UDP port of the senders\' network-sync listeners', integer('--feedback-port'), FEEDBACK_PORT)
   .option('--max-flows <n>', 'TCP flows tracked at once; the least recently seen is evicted beyond', integer('--max-flows'), NETSYNC_DEFAULTS.maxFlows)
   .option('--flow-idle <s>', 'forget a TCP flow silent this long', decimal('--flow-idle'), NETSYNC_DEFAULTS.flowIdleS)
+  .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9600)', parseMetricsAddress)
   .option('--log-level <level>', 'lifecycle log, JSON lines on stderr: fatal, error, warn, info, debug, trace or silent', 'info')
   .option('--log-file <path>', 'append the log to this file instead of stderr')
   .addHelpText('after', `
@@ -145,14 +148,15 @@ Network-sync: for every TCP flow leaving through the LAN, the gateway tells the 
 (UDP to port 7601, from the LAN address) how many bytes are on the WAN together with all their
 repairs. Storage servers wait on that with NetworkSyncListener (docs/protocol.md).
 
-Observing it: \`maelstrom stats\` shows its counters as rates; the log (starting, up, stopping,
-stopped, errors) goes to stderr as JSON lines (docs/gateway.md, "Logs"), stdout keeps the start
-report and the --stats-interval lines.
+Observing it: \`maelstrom stats\` shows its counters as rates; --metrics serves them to Prometheus
+(docs/gateway.md, "Metrics"); the log (starting, up, stopping, stopped, errors) goes to stderr
+as JSON lines, stdout keeps the start report and the --stats-interval lines.
 
 Example (gateway A of the lab):
   maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3
   maelstrom watch --lan lan0          # in another shell: the feedback as it goes out
-  maelstrom up ... --log-file /var/log/maelstrom.log`)
+  maelstrom up ... --metrics 127.0.0.1:9600 --log-file /var/log/maelstrom.log
+  curl -s 127.0.0.1:9600/metrics | grep maelstrom_packets_total`)
   .action(withLogger(async (o: UpOptions, log: Logger) => {
     if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
     const started = process.hrtime.bigint();
@@ -176,6 +180,17 @@ Example (gateway A of the lab):
       throw err;
     }
     log.info({ event: 'control', path: controlPath }, 'control socket open');
+    let metrics: MetricsServer | undefined;
+    if (o.metrics) {
+      try {
+        metrics = await serveMetrics(new GatewayMetrics({ stats: () => gw.stats(), status }), o.metrics);
+      } catch (err) {
+        await server.close();
+        gw.stop();
+        throw err;
+      }
+      log.info({ event: 'metrics', url: metrics.url }, 'serving metrics');
+    }
     const report = { event: 'up', ...status() };
     log.info({ ...report, pid: undefined }, 'gateway up'); // every record has the pid already
     process.stdout.write((o.json ? JSON.stringify(report) : `gateway up: ${o.lan} <-> ${o.wan}, peer ${o.peer}, XDP ${gw.info.xdpMode}, AF_XDP ${gw.info.zeroCopy ? 'zero-copy' : 'copy'} mode, MSS clamp ${gw.info.mssClamp || 'off'}, feedback ${gw.info.feedback ? `from ${gw.info.feedback.from} to port ${gw.info.feedback.port}` : 'off'}, control ${controlPath}`) + '\n');
@@ -189,6 +204,7 @@ Example (gateway A of the lab):
     log.info({ event: 'stopping', signal }, 'stopping the gateway');
     clearInterval(drain);
     if (timer) clearInterval(timer);
+    await metrics?.close();
     print();
     const counters = gw.stats();
     gw.stop();
