@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'MAELSTROM_ERR_ATTACH'
   | 'MAELSTROM_ERR_ALREADY_RUNNING'
   | 'MAELSTROM_ERR_NO_GATEWAY'
-  | 'MAELSTROM_ERR_CONTROL_STALE';
+  | 'MAELSTROM_ERR_CONTROL_STALE'
+  | 'MAELSTROM_ERR_METRICS';
 
 export class MaelstromError extends Error {
   readonly code: ErrorCode;

@@ -62,6 +62,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     c.encoder = encoder_config(o.Get("encoder").As<Napi::Object>());
     c.decoder = decoder_config(o.Get("decoder").As<Napi::Object>());
+    decoder_capacity_ = c.decoder;
     c.mss_clamp = uint16_t(get_number(o, "mssClamp", 0));
     c.queues = uint32_t(get_number(o, "queues", 1));
     c.frame_size = uint32_t(get_number(o, "frameSize", 2048));
@@ -110,6 +111,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["txDropped"] = double(e.tx_dropped);
     o["decoderPending"] = double(s.decoder_pending);
     o["decoderWindow"] = double(s.decoder_window);
+    o["decoderWindowCapacity"] = double(decoder_capacity_.window);
+    o["decoderPendingCapacity"] = double(decoder_capacity_.pending);
     o["staleEpoch"] = double(s.decoder.stale_epoch);
     o["outOfWindow"] = double(s.decoder.out_of_window);
     o["verifyFailed"] = double(s.decoder.verify_failed);
@@ -139,7 +142,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["epoch"] = double(s.epoch);
     o["epochChanges"] = double(e.epoch_changes);
     o["epochFlushed"] = double(e.epoch_flushed);
-    o["decoderCapacity"] = double(s.decoder_capacity);
     o["peerEpochChanges"] = double(s.decoder.epoch_changes);
     o["reportsSent"] = double(e.reports_sent);
     o["reportsReceived"] = double(e.reports_received);
@@ -203,6 +205,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   engine::Engine engine_;
+  fec::DecoderConfig decoder_capacity_;  // what decoderWindow and decoderPending fill
 };
 
 }  // namespace

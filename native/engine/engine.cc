@@ -558,7 +558,6 @@ void Engine::publish() {
   snapshot_.decoder = decoder_->stats();
   snapshot_.decoder_pending = decoder_->pending();
   snapshot_.decoder_window = decoder_->window_fill();
-  snapshot_.decoder_capacity = decoder_->window_capacity();
   snapshot_.epoch = encoder_->config().epoch;
   snapshot_.peer = peer_;
   snapshot_.netsync = tracker_->stats();

@@ -93,7 +93,6 @@ struct EngineSnapshot {
   netsync::TrackerStats netsync;
   uint64_t decoder_pending = 0;
   uint64_t decoder_window = 0;
-  uint32_t decoder_capacity = 0;  // packets the decoder's window holds at most
   uint32_t epoch = 0;             // the encoder's
   PeerReport peer;
   uint64_t bpf[32] = {};  // enum gw_stat, both interfaces summed

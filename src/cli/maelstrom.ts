@@ -12,8 +12,13 @@ import type { EpochRecord, TuneRequest } from '../gateway/gateway';
 import { AUTO_DEFAULTS, AutoRedundancy, autoInterleaves } from '../gateway/auto';
 import type { AutoOptions } from '../gateway/auto';
 import { ControlServer, control, defaultControlPath } from '../gateway/control';
+import { GatewayMetrics, parseMetricsAddress, serveMetrics } from '../gateway/metrics';
+import type { MetricsAddress, MetricsServer } from '../gateway/metrics';
+import { withLogger } from '../log';
+import type { Logger } from '../log';
 import { decimal, integer, integerList } from './parse';
 import { run } from './run';
+import { STATS_INTERVAL_S, checkStatsOptions, runStats } from './stats';
 import { ConfigError, MaelstromError } from '../errors';
 
 const { version } = require('../../../package.json') as { version: string };
@@ -129,6 +134,7 @@ interface UpOptions {
   cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
   rMax?: number; decoderWindow?: number; auto?: boolean; cMin: number; cMax: number; target: number;
+  metrics?: MetricsAddress; logLevel: string; logFile?: string;
 }
 
 withCode(program
@@ -158,6 +164,9 @@ withCode(program
   .option('--c-min <n>', 'with --auto: fewest layers', integer('--c-min'), AUTO_DEFAULTS.cMin)
   .option('--c-max <n>', 'with --auto: most layers', integer('--c-max'), AUTO_DEFAULTS.cMax)
   .option('--target <rate>', 'with --auto: modelled unrecoverable packets per packet to stay under', decimal('--target'), AUTO_DEFAULTS.target)
+  .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9600)', parseMetricsAddress)
+  .option('--log-level <level>', 'lifecycle log, JSON lines on stderr: fatal, error, warn, info, debug, trace or silent', 'info')
+  .option('--log-file <path>', 'append the log to this file instead of stderr')
   .addHelpText('after', `
 Network-sync: for every TCP flow leaving through the LAN, the gateway tells the sending host
 (UDP to port 7601, from the LAN address) how many bytes are on the WAN together with all their
@@ -167,16 +176,23 @@ Runtime tuning: 'maelstrom tune' changes r, c, the interleaves or the flush time
 gateway as a new epoch, without a lost packet. With --auto the gateway picks c itself from the
 loss the peer gateway reports (both gateways need the same --c-max for the windows to fit).
 
+Observing it: \`maelstrom stats\` shows its counters as rates; --metrics serves them to Prometheus
+(docs/gateway.md, "Metrics"); the log (starting, up, epochs, stopping, stopped, errors) goes to
+stderr as JSON lines, stdout keeps the start report, the epochs and the --stats-interval lines.
+
 Examples (gateway A of the lab):
   maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3
   maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --auto --c-max 4 --target 1e-6
   maelstrom watch --lan lan0          # in another shell: the feedback as it goes out
-  maelstrom tune --lan lan0 --r 4 --c 2`)
-  .action(async (o: UpOptions) => {
+  maelstrom tune --lan lan0 --r 4 --c 2
+  maelstrom up ... --metrics 127.0.0.1:9600 --log-file /var/log/maelstrom.log
+  curl -s 127.0.0.1:9600/metrics | grep maelstrom_packets_total`)
+  .action(withLogger(async (o: UpOptions, log: Logger) => {
     if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
     const started = process.hrtime.bigint();
     const controlPath = o.control ?? defaultControlPath(o.lan);
     const auto = o.auto ? autoOptions(o) : undefined;
+    log.info({ event: 'starting', lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves, flushTimeoutMs: o.flushTimeout, auto }, 'starting the gateway');
     const gw = await startGateway({
       lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
       flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy, cpu: o.cpu,
@@ -190,7 +206,10 @@ Examples (gateway A of the lab):
       auto: auto ? { cMin: auto.cMin, cMax: auto.cMax, target: auto.target } : null,
       epochs: gw.epochs,
     });
-    const announce = (e: EpochRecord) => process.stdout.write((o.json ? JSON.stringify({ event: 'epoch', ...e }) : formatEpoch(e)) + '\n');
+    const announce = (e: EpochRecord) => {
+      log.info({ event: 'epoch', ...e }, `epoch ${e.epoch}: (r=${e.r}, c=${e.c}) by ${e.reason}`);
+      process.stdout.write((o.json ? JSON.stringify({ event: 'epoch', ...e }) : formatEpoch(e)) + '\n');
+    };
     const tune = (change: TuneRequest) => {
       const e = gw.retune(change, 'tune');
       controller?.reset(e.c, e.r);
@@ -205,7 +224,20 @@ Examples (gateway A of the lab):
       gw.stop();
       throw err;
     }
+    log.info({ event: 'control', path: controlPath }, 'control socket open');
+    let metrics: MetricsServer | undefined;
+    if (o.metrics) {
+      try {
+        metrics = await serveMetrics(new GatewayMetrics({ stats: () => gw.stats(), status }), o.metrics);
+      } catch (err) {
+        await server.close();
+        gw.stop();
+        throw err;
+      }
+      log.info({ event: 'metrics', url: metrics.url }, 'serving metrics');
+    }
     const report = { event: 'up', ...status() };
+    log.info({ ...report, pid: undefined }, 'gateway up'); // every record has the pid already
     process.stdout.write((o.json ? JSON.stringify(report) : `gateway up: ${o.lan} <-> ${o.wan}, peer ${o.peer}, XDP ${gw.info.xdpMode}, AF_XDP ${gw.info.zeroCopy ? 'zero-copy' : 'copy'} mode, MSS clamp ${gw.info.mssClamp || 'off'}, feedback ${gw.info.feedback ? `from ${gw.info.feedback.from} to port ${gw.info.feedback.port}` : 'off'}, control ${controlPath}`) + '\n');
     const print = () => process.stdout.write(JSON.stringify({ event: 'stats', ...gw.stats() }) + '\n');
     const timer = o.statsInterval > 0 ? setInterval(print, o.statsInterval * 1000) : undefined;
@@ -219,20 +251,24 @@ Examples (gateway A of the lab):
         announce(gw.retune({ c: d.c, interleaves: d.interleaves }, 'auto', { loss: d.loss, burst: d.burst, modelled: d.modelled }));
       } catch (err) {
         controller.reset(gw.info.c, gw.info.r);
-        process.stderr.write(`maelstrom: --auto wanted c=${d.c} and could not: ${(err as Error).message}\n`);
+        log.warn({ event: 'auto-refused', c: d.c, loss: d.loss, burst: d.burst, code: (err as MaelstromError).code, message: (err as Error).message }, '--auto could not change c');
       }
     }, 200);
-    await new Promise<void>((resolve) => {
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+    const signal = await new Promise<string>((resolve) => {
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
     });
+    log.info({ event: 'stopping', signal }, 'stopping the gateway');
     clearInterval(drain);
     if (adapt) clearInterval(adapt);
     if (timer) clearInterval(timer);
+    await metrics?.close();
     print();
+    const counters = gw.stats();
     gw.stop();
     server.publish(gw.engine.events());
     await server.close();
-  });
+    log.info({ event: 'stopped', uptimeS: Number(process.hrtime.bigint() - started) / 1e9, counters }, 'gateway stopped');
+  }));
 
 function formatEvent(e: Record<string, unknown>): string {
   const flow = `${e.senderAddress}:${e.senderPort} > ${e.receiverAddress}:${e.receiverPort}`;
@@ -313,6 +349,36 @@ Examples:
     }
     if (!answer) throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', 'the gateway closed without answering', { exitCode: 3 });
     process.stdout.write((o.json ? JSON.stringify(answer) : formatEpoch(answer as unknown as EpochRecord)) + '\n');
+  });
+
+program
+  .command('stats')
+  .description('A running gateway\'s counters as rates: packets and Gbit/s each way, repairs, recoveries, decoder, network-sync, XDP')
+  .option('--lan <if>', 'the gateway\'s LAN interface (finds its control socket)')
+  .option('--control <path>', 'the gateway\'s control socket (instead of --lan)')
+  .option('--watch [seconds]', `go on every interval until Ctrl-C (default interval ${STATS_INTERVAL_S} s)`, decimal('--watch'))
+  .option('--count <n>', 'stop after n intervals (without --watch: one)', integer('--count'))
+  .option('--json', 'one JSON object per interval (fields in docs/gateway.md, "Stats")')
+  .addHelpText('after', `
+Each figure is what happened between two snapshots of the gateway's counters, one interval
+apart: LAN->WAN is what the engine sends onto the WAN (with its repairs), WAN->LAN what it
+delivers to the site (with the packets it rebuilt).
+
+Examples:
+  maelstrom stats --lan lan0                       # one interval of 1 s
+  maelstrom stats --lan lan0 --watch               # every second until Ctrl-C
+  maelstrom stats --lan lan0 --watch 5 --count 12  # a minute in 5 s steps
+  maelstrom stats --control /run/maelstrom/lan0.sock --json --count 2 | jq .lanToWan.packetsPerS`)
+  .action(async (o: { lan?: string; control?: string; watch?: boolean | number; count?: number; json?: boolean }) => {
+    const path = findControl(o);
+    const stop = new AbortController();
+    const interrupt = () => stop.abort();
+    process.once('SIGINT', interrupt);
+    try {
+      await runStats({ control: path, ...checkStatsOptions(o), json: o.json === true, write: (t) => process.stdout.write(t), stop: stop.signal });
+    } finally {
+      process.off('SIGINT', interrupt);
+    }
   });
 
 program

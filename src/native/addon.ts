@@ -315,8 +315,10 @@ export interface EngineStats {
   mssClamped: number;
   unprotected: number;
   txDropped: number;
-  decoderPending: number;
-  decoderWindow: number;
+  decoderPending: number;          // repairs waiting for a second missing packet
+  decoderWindow: number;           // data packets held in the decoder's window
+  decoderPendingCapacity: number;  // most repairs that can wait (decoder config)
+  decoderWindowCapacity: number;   // the window's size K (decoder config)
   staleEpoch: number;
   outOfWindow: number;
   verifyFailed: number;
@@ -333,7 +335,6 @@ export interface EngineStats {
   epoch: number;            // the encoder's configuration epoch
   epochChanges: number;     // runtime retunes applied
   epochFlushed: number;     // repairs the old code's bins fired at those changes
-  decoderCapacity: number;  // packets the decoder's window holds
   peerEpochChanges: number; // epoch changes of the peer's code our decoder followed
   reportsSent: number;      // receiver reports to the peer
   reportsReceived: number;

@@ -1,6 +1,7 @@
 // Runtime tuning in the lab: maelstrom tune changes gateway A's code three times while a TCP
 // transfer runs at 1% loss; --auto follows the WAN's loss up and down. Needs root.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { suite } from 'uvu';
@@ -14,6 +15,13 @@ import type { EpochRecord } from '../../src/gateway/gateway';
 const cli = path.resolve(__dirname, '..', '..', 'src', 'cli', 'maelstrom.js');
 const run = promisify(execFile);
 const tune = suite('runtime tuning: epochs across a running transfer, and --auto');
+
+// The fields the Status table of docs/gateway.md names (first column, in backticks).
+function documentedStatusFields(): string[] {
+  const doc = readFileSync(path.resolve(__dirname, '..', '..', '..', 'docs', 'gateway.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## Status'), doc.indexOf('\n## ', doc.indexOf('## Status') + 5));
+  return section.split('\n').filter((l) => l.startsWith('| `')).flatMap((l) => [...l.split('|')[1].matchAll(/`(\w+)`/g)].map((m) => m[1]));
+}
 
 async function maelstrom(...args: string[]): Promise<Record<string, unknown>> {
   const { stdout } = await run(process.execPath, [cli, ...args, '--json'], { encoding: 'utf8' });
@@ -56,6 +64,8 @@ tune('(8,3) -> (4,2) -> (16,4) -> (8,3) mid-transfer at 1% loss: intact, every e
       assert.equal(epochs.map((e) => [e.epoch, e.r, e.c, e.reason]), [[0, 8, 3, 'start'], [1, 4, 2, 'tune'], [2, 16, 4, 'tune'], [3, 8, 3, 'tune']]);
       assert.equal(epochs[2].interleaves, [1, 10, 100, 1000]);
       assert.is(status.epoch, 3);
+      for (const field of documentedStatusFields()) assert.ok(field in status, `status --json lacks the documented field ${field}`);
+      for (const field of Object.keys(status)) assert.ok(documentedStatusFields().includes(field), `status --json has ${field}, which docs/gateway.md does not document`);
 
       const a = (await gw.a.stop())!;
       const b = (await gw.b.stop())!;
