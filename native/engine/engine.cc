@@ -218,7 +218,8 @@ class Engine::Events : public netsync::EventSink {
 Engine::Engine() = default;
 Engine::~Engine() { stop(); }
 
-int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, std::string* error) {
+int Engine::attach(Side& side, const std::string& ifname, const std::vector<uint32_t>& queues, uint32_t key_offset,
+                   std::string* error) {
   side.ifindex = int(if_nametoindex(ifname.c_str()));
   if (!side.ifindex) {
     *error = "no interface named " + ifname;
@@ -233,6 +234,7 @@ int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, s
   enum xdp_attach_mode mode = config_.generic ? XDP_MODE_SKB : XDP_MODE_NATIVE;
   if (int err = xdp_program__attach(side.prog, side.ifindex, mode, 0); err) {
     *error = "cannot attach XDP to " + ifname + ": " + err_text(err);
+    failed_step_ = "xdp";
     xdp_program__close(side.prog);
     side.prog = nullptr;
     return err;
@@ -264,7 +266,7 @@ int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, s
       return -errno;
     }
   }
-  for (uint32_t q = 0; q < config_.queues; q++) {
+  for (uint32_t q : queues) {
     auto port = std::make_unique<xsk::Port>();
     xsk::PortConfig pc;
     pc.ifname = ifname;
@@ -274,6 +276,11 @@ int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, s
     if (int err = port->open(pc); err) {
       *error = "cannot open an AF_XDP socket on " + ifname + " queue " + std::to_string(q) + ": " + err_text(err);
       return err;
+    }
+    if (config_.require_zero_copy && !port->zero_copy()) {
+      *error = ifname + " queue " + std::to_string(q) + " offers AF_XDP only in copy mode";
+      failed_step_ = "zero-copy";
+      return -EOPNOTSUPP;
     }
     zero_copy_ = zero_copy_ || port->zero_copy();
     uint32_t key = q + key_offset;
@@ -289,6 +296,7 @@ int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, s
 
 int Engine::start(const EngineConfig& config, std::string* error) {
   config_ = config;
+  failed_step_.clear();
   libbpf_set_print(warnings_only);
   libxdp_set_print(xdp_warnings_only);
   // libxdp's dispatcher check still charges locked memory on some kernels.
@@ -325,8 +333,8 @@ int Engine::start(const EngineConfig& config, std::string* error) {
     *error = "cannot open a raw socket for rebuilt packets: " + err_text(errno);
     return -errno;
   }
-  int err = attach(lan_, config.lan_if, 0, error);
-  if (!err) err = attach(wan_, config.wan_if, GW_MAX_QUEUES, error);
+  int err = attach(lan_, config.lan_if, config.lan_queues, 0, error);
+  if (!err) err = attach(wan_, config.wan_if, config.wan_queues, GW_MAX_QUEUES, error);
   if (err) {
     stop();
     return err;

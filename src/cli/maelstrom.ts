@@ -7,8 +7,8 @@ import { formatCodecBench, runCodecBench } from '../../bench/codec';
 import { formatEngineBench, runEngineBench } from '../../bench/engine';
 import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
 import { DEFAULTS } from '../fec/config';
-import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, startGateway } from '../gateway/gateway';
-import { ControlServer, control, defaultControlPath } from '../gateway/control';
+import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, requireRoot, startGateway } from '../gateway/gateway';
+import { ControlServer, control, controlPathState, defaultControlPath } from '../gateway/control';
 import { decimal, integer, integerList } from './parse';
 import { run } from './run';
 import { ConfigError, MaelstromError } from '../errors';
@@ -108,9 +108,15 @@ bench
 
 interface UpOptions {
   lan: string; wan: string; peer: string; remote: string[]; r: number; c?: number; interleaves?: number[];
-  flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; repairPort: number;
-  cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
+  flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; zeroCopy?: boolean; queues?: number[];
+  repairPort: number; cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
+}
+
+function formatUp(r: Record<string, unknown>): string {
+  const fb = r.feedback as { from: string; port: number } | null;
+  return `gateway up: ${r.lan} <-> ${r.wan}, peer ${r.peer}, XDP ${r.xdpMode}, AF_XDP ${r.zeroCopy ? 'zero-copy' : 'copy'} mode on LAN queue(s) ${(r.queues as number[]).join(',')}, `
+    + `MSS clamp ${r.mssClamp || 'off'}, feedback ${fb ? `from ${fb.from} to port ${fb.port}` : 'off'}, control ${r.control}`;
 }
 
 withCode(program
@@ -124,6 +130,8 @@ withCode(program
   .option('--no-mss-clamp', 'do not clamp TCP MSS on forwarded SYNs (then the WAN MTU must fit LAN MTU plus the repair overhead)')
   .option('--xdp-mode <mode>', 'native or skb (generic)', 'native')
   .option('--copy', 'AF_XDP copy mode even where the NIC offers zero-copy')
+  .option('--zero-copy', 'AF_XDP zero-copy or nothing: refuse to start where the NIC offers only copy mode (veth does)')
+  .option('--queues <list>', 'LAN RX queues to bind, comma-separated (default all)', integerList('--queues'))
   .option('--cpu <n>', 'run the engine thread on this CPU only (keeps what it sends through veth in order)', integer('--cpu'))
   .option('--repair-port <port>', 'UDP port of repair packets, both gateways', integer('--repair-port'), REPAIR_PORT)
   .option('--mount-bpffs', 'mount bpffs at /sys/fs/bpf when it is missing (in a private mount namespace)')
@@ -143,13 +151,15 @@ Example (gateway A of the lab):
   maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3
   maelstrom watch --lan lan0          # in another shell: the feedback as it goes out`)
   .action(async (o: UpOptions) => {
+    requireRoot();
     if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
     const started = process.hrtime.bigint();
     const controlPath = o.control ?? defaultControlPath(o.lan);
+    if (await controlPathState(controlPath) === 'stale') process.stderr.write(`maelstrom: replacing ${controlPath}, left by a gateway that is gone\n`);
     const gw = await startGateway({
       lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
-      flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy, cpu: o.cpu,
-      repairPort: o.repairPort, mountBpffs: o.mountBpffs,
+      flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
+      requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
       feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
     });
     const status = () => ({
@@ -164,7 +174,7 @@ Example (gateway A of the lab):
       throw err;
     }
     const report = { event: 'up', ...status() };
-    process.stdout.write((o.json ? JSON.stringify(report) : `gateway up: ${o.lan} <-> ${o.wan}, peer ${o.peer}, XDP ${gw.info.xdpMode}, AF_XDP ${gw.info.zeroCopy ? 'zero-copy' : 'copy'} mode, MSS clamp ${gw.info.mssClamp || 'off'}, feedback ${gw.info.feedback ? `from ${gw.info.feedback.from} to port ${gw.info.feedback.port}` : 'off'}, control ${controlPath}`) + '\n');
+    process.stdout.write((o.json ? JSON.stringify(report) : formatUp(report)) + '\n');
     const print = () => process.stdout.write(JSON.stringify({ event: 'stats', ...gw.stats() }) + '\n');
     const timer = o.statsInterval > 0 ? setInterval(print, o.statsInterval * 1000) : undefined;
     // Events leave the engine in batches; unwatched ones are dropped here.
@@ -200,7 +210,7 @@ function findControl(o: { lan?: string; control?: string }): string {
 
 async function ask(path: string, cmd: 'status' | 'stats'): Promise<Record<string, unknown>> {
   for await (const msg of control(path, { cmd })) return msg;
-  throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${path} closed without answering`, { exitCode: 3 });
+  throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${path} closed without answering`);
 }
 
 program
@@ -219,7 +229,7 @@ program
     process.stdout.write([
       `gateway pid ${s.pid}, up ${(s.uptimeS as number).toFixed(0)} s, control ${s.control}`,
       `  LAN ${s.lan} <-> WAN ${s.wan}, peer ${s.peer}, remote ${(s.remote as string[]).join(',')}`,
-      `  XDP ${s.xdpMode}, AF_XDP ${s.zeroCopy ? 'zero-copy' : 'copy'} mode, ${s.queues} queue(s), MSS clamp ${s.mssClamp || 'off'}`,
+      `  XDP ${s.xdpMode}, AF_XDP ${s.zeroCopy ? 'zero-copy' : 'copy'} mode, LAN queue(s) ${(s.queues as number[]).join(',')}, WAN queue(s) ${(s.wanQueues as number[]).join(',')}, MSS clamp ${s.mssClamp || 'off'}`,
       `  code (r=${s.r}, c=${s.c}), interleaves ${(s.interleaves as number[]).join(',')}, flush timeout ${s.flushTimeoutMs} ms`,
       `  network-sync feedback ${fb ? `from ${fb.from} to UDP ${fb.port}` : 'off'}`,
     ].join('\n') + '\n');
@@ -256,6 +266,7 @@ program
   .requiredOption('--lan <if>', 'LAN interface')
   .requiredOption('--wan <if>', 'WAN interface')
   .action((o: { lan: string; wan: string }) => {
+    requireRoot();
     const n = detachGateway([o.lan, o.wan]);
     process.stdout.write(`detached ${n} gateway program${n === 1 ? '' : 's'}\n`);
   });
