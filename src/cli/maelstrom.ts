@@ -9,6 +9,7 @@ import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
 import { DEFAULTS } from '../fec/config';
 import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, requireRoot, startGateway } from '../gateway/gateway';
 import { ControlServer, control, controlPathState, defaultControlPath } from '../gateway/control';
+import { withConfigFile } from './config';
 import { decimal, integer, integerList } from './parse';
 import { run } from './run';
 import { ConfigError, MaelstromError } from '../errors';
@@ -119,7 +120,7 @@ function formatUp(r: Record<string, unknown>): string {
     + `MSS clamp ${r.mssClamp || 'off'}, feedback ${fb ? `from ${fb.from} to port ${fb.port}` : 'off'}, control ${r.control}`;
 }
 
-withCode(program
+const up = withCode(program
   .command('up')
   .description('Run the gateway on a LAN and a WAN interface, in the foreground until SIGINT/SIGTERM'))
   .requiredOption('--lan <if>', 'interface towards the local site')
@@ -147,9 +148,10 @@ Network-sync: for every TCP flow leaving through the LAN, the gateway tells the 
 (UDP to port 7601, from the LAN address) how many bytes are on the WAN together with all their
 repairs. Storage servers wait on that with NetworkSyncListener (docs/protocol.md).
 
-Example (gateway A of the lab):
+Examples (gateway A of the lab):
   maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3
-  maelstrom watch --lan lan0          # in another shell: the feedback as it goes out`)
+  maelstrom watch --lan lan0          # in another shell: the feedback as it goes out
+  maelstrom up --config /etc/maelstrom/lan0.json --r 12   # keys as in docs/gateway.md`)
   .action(async (o: UpOptions) => {
     requireRoot();
     if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
@@ -189,6 +191,7 @@ Example (gateway A of the lab):
     server.publish(gw.engine.events());
     await server.close();
   });
+withConfigFile(up);
 
 function formatEvent(e: Record<string, unknown>): string {
   const flow = `${e.senderAddress}:${e.senderPort} > ${e.receiverAddress}:${e.receiverPort}`;
@@ -271,4 +274,5 @@ program
     process.stdout.write(`detached ${n} gateway program${n === 1 ? '' : 's'}\n`);
   });
 
-void run(program, process.argv);
+export { program };
+if (require.main === module) void run(program, process.argv);
