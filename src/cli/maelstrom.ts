@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// maelstrom: the gateway's command line. Subcommands so far: model, bench.
+// maelstrom: the gateway's command line: up, down, status, watch, model, bench.
+import fs from 'node:fs';
 import { Command } from 'commander';
 import { runModel } from '../model/redundancy';
 import type { ModelReport } from '../model/redundancy';
@@ -10,7 +11,9 @@ import { DEFAULTS } from '../fec/config';
 import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, requireRoot, startGateway } from '../gateway/gateway';
 import { ControlServer, control, controlPathState, defaultControlPath } from '../gateway/control';
 import { withConfigFile } from './config';
+import { announceUp, isDaemonChild, relayFailure, startDaemon, stopDaemon } from './daemon';
 import { decimal, integer, integerList } from './parse';
+import { defaultLogPath, defaultPidPath, removePidFile, writePidFile } from './pid-file';
 import { run } from './run';
 import { ConfigError, MaelstromError } from '../errors';
 
@@ -112,17 +115,19 @@ interface UpOptions {
   flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; zeroCopy?: boolean; queues?: number[];
   repairPort: number; cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
+  daemon?: boolean; pidFile?: string; logFile?: string;
 }
 
 function formatUp(r: Record<string, unknown>): string {
   const fb = r.feedback as { from: string; port: number } | null;
   return `gateway up: ${r.lan} <-> ${r.wan}, peer ${r.peer}, XDP ${r.xdpMode}, AF_XDP ${r.zeroCopy ? 'zero-copy' : 'copy'} mode on LAN queue(s) ${(r.queues as number[]).join(',')}, `
-    + `MSS clamp ${r.mssClamp || 'off'}, feedback ${fb ? `from ${fb.from} to port ${fb.port}` : 'off'}, control ${r.control}`;
+    + `MSS clamp ${r.mssClamp || 'off'}, feedback ${fb ? `from ${fb.from} to port ${fb.port}` : 'off'}, control ${r.control}`
+    + (r.logFile ? `\ndaemon pid ${r.pid}, PID file ${r.pidFile}, log ${r.logFile}` : '');
 }
 
 const up = withCode(program
   .command('up')
-  .description('Run the gateway on a LAN and a WAN interface, in the foreground until SIGINT/SIGTERM'))
+  .description('Run the gateway on a LAN and a WAN interface: in the foreground until SIGINT/SIGTERM, or as a daemon'))
   .requiredOption('--lan <if>', 'interface towards the local site')
   .requiredOption('--wan <if>', 'interface towards the WAN and the peer gateway')
   .requiredOption('--peer <ip>', 'the peer gateway\'s WAN address (repairs go there)')
@@ -143,6 +148,9 @@ const up = withCode(program
   .option('--feedback-port <port>', 'UDP port of the senders\' network-sync listeners', integer('--feedback-port'), FEEDBACK_PORT)
   .option('--max-flows <n>', 'TCP flows tracked at once; the least recently seen is evicted beyond', integer('--max-flows'), NETSYNC_DEFAULTS.maxFlows)
   .option('--flow-idle <s>', 'forget a TCP flow silent this long', decimal('--flow-idle'), NETSYNC_DEFAULTS.flowIdleS)
+  .option('--daemon', 'run in the background: return once the gateway is up (maelstrom down stops it)')
+  .option('--pid-file <path>', 'write the gateway\'s PID here (default with --daemon: /run/maelstrom/<lan>.pid)')
+  .option('--log-file <path>', 'with --daemon: where the gateway\'s output goes (default /run/maelstrom/<lan>.log)')
   .addHelpText('after', `
 Network-sync: for every TCP flow leaving through the LAN, the gateway tells the sending host
 (UDP to port 7601, from the LAN address) how many bytes are on the WAN together with all their
@@ -151,45 +159,63 @@ repairs. Storage servers wait on that with NetworkSyncListener (docs/protocol.md
 Examples (gateway A of the lab):
   maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3
   maelstrom watch --lan lan0          # in another shell: the feedback as it goes out
-  maelstrom up --config /etc/maelstrom/lan0.json --r 12   # keys as in docs/gateway.md`)
+  maelstrom up --config /etc/maelstrom/lan0.json --daemon   # keys as in docs/gateway.md
+  maelstrom down --lan lan0           # stops the daemon, detaches its XDP programs`)
   .action(async (o: UpOptions) => {
     requireRoot();
     if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
+    if (o.logFile !== undefined && !o.daemon) throw new ConfigError('--log-file is for --daemon: in the foreground the gateway writes to its standard output');
+    if (o.daemon && !isDaemonChild()) {
+      const logFile = o.logFile ?? defaultLogPath(o.lan);
+      const report = { ...await startDaemon(logFile), logFile };
+      process.stdout.write((o.json ? JSON.stringify(report) : formatUp(report)) + '\n');
+      return;
+    }
     const started = process.hrtime.bigint();
     const controlPath = o.control ?? defaultControlPath(o.lan);
-    if (await controlPathState(controlPath) === 'stale') process.stderr.write(`maelstrom: replacing ${controlPath}, left by a gateway that is gone\n`);
-    const gw = await startGateway({
-      lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
-      flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
-      requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
-      feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
+    const pidFile = o.pidFile ?? (o.daemon ? defaultPidPath(o.lan) : undefined);
+    // From here on a signal stops the gateway cleanly, also one that comes while it starts.
+    const stopRequested = new Promise<void>((resolve) => {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
     });
-    const status = () => ({
-      lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, control: controlPath, pid: process.pid,
-      uptimeS: Number(process.hrtime.bigint() - started) / 1e9,
+    const { gw, server, status } = await relayFailure(async () => {
+      if (await controlPathState(controlPath) === 'stale') process.stderr.write(`maelstrom: replacing ${controlPath}, left by a gateway that is gone\n`);
+      const gw = await startGateway({
+        lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
+        flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
+        requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
+        feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
+      });
+      const status = () => ({
+        lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, control: controlPath, pid: process.pid,
+        pidFile: pidFile ?? null, uptimeS: Number(process.hrtime.bigint() - started) / 1e9,
+      });
+      let server: ControlServer | undefined;
+      try {
+        server = await ControlServer.open(controlPath, { status, stats: () => gw.stats(), setTrace: (on) => gw.engine.setTrace(on) });
+        if (pidFile) writePidFile(pidFile, process.pid);
+      } catch (err) {
+        gw.stop();
+        await server?.close();
+        throw err;
+      }
+      return { gw, server, status };
     });
-    let server: ControlServer;
-    try {
-      server = await ControlServer.open(controlPath, { status, stats: () => gw.stats(), setTrace: (on) => gw.engine.setTrace(on) });
-    } catch (err) {
-      gw.stop();
-      throw err;
-    }
     const report = { event: 'up', ...status() };
     process.stdout.write((o.json ? JSON.stringify(report) : formatUp(report)) + '\n');
+    await announceUp(report);
     const print = () => process.stdout.write(JSON.stringify({ event: 'stats', ...gw.stats() }) + '\n');
     const timer = o.statsInterval > 0 ? setInterval(print, o.statsInterval * 1000) : undefined;
     // Events leave the engine in batches; unwatched ones are dropped here.
     const drain = setInterval(() => server.publish(gw.engine.events()), 10);
-    await new Promise<void>((resolve) => {
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
-    });
+    await stopRequested;
     clearInterval(drain);
     if (timer) clearInterval(timer);
     print();
     gw.stop();
     server.publish(gw.engine.events());
     await server.close();
+    if (pidFile) removePidFile(pidFile, process.pid);
   });
 withConfigFile(up);
 
@@ -265,13 +291,33 @@ Examples:
 
 program
   .command('down')
-  .description('Detach gateway XDP programs left behind on interfaces (after a crash)')
+  .description('Stop a gateway daemon (up --daemon), then detach gateway XDP programs left on its interfaces')
   .requiredOption('--lan <if>', 'LAN interface')
-  .requiredOption('--wan <if>', 'WAN interface')
-  .action((o: { lan: string; wan: string }) => {
+  .option('--wan <if>', 'WAN interface (default: the one the running daemon reports; needed after a crash)')
+  .option('--pid-file <path>', 'the daemon\'s PID file (default /run/maelstrom/<lan>.pid)')
+  .option('--control <path>', 'the daemon\'s control socket (default /run/maelstrom/<lan>.sock)')
+  .option('--timeout <s>', 'how long the daemon has to exit after SIGTERM', decimal('--timeout'), 10)
+  .addHelpText('after', `
+The daemon is signalled only when the gateway on the control socket confirms the PID file's
+process as its own; a stale PID file is removed and its process left alone.
+
+Examples:
+  maelstrom down --lan lan0               # stop the daemon started by up --daemon --lan lan0
+  maelstrom down --lan lan0 --wan wan0    # after a crash: detach what the gateway left attached`)
+  .action(async (o: { lan: string; wan?: string; pidFile?: string; control?: string; timeout: number }) => {
     requireRoot();
-    const n = detachGateway([o.lan, o.wan]);
+    const controlPath = o.control ?? defaultControlPath(o.lan);
+    const { stopped, notes } = await stopDaemon(o.pidFile ?? defaultPidPath(o.lan), controlPath, o.timeout * 1000);
+    for (const note of notes) process.stdout.write(note + '\n');
+    if (stopped) process.stdout.write(`stopped the gateway daemon, pid ${stopped.pid}\n`);
+    const wan = o.wan ?? (stopped?.status.wan as string | undefined);
+    if (!wan) throw new ConfigError(`give --wan IF: no gateway daemon of ${o.lan} runs to say which WAN interface it used`);
+    const n = detachGateway([o.lan, wan]);
     process.stdout.write(`detached ${n} gateway program${n === 1 ? '' : 's'}\n`);
+    if (await controlPathState(controlPath).catch(() => 'free') === 'stale') {
+      fs.rmSync(controlPath, { force: true });
+      process.stdout.write(`removed ${controlPath}, left by a gateway that is gone\n`);
+    }
   });
 
 export { program };
