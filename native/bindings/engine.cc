@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <set>
+#include <vector>
 
 #include "bindings/fec_config.h"
 #include "bindings/netsync.h"
@@ -20,6 +21,15 @@ uint32_t ipv4(Napi::Env env, const Napi::Value& v) {
   in_addr a{};
   if (inet_pton(AF_INET, s.c_str(), &a) != 1) throw Napi::TypeError::New(env, "not an IPv4 address: " + s);
   return a.s_addr;
+}
+
+// A list of RX queue numbers; queue 0 alone when absent.
+std::vector<uint32_t> queues(const Napi::Value& v) {
+  if (!v.IsArray()) return {0};
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<uint32_t> out;
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(a.Get(i).As<Napi::Number>().Uint32Value());
+  return out;
 }
 
 void mac(const Napi::Value& v, uint8_t out[6]) {
@@ -64,10 +74,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     c.decoder = decoder_config(o.Get("decoder").As<Napi::Object>());
     decoder_capacity_ = c.decoder;
     c.mss_clamp = uint16_t(get_number(o, "mssClamp", 0));
-    c.queues = uint32_t(get_number(o, "queues", 1));
+    c.lan_queues = queues(o.Get("queues"));
+    c.wan_queues = queues(o.Get("wanQueues"));
     c.frame_size = uint32_t(get_number(o, "frameSize", 2048));
     c.generic = o.Get("generic").ToBoolean();
     c.force_copy = o.Get("forceCopy").ToBoolean();
+    c.require_zero_copy = o.Get("requireZeroCopy").ToBoolean();
     c.cpu = int(get_number(o, "cpu", -1));
     if (o.Get("lanAddr").IsString()) c.lan_addr = ipv4(env, o.Get("lanAddr"));
     c.feedback_port = uint16_t(get_number(o, "feedbackPort", 7601));
@@ -76,6 +88,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (int err = engine_.start(c, &error); err) {
       Napi::Error e = Napi::Error::New(env, error);
       e.Set("errno", Napi::Number::New(env, err));
+      e.Set("step", Napi::String::New(env, engine_.failed_step()));
       throw e;
     }
     live_engines.insert(&engine_);

@@ -227,7 +227,8 @@ void Engine::udp_headers(uint8_t* eth, size_t len) {
 Engine::Engine() = default;
 Engine::~Engine() { stop(); }
 
-int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, std::string* error) {
+int Engine::attach(Side& side, const std::string& ifname, const std::vector<uint32_t>& queues, uint32_t key_offset,
+                   std::string* error) {
   side.ifindex = int(if_nametoindex(ifname.c_str()));
   if (!side.ifindex) {
     *error = "no interface named " + ifname;
@@ -242,6 +243,7 @@ int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, s
   enum xdp_attach_mode mode = config_.generic ? XDP_MODE_SKB : XDP_MODE_NATIVE;
   if (int err = xdp_program__attach(side.prog, side.ifindex, mode, 0); err) {
     *error = "cannot attach XDP to " + ifname + ": " + err_text(err);
+    failed_step_ = "xdp";
     xdp_program__close(side.prog);
     side.prog = nullptr;
     return err;
@@ -273,7 +275,7 @@ int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, s
       return -errno;
     }
   }
-  for (uint32_t q = 0; q < config_.queues; q++) {
+  for (uint32_t q : queues) {
     auto port = std::make_unique<xsk::Port>();
     xsk::PortConfig pc;
     pc.ifname = ifname;
@@ -283,6 +285,11 @@ int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, s
     if (int err = port->open(pc); err) {
       *error = "cannot open an AF_XDP socket on " + ifname + " queue " + std::to_string(q) + ": " + err_text(err);
       return err;
+    }
+    if (config_.require_zero_copy && !port->zero_copy()) {
+      *error = ifname + " queue " + std::to_string(q) + " offers AF_XDP only in copy mode";
+      failed_step_ = "zero-copy";
+      return -EOPNOTSUPP;
     }
     zero_copy_ = zero_copy_ || port->zero_copy();
     uint32_t key = q + key_offset;
@@ -298,6 +305,7 @@ int Engine::attach(Side& side, const std::string& ifname, uint32_t key_offset, s
 
 int Engine::start(const EngineConfig& config, std::string* error) {
   config_ = config;
+  failed_step_.clear();
   libbpf_set_print(warnings_only);
   libxdp_set_print(xdp_warnings_only);
   // libxdp's dispatcher check still charges locked memory on some kernels.
@@ -337,8 +345,8 @@ int Engine::start(const EngineConfig& config, std::string* error) {
     *error = "cannot open a raw socket for rebuilt packets: " + err_text(errno);
     return -errno;
   }
-  int err = attach(lan_, config.lan_if, 0, error);
-  if (!err) err = attach(wan_, config.wan_if, GW_MAX_QUEUES, error);
+  int err = attach(lan_, config.lan_if, config.lan_queues, 0, error);
+  if (!err) err = attach(wan_, config.wan_if, config.wan_queues, GW_MAX_QUEUES, error);
   if (err) {
     stop();
     return err;

@@ -42,10 +42,12 @@ struct EngineConfig {
   fec::EncoderConfig encoder;
   fec::DecoderConfig decoder;
   uint16_t mss_clamp = 0;  // 0: off
-  uint32_t queues = 1;
+  std::vector<uint32_t> lan_queues{0};  // RX queues of each interface that get an AF_XDP socket
+  std::vector<uint32_t> wan_queues{0};
   uint32_t frame_size = 2048;  // UMEM frame: at least the largest frame on either interface
   bool generic = false;     // XDP in generic (skb) mode
   bool force_copy = false;  // AF_XDP copy mode even where zero-copy is offered
+  bool require_zero_copy = false;  // fail where the NIC offers only copy mode
   int cpu = -1;             // the engine thread runs only on this CPU (-1: where the scheduler likes)
   // Network-sync feedback to LAN senders, from lan_addr (network order; 0: no feedback).
   uint32_t lan_addr = 0;
@@ -106,8 +108,11 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // 0, or -errno with what failed in *error.
+  // 0, or -errno with what failed in *error. failed_step() then says which step failed when
+  // the caller can tell the operator more: "xdp" (attaching the program), "zero-copy" (a NIC
+  // that offers only copy mode while zero-copy was required), or "" (anything else).
   int start(const EngineConfig& config, std::string* error);
+  const std::string& failed_step() const { return failed_step_; }
   void stop();
   bool running() const { return running_.load(); }
   bool zero_copy() const { return zero_copy_; }
@@ -141,7 +146,8 @@ class Engine {
     std::vector<std::unique_ptr<xsk::Port>> ports;
   };
 
-  int attach(Side& side, const std::string& ifname, uint32_t key_offset, std::string* error);
+  int attach(Side& side, const std::string& ifname, const std::vector<uint32_t>& queues, uint32_t key_offset,
+             std::string* error);
   void run();
   void on_lan_frame(xsk::Port& lan, const xsk::RxFrame& f, uint64_t now);
   void on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f, uint64_t now);
@@ -181,6 +187,7 @@ class Engine {
   bool trace_ = false;
   int raw_fd_ = -1;
   bool zero_copy_ = false;
+  std::string failed_step_;
   uint16_t ip_id_ = 0;
   std::mutex retune_mutex_;
   std::optional<fec::EncoderConfig> retune_;  // requested, not yet applied

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// maelstrom: the gateway's command line. Subcommands so far: model, bench.
+// maelstrom: the gateway's command line: up, down, status, watch, model, bench.
+import fs from 'node:fs';
 import { Command } from 'commander';
 import { runModel } from '../model/redundancy';
 import type { ModelReport } from '../model/redundancy';
@@ -7,16 +8,19 @@ import { formatCodecBench, runCodecBench } from '../../bench/codec';
 import { formatEngineBench, runEngineBench } from '../../bench/engine';
 import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
 import { DEFAULTS, LIMITS, defaultWindow } from '../fec/config';
-import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, startGateway } from '../gateway/gateway';
+import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, requireRoot, startGateway } from '../gateway/gateway';
 import type { EpochRecord, TuneRequest } from '../gateway/gateway';
 import { AUTO_DEFAULTS, AutoRedundancy, autoInterleaves } from '../gateway/auto';
 import type { AutoOptions } from '../gateway/auto';
-import { ControlServer, control, defaultControlPath } from '../gateway/control';
+import { ControlServer, control, controlPathState, defaultControlPath } from '../gateway/control';
 import { GatewayMetrics, parseMetricsAddress, serveMetrics } from '../gateway/metrics';
 import type { MetricsAddress, MetricsServer } from '../gateway/metrics';
 import { withLogger } from '../log';
 import type { Logger } from '../log';
+import { withConfigFile } from './config';
+import { announceUp, isDaemonChild, relayFailure, startDaemon, stopDaemon } from './daemon';
 import { decimal, integer, integerList } from './parse';
+import { defaultLogPath, defaultPidPath, removePidFile, writePidFile } from './pid-file';
 import { run } from './run';
 import { STATS_INTERVAL_S, checkStatsOptions, runStats } from './stats';
 import { ConfigError, MaelstromError } from '../errors';
@@ -130,16 +134,24 @@ function autoOptions(o: { r: number; rMax?: number; cMin: number; cMax: number; 
 
 interface UpOptions {
   lan: string; wan: string; peer: string; remote: string[]; r: number; c?: number; interleaves?: number[];
-  flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; repairPort: number;
-  cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
+  flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; zeroCopy?: boolean; queues?: number[];
+  repairPort: number; cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
   rMax?: number; decoderWindow?: number; auto?: boolean; cMin: number; cMax: number; target: number;
   metrics?: MetricsAddress; logLevel: string; logFile?: string;
+  daemon?: boolean; pidFile?: string;
 }
 
-withCode(program
+function formatUp(r: Record<string, unknown>): string {
+  const fb = r.feedback as { from: string; port: number } | null;
+  return `gateway up: ${r.lan} <-> ${r.wan}, peer ${r.peer}, XDP ${r.xdpMode}, AF_XDP ${r.zeroCopy ? 'zero-copy' : 'copy'} mode on LAN queue(s) ${(r.queues as number[]).join(',')}, `
+    + `code (r=${r.r}, c=${r.c}), MSS clamp ${r.mssClamp || 'off'}, feedback ${fb ? `from ${fb.from} to port ${fb.port}` : 'off'}, control ${r.control}`
+    + (r.daemonLog ? `\ndaemon pid ${r.pid}, PID file ${r.pidFile}, log ${r.daemonLog}` : '');
+}
+
+const up = withCode(program
   .command('up')
-  .description('Run the gateway on a LAN and a WAN interface, in the foreground until SIGINT/SIGTERM'))
+  .description('Run the gateway on a LAN and a WAN interface: in the foreground until SIGINT/SIGTERM, or as a daemon'))
   .requiredOption('--lan <if>', 'interface towards the local site')
   .requiredOption('--wan <if>', 'interface towards the WAN and the peer gateway')
   .requiredOption('--peer <ip>', 'the peer gateway\'s WAN address (repairs go there)')
@@ -148,12 +160,14 @@ withCode(program
   .option('--no-mss-clamp', 'do not clamp TCP MSS on forwarded SYNs (then the WAN MTU must fit LAN MTU plus the repair overhead)')
   .option('--xdp-mode <mode>', 'native or skb (generic)', 'native')
   .option('--copy', 'AF_XDP copy mode even where the NIC offers zero-copy')
+  .option('--zero-copy', 'AF_XDP zero-copy or nothing: refuse to start where the NIC offers only copy mode (veth does)')
+  .option('--queues <list>', 'LAN RX queues to bind, comma-separated (default all)', integerList('--queues'))
   .option('--cpu <n>', 'run the engine thread on this CPU only (keeps what it sends through veth in order)', integer('--cpu'))
   .option('--repair-port <port>', 'UDP port of repair packets, both gateways', integer('--repair-port'), REPAIR_PORT)
   .option('--mount-bpffs', 'mount bpffs at /sys/fs/bpf when it is missing (in a private mount namespace)')
   .option('--stats-interval <s>', 'print counters as a JSON line every s seconds (0: only at exit)', decimal('--stats-interval'), 0)
   .option('--json', 'print the start report as JSON')
-  .option('--control <path>', 'control socket for watch/status (default /run/maelstrom/<lan>.sock)')
+  .option('--control <path>', 'control socket for watch/status/stats/tune (default /run/maelstrom/<lan>.sock)')
   .option('--no-feedback', 'send no network-sync feedback to LAN senders')
   .option('--feedback-port <port>', 'UDP port of the senders\' network-sync listeners', integer('--feedback-port'), FEEDBACK_PORT)
   .option('--max-flows <n>', 'TCP flows tracked at once; the least recently seen is evicted beyond', integer('--max-flows'), NETSYNC_DEFAULTS.maxFlows)
@@ -166,7 +180,9 @@ withCode(program
   .option('--target <rate>', 'with --auto: modelled unrecoverable packets per packet to stay under', decimal('--target'), AUTO_DEFAULTS.target)
   .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9600)', parseMetricsAddress)
   .option('--log-level <level>', 'lifecycle log, JSON lines on stderr: fatal, error, warn, info, debug, trace or silent', 'info')
-  .option('--log-file <path>', 'append the log to this file instead of stderr')
+  .option('--log-file <path>', 'append the log here instead of stderr (with --daemon, default /run/maelstrom/<lan>.log, which also gets its output)')
+  .option('--daemon', 'run in the background: return once the gateway is up (maelstrom down stops it)')
+  .option('--pid-file <path>', 'write the gateway\'s PID here (default with --daemon: /run/maelstrom/<lan>.pid)')
   .addHelpText('after', `
 Network-sync: for every TCP flow leaving through the LAN, the gateway tells the sending host
 (UDP to port 7601, from the LAN address) how many bytes are on the WAN together with all their
@@ -185,78 +201,91 @@ Examples (gateway A of the lab):
   maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --auto --c-max 4 --target 1e-6
   maelstrom watch --lan lan0          # in another shell: the feedback as it goes out
   maelstrom tune --lan lan0 --r 4 --c 2
-  maelstrom up ... --metrics 127.0.0.1:9600 --log-file /var/log/maelstrom.log
-  curl -s 127.0.0.1:9600/metrics | grep maelstrom_packets_total`)
+  maelstrom up --config /etc/maelstrom/lan0.json --daemon   # keys as in docs/gateway.md
+  maelstrom down --lan lan0           # stops the daemon, detaches its XDP programs
+  maelstrom up ... --metrics 127.0.0.1:9600 && curl -s 127.0.0.1:9600/metrics | grep maelstrom_packets_total`)
   .action(withLogger(async (o: UpOptions, log: Logger) => {
+    requireRoot();
     if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
+    const auto = o.auto ? autoOptions(o) : undefined;
+    if (o.daemon && !isDaemonChild()) {
+      const daemonLog = o.logFile ?? defaultLogPath(o.lan);
+      const report = { ...await startDaemon(daemonLog), daemonLog };
+      process.stdout.write((o.json ? JSON.stringify(report) : formatUp(report)) + '\n');
+      return;
+    }
     const started = process.hrtime.bigint();
     const controlPath = o.control ?? defaultControlPath(o.lan);
-    const auto = o.auto ? autoOptions(o) : undefined;
+    const pidFile = o.pidFile ?? (o.daemon ? defaultPidPath(o.lan) : undefined);
+    // From here on a signal stops the gateway cleanly, also one that comes while it starts.
+    const stopRequested = new Promise<string>((resolve) => {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve(signal));
+    });
     log.info({ event: 'starting', lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves, flushTimeoutMs: o.flushTimeout, auto }, 'starting the gateway');
-    const gw = await startGateway({
-      lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
-      flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy, cpu: o.cpu,
-      repairPort: o.repairPort, mountBpffs: o.mountBpffs,
-      feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
-      rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, autoInterleaves(auto.cMax)) : undefined),
-    });
-    const status = () => ({
-      lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, control: controlPath, pid: process.pid,
-      uptimeS: Number(process.hrtime.bigint() - started) / 1e9,
-      auto: auto ? { cMin: auto.cMin, cMax: auto.cMax, target: auto.target } : null,
-      epochs: gw.epochs,
-    });
+    let controller: AutoRedundancy | undefined;
     const announce = (e: EpochRecord) => {
       log.info({ event: 'epoch', ...e }, `epoch ${e.epoch}: (r=${e.r}, c=${e.c}) by ${e.reason}`);
       process.stdout.write((o.json ? JSON.stringify({ event: 'epoch', ...e }) : formatEpoch(e)) + '\n');
     };
-    const tune = (change: TuneRequest) => {
-      const e = gw.retune(change, 'tune');
-      controller?.reset(e.c, e.r);
-      announce(e);
-      return e;
-    };
-    const controller = auto ? new AutoRedundancy(auto, gw.info.c) : undefined;
-    let server: ControlServer;
-    try {
-      server = await ControlServer.open(controlPath, { status, stats: () => gw.stats(), setTrace: (on) => gw.engine.setTrace(on), tune });
-    } catch (err) {
-      gw.stop();
-      throw err;
-    }
-    log.info({ event: 'control', path: controlPath }, 'control socket open');
-    let metrics: MetricsServer | undefined;
-    if (o.metrics) {
+    const { gw, server, status, metrics } = await relayFailure(async () => {
+      if (await controlPathState(controlPath) === 'stale') log.warn({ event: 'control-stale', path: controlPath }, `replacing ${controlPath}, left by a gateway that is gone`);
+      const gw = await startGateway({
+        lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
+        flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
+        requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
+        feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
+        rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, autoInterleaves(auto.cMax)) : undefined),
+      });
+      const status = () => ({
+        lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, control: controlPath, pid: process.pid,
+        pidFile: pidFile ?? null, uptimeS: Number(process.hrtime.bigint() - started) / 1e9,
+        auto: auto ? { cMin: auto.cMin, cMax: auto.cMax, target: auto.target } : null,
+        epochs: gw.epochs,
+      });
+      const tune = (change: TuneRequest) => {
+        const e = gw.retune(change, 'tune');
+        controller?.reset(e.c, e.r);
+        announce(e);
+        return e;
+      };
+      let server: ControlServer | undefined;
+      let metrics: MetricsServer | undefined;
       try {
-        metrics = await serveMetrics(new GatewayMetrics({ stats: () => gw.stats(), status }), o.metrics);
+        server = await ControlServer.open(controlPath, { status, stats: () => gw.stats(), setTrace: (on) => gw.engine.setTrace(on), tune });
+        log.info({ event: 'control', path: controlPath }, 'control socket open');
+        if (o.metrics) {
+          metrics = await serveMetrics(new GatewayMetrics({ stats: () => gw.stats(), status }), o.metrics);
+          log.info({ event: 'metrics', url: metrics.url }, 'serving metrics');
+        }
+        if (pidFile) writePidFile(pidFile, process.pid);
       } catch (err) {
-        await server.close();
         gw.stop();
+        await server?.close();
         throw err;
       }
-      log.info({ event: 'metrics', url: metrics.url }, 'serving metrics');
-    }
+      return { gw, server, status, metrics };
+    });
+    controller = auto ? new AutoRedundancy(auto, gw.info.c) : undefined;
     const report = { event: 'up', ...status() };
     log.info({ ...report, pid: undefined }, 'gateway up'); // every record has the pid already
-    process.stdout.write((o.json ? JSON.stringify(report) : `gateway up: ${o.lan} <-> ${o.wan}, peer ${o.peer}, XDP ${gw.info.xdpMode}, AF_XDP ${gw.info.zeroCopy ? 'zero-copy' : 'copy'} mode, MSS clamp ${gw.info.mssClamp || 'off'}, feedback ${gw.info.feedback ? `from ${gw.info.feedback.from} to port ${gw.info.feedback.port}` : 'off'}, control ${controlPath}`) + '\n');
+    process.stdout.write((o.json ? JSON.stringify(report) : formatUp(report)) + '\n');
+    await announceUp(report);
     const print = () => process.stdout.write(JSON.stringify({ event: 'stats', ...gw.stats() }) + '\n');
     const timer = o.statsInterval > 0 ? setInterval(print, o.statsInterval * 1000) : undefined;
     // Events leave the engine in batches; unwatched ones are dropped here.
     const drain = setInterval(() => server.publish(gw.engine.events()), 10);
     const adapt = controller && setInterval(() => {
       const peer = gw.stats().peer;
-      const d = peer && controller.observe(peer, Date.now());
+      const d = peer && controller!.observe(peer, Date.now());
       if (!d) return;
       try {
         announce(gw.retune({ c: d.c, interleaves: d.interleaves }, 'auto', { loss: d.loss, burst: d.burst, modelled: d.modelled }));
       } catch (err) {
-        controller.reset(gw.info.c, gw.info.r);
+        controller!.reset(gw.info.c, gw.info.r);
         log.warn({ event: 'auto-refused', c: d.c, loss: d.loss, burst: d.burst, code: (err as MaelstromError).code, message: (err as Error).message }, '--auto could not change c');
       }
     }, 200);
-    const signal = await new Promise<string>((resolve) => {
-      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
-    });
+    const signal = await stopRequested;
     log.info({ event: 'stopping', signal }, 'stopping the gateway');
     clearInterval(drain);
     if (adapt) clearInterval(adapt);
@@ -267,8 +296,10 @@ Examples (gateway A of the lab):
     gw.stop();
     server.publish(gw.engine.events());
     await server.close();
+    if (pidFile) removePidFile(pidFile, process.pid);
     log.info({ event: 'stopped', uptimeS: Number(process.hrtime.bigint() - started) / 1e9, counters }, 'gateway stopped');
   }));
+withConfigFile(up);
 
 function formatEvent(e: Record<string, unknown>): string {
   const flow = `${e.senderAddress}:${e.senderPort} > ${e.receiverAddress}:${e.receiverPort}`;
@@ -290,7 +321,7 @@ function findControl(o: { lan?: string; control?: string }): string {
 
 async function ask(path: string, cmd: 'status' | 'stats'): Promise<Record<string, unknown>> {
   for await (const msg of control(path, { cmd })) return msg;
-  throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${path} closed without answering`, { exitCode: 3 });
+  throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${path} closed without answering`);
 }
 
 program
@@ -309,7 +340,7 @@ program
     process.stdout.write([
       `gateway pid ${s.pid}, up ${(s.uptimeS as number).toFixed(0)} s, control ${s.control}`,
       `  LAN ${s.lan} <-> WAN ${s.wan}, peer ${s.peer}, remote ${(s.remote as string[]).join(',')}`,
-      `  XDP ${s.xdpMode}, AF_XDP ${s.zeroCopy ? 'zero-copy' : 'copy'} mode, ${s.queues} queue(s), MSS clamp ${s.mssClamp || 'off'}`,
+      `  XDP ${s.xdpMode}, AF_XDP ${s.zeroCopy ? 'zero-copy' : 'copy'} mode, LAN queue(s) ${(s.queues as number[]).join(',')}, WAN queue(s) ${(s.wanQueues as number[]).join(',')}, MSS clamp ${s.mssClamp || 'off'}`,
       `  code (r=${s.r}, c=${s.c}), interleaves ${(s.interleaves as number[]).join(',')}, flush timeout ${s.flushTimeoutMs} ms`,
       `  network-sync feedback ${fb ? `from ${fb.from} to UDP ${fb.port}` : 'off'}`,
       `  epoch ${s.epoch}${s.auto ? `, auto c in ${(s.auto as AutoOptions).cMin}..${(s.auto as AutoOptions).cMax} for unrecoverable <= ${(s.auto as AutoOptions).target}` : ''}; epochs:`,
@@ -347,7 +378,7 @@ Examples:
       answer = msg;
       break;
     }
-    if (!answer) throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', 'the gateway closed without answering', { exitCode: 3 });
+    if (!answer) throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', 'the gateway closed without answering');
     process.stdout.write((o.json ? JSON.stringify(answer) : formatEpoch(answer as unknown as EpochRecord)) + '\n');
   });
 
@@ -408,12 +439,34 @@ Examples:
 
 program
   .command('down')
-  .description('Detach gateway XDP programs left behind on interfaces (after a crash)')
+  .description('Stop a gateway daemon (up --daemon), then detach gateway XDP programs left on its interfaces')
   .requiredOption('--lan <if>', 'LAN interface')
-  .requiredOption('--wan <if>', 'WAN interface')
-  .action((o: { lan: string; wan: string }) => {
-    const n = detachGateway([o.lan, o.wan]);
+  .option('--wan <if>', 'WAN interface (default: the one the running daemon reports; needed after a crash)')
+  .option('--pid-file <path>', 'the daemon\'s PID file (default /run/maelstrom/<lan>.pid)')
+  .option('--control <path>', 'the daemon\'s control socket (default /run/maelstrom/<lan>.sock)')
+  .option('--timeout <s>', 'how long the daemon has to exit after SIGTERM', decimal('--timeout'), 10)
+  .addHelpText('after', `
+The daemon is signalled only when the gateway on the control socket confirms the PID file's
+process as its own; a stale PID file is removed and its process left alone.
+
+Examples:
+  maelstrom down --lan lan0               # stop the daemon started by up --daemon --lan lan0
+  maelstrom down --lan lan0 --wan wan0    # after a crash: detach what the gateway left attached`)
+  .action(async (o: { lan: string; wan?: string; pidFile?: string; control?: string; timeout: number }) => {
+    requireRoot();
+    const controlPath = o.control ?? defaultControlPath(o.lan);
+    const { stopped, notes } = await stopDaemon(o.pidFile ?? defaultPidPath(o.lan), controlPath, o.timeout * 1000);
+    for (const note of notes) process.stdout.write(note + '\n');
+    if (stopped) process.stdout.write(`stopped the gateway daemon, pid ${stopped.pid}\n`);
+    const wan = o.wan ?? (stopped?.status.wan as string | undefined);
+    if (!wan) throw new ConfigError(`give --wan IF: no gateway daemon of ${o.lan} runs to say which WAN interface it used`);
+    const n = detachGateway([o.lan, wan]);
     process.stdout.write(`detached ${n} gateway program${n === 1 ? '' : 's'}\n`);
+    if (await controlPathState(controlPath).catch(() => 'free') === 'stale') {
+      fs.rmSync(controlPath, { force: true });
+      process.stdout.write(`removed ${controlPath}, left by a gateway that is gone\n`);
+    }
   });
 
-void run(program, process.argv);
+export { program };
+if (require.main === module) void run(program, process.argv);

@@ -20,7 +20,7 @@ export interface StatsOptions {
 
 async function ask(path: string, cmd: 'status' | 'stats'): Promise<Record<string, unknown>> {
   for await (const msg of control(path, { cmd })) return msg;
-  throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${path} closed without answering`, { exitCode: 3 });
+  throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${path} closed without answering`);
 }
 
 async function sample(path: string): Promise<StatsSample> {

@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import { ConfigError, MaelstromError } from '../errors';
-import type { ErrorCode } from '../errors';
+import { isErrorCode } from '../errors';
 import type { TuneRequest } from './gateway';
 import type { NetsyncEvent } from '../native/addon';
 
@@ -64,13 +64,7 @@ export class ControlServer {
   // Listens at socketPath; refuses when a gateway already answers there, replaces a stale socket.
   static async open(socketPath: string, handlers: ControlHandlers): Promise<ControlServer> {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
-    if (fs.existsSync(socketPath)) {
-      if (await answers(socketPath)) {
-        throw new MaelstromError('MAELSTROM_ERR_ALREADY_RUNNING',
-          `a gateway already runs with control socket ${socketPath}: stop it (maelstrom down) or give another --control`, { exitCode: 3 });
-      }
-      fs.unlinkSync(socketPath); // left behind by a gateway that is gone
-    }
+    if (await controlPathState(socketPath) === 'stale') fs.unlinkSync(socketPath);
     const server = net.createServer();
     const control = new ControlServer(server, socketPath, handlers);
     server.on('connection', (sock) => control.accept(sock));
@@ -158,8 +152,29 @@ export class ControlServer {
   }
 }
 
-function answers(socketPath: string): Promise<boolean> {
-  return connectControl(socketPath).then((s) => { s.destroy(); return true; }, () => false);
+// Whether a gateway may listen at socketPath: 'free' (nothing there) or 'stale' (a socket left
+// by a gateway that is gone, to be replaced). Throws when a gateway answers there, or when the
+// path is something other than a socket.
+export async function controlPathState(socketPath: string): Promise<'free' | 'stale'> {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(socketPath);
+  } catch {
+    return 'free';
+  }
+  if (!st.isSocket()) {
+    throw new MaelstromError('MAELSTROM_ERR_CONTROL_STALE', `${socketPath} is in the way of the control socket and is not one: remove it, or give another --control`);
+  }
+  try {
+    (await connectControl(socketPath)).destroy();
+  } catch (err) {
+    // Only a refused connection says nobody listens; anything else (a full backlog) may be a
+    // live gateway, and its socket is not ours to remove.
+    if ((err as MaelstromError).code === 'MAELSTROM_ERR_CONTROL_STALE') return 'stale';
+    throw err;
+  }
+  throw new MaelstromError('MAELSTROM_ERR_ALREADY_RUNNING',
+    `a gateway already runs with control socket ${socketPath}: stop it (maelstrom down) or give another --control`);
 }
 
 // Connects to a gateway's control socket, with errors that say what to do.
@@ -169,13 +184,13 @@ export function connectControl(socketPath: string): Promise<net.Socket> {
     s.once('connect', () => { s.removeAllListeners('error'); resolve(s); });
     s.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') {
-        reject(new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `no gateway control socket at ${socketPath}: is 'maelstrom up' running? (give its --control path)`, { exitCode: 3 }));
+        reject(new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `no gateway control socket at ${socketPath}: is 'maelstrom up' running? (give its --control path)`));
       } else if (err.code === 'ECONNREFUSED') {
-        reject(new MaelstromError('MAELSTROM_ERR_CONTROL_STALE', `${socketPath} is left from a gateway that is gone: remove it, or start the gateway again`, { exitCode: 3 }));
+        reject(new MaelstromError('MAELSTROM_ERR_CONTROL_STALE', `${socketPath} is left from a gateway that is gone: remove it, or start the gateway again`));
       } else if (err.code === 'EACCES') {
-        reject(new MaelstromError('MAELSTROM_ERR_NOT_ROOT', `${socketPath} is root's only: run with sudo`, { exitCode: 4 }));
+        reject(new MaelstromError('MAELSTROM_ERR_NOT_ROOT', `${socketPath} is root's only: run with sudo`));
       } else {
-        reject(new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `cannot reach the gateway at ${socketPath}: ${err.message}`, { exitCode: 3 }));
+        reject(new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `cannot reach the gateway at ${socketPath}: ${err.message}`));
       }
     });
   });
@@ -190,8 +205,8 @@ export async function* control(socketPath: string, req: ControlRequest): AsyncGe
     for await (const line of lines) {
       const msg = JSON.parse(line) as Record<string, unknown>;
       if (typeof msg.error === 'string') {
-        const code = (typeof msg.code === 'string' ? msg.code : 'MAELSTROM_ERR_CONFIG') as ErrorCode;
-        throw new MaelstromError(code, `the gateway refused: ${msg.error}`, { exitCode: code === 'MAELSTROM_ERR_CONFIG' ? 2 : 1 });
+        const code = isErrorCode(msg.code) ? msg.code : 'MAELSTROM_ERR_CONFIG';
+        throw new MaelstromError(code, `the gateway refused: ${msg.error}`);
       }
       yield msg;
     }

@@ -1,6 +1,7 @@
 // Starts the gateway engine on a LAN and a WAN interface of this network namespace: validates
 // the options, reads the host (MTUs, addresses, the peer's next hop), checks that repairs will
 // fit the WAN MTU, and hands a complete configuration to the native engine.
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, MaelstromError } from '../errors';
@@ -15,6 +16,7 @@ const IP_UDP = 28;
 const REPAIR_HEADER = 24;
 const RECIPE_ENTRY = 12;
 const TCP_IP = 40;
+const GW_MAX_QUEUES = 64; // bpf/gateway.h: XSKMAP keys per interface
 
 export interface GatewayOptions extends CodecOptions {
   lan: string;
@@ -25,6 +27,8 @@ export interface GatewayOptions extends CodecOptions {
   clampMss?: boolean; // default true
   generic?: boolean;
   forceCopy?: boolean;
+  requireZeroCopy?: boolean; // refuse to run where the NIC offers only copy mode
+  queues?: number[];         // LAN RX queues to bind (default all)
   cpu?: number;              // pin the engine thread to this CPU
   rMax?: number;             // the largest r runtime tuning may set (room for its repair headers)
   decoderWindow?: number;    // packets the decoder keeps (default: twice the widest repair's span)
@@ -82,10 +86,50 @@ export function repairOverhead(r: number): number {
   return IP_UDP + REPAIR_HEADER + RECIPE_ENTRY * r;
 }
 
+// The RX queues to bind on an interface with `available` of them: those asked for (LAN,
+// --queues), or all. The XDP program's socket map has GW_MAX_QUEUES slots per interface.
+export function selectQueues(ifname: string, available: number, wanted?: number[]): number[] {
+  const range = available === 1 ? 'queue 0 only' : `queues 0 to ${available - 1}`;
+  if (wanted === undefined) {
+    if (available > GW_MAX_QUEUES) {
+      throw new ConfigError(`${ifname} has ${available} RX queues and the gateway binds at most ${GW_MAX_QUEUES}: choose them with --queues (LAN), or lower the count (ethtool -L ${ifname} combined ${GW_MAX_QUEUES})`);
+    }
+    return [...Array(available).keys()];
+  }
+  if (wanted.length === 0) throw new ConfigError('--queues: give at least one RX queue');
+  const bad = wanted.filter((q) => !Number.isInteger(q) || q < 0 || q >= Math.min(available, GW_MAX_QUEUES));
+  if (bad.length) throw new ConfigError(`--queues ${wanted.join(',')}: ${ifname} has ${range}${available > GW_MAX_QUEUES ? ` (the gateway binds 0 to ${GW_MAX_QUEUES - 1})` : ''}`);
+  const queues = [...new Set(wanted)].sort((x, y) => x - y);
+  if (queues.length !== wanted.length) throw new ConfigError(`--queues ${wanted.join(',')} names a queue twice`);
+  return queues;
+}
+
+// A gateway program already on an interface belongs to another gateway, or to one that crashed.
+function refuseIfAttached(interfaces: string[], lan: string, wan: string): void {
+  for (const i of interfaces) {
+    const ours = addon().xdpAttached(i).programs.filter((p) => p.name === 'gateway');
+    if (ours.length) {
+      throw new MaelstromError('MAELSTROM_ERR_ALREADY_ATTACHED',
+        `${i} already has a gateway XDP program (id ${ours.map((p) => p.id).join(', ')}): another gateway runs on it (stop it: maelstrom down --lan ${lan}), or one crashed (maelstrom down --lan ${lan} --wan ${wan} detaches what it left)`);
+    }
+  }
+}
+
+// The engine's start failure as the error an operator can act on.
+function engineError(cause: Error & { errno?: number; step?: string }, xdpMode: string): MaelstromError {
+  if (cause.step === 'xdp' && cause.errno === -os.constants.errno.EOPNOTSUPP && xdpMode === 'native') {
+    return new MaelstromError('MAELSTROM_ERR_NO_XDP', `${cause.message}: the driver has no native XDP; run with --xdp-mode skb (generic XDP, slower)`, { cause });
+  }
+  if (cause.step === 'zero-copy') {
+    return new MaelstromError('MAELSTROM_ERR_NO_ZERO_COPY', `${cause.message} (its driver has no AF_XDP zero-copy; veth never has): run without --zero-copy`, { cause });
+  }
+  return new MaelstromError('MAELSTROM_ERR_ATTACH', `cannot start the gateway: ${cause.message}`, { cause });
+}
+
 export interface StartedGateway {
   engine: NativeEngine;
   info: {
-    zeroCopy: boolean; xdpMode: string; queues: number; mssClamp: number; maxProtectedPacket: number;
+    zeroCopy: boolean; xdpMode: string; queues: number[]; wanQueues: number[]; mssClamp: number; maxProtectedPacket: number;
     r: number; c: number; interleaves: number[]; flushTimeoutMs: number;
     feedback: { from: string; port: number } | null;
     cpu: number | null;
@@ -101,17 +145,18 @@ export interface StartedGateway {
 }
 
 export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
-  if (process.getuid?.() !== 0) throw new MaelstromError('MAELSTROM_ERR_NOT_ROOT', 'the gateway needs root (CAP_NET_ADMIN and CAP_BPF): run it with sudo', { exitCode: 4 });
+  requireRoot();
+  if (o.forceCopy && o.requireZeroCopy) throw new ConfigError('--copy and --zero-copy ask for opposite AF_XDP modes: give one');
   const codec = codecConfig(o);
   const remote = o.remote.map(parsePrefix);
   if (remote.length === 0) throw new ConfigError('give at least one remote-site prefix (--remote 10.2.0.0/16)');
-  parsePrefix(o.peer);
+  if (!net.isIPv4(o.peer)) throw new ConfigError(`--peer ${o.peer} is not an IPv4 address: give the peer gateway's WAN address`);
   const lan = interfaceInfo(o.lan);
   const wan = interfaceInfo(o.wan);
   for (const i of [lan, wan]) {
-    if (!i.up) throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${i.name} is down: 'ip link set ${i.name} up'`, { exitCode: 3 });
+    if (!i.up) throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${i.name} is down: 'ip link set ${i.name} up'`);
   }
-  if (wan.ipv4.length === 0) throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${wan.name} has no IPv4 address to send repairs from`, { exitCode: 3 });
+  if (wan.ipv4.length === 0) throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${wan.name} has no IPv4 address to send repairs from`);
   const rMax = o.rMax ?? codec.r;
   if (!Number.isInteger(rMax) || rMax < codec.r || rMax > LIMITS.r.max) throw new ConfigError(`--r-max must be an integer from r (${codec.r}) to ${LIMITS.r.max}, got ${rMax}`);
   // Room for the repair headers of the largest r tuning may set, so every packet fits in a repair.
@@ -119,14 +164,17 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   const maxProtected = wan.mtu - overhead;
   const clamp = o.clampMss ?? true;
   if (maxProtected < 576 - TCP_IP) {
-    throw new MaelstromError('MAELSTROM_ERR_MTU', `WAN MTU ${wan.mtu} leaves no room for repairs (${overhead} bytes each at r=${rMax}): raise the WAN MTU or lower r${o.rMax ? ' or --r-max' : ''}`, { exitCode: 3 });
+    throw new MaelstromError('MAELSTROM_ERR_MTU', `WAN MTU ${wan.mtu} leaves no room for repairs (${overhead} bytes each at r=${rMax}): raise the WAN MTU or lower r${o.rMax ? ' or --r-max' : ''}`);
   }
   if (!clamp && lan.mtu > maxProtected) {
     throw new MaelstromError('MAELSTROM_ERR_MTU',
-      `WAN MTU ${wan.mtu} is too small for LAN MTU ${lan.mtu} plus ${overhead} bytes of repair headers: raise the WAN MTU to ${lan.mtu + overhead} or keep TCP MSS clamping on`, { exitCode: 3 });
+      `WAN MTU ${wan.mtu} is too small for LAN MTU ${lan.mtu} plus ${overhead} bytes of repair headers: raise the WAN MTU to ${lan.mtu + overhead} or keep TCP MSS clamping on`);
   }
   if (!bpffsMounted()) {
-    if (!o.mountBpffs) throw new MaelstromError('MAELSTROM_ERR_BPFFS', 'bpffs is not mounted at /sys/fs/bpf: mount -t bpf bpf /sys/fs/bpf', { exitCode: 3 });
+    if (!o.mountBpffs) {
+      throw new MaelstromError('MAELSTROM_ERR_BPFFS',
+        'bpffs is not mounted at /sys/fs/bpf: mount -t bpf bpf /sys/fs/bpf (or --mount-bpffs where this process has a mount namespace of its own, as under ip netns exec)');
+    }
     mountBpffs();
   }
   const maxFlows = o.maxFlows ?? NETSYNC_DEFAULTS.maxFlows;
@@ -137,14 +185,16 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   if (!Number.isInteger(feedbackPort) || feedbackPort < 1 || feedbackPort > 65535) throw new ConfigError(`the feedback port must be from 1 to 65535, got ${feedbackPort}`);
   const feedback = (o.feedback ?? true) ? lan.ipv4[0] : undefined;
   if ((o.feedback ?? true) && !feedback) {
-    throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${lan.name} has no IPv4 address to send network-sync feedback from: give it one, or run with --no-feedback`, { exitCode: 3 });
+    throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${lan.name} has no IPv4 address to send network-sync feedback from: give it one, or run with --no-feedback`);
   }
   const cpus = os.cpus().length;
   if (o.cpu !== undefined && (!Number.isInteger(o.cpu) || o.cpu < 0 || o.cpu >= cpus)) {
     throw new ConfigError(`--cpu must be a CPU number from 0 to ${cpus - 1}, got ${o.cpu}`);
   }
+  const queues = selectQueues(lan.name, rxQueues(lan.name), o.queues);
+  const wanQueues = selectQueues(wan.name, rxQueues(wan.name));
+  refuseIfAttached([lan.name, wan.name], lan.name, wan.name);
   const hop = await nextHop(o.peer, wan.name);
-  const queues = rxQueues(lan.name);
   const maxPacket = Math.min(maxProtected, 9216);
   const mssClamp = clamp ? maxProtected - TCP_IP : 0;
   const decoder = decoderConfig({ r: codec.r, interleaves: codec.interleaves, maxPacketSize: Math.min(9216, Math.max(lan.mtu, wan.mtu)), window: o.decoderWindow });
@@ -165,20 +215,22 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
       decoder,
       mssClamp,
       queues,
+      wanQueues,
       frameSize: Math.max(lan.mtu, wan.mtu) + 14 <= 2048 ? 2048 : 4096,
       generic: o.generic ?? false,
       forceCopy: o.forceCopy ?? false,
+      requireZeroCopy: o.requireZeroCopy ?? false,
       cpu: o.cpu ?? -1,
       lanAddr: feedback,
       feedbackPort,
       netsync: { maxFlows, idleTimeoutNs: flowIdleS * 1e9, feedbackIntervalNs: NETSYNC_DEFAULTS.feedbackIntervalUs * 1000 },
     });
   } catch (cause) {
-    throw new MaelstromError('MAELSTROM_ERR_ATTACH', `cannot start the gateway: ${(cause as Error).message}`, { cause, exitCode: 5 });
+    throw engineError(cause as Error, o.generic ? 'skb' : 'native');
   }
   const info = engine.info();
   const gatewayInfo: StartedGateway['info'] = {
-    zeroCopy: info.zeroCopy, xdpMode: info.xdpMode, queues, mssClamp, maxProtectedPacket: maxPacket,
+    zeroCopy: info.zeroCopy, xdpMode: info.xdpMode, queues, wanQueues, mssClamp, maxProtectedPacket: maxPacket,
     r: codec.r, c: codec.interleaves.length, interleaves: codec.interleaves, flushTimeoutMs: codec.flushTimeoutMs,
     feedback: feedback ? { from: feedback, port: feedbackPort } : null,
     cpu: o.cpu ?? null,
@@ -234,8 +286,13 @@ export function tunedCode(current: { r: number; interleaves: number[]; flushTime
   return code;
 }
 
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new MaelstromError('MAELSTROM_ERR_NOT_ROOT', 'the gateway needs root (CAP_NET_ADMIN and CAP_BPF): run it with sudo');
+}
+
 // Detaches gateway programs left behind on the interfaces (after a crash).
 export function detachGateway(interfaces: string[]): number {
+  for (const i of interfaces) interfaceInfo(i); // a missing interface is named before anything is detached
   let n = 0;
   for (const i of interfaces) n += addon().detachXdp(i, 'gateway');
   return n;

@@ -25,7 +25,7 @@ export function interfaceInfo(name: string): InterfaceInfo {
   try {
     links = ipJson(['link', 'show', 'dev', name]);
   } catch {
-    throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `no interface named ${name}: check 'ip link' (and the network namespace you run in)`, { exitCode: 3 });
+    throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `no interface named ${name}: check 'ip link' (and the network namespace you run in)`);
   }
   const link = links[0];
   const addrs = ipJson<{ addr_info: { family: string; local: string }[] }[]>(['-4', 'addr', 'show', 'dev', name]);
@@ -45,7 +45,7 @@ export async function nextHop(addr: string, expectDev: string, timeoutMs = 2000)
   const route = routes[0];
   if (!route || route.dev !== expectDev) {
     throw new MaelstromError('MAELSTROM_ERR_PEER_UNREACHABLE',
-      `the peer ${addr} is reached through ${route?.dev ?? 'no interface'}, not the WAN interface ${expectDev}: add a route to it via ${expectDev}`, { exitCode: 3 });
+      `the peer ${addr} is reached through ${route?.dev ?? 'no interface'}, not the WAN interface ${expectDev}: add a route to it via ${expectDev}`);
   }
   const via = route.gateway ?? addr;
   const deadline = Date.now() + timeoutMs;
@@ -55,7 +55,7 @@ export async function nextHop(addr: string, expectDev: string, timeoutMs = 2000)
     const entry = neigh.find((n) => n.lladdr && !(n.state ?? []).includes('FAILED'));
     if (entry?.lladdr) return { via, mac: Buffer.from(entry.lladdr.split(':').map((h) => parseInt(h, 16))) };
     if (Date.now() > deadline) {
-      throw new MaelstromError('MAELSTROM_ERR_PEER_UNREACHABLE', `no link-layer address for ${via} on ${expectDev} (ARP got no answer): is the peer gateway up?`, { exitCode: 3 });
+      throw new MaelstromError('MAELSTROM_ERR_PEER_UNREACHABLE', `no link-layer address for ${via} on ${expectDev} (ARP got no answer): is the peer gateway up?`);
     }
     if (!poked) {
       poked = true;

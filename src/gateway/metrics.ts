@@ -203,7 +203,7 @@ export async function serveMetrics(metrics: GatewayMetrics, address: MetricsAddr
         EACCES: 'permission denied (ports below 1024 need root)',
         ENOTFOUND: 'the host name does not resolve',
       };
-      reject(new MaelstromError('MAELSTROM_ERR_METRICS', `cannot serve metrics on ${where}: ${why[err.code ?? ''] ?? err.message}`, { cause: err, exitCode: 3 }));
+      reject(new MaelstromError('MAELSTROM_ERR_METRICS', `cannot serve metrics on ${where}: ${why[err.code ?? ''] ?? err.message}`, { cause: err }));
     });
     server.listen(address.port, address.host, () => { server.removeAllListeners('error'); resolve(); });
   });

@@ -198,10 +198,12 @@ export interface NativeEngineConfig {
   encoder: NativeEncoderConfig;
   decoder: NativeDecoderConfig;
   mssClamp: number;
-  queues: number;
+  queues: number[];      // LAN RX queues that get an AF_XDP socket
+  wanQueues: number[];   // WAN RX queues likewise
   frameSize: 2048 | 4096;
   generic: boolean;
   forceCopy: boolean;
+  requireZeroCopy?: boolean; // refuse copy mode (the engine's error then has step 'zero-copy')
   cpu?: number;          // the engine thread's CPU; -1 or absent: unpinned
   lanAddr?: string;      // feedback datagrams come from here; none without it
   feedbackPort?: number; // default 7601

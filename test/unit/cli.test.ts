@@ -1,9 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { ERROR_CODES, exitStatus } from '../../src/errors';
 
 const bin = path.resolve(__dirname, '..', '..', 'src', 'cli', 'maelstrom.js');
 const smfs = path.resolve(__dirname, '..', '..', 'src', 'cli', 'smfs.js');
@@ -97,6 +98,25 @@ cli('watch: a missing gateway, a stale control socket and a missing target each 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+cli('up and down refuse to run without root, before they touch anything', () => {
+  // As root (the usual case here) the CLI runs as nobody; otherwise as this user.
+  const as = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const upArgs = ['up', '--lan', 'lan0', '--wan', 'wan0', '--peer', '10.99.0.2', '--remote', '10.2.0.0/24'];
+  for (const args of [upArgs, [...upArgs, '--daemon'], ['down', '--lan', 'lan0', '--wan', 'wan0']]) {
+    const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: tmpdir(), timeout: 60_000, ...as });
+    assert.is(r.status, 4, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /needs root.*run it with sudo \[MAELSTROM_ERR_NOT_ROOT\]/);
+    assert.is(r.stdout, '');
+  }
+});
+
+cli('every error code is in the table of docs/cli.md, with the exit status it exits with', () => {
+  const doc = readFileSync(path.resolve(__dirname, '..', '..', '..', 'docs', 'cli.md'), 'utf8');
+  const rows = new Map([...doc.matchAll(/^\| `(MAELSTROM_ERR_\w+)` \| (\d+) \|/gm)].map((m) => [m[1], Number(m[2])]));
+  for (const code of ERROR_CODES) assert.is(rows.get(code), exitStatus(code), code);
+  assert.equal([...rows.keys()].sort(), [...ERROR_CODES].sort(), 'no code in the table that the code does not have');
 });
 
 cli.run();
