@@ -146,7 +146,7 @@ function formatUp(r: Record<string, unknown>): string {
   const fb = r.feedback as { from: string; port: number } | null;
   return `gateway up: ${r.lan} <-> ${r.wan}, peer ${r.peer}, XDP ${r.xdpMode}, AF_XDP ${r.zeroCopy ? 'zero-copy' : 'copy'} mode on LAN queue(s) ${(r.queues as number[]).join(',')}, `
     + `code (r=${r.r}, c=${r.c}), MSS clamp ${r.mssClamp || 'off'}, feedback ${fb ? `from ${fb.from} to port ${fb.port}` : 'off'}, control ${r.control}`
-    + (r.daemonLog ? `\ndaemon pid ${r.pid}, PID file ${r.pidFile}, log ${r.daemonLog}` : '');
+    + (r.logFile ? `\ndaemon pid ${r.pid}, PID file ${r.pidFile}, log ${r.logFile}` : '');
 }
 
 const up = withCode(program
@@ -209,8 +209,8 @@ Examples (gateway A of the lab):
     if (o.xdpMode !== 'native' && o.xdpMode !== 'skb') throw new ConfigError(`--xdp-mode is native or skb, got '${o.xdpMode}'`);
     const auto = o.auto ? autoOptions(o) : undefined;
     if (o.daemon && !isDaemonChild()) {
-      const daemonLog = o.logFile ?? defaultLogPath(o.lan);
-      const report = { ...await startDaemon(daemonLog), daemonLog };
+      const logFile = o.logFile ?? defaultLogPath(o.lan);
+      const report = { ...await startDaemon(logFile), logFile };
       process.stdout.write((o.json ? JSON.stringify(report) : formatUp(report)) + '\n');
       return;
     }
