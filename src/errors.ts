@@ -1,5 +1,6 @@
 // Typed errors with a stable code, a message that says what to do, and the CLI's exit status.
-// docs/cli.md lists every code; keep it in step.
+// docs/cli.md lists every code; keep it in step. SMFS's codes live in smfs/errors.ts.
+import type { SmfsErrorCode } from './smfs/errors';
 
 export const ExitCode = {
   ok: 0,
@@ -8,6 +9,7 @@ export const ExitCode = {
 } as const;
 
 export type ErrorCode =
+  | SmfsErrorCode
   | 'MAELSTROM_ERR_CONFIG'
   | 'MAELSTROM_ERR_NATIVE'
   | 'MAELSTROM_ERR_LAB'
