@@ -30,7 +30,14 @@ interface StorageOptions {
 
 const program = new Command('smfs')
   .description('SMFS: a log-structured store mirrored to a remote site (local-, network- or remote-sync)')
-  .version(version);
+  .version(version)
+  .addHelpText('after', `
+So far the storage server; the metadata and file servers and mirroring come next
+(docs/roadmap.md). The on-disk format and the protocol are in docs/smfs.md.
+
+Examples:
+  smfs storage --dir /srv/smfs                 # serve the logs in /srv/smfs on 127.0.0.1:7610
+  smfs storage --help`);
 
 program
   .command('storage')

@@ -254,14 +254,8 @@ export function recover(dir: string): Recovered {
     if (log) scanned.set(log.id, log);
   }
   let durableSeq = markFromFile;
-  let lastSeq = markFromFile;
   for (const log of scanned.values()) {
-    for (const s of log.segments) {
-      for (const p of s.parts) {
-        durableSeq = Math.max(durableSeq, p.durableSeq);
-        lastSeq = Math.max(lastSeq, p.seq);
-      }
-    }
+    for (const s of log.segments) for (const p of s.parts) durableSeq = Math.max(durableSeq, p.durableSeq);
   }
   const { cuts, droppedGroups } = findCuts(scanned, durableSeq);
   const truncated: TornTail[] = [];
@@ -319,7 +313,9 @@ export function recover(dir: string): Recovered {
       for (const f of seg.frees) log.get(f.segment)?.markFreed(f.offset);
     }
   }
-  lastSeq = Math.max(durableSeq, ...[...logs.values()].flatMap((l) => l.ordered().map((s) => s.maxSeq)));
+  // Sequence numbers of dropped groups are given out again: nothing of them is left.
+  let lastSeq = durableSeq;
+  for (const log of logs.values()) for (const seg of log.ordered()) lastSeq = Math.max(lastSeq, seg.maxSeq);
   const report: RecoveryReport = {
     logs: logs.size, segments: segmentCount, records, lastSeq, durableSeq, truncated, droppedGroups,
     droppedBytes: truncated.reduce((n, t) => n + t.droppedBytes, 0), removed,
