@@ -1,5 +1,7 @@
 // Typed errors with a stable code, a message that says what to do, and the CLI's exit status.
 // docs/cli.md ("Errors and exit status") lists every code with its status; keep it in step.
+// SMFS's codes live in smfs/errors.ts (docs/smfs.md); they exit 1.
+import type { SmfsErrorCode } from './smfs/errors';
 
 export const ExitCode = {
   ok: 0,
@@ -30,17 +32,17 @@ const EXIT_STATUS = {
   MAELSTROM_ERR_ATTACH: ExitCode.attach,
 } as const;
 
-export type ErrorCode = keyof typeof EXIT_STATUS;
+export type ErrorCode = keyof typeof EXIT_STATUS | SmfsErrorCode;
 
-export const ERROR_CODES = Object.keys(EXIT_STATUS) as ErrorCode[];
+export const ERROR_CODES = Object.keys(EXIT_STATUS) as (keyof typeof EXIT_STATUS)[];
 
-export function isErrorCode(code: unknown): code is ErrorCode {
+export function isErrorCode(code: unknown): code is keyof typeof EXIT_STATUS {
   return typeof code === 'string' && Object.hasOwn(EXIT_STATUS, code);
 }
 
 // The exit status of every code, for docs and tests.
 export function exitStatus(code: ErrorCode): number {
-  return EXIT_STATUS[code];
+  return Object.hasOwn(EXIT_STATUS, code) ? EXIT_STATUS[code as keyof typeof EXIT_STATUS] : ExitCode.failure;
 }
 
 export class MaelstromError extends Error {
@@ -53,7 +55,7 @@ export class MaelstromError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'MaelstromError';
     this.code = code;
-    this.exitCode = options.exitCode ?? EXIT_STATUS[code];
+    this.exitCode = options.exitCode ?? exitStatus(code);
   }
 }
 

@@ -29,3 +29,14 @@ export function integerList(option: string) {
     return parts.map(Number);
   };
 }
+
+// A size in bytes: a whole number, optionally with K, M or G (powers of 1024), e.g. 100M.
+export function byteSize(option: string) {
+  return (text: string): number => {
+    const m = /^(\d+)\s*([kKmMgG]?)(i?[bB])?$/.exec(text.trim());
+    const scale = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m?.[2] ?? '').toLowerCase()];
+    const v = m && scale ? Number(m[1]) * scale : NaN;
+    if (!Number.isSafeInteger(v)) throw new ConfigError(`${option} takes a size in bytes, e.g. 4096, 64K or 100M; got '${text}'`);
+    return v;
+  };
+}

@@ -1,0 +1,143 @@
+// A client of `smfs storage`: one TCP connection, requests pipelined and matched to answers by
+// id. Record checksums go both ways: the server checks what an append carries, the client
+// checks what a read brings back.
+import net from 'node:net';
+import { crc32 } from './checksum';
+import { SmfsError } from './errors';
+import type { Address } from './format';
+import type { CleanReport, StoreStat } from './store';
+import type { RecoveryReport } from './recovery';
+import type { ServerCounters } from './server';
+import { ALL_LOGS, ANSWER_FLAG, Cursor, FrameReader, Op, STORAGE_PORT, decodeError, encodeAddress, encodeFrame, encodeU32 } from './wire';
+
+export type ServerStat = StoreStat & { recovery: RecoveryReport; server: ServerCounters };
+
+interface Pending {
+  op: number;
+  resolve: (body: Buffer) => void;
+  reject: (err: SmfsError) => void;
+}
+
+export class StorageClient {
+  private readonly reader = new FrameReader(true);
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private failure: SmfsError | undefined;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      for (const f of this.reader.push(chunk)) {
+        const p = this.pending.get(f.id);
+        if (!p) continue;
+        this.pending.delete(f.id);
+        if (f.kind === 'bad') p.reject(f.error);
+        else if ((f.op & ~ANSWER_FLAG) !== p.op) p.reject(new SmfsError('SMFS_ERR_FRAME', `answer to request ${f.id} is for op ${f.op & ~ANSWER_FLAG}, not ${p.op}`));
+        else if (f.body.length === 0) p.reject(new SmfsError('SMFS_ERR_FRAME', 'an answer without a status'));
+        else if (f.body[0] === 0) p.resolve(f.body.subarray(1));
+        else p.reject(decodeError(f.body.subarray(1)));
+      }
+    });
+    socket.on('error', (err) => this.failAll(new SmfsError('SMFS_ERR_CLOSED', `connection to the storage server: ${err.message}`, { cause: err })));
+    socket.on('close', () => this.failAll(new SmfsError('SMFS_ERR_CLOSED', 'the storage server closed the connection')));
+  }
+
+  static connect(port = STORAGE_PORT, host = '127.0.0.1'): Promise<StorageClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ port, host });
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(new StorageClient(socket));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  // Sends one request; resolves to the answer's body (after the status byte).
+  request(op: number, body: Uint8Array[] = []): Promise<Buffer> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId;
+    this.nextId = this.nextId === 0xffffffff ? 1 : this.nextId + 1;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { op, resolve, reject });
+      for (const b of encodeFrame(op, id, body)) this.socket.write(b);
+    });
+  }
+
+  // Bytes as they are, for tests of what the server does with malformed frames.
+  writeRaw(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  // Waits for the answer to a request id sent by writeRaw.
+  expect(id: number, op: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => this.pending.set(id, { op, resolve, reject }));
+  }
+
+  async createLog(log: number): Promise<void> {
+    await this.request(Op.createLog, [encodeU32(log)]);
+  }
+
+  async append(records: { log: number; data: Uint8Array }[]): Promise<Address[]> {
+    const body: Uint8Array[] = [encodeU32(0), encodeU32(records.length)];
+    for (const r of records) {
+      const h = Buffer.alloc(12);
+      h.writeUInt32BE(r.log, 0);
+      h.writeUInt32BE(r.data.length, 4);
+      h.writeUInt32BE(crc32(r.data), 8);
+      body.push(h, r.data);
+    }
+    const c = new Cursor(await this.request(Op.append, body), 'append answer');
+    const n = c.u32();
+    const out: Address[] = [];
+    for (let i = 0; i < n; i++) out.push(c.address());
+    c.end();
+    return out;
+  }
+
+  async read(a: Address): Promise<Buffer> {
+    const c = new Cursor(await this.request(Op.read, [encodeAddress(a)]), 'read answer');
+    const length = c.u32();
+    const crc = c.u32();
+    const data = c.bytes(length);
+    c.end();
+    if (crc32(data) !== crc) throw new SmfsError('SMFS_ERR_CHECKSUM', `the record read from ${a.log}:${a.segment}:${a.offset} does not match its checksum; it was damaged on the way`);
+    return data;
+  }
+
+  async free(addresses: Address[]): Promise<void> {
+    await this.request(Op.free, [encodeU32(addresses.length), ...addresses.map(encodeAddress)]);
+  }
+
+  async clean(options: { maxLiveRatio?: number; log?: number } = {}): Promise<CleanReport> {
+    const b = Buffer.alloc(5);
+    b.writeUInt32BE(options.log ?? ALL_LOGS, 0);
+    b[4] = Math.round((options.maxLiveRatio ?? 0.5) * 100);
+    return JSON.parse((await this.request(Op.clean, [b])).toString('utf8')) as CleanReport;
+  }
+
+  async stat(): Promise<ServerStat> {
+    return JSON.parse((await this.request(Op.stat)).toString('utf8')) as ServerStat;
+  }
+
+  async sync(): Promise<number> {
+    const c = new Cursor(await this.request(Op.sync), 'sync answer');
+    const seq = c.u64();
+    c.end();
+    return seq;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.destroyed) return resolve();
+      this.socket.once('close', () => resolve());
+      this.socket.end();
+    });
+  }
+
+  private failAll(err: SmfsError): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

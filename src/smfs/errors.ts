@@ -1,0 +1,37 @@
+// SMFS's typed errors. Every refusal of the store and the storage server carries one of these
+// codes, on the wire as well as in-process; docs/smfs.md lists them and when each is given.
+import { MaelstromError } from '../errors';
+
+export type SmfsErrorCode =
+  | 'SMFS_ERR_UNKNOWN_LOG'   // no log with that id on this server
+  | 'SMFS_ERR_LOG_EXISTS'    // create-log of an id that is taken
+  | 'SMFS_ERR_ADDRESS'       // no record starts at that address (out of range, or mid-record)
+  | 'SMFS_ERR_FREED'         // the record at that address was freed
+  | 'SMFS_ERR_TOO_LARGE'     // a record, a group or a frame over its limit
+  | 'SMFS_ERR_CHECKSUM'      // a record's checksum in a request does not match its data
+  | 'SMFS_ERR_FRAME'         // a malformed frame: bad magic, version, op or body
+  | 'SMFS_ERR_REQUEST'       // a well-formed request that makes no sense (empty group, same address twice)
+  | 'SMFS_ERR_CORRUPT'       // data on disk fails its checksum where no torn write can be
+  | 'SMFS_ERR_IO'            // the disk refused (ENOSPC, EIO); the store stops taking writes
+  | 'SMFS_ERR_LOCKED'        // another server holds the directory
+  | 'SMFS_ERR_CLOSED';       // the store or the connection is shutting down
+
+export class SmfsError extends MaelstromError {
+  override readonly code: SmfsErrorCode;
+
+  constructor(code: SmfsErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
+    this.name = 'SmfsError';
+    this.code = code;
+  }
+}
+
+export const SMFS_ERROR_CODES: readonly SmfsErrorCode[] = [
+  'SMFS_ERR_UNKNOWN_LOG', 'SMFS_ERR_LOG_EXISTS', 'SMFS_ERR_ADDRESS', 'SMFS_ERR_FREED', 'SMFS_ERR_TOO_LARGE',
+  'SMFS_ERR_CHECKSUM', 'SMFS_ERR_FRAME', 'SMFS_ERR_REQUEST', 'SMFS_ERR_CORRUPT', 'SMFS_ERR_IO',
+  'SMFS_ERR_LOCKED', 'SMFS_ERR_CLOSED',
+];
+
+export function isSmfsErrorCode(code: string): code is SmfsErrorCode {
+  return (SMFS_ERROR_CODES as readonly string[]).includes(code);
+}

@@ -1,0 +1,635 @@
+// The storage server's log store: logs as chains of segment files in one directory, groups of
+// records appended atomically across logs, reads by address, frees, and a cleaner that compacts
+// mostly-free segments without changing any address (docs/smfs.md).
+//
+// Every change goes through one writer, in the order it was asked for: it assigns each group
+// its sequence number and addresses, writes its parts, and, with fsync 'always', fsyncs what a
+// batch of groups touched before it answers any of them. Reads do not wait for the writer.
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { crc32 } from './checksum';
+import { SmfsError } from './errors';
+import {
+  LIMITS, RECORD_HEADER, SEGMENT_HEADER, SegmentKind, encodeDataPart, encodeDurable, encodeFreePart, encodeSegmentHeader, formatAddress, segmentFileName,
+} from './format';
+import type { Address, NewRecord } from './format';
+import { DURABLE_FILE, LOGS_DIR, recover } from './recovery';
+import type { RecoveryReport } from './recovery';
+import { LogState, Segment } from './segment';
+import { compactSegment, planCompaction } from './cleaner';
+import { fdatasync, fsyncDirectory, fsyncDirectoryAsync, ftruncate, readExactly, writeAllAt } from './files';
+import { DirectoryLock } from './lock';
+
+export type FsyncPolicy = 'always' | 'interval' | 'never';
+export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'interval', 'never'];
+
+export interface StoreOptions {
+  segmentBytes?: number;     // a segment is sealed when the next part would take it past this
+  fsync?: FsyncPolicy;       // default 'always'
+  fsyncIntervalMs?: number;  // with 'interval': how often dirty segments are fsynced (default 10)
+}
+
+export const STORE_DEFAULTS = { segmentBytes: LIMITS.defaultSegmentBytes, fsync: 'always' as FsyncPolicy, fsyncIntervalMs: 10 };
+
+export interface AppendRecord {
+  log: number;
+  data: Uint8Array;
+  crc?: number; // when given, checked against the data (end-to-end from a client)
+}
+
+export interface ReadResult {
+  data: Buffer;
+  crc: number;
+}
+
+export interface CleanOptions {
+  maxLiveRatio?: number; // clean segments whose live records fill at most this share (default 0.5)
+  logs?: number[];       // default every log
+}
+
+export interface CleanReport {
+  segmentsCompacted: number;
+  segmentsDeleted: number;
+  recordsKept: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  durableSeq: number;
+}
+
+export interface LogStat {
+  id: number;
+  segments: number;
+  compactedSegments: number;
+  bytes: number;
+  liveRecords: number;
+  liveBytes: number;
+  freedRecords: number;    // freed, still taking space until cleaned
+  end: string;             // the end of the log's last segment: log:segment:offset
+}
+
+export interface StoreStat {
+  dir: string;
+  fsync: FsyncPolicy;
+  fsyncIntervalMs: number;
+  segmentBytes: number;
+  lastSeq: number;
+  durableSeq: number;
+  failed: string | null;
+  logs: LogStat[];
+}
+
+export interface Entry {
+  address: Address;
+  length: number;
+  freed: boolean;
+}
+
+type Job =
+  | { kind: 'append'; records: AppendRecord[]; bytes: number; resolve: (a: Address[]) => void; reject: (e: unknown) => void }
+  | { kind: 'free'; addresses: Address[]; bytes: number; resolve: (v: void) => void; reject: (e: unknown) => void }
+  | { kind: 'create'; log: number; resolve: (v: void) => void; reject: (e: unknown) => void }
+  | { kind: 'sync'; resolve: (seq: number) => void; reject: (e: unknown) => void };
+
+const BATCH_JOBS = 256;
+const BATCH_BYTES = LIMITS.groupBytes;
+
+const rename = promisify(fs.rename);
+const writeFile = promisify(fs.writeFile);
+const openFile = promisify(fs.open);
+const closeFile = promisify(fs.close);
+
+function checkLogId(log: unknown): asserts log is number {
+  if (typeof log !== 'number' || !Number.isInteger(log) || log < 0 || log > LIMITS.maxLogId) {
+    throw new SmfsError('SMFS_ERR_REQUEST', `a log id is a whole number from 0 to ${LIMITS.maxLogId}, got ${String(log)}`);
+  }
+}
+
+function checkAddress(a: Address): void {
+  checkLogId(a.log);
+  for (const k of ['segment', 'offset'] as const) {
+    const v = a[k];
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new SmfsError('SMFS_ERR_ADDRESS', `an address's ${k} is a whole number from 0 to 2^32-1, got ${String(v)}`);
+  }
+}
+
+function ioError(what: string, err: unknown): SmfsError {
+  if (err instanceof SmfsError) return err;
+  return new SmfsError('SMFS_ERR_IO', `${what}: ${(err as Error).message}`, { cause: err });
+}
+
+// Which logs a group touches, ascending, and its entries per log in the order given.
+function byLog<T extends { log: number }>(entries: T[]): Map<number, { items: T[]; indexes: number[] }> {
+  const m = new Map<number, { items: T[]; indexes: number[] }>();
+  entries.forEach((e, i) => {
+    let g = m.get(e.log);
+    if (!g) m.set(e.log, (g = { items: [], indexes: [] }));
+    g.items.push(e);
+    g.indexes.push(i);
+  });
+  return new Map([...m.entries()].sort((a, b) => a[0] - b[0]));
+}
+
+export class LogStore {
+  readonly dir: string;
+  readonly options: Required<StoreOptions>;
+  readonly recovery: RecoveryReport;
+  private readonly logs: Map<number, LogState>;
+  private seq: number;
+  private durable: number;
+  private readonly queue: Job[] = [];
+  private writing = false;
+  private idle: (() => void)[] = [];
+  private readonly dirty = new Set<Segment>();
+  private timer: NodeJS.Timeout | undefined;
+  private syncQueued = false;
+  private cleaning: Promise<unknown> = Promise.resolve();
+  private readsInFlight = 0;
+  private readsDone: (() => void)[] = [];
+  private failure: SmfsError | undefined;
+  private closed = false;
+
+  private constructor(dir: string, options: Required<StoreOptions>, private readonly lock: DirectoryLock, recovered: ReturnType<typeof recover>) {
+    this.dir = dir;
+    this.options = options;
+    this.logs = recovered.logs;
+    this.seq = recovered.lastSeq;
+    this.durable = recovered.durableSeq;
+    this.recovery = recovered.report;
+    if (options.fsync === 'interval') {
+      this.timer = setInterval(() => this.syncSoon(), options.fsyncIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  // Opens (creating if need be) the store in `dir`: takes the directory's lock, recovers every
+  // log to its last whole group, and is ready for requests.
+  static async open(dir: string, options: StoreOptions = {}): Promise<LogStore> {
+    const o = { ...STORE_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Required<StoreOptions>;
+    if (!Number.isInteger(o.segmentBytes) || o.segmentBytes < LIMITS.minSegmentBytes || o.segmentBytes > LIMITS.maxSegmentBytes) {
+      throw new SmfsError('SMFS_ERR_REQUEST', `the segment size is from ${LIMITS.minSegmentBytes} to ${LIMITS.maxSegmentBytes} bytes, got ${o.segmentBytes}`);
+    }
+    if (!FSYNC_POLICIES.includes(o.fsync)) throw new SmfsError('SMFS_ERR_REQUEST', `fsync is one of ${FSYNC_POLICIES.join(', ')}, got '${o.fsync}'`);
+    if (!(o.fsyncIntervalMs >= 1 && o.fsyncIntervalMs <= 60_000)) throw new SmfsError('SMFS_ERR_REQUEST', `the fsync interval is from 1 to 60000 ms, got ${o.fsyncIntervalMs}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const lock = DirectoryLock.take(dir);
+    try {
+      return new LogStore(path.resolve(dir), o, lock, recover(dir));
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  // Every group up to this sequence number is on disk in every log it touched.
+  get durableSeq(): number {
+    return this.durable;
+  }
+
+  logIds(): number[] {
+    return [...this.logs.keys()].sort((a, b) => a - b);
+  }
+
+  async createLog(log: number): Promise<void> {
+    checkLogId(log);
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'create', log, resolve, reject }));
+  }
+
+  // Appends a group: the records are given addresses in the order given and all of them are
+  // committed, or none, also across a crash. Resolves once the fsync policy is met.
+  append(records: AppendRecord[]): Promise<Address[]> {
+    if (!Array.isArray(records) || records.length === 0) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'a group needs at least one record'));
+    if (records.length > LIMITS.groupRecords) return Promise.reject(new SmfsError('SMFS_ERR_TOO_LARGE', `a group holds at most ${LIMITS.groupRecords} records, got ${records.length}`));
+    let bytes = 0;
+    try {
+      records.forEach((r, i) => {
+        checkLogId(r.log);
+        if (!(r.data instanceof Uint8Array)) throw new SmfsError('SMFS_ERR_REQUEST', `record ${i}: data must be bytes`);
+        if (r.data.length > LIMITS.recordBytes) throw new SmfsError('SMFS_ERR_TOO_LARGE', `record ${i} has ${r.data.length} bytes; a record holds at most ${LIMITS.recordBytes}`);
+        bytes += r.data.length;
+      });
+      if (bytes > LIMITS.groupBytes) throw new SmfsError('SMFS_ERR_TOO_LARGE', `the group has ${bytes} bytes of data; a group holds at most ${LIMITS.groupBytes}`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const withCrc: AppendRecord[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i];
+      const crc = crc32(r.data);
+      if (r.crc !== undefined && r.crc >>> 0 !== crc) {
+        return Promise.reject(new SmfsError('SMFS_ERR_CHECKSUM', `record ${i}: checksum ${r.crc >>> 0} does not match its data (${crc}); it was damaged on the way`));
+      }
+      withCrc.push({ log: r.log, data: r.data, crc });
+    }
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'append', records: withCrc, bytes, resolve, reject }));
+  }
+
+  // Frees records: all of them or none. Each must be live; a freed record reads as freed.
+  free(addresses: Address[]): Promise<void> {
+    if (!Array.isArray(addresses) || addresses.length === 0) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'free needs at least one address'));
+    if (addresses.length > LIMITS.groupRecords) return Promise.reject(new SmfsError('SMFS_ERR_TOO_LARGE', `free takes at most ${LIMITS.groupRecords} addresses, got ${addresses.length}`));
+    try {
+      addresses.forEach(checkAddress);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'free', addresses: addresses.map((a) => ({ ...a })), bytes: addresses.length * 8, resolve, reject }));
+  }
+
+  // fsyncs everything written so far; resolves to the durable sequence number.
+  sync(): Promise<number> {
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'sync', resolve, reject }));
+  }
+
+  async read(a: Address): Promise<ReadResult> {
+    if (this.closed) throw new SmfsError('SMFS_ERR_CLOSED', 'the store is closed');
+    checkAddress(a);
+    const seg = this.locate(a);
+    const r = seg.find(a.offset)!;
+    const fd = seg.pin();
+    this.readsInFlight++;
+    let data: Buffer;
+    try {
+      data = await readExactly(fd, r.position, r.length);
+    } catch (err) {
+      throw ioError(`reading ${formatAddress(a)}`, err);
+    } finally {
+      seg.unpin();
+      if (--this.readsInFlight === 0) for (const done of this.readsDone.splice(0)) done();
+    }
+    if (crc32(data) !== r.crc) throw new SmfsError('SMFS_ERR_CORRUPT', `${seg.path}: the record at ${formatAddress(a)} fails its checksum on disk`);
+    return { data, crc: r.crc };
+  }
+
+  // The segment holding a live record at `a`, or the error that says why there is none.
+  private locate(a: Address): Segment {
+    const log = this.logs.get(a.log);
+    if (!log) throw new SmfsError('SMFS_ERR_UNKNOWN_LOG', `no log ${a.log} on this server; create it first`);
+    const seg = log.get(a.segment);
+    if (!seg) {
+      if (a.segment < log.nextNumber) throw new SmfsError('SMFS_ERR_FREED', `${formatAddress(a)}: segment ${a.segment} was cleaned; nothing there was live`);
+      throw new SmfsError('SMFS_ERR_ADDRESS', `${formatAddress(a)} is beyond the end of log ${a.log} (its last segment is ${log.nextNumber - 1})`);
+    }
+    const r = seg.find(a.offset);
+    if (!r) {
+      if (seg.state === 'compacted') throw new SmfsError('SMFS_ERR_FREED', `${formatAddress(a)}: no live record there; segment ${a.segment} was cleaned`);
+      const where = a.offset >= seg.size ? `beyond the end of segment ${a.segment} (${seg.size} bytes)` : 'not the start of a record';
+      throw new SmfsError('SMFS_ERR_ADDRESS', `${formatAddress(a)} is ${where}`);
+    }
+    if (seg.freed.has(a.offset)) throw new SmfsError('SMFS_ERR_FREED', `${formatAddress(a)} was freed`);
+    return seg;
+  }
+
+  // Every record of a log that is still on disk, live or freed, in address order.
+  *entries(log: number): IterableIterator<Entry> {
+    const state = this.logs.get(log);
+    if (!state) throw new SmfsError('SMFS_ERR_UNKNOWN_LOG', `no log ${log} on this server`);
+    for (const seg of state.ordered()) {
+      for (const r of seg.records()) yield { address: { log, segment: seg.number, offset: r.offset }, length: r.length, freed: r.freed };
+    }
+  }
+
+  stat(): StoreStat {
+    const logs: LogStat[] = [];
+    for (const id of this.logIds()) {
+      const log = this.logs.get(id)!;
+      const segs = log.ordered();
+      const last = log.last;
+      const end = { log: id, segment: last?.number ?? 0, offset: last?.size ?? 0 };
+      logs.push({
+        id,
+        segments: segs.length,
+        compactedSegments: segs.filter((s) => s.state === 'compacted').length,
+        bytes: segs.reduce((n, s) => n + s.size, 0),
+        liveRecords: segs.reduce((n, s) => n + s.liveRecords, 0),
+        liveBytes: segs.reduce((n, s) => n + s.liveBytes, 0),
+        freedRecords: segs.reduce((n, s) => n + s.freed.size, 0),
+        end: formatAddress(end),
+      });
+    }
+    return {
+      dir: this.dir, fsync: this.options.fsync, fsyncIntervalMs: this.options.fsyncIntervalMs, segmentBytes: this.options.segmentBytes,
+      lastSeq: this.seq, durableSeq: this.durable, failed: this.failure?.message ?? null, logs,
+    };
+  }
+
+  // Compacts every segment but the last of each log whose live records fill at most
+  // maxLiveRatio of it. Addresses do not change. One clean runs at a time.
+  clean(options: CleanOptions = {}): Promise<CleanReport> {
+    const maxLiveRatio = options.maxLiveRatio ?? 0.5;
+    if (!(maxLiveRatio >= 0 && maxLiveRatio <= 1)) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `maxLiveRatio is from 0 to 1, got ${maxLiveRatio}`));
+    for (const id of options.logs ?? []) {
+      if (!this.logs.has(id)) return Promise.reject(new SmfsError('SMFS_ERR_UNKNOWN_LOG', `no log ${id} on this server`));
+    }
+    const run = this.cleaning.catch(() => undefined).then(() => this.runClean(maxLiveRatio, options.logs));
+    this.cleaning = run;
+    return run;
+  }
+
+  private async runClean(maxLiveRatio: number, only: number[] | undefined): Promise<CleanReport> {
+    if (this.closed) throw new SmfsError('SMFS_ERR_CLOSED', 'the store is closed');
+    // Recovery checks groups past the durable mark across their logs, by their part headers.
+    // Compaction drops part headers, so everything it touches must be under a mark on disk.
+    const mark = await this.sync();
+    await this.writeDurableMark(mark);
+    const report: CleanReport = { segmentsCompacted: 0, segmentsDeleted: 0, recordsKept: 0, bytesBefore: 0, bytesAfter: 0, durableSeq: mark };
+    for (const id of only ?? this.logIds()) {
+      const log = this.logs.get(id)!;
+      for (const seg of log.ordered()) {
+        if (this.closed) return report;
+        if (seg === log.last || seg.maxSeq > mark || seg.liveRatio > maxLiveRatio || log.get(seg.number) !== seg) continue;
+        const plan = planCompaction(log, seg);
+        if (plan.newSize >= seg.size) continue;
+        const before = seg.size;
+        let replacement: Segment | undefined;
+        try {
+          replacement = await compactSegment(log, seg, plan);
+        } catch (err) {
+          throw ioError(`cleaning ${seg.path}`, err);
+        }
+        report.bytesBefore += before;
+        if (replacement) {
+          report.segmentsCompacted++;
+          report.recordsKept += replacement.recordCount;
+          report.bytesAfter += replacement.size;
+        } else report.segmentsDeleted++;
+      }
+    }
+    return report;
+  }
+
+  private async writeDurableMark(seq: number): Promise<void> {
+    const file = path.join(this.dir, DURABLE_FILE);
+    const tmp = `${file}.tmp`;
+    const fd = await openFile(tmp, 'w');
+    try {
+      await writeFile(fd, encodeDurable(seq));
+      await fdatasync(fd);
+    } finally {
+      await closeFile(fd);
+    }
+    await rename(tmp, file);
+    await fsyncDirectoryAsync(this.dir);
+  }
+
+  // Refuses new requests, waits for those already asked, fsyncs them, and releases the
+  // directory.
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.cleaning.catch(() => undefined);
+    let syncError: unknown;
+    await new Promise<number>((resolve, reject) => {
+      this.queue.push({ kind: 'sync', resolve, reject });
+      if (!this.writing) void this.drain();
+    }).catch((err) => { syncError = err; });
+    // A clean close leaves the mark on disk, so the next open need not check groups across logs.
+    if (!syncError) await this.writeDurableMark(this.durable).catch((err) => { syncError = ioError('writing the durable mark', err); });
+    if (this.writing) await new Promise<void>((resolve) => this.idle.push(resolve));
+    if (this.readsInFlight > 0) await new Promise<void>((resolve) => this.readsDone.push(resolve));
+    for (const log of this.logs.values()) for (const seg of log.ordered()) seg.retire();
+    this.lock.release();
+    if (syncError) throw syncError;
+  }
+
+  private enqueue(job: Job): void {
+    if (this.closed) {
+      job.reject(new SmfsError('SMFS_ERR_CLOSED', 'the store is closed'));
+      return;
+    }
+    this.queue.push(job);
+    if (!this.writing) void this.drain();
+  }
+
+  private syncSoon(): void {
+    if (this.dirty.size === 0 || this.syncQueued || this.closed) return;
+    this.syncQueued = true;
+    this.enqueue({ kind: 'sync', resolve: () => { this.syncQueued = false; }, reject: () => { this.syncQueued = false; } });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        if (this.failure) {
+          for (const job of this.queue.splice(0)) job.reject(this.failure);
+          break;
+        }
+        const first = this.queue[0];
+        if (first.kind === 'create' || first.kind === 'sync') {
+          this.queue.shift();
+          await this.runSingle(first);
+          continue;
+        }
+        const batch: Job[] = [];
+        let bytes = 0;
+        while (this.queue.length > 0 && batch.length < BATCH_JOBS && bytes < BATCH_BYTES) {
+          const next = this.queue[0];
+          if (next.kind !== 'append' && next.kind !== 'free') break;
+          batch.push(this.queue.shift()!);
+          bytes += next.bytes;
+        }
+        await this.runBatch(batch as Extract<Job, { kind: 'append' | 'free' }>[]);
+      }
+    } finally {
+      this.writing = false;
+      for (const done of this.idle.splice(0)) done();
+    }
+  }
+
+  private async runSingle(job: Extract<Job, { kind: 'create' | 'sync' }>): Promise<void> {
+    try {
+      if (job.kind === 'sync') job.resolve(await this.syncDirty());
+      else job.resolve(await this.writeCreate(job.log));
+    } catch (err) {
+      job.reject(err);
+    }
+  }
+
+  private async runBatch(batch: Extract<Job, { kind: 'append' | 'free' }>[]): Promise<void> {
+    const done: { job: (typeof batch)[number]; value: Address[] | undefined }[] = [];
+    for (const job of batch) {
+      if (this.failure) {
+        job.reject(this.failure);
+        continue;
+      }
+      try {
+        const value = job.kind === 'append' ? await this.writeAppend(job.records) : await this.writeFree(job.addresses);
+        done.push({ job, value });
+      } catch (err) {
+        job.reject(err);
+      }
+    }
+    if (done.length === 0) return;
+    if (this.options.fsync === 'always') {
+      try {
+        await this.syncDirty();
+      } catch (err) {
+        for (const d of done) d.job.reject(err);
+        return;
+      }
+    }
+    for (const d of done) (d.job.resolve as (v: Address[] | undefined) => void)(d.value);
+  }
+
+  // fsyncs every segment written since the last time. A failed fsync stops the store: the
+  // kernel may have dropped the pages, and only a restart's recovery knows what is on disk.
+  private async syncDirty(): Promise<number> {
+    const upTo = this.seq;
+    const segs = [...this.dirty];
+    this.dirty.clear();
+    try {
+      await Promise.all(segs.map(async (s) => {
+        s.dirty = false;
+        await fdatasync(s.descriptor());
+      }));
+    } catch (err) {
+      throw this.fail(`fsync failed; the store takes no more writes until it is restarted (${(err as Error).message})`, err);
+    }
+    this.durable = Math.max(this.durable, upTo);
+    return this.durable;
+  }
+
+  private fail(message: string, cause: unknown): SmfsError {
+    this.failure ??= new SmfsError('SMFS_ERR_IO', message, { cause });
+    return this.failure;
+  }
+
+  private async writeCreate(id: number): Promise<void> {
+    if (this.logs.has(id)) throw new SmfsError('SMFS_ERR_LOG_EXISTS', `log ${id} exists already`);
+    const logsDir = path.join(this.dir, LOGS_DIR);
+    const dir = path.join(logsDir, String(id));
+    try {
+      fs.mkdirSync(dir);
+      const log = new LogState(id, dir);
+      await this.newSegment(log);
+      fsyncDirectory(logsDir);
+      this.logs.set(id, log);
+    } catch (err) {
+      throw ioError(`creating log ${id}`, err);
+    }
+  }
+
+  // Starts the log's next segment: the one before is fsynced first, so that a torn write can
+  // only ever be in a log's last segment, and the new one exists on disk before anything goes in.
+  private async newSegment(log: LogState): Promise<Segment> {
+    const previous = log.last;
+    if (previous?.dirty) {
+      await fdatasync(previous.descriptor());
+      previous.dirty = false;
+      this.dirty.delete(previous);
+    }
+    const number = log.nextNumber;
+    if (number > 0xffffffff) throw new SmfsError('SMFS_ERR_TOO_LARGE', `log ${log.id} has used every segment number`);
+    const file = path.join(log.dir, segmentFileName(number));
+    const fd = await openFile(file, 'wx');
+    try {
+      await writeAllAt(fd, [encodeSegmentHeader({ kind: SegmentKind.raw, log: log.id, segment: number })], 0);
+      await fdatasync(fd);
+    } finally {
+      await closeFile(fd);
+    }
+    await fsyncDirectoryAsync(log.dir);
+    const seg = new Segment(log.id, number, file, 'raw', SEGMENT_HEADER);
+    log.set(seg);
+    return seg;
+  }
+
+  private async segmentFor(log: LogState, length: number): Promise<Segment> {
+    const last = log.last;
+    if (last && last.state === 'raw' && (last.size === SEGMENT_HEADER || last.size + length <= this.options.segmentBytes)) return last;
+    return this.newSegment(log);
+  }
+
+  private logFor(id: number): LogState {
+    const log = this.logs.get(id);
+    if (!log) throw new SmfsError('SMFS_ERR_UNKNOWN_LOG', `no log ${id} on this server; create it first`);
+    return log;
+  }
+
+  // Writes one part per log of the group. A failure takes back what was written, so the
+  // group is all or none in memory too; if even that fails the store stops.
+  private async writeParts(parts: { log: LogState; length: number; buffers: Uint8Array[] }[], after: (seg: Segment, at: number, index: number) => void): Promise<void> {
+    const written: { seg: Segment; at: number }[] = [];
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        const p = parts[i];
+        const seg = await this.segmentFor(p.log, p.length);
+        const at = seg.size;
+        written.push({ seg, at });
+        await writeAllAt(seg.descriptor(), p.buffers, at);
+        seg.size = at + p.length;
+        seg.dirty = true;
+        this.dirty.add(seg);
+        after(seg, at, i);
+      }
+    } catch (err) {
+      for (const { seg, at } of written.reverse()) {
+        try {
+          await ftruncate(seg.descriptor(), at);
+          seg.truncateRecords(at);
+          seg.size = at;
+        } catch (undo) {
+          throw this.fail(`a failed write could not be taken back (${(undo as Error).message}); restart the server to recover`, undo);
+        }
+      }
+      throw ioError('writing a group', err);
+    }
+  }
+
+  private async writeAppend(records: AppendRecord[]): Promise<Address[]> {
+    const groups = byLog(records);
+    for (const id of groups.keys()) this.logFor(id);
+    const seq = this.seq + 1;
+    const participants = [...groups.keys()];
+    const addresses: Address[] = new Array(records.length);
+    const parts = participants.map((id) => {
+      const g = groups.get(id)!;
+      const encoded = encodeDataPart(seq, this.durable, participants, g.items as NewRecord[]);
+      return { log: this.logs.get(id)!, length: encoded.length, buffers: encoded.buffers, recordOffsets: encoded.recordOffsets, group: g };
+    });
+    await this.writeParts(parts, (seg, at, i) => {
+      const p = parts[i];
+      p.recordOffsets.forEach((rel, k) => {
+        const item = p.group.items[k];
+        seg.addRecord({ offset: at + rel, position: at + rel + RECORD_HEADER, length: item.data.length, crc: item.crc! });
+        addresses[p.group.indexes[k]] = { log: p.log.id, segment: seg.number, offset: at + rel };
+      });
+      seg.maxSeq = seq;
+    });
+    this.seq = seq;
+    return addresses;
+  }
+
+  private async writeFree(addresses: Address[]): Promise<undefined> {
+    const seen = new Set<string>();
+    for (const a of addresses) {
+      const key = formatAddress(a);
+      if (seen.has(key)) throw new SmfsError('SMFS_ERR_REQUEST', `${key} is given twice`);
+      seen.add(key);
+      this.locate(a);
+    }
+    const groups = byLog(addresses);
+    const seq = this.seq + 1;
+    const participants = [...groups.keys()];
+    const parts = participants.map((id) => {
+      const buffer = encodeFreePart(seq, this.durable, participants, groups.get(id)!.items);
+      return { log: this.logs.get(id)!, length: buffer.length, buffers: [buffer], frees: groups.get(id)!.items };
+    });
+    const recorded: { seg: Segment; frees: Address[] }[] = [];
+    await this.writeParts(parts, (seg, _at, i) => {
+      recorded.push({ seg, frees: parts[i].frees });
+      seg.maxSeq = seq;
+    });
+    this.seq = seq;
+    for (const { seg, frees } of recorded) seg.frees.push(...frees);
+    // Looked up again: the cleaner may have swapped a segment while the parts were written.
+    for (const a of addresses) this.logs.get(a.log)?.get(a.segment)?.markFreed(a.offset);
+    return undefined;
+  }
+}

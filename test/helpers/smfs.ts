@@ -1,0 +1,71 @@
+// Helpers for the SMFS tests: temporary store directories, records that say which group they
+// belong to (so a test can tell a whole group from part of one by reading the log back), and
+// `smfs storage` run as a child process.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+
+export const SMFS_BIN = path.resolve(__dirname, '..', '..', 'src', 'cli', 'smfs.js');
+
+export async function withDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(path.join(tmpdir(), `smfs-${prefix}-`));
+  try {
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// A record's bytes: a 12-byte tag (group, index in the group, records in the group) and then a
+// fill byte that depends on the tag, so a record can be checked from its own content.
+export const TAG_BYTES = 12;
+
+export function taggedRecord(group: number, index: number, count: number, length: number): Buffer {
+  const b = Buffer.alloc(Math.max(length, TAG_BYTES), (group * 7 + index * 13 + 1) & 0xff);
+  b.writeUInt32BE(group, 0);
+  b.writeUInt32BE(index, 4);
+  b.writeUInt32BE(count, 8);
+  return b;
+}
+
+export interface Tag {
+  group: number;
+  index: number;
+  count: number;
+}
+
+// The tag of a record, or undefined if its bytes are not what taggedRecord wrote.
+export function readTag(b: Buffer): Tag | undefined {
+  if (b.length < TAG_BYTES) return undefined;
+  const tag = { group: b.readUInt32BE(0), index: b.readUInt32BE(4), count: b.readUInt32BE(8) };
+  return b.equals(taggedRecord(tag.group, tag.index, tag.count, b.length)) ? tag : undefined;
+}
+
+export interface StorageChild {
+  child: ChildProcess;
+  port: number;
+  listening: Record<string, unknown>;
+  nextLine(): Promise<string | undefined>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr(): string;
+}
+
+// Starts `smfs storage --port 0 --json` on `dir` and waits for its "listening" line.
+export async function startStorage(dir: string, args: string[] = []): Promise<StorageChild> {
+  const child = spawn(process.execPath, [SMFS_BIN, 'storage', '--dir', dir, '--port', '0', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const nextLine = async () => (await lines.next()).value as string | undefined;
+  const first = await nextLine();
+  if (first === undefined) {
+    const { code } = await exited;
+    throw new Error(`smfs storage exited (${code}) before listening: ${err}`);
+  }
+  const listening = JSON.parse(first) as Record<string, unknown>;
+  return { child, port: listening.port as number, listening, nextLine, exited, stderr: () => err };
+}

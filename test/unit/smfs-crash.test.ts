@@ -1,0 +1,103 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { StorageClient } from '../../src/smfs/client';
+import { LogStore } from '../../src/smfs/store';
+import type { FsyncPolicy } from '../../src/smfs/store';
+import { formatAddress } from '../../src/smfs/format';
+import { Rng } from '../helpers/packets';
+import { readTag, startStorage, taggedRecord, withDir } from '../helpers/smfs';
+
+const LOGS = [1, 2, 3];
+const PIPELINE = 4;          // groups in flight at once, so the server is always writing one
+const WANT_TORN = 3;         // rounds whose kill landed inside a group
+const MAX_ROUNDS = 30;
+
+interface Shape {
+  logs: number[];            // the log of each record, in the group's order
+}
+
+// Reads every record of every log back and checks it against what was sent: each group is
+// there whole (every record, once, in the log it was sent to) or not at all.
+async function groupsOnDisk(store: LogStore, shapes: Map<number, Shape>): Promise<Set<number>> {
+  const found = new Map<number, Map<number, number>>(); // group -> record index -> log
+  for (const log of LOGS) {
+    for (const e of store.entries(log)) {
+      const tag = readTag((await store.read(e.address)).data);
+      assert.ok(tag, `the record at ${formatAddress(e.address)} is one we sent, intact`);
+      const records = found.get(tag!.group) ?? new Map<number, number>();
+      assert.not.ok(records.has(tag!.index), `group ${tag!.group} record ${tag!.index} is there once`);
+      records.set(tag!.index, log);
+      found.set(tag!.group, records);
+    }
+  }
+  for (const [group, records] of found) {
+    const shape = shapes.get(group);
+    assert.ok(shape, `group ${group} was sent`);
+    assert.is(records.size, shape!.logs.length, `group ${group} is whole: ${records.size} of ${shape!.logs.length} records`);
+    shape!.logs.forEach((log, i) => assert.is(records.get(i), log, `group ${group} record ${i} is in log ${log}`));
+  }
+  return new Set(found.keys());
+}
+
+const crash = suite('smfs crash');
+
+crash('SIGKILL in the middle of groups: after restart every group is all or none, the log is a prefix of what was sent, nothing answered is lost', async () => {
+  await withDir('kill', async (dir) => {
+    const rng = new Rng(2024);
+    const setup = await LogStore.open(dir);
+    for (const id of LOGS) await setup.createLog(id);
+    await setup.close();
+    const shapes = new Map<number, Shape>();
+    let present = new Set<number>();
+    let nextGroup = 0;
+    let torn = 0;
+    let rounds = 0;
+    while (torn < WANT_TORN && rounds < MAX_ROUNDS) {
+      rounds++;
+      const fsync: FsyncPolicy = rounds % 3 === 0 ? 'always' : 'never';
+      const server = await startStorage(dir, ['--fsync', fsync, '--segment-size', '2M']);
+      const client = await StorageClient.connect(server.port);
+      const sent: number[] = [];
+      const answered = new Set<number>();
+      const killAfter = rng.int(2, 8);
+      let killed = false;
+      await new Promise<void>((resolve) => {
+        const sendOne = (): void => {
+          const group = nextGroup++;
+          const n = rng.int(2, 6);
+          const records = Array.from({ length: n }, (_, i) => ({ log: LOGS[rng.int(0, LOGS.length - 1)], data: taggedRecord(group, i, n, rng.int(16 * 1024, 256 * 1024)) }));
+          shapes.set(group, { logs: records.map((r) => r.log) });
+          sent.push(group);
+          client.append(records).then(() => {
+            answered.add(group);
+            if (killed) return;
+            if (answered.size < killAfter) return sendOne();
+            // Killed with PIPELINE - 1 groups still in flight: the server is writing one.
+            killed = true;
+            server.child.kill('SIGKILL');
+            resolve();
+          }, () => undefined);
+        };
+        for (let i = 0; i < PIPELINE; i++) sendOne();
+      });
+      const exit = await server.exited;
+      assert.is(exit.signal, 'SIGKILL');
+      await client.close();
+
+      const store = await LogStore.open(dir);
+      const r = store.recovery;
+      if (r.truncated.length > 0 || r.droppedGroups > 0) torn++;
+      const now = await groupsOnDisk(store, shapes);
+      for (const g of present) assert.ok(now.has(g), `round ${rounds}: group ${g}, there before, is still there`);
+      for (const g of answered) assert.ok(now.has(g), `round ${rounds} (fsync ${fsync}): answered group ${g} survived the kill`);
+      const fromThisRound = sent.filter((g) => now.has(g));
+      assert.equal(fromThisRound, sent.slice(0, fromThisRound.length), `round ${rounds}: the groups kept are the first ones sent`);
+      assert.is(now.size, present.size + fromThisRound.length, `round ${rounds}: nothing on disk that was not sent`);
+      present = now;
+      await store.close();
+    }
+    assert.ok(torn >= WANT_TORN, `${torn} of ${rounds} kills landed inside a group; the test needs ${WANT_TORN} to mean something`);
+  });
+});
+
+crash.run();

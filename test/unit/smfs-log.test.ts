@@ -1,0 +1,246 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { crc32, crc32Table } from '../../src/smfs/checksum';
+import { LogStore } from '../../src/smfs/store';
+import type { Address } from '../../src/smfs/format';
+import { LIMITS, formatAddress } from '../../src/smfs/format';
+import { SmfsError } from '../../src/smfs/errors';
+import { Rng } from '../helpers/packets';
+import { withDir } from '../helpers/smfs';
+
+async function refused(p: Promise<unknown>, code: string): Promise<SmfsError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.instance(err, SmfsError);
+    assert.is((err as SmfsError).code, code, (err as Error).message);
+    return err as SmfsError;
+  }
+  assert.unreachable(`expected ${code}, it succeeded`);
+  throw new Error('unreachable');
+}
+
+const log = suite('smfs log store');
+
+log('CRC-32: the native function and the table agree, also carried across buffers', () => {
+  const rng = new Rng(3);
+  for (const n of [0, 1, 7, 64, 1000, 65537]) {
+    const b = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) b[i] = rng.int(0, 255);
+    assert.is(crc32(b), crc32Table(b), `length ${n}`);
+    const cut = Math.floor(n / 3);
+    assert.is(crc32(b.subarray(cut), crc32(b.subarray(0, cut))), crc32(b));
+    assert.is(crc32Table(b.subarray(cut), crc32Table(b.subarray(0, cut))), crc32(b));
+  }
+  assert.is(crc32(Buffer.from('123456789')), 0xcbf43926); // the check value of CRC-32/ISO-HDLC
+});
+
+log('a group across logs gets its addresses in order and reads back, also after reopening', async () => {
+  await withDir('log', async (dir) => {
+    let store = await LogStore.open(dir, { segmentBytes: 4096 });
+    await store.createLog(1);
+    await store.createLog(7);
+    const group = [
+      { log: 7, data: Buffer.from('seven-a') },
+      { log: 1, data: Buffer.from('one-a') },
+      { log: 7, data: Buffer.from('') },
+      { log: 1, data: randomBytes(3000) },
+    ];
+    const a = await store.append(group);
+    assert.is(a.length, 4);
+    assert.equal(a.map((x) => x.log), [7, 1, 7, 1]);
+    assert.ok(a[2].offset > a[0].offset && a[3].offset > a[1].offset, 'later records of a log come later in it');
+    for (let i = 0; i < 4; i++) assert.ok((await store.read(a[i])).data.equals(group[i].data), `record ${i}`);
+    const b = await store.append([{ log: 1, data: randomBytes(2000) }]);
+    assert.is(b[0].segment, 1, 'a part that does not fit starts the next segment');
+    assert.is(store.lastSeq, 2);
+    assert.is(store.durableSeq, 2, 'fsync always: answered means on disk');
+    await store.close();
+    store = await LogStore.open(dir, { segmentBytes: 4096 });
+    assert.equal(store.logIds(), [1, 7]);
+    assert.is(store.lastSeq, 2);
+    assert.equal(store.recovery.truncated, []);
+    for (let i = 0; i < 4; i++) assert.ok((await store.read(a[i])).data.equals(group[i].data), `record ${i} after reopening`);
+    const c = await store.append([{ log: 1, data: Buffer.from('x') }]);
+    assert.ok(c[0].segment === 1 && c[0].offset > b[0].offset, 'appends go on after the last record');
+    assert.is(store.lastSeq, 3);
+    await store.close();
+  });
+});
+
+log('a record larger than a segment gets a segment of its own', async () => {
+  await withDir('log', async (dir) => {
+    const store = await LogStore.open(dir, { segmentBytes: 4096 });
+    await store.createLog(0);
+    const big = randomBytes(10_000);
+    const [x] = await store.append([{ log: 0, data: Buffer.from('small') }]);
+    const [y] = await store.append([{ log: 0, data: big }]);
+    const [z] = await store.append([{ log: 0, data: Buffer.from('after') }]);
+    assert.equal([x.segment, y.segment, z.segment], [0, 1, 2]);
+    assert.ok((await store.read(y)).data.equals(big));
+    await store.close();
+  });
+});
+
+log('bad requests are refused with their codes and change nothing', async () => {
+  await withDir('log', async (dir) => {
+    const store = await LogStore.open(dir, { segmentBytes: 4096 });
+    await store.createLog(1);
+    const [a] = await store.append([{ log: 1, data: Buffer.from('keep') }]);
+    await refused(store.createLog(1), 'SMFS_ERR_LOG_EXISTS');
+    await refused(store.createLog(-1), 'SMFS_ERR_REQUEST');
+    await refused(store.createLog(2 ** 32 - 1), 'SMFS_ERR_REQUEST');
+    await refused(store.append([]), 'SMFS_ERR_REQUEST');
+    await refused(store.append([{ log: 1, data: Buffer.from('a') }, { log: 2, data: Buffer.from('b') }]), 'SMFS_ERR_UNKNOWN_LOG');
+    await refused(store.append([{ log: 1, data: Buffer.alloc(LIMITS.recordBytes + 1) }]), 'SMFS_ERR_TOO_LARGE');
+    await refused(store.append([{ log: 1, data: Buffer.from('abc'), crc: crc32(Buffer.from('abd')) }]), 'SMFS_ERR_CHECKSUM');
+    await refused(store.read({ log: 2, segment: 0, offset: 32 }), 'SMFS_ERR_UNKNOWN_LOG');
+    await refused(store.read({ log: 1, segment: 5, offset: 32 }), 'SMFS_ERR_ADDRESS');
+    await refused(store.read({ log: 1, segment: 0, offset: a.offset + 1 }), 'SMFS_ERR_ADDRESS');
+    await refused(store.read({ log: 1, segment: 0, offset: 1 << 20 }), 'SMFS_ERR_ADDRESS');
+    await refused(store.read({ log: 1, segment: 0, offset: -1 }), 'SMFS_ERR_ADDRESS');
+    await refused(store.free([a, { ...a, offset: a.offset + 2 }]), 'SMFS_ERR_ADDRESS');
+    await refused(store.free([a, a]), 'SMFS_ERR_REQUEST');
+    assert.ok((await store.read(a)).data.equals(Buffer.from('keep')), 'a refused free frees nothing');
+    assert.is(store.lastSeq, 1, 'no refused request took a sequence number');
+    await store.free([a]);
+    await refused(store.read(a), 'SMFS_ERR_FREED');
+    await refused(store.free([a]), 'SMFS_ERR_FREED');
+    const st = store.stat().logs[0];
+    assert.equal([st.liveRecords, st.freedRecords], [0, 1]);
+    await store.close();
+    await refused(store.read(a), 'SMFS_ERR_CLOSED');
+    await refused(store.append([{ log: 1, data: Buffer.from('late') }]), 'SMFS_ERR_CLOSED');
+  });
+});
+
+log('one server per directory: a second open is refused; a dead holder\'s lock is taken over', async () => {
+  await withDir('log', async (dir) => {
+    const store = await LogStore.open(dir);
+    await refused(LogStore.open(dir), 'SMFS_ERR_LOCKED');
+    await store.close();
+    // A holder that died without releasing: its pid is gone (reaped by spawnSync).
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    fs.writeFileSync(path.join(dir, 'LOCK'), `${dead.stdout} -\n`);
+    const again = await LogStore.open(dir);
+    await again.close();
+    assert.not.ok(fs.existsSync(path.join(dir, 'LOCK')), 'close releases the lock');
+  });
+});
+
+log('fsync interval: answered at once, on disk within the interval without anyone asking', async () => {
+  await withDir('log', async (dir) => {
+    const store = await LogStore.open(dir, { fsync: 'interval', fsyncIntervalMs: 5 });
+    await store.createLog(1);
+    await store.append([{ log: 1, data: Buffer.from('a') }]);
+    await store.append([{ log: 1, data: Buffer.from('b') }]);
+    assert.is(store.lastSeq, 2);
+    const deadline = Date.now() + 5000;
+    while (store.durableSeq < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.is(store.durableSeq, 2, 'the interval fsync moved the durable mark');
+    await store.close();
+    const never = await LogStore.open(dir, { fsync: 'never' });
+    await never.append([{ log: 1, data: Buffer.from('c') }]);
+    assert.is(never.durableSeq, 2, 'never: not on disk until asked');
+    assert.is(await never.sync(), 3);
+    await never.close();
+  });
+});
+
+// A random run of appends (groups over several logs, some records larger than a segment),
+// frees (some refused), reads, cleans and reopenings, checked at every step against a model
+// of what each address should hold.
+async function modelRun(seed: number, steps: number, cleaned: { compacted: number; deleted: number }): Promise<void> {
+  const rng = new Rng(seed);
+  await withDir('model', async (dir) => {
+    const opts = { segmentBytes: 4096, fsync: (['always', 'never', 'interval'] as const)[seed % 3] };
+    let store = await LogStore.open(dir, opts);
+    const logs = [3, 4, 9];
+    for (const id of logs) await store.createLog(id);
+    const model = new Map<string, { address: Address; data: Buffer; live: boolean }>();
+    const lastOffset = new Map<number, [number, number]>();
+    const pick = (live: boolean) => {
+      const all = [...model.values()].filter((r) => r.live === live);
+      return all.length ? all[rng.int(0, all.length - 1)] : undefined;
+    };
+    const where = (step: number) => `seed ${seed} step ${step}`;
+    for (let step = 0; step < steps; step++) {
+      const roll = rng.next();
+      if (roll < 0.4) {
+        const n = rng.int(1, 5);
+        const group = Array.from({ length: n }, () => {
+          const size = rng.next() < 0.03 ? rng.int(4096, 9000) : rng.int(0, 700);
+          const data = Buffer.alloc(size);
+          for (let i = 0; i < size; i += 97) data[i] = rng.int(0, 255);
+          return { log: logs[rng.int(0, logs.length - 1)], data };
+        });
+        const addresses = await store.append(group);
+        addresses.forEach((a, i) => {
+          assert.is(a.log, group[i].log, where(step));
+          const prev = lastOffset.get(a.log);
+          assert.ok(!prev || a.segment > prev[0] || (a.segment === prev[0] && a.offset > prev[1]), `${where(step)}: addresses grow in a log`);
+          lastOffset.set(a.log, [a.segment, a.offset]);
+          assert.not.ok(model.has(formatAddress(a)), `${where(step)}: address ${formatAddress(a)} given twice`);
+          model.set(formatAddress(a), { address: a, data: group[i].data, live: true });
+        });
+      } else if (roll < 0.6) {
+        const chosen = new Set<string>();
+        for (let k = rng.int(1, 4); k > 0; k--) {
+          const r = pick(true);
+          if (r) chosen.add(formatAddress(r.address));
+        }
+        const withFreed = rng.next() < 0.2 ? pick(false) : undefined;
+        if (chosen.size === 0) continue;
+        const addrs = [...chosen].map((k) => model.get(k)!.address);
+        if (withFreed) {
+          await refused(store.free([...addrs, withFreed.address]), 'SMFS_ERR_FREED');
+        } else {
+          await store.free(addrs);
+          for (const k of chosen) model.get(k)!.live = false;
+        }
+      } else if (roll < 0.9) {
+        const r = rng.next() < 0.8 ? pick(true) : pick(false);
+        if (!r) continue;
+        if (r.live) assert.ok((await store.read(r.address)).data.equals(r.data), `${where(step)}: read ${formatAddress(r.address)}`);
+        else await refused(store.read(r.address), 'SMFS_ERR_FREED');
+      } else if (roll < 0.96) {
+        const c = await store.clean({ maxLiveRatio: rng.next() });
+        cleaned.compacted += c.segmentsCompacted;
+        cleaned.deleted += c.segmentsDeleted;
+      } else {
+        await store.close();
+        store = await LogStore.open(dir, opts);
+        assert.equal(store.recovery.truncated, [], `${where(step)}: a clean close leaves nothing torn`);
+      }
+    }
+    // Everything, at the end and once more after a reopening.
+    for (let round = 0; round < 2; round++) {
+      for (const r of model.values()) {
+        if (r.live) assert.ok((await store.read(r.address)).data.equals(r.data), `seed ${seed}: final read ${formatAddress(r.address)}`);
+        else await refused(store.read(r.address), 'SMFS_ERR_FREED');
+      }
+      for (const id of logs) {
+        const live = [...store.entries(id)].filter((e) => !e.freed).map((e) => formatAddress(e.address));
+        const expected = [...model.values()].filter((r) => r.live && r.address.log === id).map((r) => formatAddress(r.address));
+        assert.equal(live, expected, `seed ${seed}: log ${id}'s live records, in address order`);
+        const st = store.stat().logs.find((l) => l.id === id)!;
+        assert.is(st.liveRecords, expected.length);
+      }
+      await store.close();
+      store = await LogStore.open(dir, opts);
+    }
+    await store.close();
+  });
+}
+
+log('random appends, frees, reads, cleans and reopenings agree with a model', async () => {
+  const cleaned = { compacted: 0, deleted: 0 };
+  for (const seed of [1, 2, 3, 4]) await modelRun(seed, 600, cleaned);
+  assert.ok(cleaned.compacted > 10 && cleaned.deleted > 10, `the runs cleaned: ${JSON.stringify(cleaned)}`);
+});
+
+log.run();
