@@ -7,12 +7,12 @@ import type { ModelReport } from '../model/redundancy';
 import { formatCodecBench, runCodecBench } from '../../bench/codec';
 import { formatEngineBench, runEngineBench } from '../../bench/engine';
 import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
-import { DEFAULTS, LIMITS, defaultWindow } from '../fec/config';
+import { DEFAULTS, LIMITS, defaultInterleaves, defaultWindow } from '../fec/config';
 import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, requireRoot, startGateway } from '../gateway/gateway';
 import type { EpochRecord, TuneRequest } from '../gateway/gateway';
-import { AUTO_DEFAULTS, AutoRedundancy, autoInterleaves } from '../gateway/auto';
+import { AUTO_DEFAULTS, AutoRedundancy } from '../gateway/auto';
 import type { AutoOptions } from '../gateway/auto';
-import { ControlServer, control, controlPathState, defaultControlPath } from '../gateway/control';
+import { ControlServer, control, controlPathState, defaultControlPath, request } from '../gateway/control';
 import { GatewayMetrics, parseMetricsAddress, serveMetrics } from '../gateway/metrics';
 import type { MetricsAddress, MetricsServer } from '../gateway/metrics';
 import { withLogger } from '../log';
@@ -234,7 +234,7 @@ Examples (gateway A of the lab):
         flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
         requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
         feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
-        rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, autoInterleaves(auto.cMax)) : undefined),
+        rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, defaultInterleaves(auto.cMax)) : undefined),
       });
       const status = () => ({
         lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, control: controlPath, pid: process.pid,
@@ -319,11 +319,6 @@ function findControl(o: { lan?: string; control?: string }): string {
   return o.control ?? defaultControlPath(o.lan!);
 }
 
-async function ask(path: string, cmd: 'status' | 'stats'): Promise<Record<string, unknown>> {
-  for await (const msg of control(path, { cmd })) return msg;
-  throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${path} closed without answering`);
-}
-
 program
   .command('status')
   .description('A running gateway: interfaces, XDP mode, zero-copy or copy, queues, code, feedback, uptime')
@@ -331,7 +326,7 @@ program
   .option('--control <path>', 'the gateway\'s control socket (instead of --lan)')
   .option('--json', 'one JSON object (fields in docs/gateway.md, "Status")')
   .action(async (o: { lan?: string; control?: string; json?: boolean }) => {
-    const s = await ask(findControl(o), 'status');
+    const s = await request(findControl(o), { cmd: 'status' });
     if (o.json) {
       process.stdout.write(JSON.stringify(s) + '\n');
       return;
@@ -373,12 +368,7 @@ Examples:
     if (o.interleaves !== undefined) req.interleaves = o.interleaves;
     if (o.flushTimeout !== undefined) req.flushTimeoutMs = o.flushTimeout;
     if (Object.keys(req).length === 0) throw new ConfigError('give at least one of --r, --c, --interleaves, --flush-timeout');
-    let answer: Record<string, unknown> | undefined;
-    for await (const msg of control(findControl(o), { cmd: 'tune', ...req })) {
-      answer = msg;
-      break;
-    }
-    if (!answer) throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', 'the gateway closed without answering');
+    const answer = await request(findControl(o), { cmd: 'tune', ...req });
     process.stdout.write((o.json ? JSON.stringify(answer) : formatEpoch(answer as unknown as EpochRecord)) + '\n');
   });
 

@@ -1,8 +1,8 @@
 // `maelstrom stats`: a running gateway's counters as rates, like xdp-bench. Asks the control
 // socket for two snapshots an interval apart, prints what happened between them (src/gateway/rates.ts),
 // and with --watch or --count goes on doing so.
-import { ConfigError, MaelstromError } from '../errors';
-import { control } from '../gateway/control';
+import { ConfigError } from '../errors';
+import { request } from '../gateway/control';
 import { statsRates } from '../gateway/rates';
 import type { StatsReport, StatsSample } from '../gateway/rates';
 import type { EngineStats } from '../native/addon';
@@ -18,13 +18,8 @@ export interface StatsOptions {
   stop: AbortSignal; // SIGINT: finish quietly after the interval in hand
 }
 
-async function ask(path: string, cmd: 'status' | 'stats'): Promise<Record<string, unknown>> {
-  for await (const msg of control(path, { cmd })) return msg;
-  throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${path} closed without answering`);
-}
-
 async function sample(path: string): Promise<StatsSample> {
-  const stats = (await ask(path, 'stats')) as unknown as EngineStats;
+  const stats = (await request(path, { cmd: 'stats' })) as unknown as EngineStats;
   return { stats, atNs: process.hrtime.bigint() };
 }
 
@@ -47,7 +42,7 @@ export function checkStatsOptions(o: { watch?: boolean | number; count?: number 
 
 export async function runStats(o: StatsOptions): Promise<void> {
   if (!o.json) {
-    const s = await ask(o.control, 'status');
+    const s = await request(o.control, { cmd: 'status' });
     o.write(`gateway pid ${s.pid}: LAN ${s.lan} <-> WAN ${s.wan}, code (r=${s.r}, c=${s.c}), every ${o.intervalS} s${o.count === Infinity ? ' until Ctrl-C' : ''}\n`);
   }
   let previous = await sample(o.control);

@@ -32,10 +32,6 @@ export interface AutoDecision {
   samples: number;
 }
 
-export function autoInterleaves(c: number): number[] {
-  return defaultInterleaves(c);
-}
-
 export function modelledUnrecoverable(p: number, burst: number, r: number, interleaves: number[]): number {
   if (p <= 0) return 0;
   const iid = 1 - (1 - p) ** (r - 1);
@@ -47,7 +43,7 @@ export function modelledUnrecoverable(p: number, burst: number, r: number, inter
 // The smallest c in [cMin, cMax] that meets the target, or cMax when none does.
 export function smallestC(p: number, burst: number, o: AutoOptions): number {
   for (let c = o.cMin; c <= o.cMax; c++) {
-    if (modelledUnrecoverable(p, burst, o.r, autoInterleaves(c)) <= o.target) return c;
+    if (modelledUnrecoverable(p, burst, o.r, defaultInterleaves(c)) <= o.target) return c;
   }
   return o.cMax;
 }
@@ -104,7 +100,7 @@ export class AutoRedundancy {
     }
     this.lowerSince = undefined;
     this.c = want;
-    const interleaves = autoInterleaves(want);
+    const interleaves = defaultInterleaves(want);
     return { c: want, interleaves, loss: p, burst, modelled: modelledUnrecoverable(p, burst, this.o.r, interleaves), samples: sampled };
   }
 }

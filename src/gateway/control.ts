@@ -214,3 +214,9 @@ export async function* control(socketPath: string, req: ControlRequest): AsyncGe
     sock.destroy();
   }
 }
+
+// One request and its one answer (status, stats, tune).
+export async function request(socketPath: string, req: ControlRequest): Promise<Record<string, unknown>> {
+  for await (const msg of control(socketPath, req)) return msg;
+  throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${socketPath} closed without answering`);
+}

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { Lab } from '../../src/lab/lab';
 import { inNs, listNamespaces, nsRun, run } from '../../src/lab/netns';
 import { ADDRESSES } from '../../src/lab/topology';
-import { control } from '../../src/gateway/control';
+import { request } from '../../src/gateway/control';
 import { processAlive } from '../../src/cli/pid-file';
 import { exitStatus } from '../../src/errors';
 import type { ErrorCode } from '../../src/errors';
@@ -110,10 +110,7 @@ async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
   return true;
 }
 
-async function ask(socket: string, cmd: 'status' | 'stats'): Promise<Record<string, unknown>> {
-  for await (const msg of control(socket, { cmd })) return msg;
-  throw new Error(`${socket} did not answer`);
-}
+const ask = (socket: string, cmd: 'status' | 'stats') => request(socket, { cmd });
 
 errors.before(async () => {
   before = bpfObjects();
