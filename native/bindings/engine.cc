@@ -152,7 +152,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object bpf = Napi::Object::New(env);
     for (size_t k = 0; k < GW_STAT_MAX; k++) bpf[kBpfStats[k]] = double(s.bpf[k]);
     o["xdp"] = bpf;
-    o["epoch"] = double(s.epoch);
+    o["epoch"] = double(engine_.epoch());
     o["epochChanges"] = double(e.epoch_changes);
     o["epochFlushed"] = double(e.epoch_flushed);
     o["peerEpochChanges"] = double(s.decoder.epoch_changes);

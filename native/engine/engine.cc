@@ -321,7 +321,6 @@ int Engine::start(const EngineConfig& config, std::string* error) {
   // At least 2^17 records, so that a retune to a code as wide as (16, 1..1000) fits as well.
   tc.ring = std::max<uint32_t>({tc.ring, 8 * widest * config.encoder.r, 1u << 17});
   tracker_ = std::make_unique<netsync::Tracker>(tc);
-  tracker_ring_ = tracker_->ring_size();
   epoch_.store(config.encoder.epoch);
   events_ = std::make_unique<Events>();
   tracker_->set_sink(events_.get());
@@ -516,7 +515,7 @@ void Engine::apply_retune() {
 // What our decoder sees of the peer's WAN direction, for its --auto redundancy.
 void Engine::send_report() {
   const fec::DecoderStats& d = decoder_->stats();
-  if (!d.repairs || !config_.peer_addr) return;  // nothing heard from the peer yet
+  if (!d.repairs) return;  // nothing heard from the peer yet
   xsk::Port& wan = *wan_.ports[0];
   uint64_t addr;
   uint8_t* frame = wan.tx_buffer(&addr);
@@ -566,7 +565,6 @@ void Engine::publish() {
   snapshot_.decoder = decoder_->stats();
   snapshot_.decoder_pending = decoder_->pending();
   snapshot_.decoder_window = decoder_->window_fill();
-  snapshot_.epoch = encoder_->config().epoch;
   snapshot_.peer = peer_;
   snapshot_.netsync = tracker_->stats();
   events_->publish();

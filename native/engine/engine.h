@@ -95,7 +95,6 @@ struct EngineSnapshot {
   netsync::TrackerStats netsync;
   uint64_t decoder_pending = 0;
   uint64_t decoder_window = 0;
-  uint32_t epoch = 0;             // the encoder's
   PeerReport peer;
   uint64_t bpf[32] = {};  // enum gw_stat, both interfaces summed
   xsk::Port::KernelStats lan_sockets, wan_sockets;  // summed over queues
@@ -128,7 +127,7 @@ class Engine {
   // first_seq of `code` are ignored.
   uint32_t retune(const fec::EncoderConfig& code);
   uint32_t epoch() const { return epoch_.load(); }
-  uint32_t tracker_ring() const { return tracker_ring_; }
+  uint32_t tracker_ring() const { return tracker_ ? tracker_->ring_size() : 0; }  // fixed at start
 
  private:
   // What a WAN UMEM frame in flight carries, read back when it completes.
@@ -193,7 +192,6 @@ class Engine {
   std::optional<fec::EncoderConfig> retune_;  // requested, not yet applied
   std::atomic<bool> retune_pending_{false};
   std::atomic<uint32_t> epoch_{0};
-  uint32_t tracker_ring_ = 0;
   uint64_t next_report_ns_ = 0;
   PeerReport peer_;
   std::atomic<bool> running_{false};
