@@ -5,12 +5,20 @@ import { Command } from 'commander';
 import { run } from './run';
 import { byteSize, integer } from './parse';
 import { ConfigError } from '../errors';
+import { SmfsError } from '../smfs/errors';
 import { LIMITS } from '../smfs/format';
 import { FSYNC_POLICIES, LogStore, STORE_DEFAULTS } from '../smfs/store';
 import type { FsyncPolicy } from '../smfs/store';
 import type { RecoveryReport } from '../smfs/recovery';
 import { StorageServer } from '../smfs/server';
 import { STORAGE_PORT } from '../smfs/wire';
+import { ACK_LEVELS, MirrorLink, readRole, writeRole } from '../smfs/mirror';
+import type { AckLevel, Role } from '../smfs/mirror';
+import { StorageClient } from '../smfs/client';
+import { NetworkSyncListener } from '../feedback/listener';
+import { FEEDBACK_PORT } from '../feedback/format';
+import net from 'node:net';
+import fs from 'node:fs';
 
 const { version } = require('../../../package.json') as { version: string };
 
@@ -26,6 +34,20 @@ function formatRecovery(r: RecoveryReport): string {
 
 interface StorageOptions {
   dir: string; host: string; port: number; fsync: string; fsyncInterval: number; segmentSize: number; json?: boolean;
+  role?: string; mirror?: string; gateway?: string; feedbackPort: number; ack?: string; ackTimeout: number;
+}
+
+function hostPort(flag: string, text: string, defaultPort: number): { host: string; port: number } {
+  const m = /^([^:\s]+)(?::(\d+))?$/.exec(text);
+  const port = m?.[2] === undefined ? defaultPort : Number(m[2]);
+  if (!m || port < 1 || port > 65535) throw new ConfigError(`${flag} takes HOST[:PORT], got '${text}'`);
+  return { host: m[1], port };
+}
+
+function ipv4List(flag: string, text: string): string[] {
+  const list = text.split(',').map((a) => a.trim());
+  for (const a of list) if (net.isIPv4(a) === false) throw new ConfigError(`${flag} takes IPv4 addresses separated by commas, got '${a}'`);
+  return list;
 }
 
 const program = new Command('smfs')
@@ -48,6 +70,12 @@ program
   .option('--fsync <policy>', 'when appends reach the disk: always (before the answer), interval, never (the OS decides)', STORE_DEFAULTS.fsync)
   .option('--fsync-interval <ms>', 'with --fsync interval: how often', integer('--fsync-interval'), STORE_DEFAULTS.fsyncIntervalMs)
   .option('--segment-size <bytes>', 'segment file size, e.g. 100M (K, M, G are powers of 1024)', byteSize('--segment-size'), LIMITS.defaultSegmentBytes)
+  .option('--role <role>', 'primary, or mirror (takes changes only from a primary; remembered in --dir until smfs promote)')
+  .option('--mirror <host:port>', 'as a primary: stream every change to this mirror storage server (port default 7610)')
+  .option('--gateway <ip,...>', 'as a primary: the LAN addresses of the Maelstrom gateways whose network-sync feedback to trust (enables --ack network)')
+  .option('--feedback-port <n>', 'UDP port the gateways send feedback to', integer('--feedback-port'), FEEDBACK_PORT)
+  .option('--ack <level>', "acknowledgement level of appends that do not ask: local, network or remote (default: network with --gateway, remote with --mirror alone, else local)")
+  .option('--ack-timeout <ms>', 'an append not at its level in this long is answered SMFS_ERR_MIRROR (it stays written here)', integer('--ack-timeout'), 10_000)
   .option('--json', 'print the start and stop reports as JSON lines')
   .addHelpText('after', `
 Requests (docs/smfs.md has the frames): create-log, append (a group of records, for one log or
@@ -59,8 +87,17 @@ answered); 'interval' answers at once and fsyncs every --fsync-interval ms (a po
 most that much); 'never' leaves it to the OS. A process crash loses nothing answered under any
 policy, and every group is all or none after any crash.
 
+Mirroring: a primary started with --mirror streams create-log, append and free to the mirror
+(started with --role mirror) as the very bytes it wrote; after a reconnection it sends what the
+mirror lacks from its own log. Each append is answered at its level:
+  local    written here (fsync per policy) and handed to the kernel for the mirror
+  network  also on the WAN with its repairs, as the gateway reports (needs --gateway)
+  remote   also written at the mirror (its fsync per its policy)
+
 Examples:
   smfs storage --dir /srv/smfs --port 7610
+  smfs storage --dir /srv/mirror --role mirror --host 0.0.0.0          # at the remote site
+  smfs storage --dir /srv/smfs --mirror 10.2.0.10 --gateway 10.1.0.1  # primary, network-sync
   smfs storage --dir /srv/smfs --host 0.0.0.0 --fsync interval --fsync-interval 5 --segment-size 64M
   smfs storage --dir /tmp/s --port 0 --json     # prints {"event":"listening","port":...}`)
   .action(async (o: StorageOptions) => {
@@ -70,19 +107,55 @@ Examples:
     if (o.segmentSize < LIMITS.minSegmentBytes || o.segmentSize > LIMITS.maxSegmentBytes) {
       throw new ConfigError(`--segment-size is from ${LIMITS.minSegmentBytes} bytes to 2G, got ${o.segmentSize}`);
     }
-    const store = await LogStore.open(o.dir, { fsync: o.fsync as FsyncPolicy, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize });
+    if (o.role !== undefined && o.role !== 'primary' && o.role !== 'mirror') throw new ConfigError(`--role is primary or mirror, got '${o.role}'`);
+    if (o.ack !== undefined && !ACK_LEVELS.includes(o.ack as AckLevel)) throw new ConfigError(`--ack is one of ${ACK_LEVELS.join(', ')}, got '${o.ack}'`);
+    if (o.ackTimeout < 1 || o.ackTimeout > 3_600_000) throw new ConfigError(`--ack-timeout is from 1 to 3600000 ms, got ${o.ackTimeout}`);
+    if (o.feedbackPort < 1 || o.feedbackPort > 65535) throw new ConfigError(`--feedback-port is from 1 to 65535, got ${o.feedbackPort}`);
+    const onDisk = fs.existsSync(o.dir) ? readRole(o.dir) : 'primary';
+    if (o.role === 'primary' && onDisk === 'mirror') throw new ConfigError(`${o.dir} is a mirror's directory; smfs promote makes it a primary`);
+    const role: Role = (o.role as Role | undefined) ?? onDisk;
+    const target = o.mirror === undefined ? undefined : hostPort('--mirror', o.mirror, STORAGE_PORT);
+    const gateways = o.gateway === undefined ? undefined : ipv4List('--gateway', o.gateway);
+    if (role === 'mirror' && (target || gateways)) throw new ConfigError('a mirror does not take --mirror or --gateway: it does not mirror further');
+    if (gateways && !target) throw new ConfigError('--gateway is for network-sync to a mirror: give --mirror too');
+    const level = o.ack as AckLevel | undefined;
+    if (level && level !== 'local' && !target) throw new ConfigError(`--ack ${level} needs a mirror (--mirror)`);
+    if (level === 'network' && !gateways) throw new ConfigError('--ack network needs the gateways\' feedback (--gateway)');
+    const store = await LogStore.open(o.dir, { fsync: o.fsync as FsyncPolicy, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize, mirror: role === 'mirror' });
+    let listener: NetworkSyncListener | undefined;
+    let link: MirrorLink | undefined;
     let server: StorageServer;
     try {
-      server = await StorageServer.listen(store, { host: o.host, port: o.port });
+      if (role === 'mirror' && onDisk !== 'mirror') writeRole(store.dir, 'mirror');
+      if (gateways) {
+        listener = await NetworkSyncListener.open({ gateways, port: o.feedbackPort, timeoutMs: o.ackTimeout }).catch((err: Error) => {
+          throw new ConfigError(`cannot listen for gateway feedback on UDP ${o.feedbackPort}: ${err.message}`);
+        });
+      }
+      if (target) {
+        link = new MirrorLink(store, {
+          ...target, listener, ackTimeoutMs: o.ackTimeout,
+          onEvent: (event, detail) => process.stdout.write((o.json ? JSON.stringify({ event, ...detail }) : `smfs storage: ${event} ${JSON.stringify(detail)}`) + '\n'),
+        });
+      }
+      server = await StorageServer.listen(store, { host: o.host, port: o.port, role, mirror: link, defaultLevel: level }).catch((err: Error) => {
+        throw new ConfigError(`cannot listen on ${o.host}:${o.port}: ${err.message}`);
+      });
     } catch (err) {
+      link?.close();
+      await listener?.close();
       await store.close();
-      throw new ConfigError(`cannot listen on ${o.host}:${o.port}: ${(err as Error).message}`);
+      throw err;
     }
     const { host, port } = server.address;
-    const info = { host, port, dir: store.dir, fsync: o.fsync, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize, pid: process.pid };
+    const info = {
+      host, port, dir: store.dir, role, fsync: o.fsync, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize, pid: process.pid,
+      mirror: target ? `${target.host}:${target.port}` : null, gateways: gateways ?? null, defaultLevel: server.defaultLevel,
+    };
     if (o.json) process.stdout.write(JSON.stringify({ event: 'listening', ...info, recovery: store.recovery }) + '\n');
     else {
-      process.stdout.write(`smfs storage: listening on ${host}:${port}, dir ${store.dir}, fsync ${o.fsync}${o.fsync === 'interval' ? ` every ${o.fsyncInterval} ms` : ''}, segments of ${o.segmentSize} bytes\n`);
+      process.stdout.write(`smfs storage: ${role} listening on ${host}:${port}, dir ${store.dir}, fsync ${o.fsync}${o.fsync === 'interval' ? ` every ${o.fsyncInterval} ms` : ''}, segments of ${o.segmentSize} bytes\n`);
+      if (target) process.stdout.write(`smfs storage: mirroring to ${target.host}:${target.port}; appends acknowledged ${server.defaultLevel} unless they ask${gateways ? `; network-sync feedback from ${gateways.join(', ')}` : ''}\n`);
       process.stdout.write(formatRecovery(store.recovery) + '\n');
     }
     const signal = await new Promise<string>((resolve) => {
@@ -91,9 +164,51 @@ Examples:
     // A second signal while shutting down means now.
     for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => process.exit(1));
     await server.close();
-    const stats = store.stat();
+    await listener?.close();
+    const stats = server.store.stat();
     const stopped = { event: 'stopped', signal, lastSeq: stats.lastSeq, durableSeq: stats.durableSeq, ...server.counters };
     process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs storage: stopped on ${signal}; last group ${stats.lastSeq}, all on disk; ${server.counters.requests} requests, ${Object.values(server.counters.refused).reduce((a, b) => a + b, 0)} refused`) + '\n');
+  });
+
+program
+  .command('promote')
+  .description("Make a mirror the primary, with the longest prefix of whole groups it holds: never a partial group, never a hole")
+  .option('--host <addr>', 'the mirror storage server to promote (running)', '127.0.0.1')
+  .option('--port <n>', 'its port', integer('--port'), STORAGE_PORT)
+  .option('--dir <path>', 'promote a stopped mirror\'s directory instead (recovery runs on it)')
+  .option('--json', 'print the result as JSON')
+  .addHelpText('after', `
+A running mirror stops taking its primary's stream, closes and reopens its logs (recovery cuts
+anything a dead primary's stream left unfinished), and takes appends from then on. Point the
+clients (and a new mirror) at it. The old primary must not come back as a primary: its log may
+hold groups the mirror never got; reseed it as a mirror of the new primary.
+
+Examples:
+  smfs promote --host 10.2.0.10            # the mirror server at the remote site
+  smfs promote --dir /srv/mirror --json    # a mirror that is not running`)
+  .action(async (o: { host: string; port: number; dir?: string; json?: boolean }) => {
+    let result: { lastSeq: number; logs: { log: number; segment: number; offset: number }[]; recovery: RecoveryReport };
+    if (o.dir !== undefined) {
+      if (!fs.existsSync(o.dir) || readRole(o.dir) !== 'mirror') throw new ConfigError(`${o.dir} is not a mirror's directory`);
+      const store = await LogStore.open(o.dir, { mirror: true });
+      result = { lastSeq: store.lastSeq, logs: store.ends(), recovery: store.recovery };
+      await store.close();
+      writeRole(store.dir, 'primary');
+    } else {
+      const client = await StorageClient.connect(o.port, o.host).catch((err: Error) => {
+        throw new SmfsError('SMFS_ERR_CLOSED', `cannot reach the mirror at ${o.host}:${o.port}: ${err.message}`);
+      });
+      try {
+        result = await client.promote();
+      } finally {
+        await client.close();
+      }
+    }
+    if (o.json) process.stdout.write(JSON.stringify({ event: 'promoted', ...result }) + '\n');
+    else {
+      process.stdout.write(`smfs: promoted; ${result.logs.length} logs, last group ${result.lastSeq}\n`);
+      process.stdout.write(formatRecovery(result.recovery) + '\n');
+    }
   });
 
 void run(program, process.argv);

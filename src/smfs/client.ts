@@ -8,9 +8,14 @@ import type { Address } from './format';
 import type { CleanReport, StoreStat } from './store';
 import type { RecoveryReport } from './recovery';
 import type { ServerCounters } from './server';
-import { ALL_LOGS, ANSWER_FLAG, Cursor, FrameReader, Op, STORAGE_PORT, decodeError, encodeAddress, encodeFrame, encodeU32 } from './wire';
+import {
+  ALL_LOGS, ANSWER_FLAG, AppendFlags, Cursor, FrameReader, LEVEL_CODES, NOT_REACHED, Op, STORAGE_PORT, decodeError, encodeAddress, encodeFrame, encodeU32,
+} from './wire';
+import type { AckLevel, MirrorStat, Role } from './mirror';
 
-export type ServerStat = StoreStat & { recovery: RecoveryReport; server: ServerCounters };
+export type ServerStat = StoreStat & {
+  recovery: RecoveryReport; server: ServerCounters; role: Role; defaultLevel: AckLevel; mirror: MirrorStat | null; primary: string | null;
+};
 
 interface Pending {
   op: number;
@@ -78,8 +83,16 @@ export class StorageClient {
     await this.request(Op.createLog, [encodeU32(log)]);
   }
 
-  async append(records: { log: number; data: Uint8Array }[]): Promise<Address[]> {
-    const body: Uint8Array[] = [encodeU32(0), encodeU32(records.length)];
+  async append(records: { log: number; data: Uint8Array }[], options: { level?: AckLevel } = {}): Promise<Address[]> {
+    return (await this.appendTimed(records, options)).addresses;
+  }
+
+  // An append that also says how long after the server took it the group was written here
+  // (local), network-safe and written at the mirror (remote), in microseconds; undefined for a
+  // level not waited for.
+  async appendTimed(records: { log: number; data: Uint8Array }[], options: { level?: AckLevel; timings?: boolean } = {}): Promise<{ addresses: Address[]; timings?: Record<AckLevel, number | undefined> }> {
+    const flags = (options.level ? LEVEL_CODES[options.level] : 0) | (options.timings ? AppendFlags.timings : 0);
+    const body: Uint8Array[] = [encodeU32(flags), encodeU32(records.length)];
     for (const r of records) {
       const h = Buffer.alloc(12);
       h.writeUInt32BE(r.log, 0);
@@ -89,10 +102,20 @@ export class StorageClient {
     }
     const c = new Cursor(await this.request(Op.append, body), 'append answer');
     const n = c.u32();
-    const out: Address[] = [];
-    for (let i = 0; i < n; i++) out.push(c.address());
+    const addresses: Address[] = [];
+    for (let i = 0; i < n; i++) addresses.push(c.address());
+    let timings: Record<AckLevel, number | undefined> | undefined;
+    if (options.timings) {
+      const t = [c.u32(), c.u32(), c.u32()].map((v) => (v === NOT_REACHED ? undefined : v));
+      timings = { local: t[0], network: t[1], remote: t[2] };
+    }
     c.end();
-    return out;
+    return { addresses, timings };
+  }
+
+  // Makes a mirror the primary (docs/smfs.md, "Failover"); resolves to what it now holds.
+  async promote(): Promise<{ lastSeq: number; logs: { log: number; segment: number; offset: number }[]; recovery: RecoveryReport }> {
+    return JSON.parse((await this.request(Op.promote)).toString('utf8')) as { lastSeq: number; logs: { log: number; segment: number; offset: number }[]; recovery: RecoveryReport };
   }
 
   async read(a: Address): Promise<Buffer> {

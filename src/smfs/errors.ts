@@ -14,7 +14,10 @@ export type SmfsErrorCode =
   | 'SMFS_ERR_CORRUPT'       // data on disk fails its checksum where no torn write can be
   | 'SMFS_ERR_IO'            // the disk refused (ENOSPC, EIO); the store stops taking writes
   | 'SMFS_ERR_LOCKED'        // another server holds the directory
-  | 'SMFS_ERR_CLOSED';       // the store or the connection is shutting down
+  | 'SMFS_ERR_CLOSED'        // the store or the connection is shutting down
+  | 'SMFS_ERR_READONLY'      // a change sent to a mirror: promote it first
+  | 'SMFS_ERR_MIRROR'        // written locally, but not acknowledged at the level asked in time
+  | 'SMFS_ERR_DIVERGED';     // the mirror's log is not a prefix of the primary's
 
 export class SmfsError extends MaelstromError {
   override readonly code: SmfsErrorCode;
@@ -29,7 +32,7 @@ export class SmfsError extends MaelstromError {
 export const SMFS_ERROR_CODES: readonly SmfsErrorCode[] = [
   'SMFS_ERR_UNKNOWN_LOG', 'SMFS_ERR_LOG_EXISTS', 'SMFS_ERR_ADDRESS', 'SMFS_ERR_FREED', 'SMFS_ERR_TOO_LARGE',
   'SMFS_ERR_CHECKSUM', 'SMFS_ERR_FRAME', 'SMFS_ERR_REQUEST', 'SMFS_ERR_CORRUPT', 'SMFS_ERR_IO',
-  'SMFS_ERR_LOCKED', 'SMFS_ERR_CLOSED',
+  'SMFS_ERR_LOCKED', 'SMFS_ERR_CLOSED', 'SMFS_ERR_READONLY', 'SMFS_ERR_MIRROR', 'SMFS_ERR_DIVERGED',
 ];
 
 export function isSmfsErrorCode(code: string): code is SmfsErrorCode {

@@ -242,7 +242,9 @@ function findCuts(logs: Map<number, ScannedLog>, durableSeq: number): { cuts: Ma
   return { cuts, droppedGroups: dropped.size };
 }
 
-export function recover(dir: string): Recovered {
+// partMarks false: a mirror's parts were written by its primary, and the durable marks they carry say
+// what was on the primary's disk, not this one's; a mirror goes by its own durable file only.
+export function recover(dir: string, options: { partMarks?: boolean } = {}): Recovered {
   const removed: string[] = [];
   const logsDir = path.join(dir, LOGS_DIR);
   fs.mkdirSync(logsDir, { recursive: true });
@@ -254,8 +256,10 @@ export function recover(dir: string): Recovered {
     if (log) scanned.set(log.id, log);
   }
   let durableSeq = markFromFile;
-  for (const log of scanned.values()) {
-    for (const s of log.segments) for (const p of s.parts) durableSeq = Math.max(durableSeq, p.durableSeq);
+  if (options.partMarks !== false) {
+    for (const log of scanned.values()) {
+      for (const s of log.segments) for (const p of s.parts) durableSeq = Math.max(durableSeq, p.durableSeq);
+    }
   }
   const { cuts, droppedGroups } = findCuts(scanned, durableSeq);
   const truncated: TornTail[] = [];

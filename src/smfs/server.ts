@@ -6,9 +6,12 @@ import net from 'node:net';
 import { SmfsError } from './errors';
 import { LIMITS } from './format';
 import type { Address } from './format';
-import type { AppendRecord, LogStore } from './store';
+import { LogStore } from './store';
+import type { AppendRecord, ShippedPart } from './store';
+import { ACK_LEVELS, writeRole } from './mirror';
+import type { AckLevel, MirrorLink, Role } from './mirror';
 import {
-  ALL_LOGS, Cursor, FrameReader, OP_NAMES, Op, encodeAddress, encodeAnswer, encodeErrorAnswer, encodeU32,
+  ALL_LOGS, AppendFlags, Cursor, FrameReader, NOT_REACHED, OP_NAMES, Op, encodeAddress, encodeAnswer, encodeErrorAnswer, encodeU32,
 } from './wire';
 import type { Frame } from './wire';
 
@@ -22,6 +25,21 @@ export interface ServerCounters {
   accepted: number;
   requests: number;
   refused: Record<string, number>; // answers with an error, by code
+  appends: Record<AckLevel, number>; // appends answered, by the level they asked for
+  mirroredGroups: number;  // as a mirror: groups written for the primary
+  primaryStreams: number;  // as a mirror: primaries that said hello (a newer one replaces the older)
+}
+
+export interface ServerOptions {
+  port: number;
+  host?: string;
+  role?: Role;             // default primary
+  mirror?: MirrorLink;     // a primary's link to its mirror
+  defaultLevel?: AckLevel; // for appends that do not ask (default: local without a mirror, else network with feedback, else remote)
+}
+
+function microsSince(t0: bigint): number {
+  return Math.min(NOT_REACHED - 1, Number((process.hrtime.bigint() - t0) / 1000n));
 }
 
 function u64(v: number): Buffer {
@@ -42,7 +60,7 @@ class Connection {
   private draining = false;
   readonly closed: Promise<void>;
 
-  constructor(private readonly socket: net.Socket, private readonly server: StorageServer) {
+  constructor(readonly socket: net.Socket, private readonly server: StorageServer) {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => {
       for (const frame of this.reader.push(chunk)) this.take(frame);
@@ -76,7 +94,7 @@ class Connection {
     }
     this.inflight++;
     this.inflightBytes += frame.body.length;
-    this.server.dispatch(frame.op, frame.body).then(
+    this.server.dispatch(frame.op, frame.body, this).then(
       (body) => this.send(encodeAnswer(frame.op, frame.id, body)),
       (err: unknown) => this.refuse(frame.op, frame.id, err),
     ).finally(() => {
@@ -114,11 +132,21 @@ class Connection {
 }
 
 export class StorageServer {
-  readonly counters: ServerCounters = { connections: 0, accepted: 0, requests: 0, refused: {} };
+  readonly counters: ServerCounters = {
+    connections: 0, accepted: 0, requests: 0, refused: {}, appends: { local: 0, network: 0, remote: 0 }, mirroredGroups: 0, primaryStreams: 0,
+  };
+  private role: Role;
+  private readonly mirror: MirrorLink | undefined;
+  readonly defaultLevel: AckLevel;
+  private primaryStream: Connection | undefined;
+  private promoting: Promise<unknown> | undefined;
   private readonly connections = new Set<Connection>();
   private closing: Promise<void> | undefined;
 
-  private constructor(readonly store: LogStore, private readonly server: net.Server) {
+  private constructor(private storeNow: LogStore, private readonly server: net.Server, options: ServerOptions) {
+    this.role = options.role ?? 'primary';
+    this.mirror = options.mirror;
+    this.defaultLevel = options.defaultLevel ?? (!this.mirror ? 'local' : this.mirror.networkSync ? 'network' : 'remote');
     server.on('connection', (socket) => {
       if (this.closing) {
         socket.destroy();
@@ -135,7 +163,10 @@ export class StorageServer {
     });
   }
 
-  static async listen(store: LogStore, options: { port: number; host?: string }): Promise<StorageServer> {
+  static async listen(store: LogStore, options: ServerOptions): Promise<StorageServer> {
+    if (options.role === 'mirror' && options.mirror) throw new SmfsError('SMFS_ERR_REQUEST', 'a mirror does not mirror further');
+    if (options.defaultLevel && options.defaultLevel !== 'local' && !options.mirror) throw new SmfsError('SMFS_ERR_REQUEST', `a default level '${options.defaultLevel}' needs a mirror`);
+    if (options.defaultLevel === 'network' && !options.mirror?.networkSync) throw new SmfsError('SMFS_ERR_REQUEST', "a default level 'network' needs feedback from the gateways");
     const server = net.createServer({ pauseOnConnect: false });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -144,7 +175,50 @@ export class StorageServer {
         resolve();
       });
     });
-    return new StorageServer(store, server);
+    return new StorageServer(store, server, options);
+  }
+
+  get store(): LogStore {
+    return this.storeNow;
+  }
+
+  get currentRole(): Role {
+    return this.role;
+  }
+
+  stat(): Record<string, unknown> {
+    return {
+      ...this.store.stat(), recovery: this.store.recovery, server: this.counters, role: this.role, defaultLevel: this.defaultLevel,
+      mirror: this.mirror?.stat() ?? null, primary: this.primaryStream ? `${this.primaryStream.socket.remoteAddress}:${this.primaryStream.socket.remotePort}` : null,
+    };
+  }
+
+  // A mirror becomes a primary: it stops taking the old primary's stream, closes its store
+  // (everything fsynced, the durable mark written) and opens it again, which runs recovery:
+  // whatever the old primary's stream left, the logs are the longest prefix of whole groups.
+  private promote(): Promise<Buffer> {
+    if (this.role !== 'mirror') return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'this server is a primary already'));
+    this.promoting ??= (async () => {
+      this.primaryStream?.destroy();
+      this.primaryStream = undefined;
+      const { dir, options } = this.store;
+      await this.store.close();
+      this.storeNow = await LogStore.open(dir, { ...options, mirror: true });
+      writeRole(dir, 'primary');
+      this.role = 'primary';
+      return json({ lastSeq: this.store.lastSeq, logs: this.store.ends(), recovery: this.store.recovery });
+    })().finally(() => { this.promoting = undefined; });
+    return this.promoting as Promise<Buffer>;
+  }
+
+  private readOnly(op: number): void {
+    if (this.promoting) throw new SmfsError('SMFS_ERR_CLOSED', 'the server is being promoted; try again');
+    if (this.role === 'mirror') throw new SmfsError('SMFS_ERR_READONLY', `${OP_NAMES[op]}: this server is a mirror; it takes changes only from its primary (smfs promote makes it a primary)`);
+  }
+
+  private fromPrimary(conn: Connection): void {
+    if (this.role !== 'mirror') throw new SmfsError('SMFS_ERR_REQUEST', 'this server is not a mirror (start it with --role mirror)');
+    if (conn !== this.primaryStream) throw new SmfsError('SMFS_ERR_REQUEST', 'mirrored changes come only on the connection that said hello last');
   }
 
   get address(): { host: string; port: number } {
@@ -161,24 +235,32 @@ export class StorageServer {
       await Promise.all([...this.connections].map((c) => c.closed));
       clearTimeout(grace);
       await stopped;
+      this.mirror?.close();
+      await this.promoting?.catch(() => undefined);
       await this.store.close();
     })();
     return this.closing;
   }
 
-  async dispatch(op: number, body: Buffer): Promise<Buffer[]> {
+  // Anything before the first await runs as the frame arrives, so the store gets changes in
+  // the order they came.
+  async dispatch(op: number, body: Buffer, conn: Connection): Promise<Buffer[]> {
     const name = OP_NAMES[op];
     const c = new Cursor(body, name ?? `op ${op}`);
     switch (op) {
       case Op.createLog: {
         const log = c.u32();
         c.end();
+        this.readOnly(op);
         await this.store.createLog(log);
         return [];
       }
       case Op.append: {
+        const t0 = process.hrtime.bigint();
         const flags = c.u32();
-        if (flags !== 0) throw new SmfsError('SMFS_ERR_REQUEST', `append flags ${flags}: this server knows none yet (acknowledgement levels come with mirroring)`);
+        if ((flags & ~(AppendFlags.levelMask | AppendFlags.timings)) !== 0) throw new SmfsError('SMFS_ERR_REQUEST', `append flags 0x${flags.toString(16)}: only the level (bits 0-1) and timings (bit 2) are known`);
+        const code = flags & AppendFlags.levelMask;
+        const level = code === 0 ? this.defaultLevel : ACK_LEVELS[code - 1];
         const n = c.u32();
         if (n === 0) throw new SmfsError('SMFS_ERR_REQUEST', 'a group needs at least one record');
         if (n > LIMITS.groupRecords) throw new SmfsError('SMFS_ERR_TOO_LARGE', `a group holds at most ${LIMITS.groupRecords} records, got ${n}`);
@@ -191,8 +273,24 @@ export class StorageServer {
           records.push({ log, crc, data: c.bytes(length) });
         }
         c.end();
-        const addresses = await this.store.append(records);
-        return [encodeU32(addresses.length), ...addresses.map(encodeAddress)];
+        this.readOnly(op);
+        if (level !== 'local' && !this.mirror) throw new SmfsError('SMFS_ERR_REQUEST', `level '${level}' needs a mirror; this server has none (--mirror)`);
+        if (level === 'network' && !this.mirror!.networkSync) throw new SmfsError('SMFS_ERR_REQUEST', "level 'network' needs feedback from the gateways; this server has none (--gateway)");
+        const { addresses, seq } = await this.store.appendGroup(records);
+        const times = [microsSince(t0), NOT_REACHED, NOT_REACHED];
+        if (this.mirror && level !== 'local') {
+          const network = this.mirror.networkSync ? this.mirror.wait(seq, 'network').then(() => { times[1] = microsSince(t0); }) : undefined;
+          if (level === 'network') await network;
+          else {
+            network?.catch(() => undefined);
+            await this.mirror.wait(seq, 'remote');
+            times[2] = microsSince(t0);
+          }
+        }
+        this.counters.appends[level]++;
+        const answer = [encodeU32(addresses.length), ...addresses.map(encodeAddress)];
+        if (flags & AppendFlags.timings) answer.push(...times.map(encodeU32));
+        return answer;
       }
       case Op.read: {
         const a = c.address();
@@ -206,6 +304,7 @@ export class StorageServer {
         const addresses: Address[] = [];
         for (let i = 0; i < n; i++) addresses.push(c.address());
         c.end();
+        this.readOnly(op);
         await this.store.free(addresses);
         return [];
       }
@@ -218,11 +317,50 @@ export class StorageServer {
       }
       case Op.stat: {
         c.end();
-        return [json({ ...this.store.stat(), recovery: this.store.recovery, server: this.counters })];
+        return [json(this.stat())];
       }
       case Op.sync: {
         c.end();
         return [u64(await this.store.sync())];
+      }
+      case Op.mirrorHello: {
+        c.end();
+        if (this.role !== 'mirror') throw new SmfsError('SMFS_ERR_REQUEST', 'this server is not a mirror (start it with --role mirror)');
+        // A primary that reconnects replaces its old connection, which may be half dead.
+        if (this.primaryStream && this.primaryStream !== conn) this.primaryStream.destroy();
+        this.primaryStream = conn;
+        this.counters.primaryStreams++;
+        void conn.closed.then(() => { if (this.primaryStream === conn) this.primaryStream = undefined; });
+        await this.store.sync();
+        return [json({ lastSeq: this.store.lastSeq, logs: this.store.ends() })];
+      }
+      case Op.mirrorCreate: {
+        const log = c.u32();
+        c.end();
+        this.fromPrimary(conn);
+        await this.store.createLog(log);
+        return [];
+      }
+      case Op.mirrorGroup: {
+        const seq = c.u64();
+        const n = c.u32();
+        if (n === 0 || n > LIMITS.groupRecords) throw new SmfsError('SMFS_ERR_REQUEST', `a mirrored group has 1 to ${LIMITS.groupRecords} parts, got ${n}`);
+        const parts: ShippedPart[] = [];
+        for (let i = 0; i < n; i++) {
+          const log = c.u32();
+          const segment = c.u32();
+          const offset = c.u32();
+          parts.push({ log, segment, offset, bytes: c.bytes(c.u32()) });
+        }
+        c.end();
+        this.fromPrimary(conn);
+        await this.store.applyMirrored(seq, parts);
+        this.counters.mirroredGroups++;
+        return [];
+      }
+      case Op.promote: {
+        c.end();
+        return [await this.promote()];
       }
       default:
         throw new SmfsError('SMFS_ERR_FRAME', `unknown op ${op}; this server knows ${Object.entries(Op).map(([k, v]) => `${v} (${k})`).join(', ')}`);

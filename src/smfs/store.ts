@@ -11,9 +11,9 @@ import { promisify } from 'node:util';
 import { crc32 } from './checksum';
 import { SmfsError } from './errors';
 import {
-  LIMITS, RECORD_HEADER, SEGMENT_HEADER, SegmentKind, encodeDataPart, encodeDurable, encodeFreePart, encodeSegmentHeader, formatAddress, segmentFileName,
+  LIMITS, RECORD_HEADER, SEGMENT_HEADER, SegmentKind, decodePart, encodeDataPart, encodeDurable, encodeFreePart, encodeSegmentHeader, formatAddress, segmentFileName,
 } from './format';
-import type { Address, NewRecord } from './format';
+import type { Address, NewRecord, Part } from './format';
 import { DURABLE_FILE, LOGS_DIR, recover } from './recovery';
 import type { RecoveryReport } from './recovery';
 import { LogState, Segment } from './segment';
@@ -28,9 +28,24 @@ export interface StoreOptions {
   segmentBytes?: number;     // a segment is sealed when the next part would take it past this
   fsync?: FsyncPolicy;       // default 'always'
   fsyncIntervalMs?: number;  // with 'interval': how often dirty segments are fsynced (default 10)
+  mirror?: boolean;          // the directory is a mirror's: its parts were written by the primary (recovery ignores their durable marks)
 }
 
-export const STORE_DEFAULTS = { segmentBytes: LIMITS.defaultSegmentBytes, fsync: 'always' as FsyncPolicy, fsyncIntervalMs: 10 };
+export const STORE_DEFAULTS = { segmentBytes: LIMITS.defaultSegmentBytes, fsync: 'always' as FsyncPolicy, fsyncIntervalMs: 10, mirror: false };
+
+// A part as it is on disk, where it is: what a primary ships to its mirror, which writes the
+// same bytes at the same place, so the two logs stay byte for byte the same.
+export interface ShippedPart {
+  log: number;
+  segment: number;
+  offset: number;
+  bytes: Buffer;
+}
+
+// What the writer did, in the order it did it: what a mirror must do too.
+export type Change =
+  | { kind: 'create'; log: number }
+  | { kind: 'group'; seq: number; parts: ShippedPart[] };
 
 export interface AppendRecord {
   log: number;
@@ -86,8 +101,9 @@ export interface Entry {
 }
 
 type Job =
-  | { kind: 'append'; records: AppendRecord[]; bytes: number; resolve: (a: Address[]) => void; reject: (e: unknown) => void }
+  | { kind: 'append'; records: AppendRecord[]; bytes: number; resolve: (g: { addresses: Address[]; seq: number }) => void; reject: (e: unknown) => void }
   | { kind: 'free'; addresses: Address[]; bytes: number; resolve: (v: void) => void; reject: (e: unknown) => void }
+  | { kind: 'apply'; seq: number; parts: ShippedPart[]; bytes: number; resolve: (v: undefined) => void; reject: (e: unknown) => void }
   | { kind: 'create'; log: number; resolve: (v: void) => void; reject: (e: unknown) => void }
   | { kind: 'sync'; resolve: (seq: number) => void; reject: (e: unknown) => void };
 
@@ -148,6 +164,11 @@ export class LogStore {
   private readsDone: (() => void)[] = [];
   private failure: SmfsError | undefined;
   private closed = false;
+  // Told of every change right after it is written (before its fsync): the mirror link.
+  onChange: ((c: Change) => void) | undefined;
+  // The newest group the cleaner may compact: a primary's mirror may still need the parts
+  // after it, which only raw segments hold.
+  cleanFloor: (() => number) | undefined;
 
   private constructor(dir: string, options: Required<StoreOptions>, private readonly lock: DirectoryLock, recovered: ReturnType<typeof recover>) {
     this.dir = dir;
@@ -174,7 +195,7 @@ export class LogStore {
     fs.mkdirSync(dir, { recursive: true });
     const lock = DirectoryLock.take(dir);
     try {
-      return new LogStore(path.resolve(dir), o, lock, recover(dir));
+      return new LogStore(path.resolve(dir), o, lock, recover(dir, { partMarks: !o.mirror }));
     } catch (err) {
       lock.release();
       throw err;
@@ -202,6 +223,11 @@ export class LogStore {
   // Appends a group: the records are given addresses in the order given and all of them are
   // committed, or none, also across a crash. Resolves once the fsync policy is met.
   append(records: AppendRecord[]): Promise<Address[]> {
+    return this.appendGroup(records).then((g) => g.addresses);
+  }
+
+  // append, also telling the group's sequence number (what mirror acknowledgements count).
+  appendGroup(records: AppendRecord[]): Promise<{ addresses: Address[]; seq: number }> {
     if (!Array.isArray(records) || records.length === 0) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'a group needs at least one record'));
     if (records.length > LIMITS.groupRecords) return Promise.reject(new SmfsError('SMFS_ERR_TOO_LARGE', `a group holds at most ${LIMITS.groupRecords} records, got ${records.length}`));
     let bytes = 0;
@@ -226,6 +252,50 @@ export class LogStore {
       withCrc.push({ log: r.log, data: r.data, crc });
     }
     return new Promise((resolve, reject) => this.enqueue({ kind: 'append', records: withCrc, bytes, resolve, reject }));
+  }
+
+  // On a mirror: writes a group exactly as its primary did, the same bytes at the same
+  // addresses, after checking that each part is whole and lands at the end of its log.
+  applyMirrored(seq: number, parts: ShippedPart[]): Promise<undefined> {
+    if (!Number.isSafeInteger(seq) || seq < 1) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `a group's sequence number is a whole number from 1, got ${seq}`));
+    if (parts.length === 0) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'a mirrored group needs at least one part'));
+    for (const [i, p] of parts.entries()) {
+      const decoded = decodePart(p.bytes, p.log, p.offset);
+      if (typeof decoded === 'string') return Promise.reject(new SmfsError('SMFS_ERR_CHECKSUM', `mirrored group ${seq}, part ${i} (log ${p.log}): not a whole part (${decoded})`));
+      if (decoded.seq !== seq) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}, part ${i} (log ${p.log}) carries group ${decoded.seq}`));
+      if (i > 0 && p.log <= parts[i - 1].log) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}: parts not in ascending log order`));
+    }
+    const bytes = parts.reduce((n, p) => n + p.bytes.length, 0);
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'apply', seq, parts, bytes, resolve, reject }));
+  }
+
+  // Where each log ends: the point a mirror's primary resumes from.
+  ends(): { log: number; segment: number; offset: number }[] {
+    return this.logIds().map((id) => {
+      const last = this.logs.get(id)!.last;
+      return { log: id, segment: last?.number ?? 0, offset: last?.size ?? 0 };
+    });
+  }
+
+  // A segment's kind and size, for a primary reading its parts back for its mirror.
+  segmentInfo(log: number, segment: number): { state: 'raw' | 'compacted'; size: number; last: boolean } | undefined {
+    const state = this.logs.get(log);
+    const seg = state?.get(segment);
+    return seg && { state: seg.state, size: seg.size, last: seg === state!.last };
+  }
+
+  // Bytes of a segment as they are on disk.
+  async readRaw(log: number, segment: number, offset: number, length: number): Promise<Buffer> {
+    const seg = this.logs.get(log)?.get(segment);
+    if (!seg) throw new SmfsError('SMFS_ERR_ADDRESS', `no segment ${log}:${segment}`);
+    const fd = seg.pin();
+    try {
+      return await readExactly(fd, offset, length);
+    } catch (err) {
+      throw ioError(`reading ${seg.path}`, err);
+    } finally {
+      seg.unpin();
+    }
   }
 
   // Frees records: all of them or none. Each must be live; a freed record reads as freed.
@@ -341,7 +411,7 @@ export class LogStore {
       const log = this.logs.get(id)!;
       for (const seg of log.ordered()) {
         if (this.closed) return report;
-        if (seg === log.last || seg.maxSeq > mark || seg.liveRatio > maxLiveRatio || log.get(seg.number) !== seg) continue;
+        if (seg === log.last || seg.maxSeq > mark || seg.maxSeq > (this.cleanFloor?.() ?? Infinity) || seg.liveRatio > maxLiveRatio || log.get(seg.number) !== seg) continue;
         const plan = planCompaction(log, seg);
         if (plan.newSize >= seg.size) continue;
         const before = seg.size;
@@ -430,11 +500,11 @@ export class LogStore {
         let bytes = 0;
         while (this.queue.length > 0 && batch.length < BATCH_JOBS && bytes < BATCH_BYTES) {
           const next = this.queue[0];
-          if (next.kind !== 'append' && next.kind !== 'free') break;
+          if (next.kind !== 'append' && next.kind !== 'free' && next.kind !== 'apply') break;
           batch.push(this.queue.shift()!);
           bytes += next.bytes;
         }
-        await this.runBatch(batch as Extract<Job, { kind: 'append' | 'free' }>[]);
+        await this.runBatch(batch as Extract<Job, { kind: 'append' | 'free' | 'apply' }>[]);
       }
     } finally {
       this.writing = false;
@@ -451,15 +521,16 @@ export class LogStore {
     }
   }
 
-  private async runBatch(batch: Extract<Job, { kind: 'append' | 'free' }>[]): Promise<void> {
-    const done: { job: (typeof batch)[number]; value: Address[] | undefined }[] = [];
+  private async runBatch(batch: Extract<Job, { kind: 'append' | 'free' | 'apply' }>[]): Promise<void> {
+    const done: { job: (typeof batch)[number]; value: { addresses: Address[]; seq: number } | undefined }[] = [];
     for (const job of batch) {
       if (this.failure) {
         job.reject(this.failure);
         continue;
       }
       try {
-        const value = job.kind === 'append' ? await this.writeAppend(job.records) : await this.writeFree(job.addresses);
+        const value = job.kind === 'append' ? await this.writeAppend(job.records)
+          : job.kind === 'free' ? await this.writeFree(job.addresses) : await this.writeApplied(job.seq, job.parts);
         done.push({ job, value });
       } catch (err) {
         job.reject(err);
@@ -474,7 +545,7 @@ export class LogStore {
         return;
       }
     }
-    for (const d of done) (d.job.resolve as (v: Address[] | undefined) => void)(d.value);
+    for (const d of done) (d.job.resolve as (v: { addresses: Address[]; seq: number } | undefined) => void)(d.value);
   }
 
   // fsyncs every segment written since the last time. A failed fsync stops the store: the
@@ -513,6 +584,7 @@ export class LogStore {
     } catch (err) {
       throw ioError(`creating log ${id}`, err);
     }
+    this.onChange?.({ kind: 'create', log: id });
   }
 
   // Starts the log's next segment: the one before is fsynced first, so that a torn write can
@@ -554,12 +626,12 @@ export class LogStore {
 
   // Writes one part per log of the group. A failure takes back what was written, so the
   // group is all or none in memory too; if even that fails the store stops.
-  private async writeParts(parts: { log: LogState; length: number; buffers: Uint8Array[] }[], after: (seg: Segment, at: number, index: number) => void): Promise<void> {
+  private async writeParts(parts: { log: LogState; length: number; buffers: Uint8Array[]; at?: { segment: number } }[], after: (seg: Segment, at: number, index: number) => void): Promise<void> {
     const written: { seg: Segment; at: number }[] = [];
     try {
       for (let i = 0; i < parts.length; i++) {
         const p = parts[i];
-        const seg = await this.segmentFor(p.log, p.length);
+        const seg = p.at ? (p.at.segment === p.log.last?.number ? p.log.last : await this.newSegment(p.log)) : await this.segmentFor(p.log, p.length);
         const at = seg.size;
         written.push({ seg, at });
         await writeAllAt(seg.descriptor(), p.buffers, at);
@@ -582,7 +654,13 @@ export class LogStore {
     }
   }
 
-  private async writeAppend(records: AppendRecord[]): Promise<Address[]> {
+  // Tells the mirror link what was just written, as it is on disk.
+  private shipped(seq: number, written: { seg: Segment; at: number; buffers: Uint8Array[] }[]): void {
+    if (!this.onChange) return;
+    this.onChange({ kind: 'group', seq, parts: written.map((w) => ({ log: w.seg.log, segment: w.seg.number, offset: w.at, bytes: Buffer.concat(w.buffers) })) });
+  }
+
+  private async writeAppend(records: AppendRecord[]): Promise<{ addresses: Address[]; seq: number }> {
     const groups = byLog(records);
     for (const id of groups.keys()) this.logFor(id);
     const seq = this.seq + 1;
@@ -593,8 +671,10 @@ export class LogStore {
       const encoded = encodeDataPart(seq, this.durable, participants, g.items as NewRecord[]);
       return { log: this.logs.get(id)!, length: encoded.length, buffers: encoded.buffers, recordOffsets: encoded.recordOffsets, group: g };
     });
+    const written: { seg: Segment; at: number; buffers: Uint8Array[] }[] = [];
     await this.writeParts(parts, (seg, at, i) => {
       const p = parts[i];
+      written.push({ seg, at, buffers: p.buffers });
       p.recordOffsets.forEach((rel, k) => {
         const item = p.group.items[k];
         seg.addRecord({ offset: at + rel, position: at + rel + RECORD_HEADER, length: item.data.length, crc: item.crc! });
@@ -603,10 +683,12 @@ export class LogStore {
       seg.maxSeq = seq;
     });
     this.seq = seq;
-    return addresses;
+    this.shipped(seq, written);
+    return { addresses, seq };
   }
 
   private async writeFree(addresses: Address[]): Promise<undefined> {
+    const written: { seg: Segment; at: number; buffers: Uint8Array[] }[] = [];
     const seen = new Set<string>();
     for (const a of addresses) {
       const key = formatAddress(a);
@@ -622,14 +704,45 @@ export class LogStore {
       return { log: this.logs.get(id)!, length: buffer.length, buffers: [buffer], frees: groups.get(id)!.items };
     });
     const recorded: { seg: Segment; frees: Address[] }[] = [];
-    await this.writeParts(parts, (seg, _at, i) => {
+    await this.writeParts(parts, (seg, at, i) => {
       recorded.push({ seg, frees: parts[i].frees });
+      written.push({ seg, at, buffers: parts[i].buffers });
       seg.maxSeq = seq;
     });
     this.seq = seq;
     for (const { seg, frees } of recorded) seg.frees.push(...frees);
     // Looked up again: the cleaner may have swapped a segment while the parts were written.
     for (const a of addresses) this.logs.get(a.log)?.get(a.segment)?.markFreed(a.offset);
+    this.shipped(seq, written);
+    return undefined;
+  }
+
+  // A mirrored group, written where the primary wrote it. Every part must land at the end of
+  // its log's last segment, or at the start of the next segment: anything else means the two
+  // logs have parted ways, and nothing is written.
+  private async writeApplied(seq: number, shipped: ShippedPart[]): Promise<undefined> {
+    if (seq <= this.seq) throw new SmfsError('SMFS_ERR_DIVERGED', `mirrored group ${seq} is not after this mirror's last group ${this.seq}`);
+    const decoded = shipped.map((p) => decodePart(p.bytes, p.log, p.offset) as Part);
+    for (const p of shipped) {
+      const log = this.logFor(p.log);
+      const last = log.last;
+      const atEnd = last !== undefined && last.state === 'raw' && p.segment === last.number && p.offset === last.size;
+      const nextSegment = p.segment === log.nextNumber && p.offset === SEGMENT_HEADER;
+      if (!atEnd && !nextSegment) {
+        throw new SmfsError('SMFS_ERR_DIVERGED', `mirrored group ${seq} goes at ${formatAddress(p)}, but log ${p.log} ends at ${formatAddress({ log: p.log, segment: last?.number ?? 0, offset: last?.size ?? 0 })} here`);
+      }
+    }
+    const parts = shipped.map((p) => ({ log: this.logs.get(p.log)!, length: p.bytes.length, buffers: [p.bytes], at: { segment: p.segment } }));
+    await this.writeParts(parts, (seg, at, i) => {
+      for (const r of decoded[i].records) {
+        const offset = at + (r.offset - shipped[i].offset);
+        seg.addRecord({ offset, position: offset + RECORD_HEADER, length: r.length, crc: r.crc });
+      }
+      seg.frees.push(...decoded[i].frees);
+      seg.maxSeq = seq;
+    });
+    this.seq = seq;
+    for (const p of decoded) for (const f of p.frees) this.logs.get(f.log)?.get(f.segment)?.markFreed(f.offset);
     return undefined;
   }
 }

@@ -34,8 +34,19 @@ export const Op = {
   clean: 5,
   stat: 6,
   sync: 7,
+  // 8 to 15: more client requests. 16 on: between a primary and its mirror.
+  mirrorHello: 16,
+  mirrorCreate: 17,
+  mirrorGroup: 18,
+  promote: 19,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
+
+// An append's flags: the acknowledgement level (0: the server's default), and whether the
+// answer also tells when the group reached each level.
+export const AppendFlags = { levelMask: 0x3, timings: 0x4 } as const;
+export const LEVEL_CODES = { local: 1, network: 2, remote: 3 } as const;
+export const NOT_REACHED = 0xffffffff;
 export const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k]));
 
 export type Frame =

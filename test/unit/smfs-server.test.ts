@@ -110,7 +110,7 @@ server('bad requests get their error codes and the connection goes on', async ()
       ['too many records', Op.append, [encodeU32(0), encodeU32(LIMITS.groupRecords + 1)], 'SMFS_ERR_TOO_LARGE'],
       ['bad checksum', Op.append, appendBody([{ log: 1, data: Buffer.from('abc'), crc: 12345 }]), 'SMFS_ERR_CHECKSUM'],
       ['empty group', Op.append, appendBody([]), 'SMFS_ERR_REQUEST'],
-      ['unknown append flags', Op.append, appendBody([{ log: 1, data: Buffer.from('x') }], 4), 'SMFS_ERR_REQUEST'],
+      ['unknown append flags', Op.append, appendBody([{ log: 1, data: Buffer.from('x') }], 8), 'SMFS_ERR_REQUEST'],
       ['log exists', Op.createLog, [encodeU32(1)], 'SMFS_ERR_LOG_EXISTS'],
       ['log id out of range', Op.createLog, [encodeU32(ALL_LOGS)], 'SMFS_ERR_REQUEST'],
       ['body cut short', Op.append, appendBody([{ log: 1, data: Buffer.from('abcdef') }]).map((b, i, all) => (i === all.length - 1 ? b.subarray(0, 3) : b)), 'SMFS_ERR_FRAME'],
