@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+// SMFS load for lab experiments, run inside a host namespace next to a storage server. Every
+// line it prints is JSON.
+//   append --server H:P --level L [--logs N] [--blocks B] [--block-size S] [--clients C]
+//       [--appends N] [--seconds T] [--acks] [--timings]
+//     C clients (one connection each) append groups of B blocks (over the logs, round robin)
+//     as fast as they are answered at level L, until N appends or T seconds; with --acks one
+//     line per answered append {"i","a":[addresses],"t":"<monotonic ns>"}; at the end
+//     {"done":true,"appends","bytes","seconds","latencyUs":{p50,p99,max},"errors":{code:n}};
+//     --timings asks the server when each append reached each level, and the summary adds
+//     "levelsUs":{local,network,remote:{p50,p99,n}} and "misordered" (appends where a level
+//     came before the one below it)
+//   verify --server H:P   reads {"i","a"} lines on stdin and reads every address back:
+//     {"checked" appends,"missing" appends with a block not there,"bad" blocks that read back
+//     different,"errors":{code:n} of the reads that failed}
+import readline from 'node:readline';
+import { StorageClient } from '../smfs/client';
+import { SmfsError } from '../smfs/errors';
+import { formatAddress, parseAddress } from '../smfs/format';
+import type { Address } from '../smfs/format';
+import type { AckLevel } from '../smfs/mirror';
+
+function arg(name: string, fallback?: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i >= 0 && process.argv[i + 1] !== undefined) return process.argv[i + 1];
+  if (fallback === undefined) throw new Error(`--${name} is required`);
+  return fallback;
+}
+
+function out(o: object): void {
+  process.stdout.write(JSON.stringify(o) + '\n');
+}
+
+// Block k of append i: deterministic, so a reader can check it without being sent the data.
+export function blockData(i: number, k: number, size: number): Buffer {
+  const b = Buffer.alloc(size);
+  let x = ((i * 2654435761) ^ (k * 40503 + 1)) >>> 0 || 1;
+  for (let j = 0; j + 4 <= size; j += 4) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    b.writeUInt32LE(x, j);
+  }
+  return b;
+}
+
+function server(): { host: string; port: number } {
+  const [host, port] = arg('server').split(':');
+  return { host, port: Number(port ?? 7610) };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+async function append(): Promise<void> {
+  const { host, port } = server();
+  const level = arg('level') as AckLevel;
+  const logs = Number(arg('logs', '1'));
+  const blocks = Number(arg('blocks', '4'));
+  const blockSize = Number(arg('block-size', '4096'));
+  const clients = Number(arg('clients', '1'));
+  const maxAppends = Number(arg('appends', '1000000000'));
+  const seconds = Number(arg('seconds', '3600'));
+  const acks = process.argv.includes('--acks');
+  const timings = process.argv.includes('--timings');
+  const levels: Record<AckLevel, number[]> = { local: [], network: [], remote: [] };
+  let misordered = 0;
+  const setup = await StorageClient.connect(port, host);
+  for (let log = 1; log <= logs; log++) {
+    await setup.createLog(log).catch((err: unknown) => {
+      if (!(err instanceof SmfsError && err.code === 'SMFS_ERR_LOG_EXISTS')) throw err;
+    });
+  }
+  await setup.close();
+  const connections = await Promise.all(Array.from({ length: clients }, () => StorageClient.connect(port, host)));
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
+  let next = 0;
+  let bytes = 0;
+  const start = process.hrtime.bigint();
+  const deadline = start + BigInt(Math.round(seconds * 1e9));
+  await Promise.all(connections.map(async (c) => {
+    while (next < maxAppends && process.hrtime.bigint() < deadline) {
+      const i = next++;
+      const records = Array.from({ length: blocks }, (_, k) => ({ log: 1 + ((i + k) % logs), data: blockData(i, k, blockSize) }));
+      const t0 = process.hrtime.bigint();
+      try {
+        const { addresses, timings: at } = await c.appendTimed(records, { level, timings });
+        const t = process.hrtime.bigint();
+        if (at) {
+          const reached = (['local', 'network', 'remote'] as const).filter((l) => at[l] !== undefined);
+          for (const l of reached) levels[l].push(at[l]!);
+          for (let k = 1; k < reached.length; k++) if (at[reached[k]]! < at[reached[k - 1]]!) misordered++;
+        }
+        latencies.push(Number(t - t0) / 1000);
+        bytes += blocks * blockSize;
+        if (acks) out({ i, a: addresses.map(formatAddress), t: String(t) });
+      } catch (err) {
+        const code = err instanceof SmfsError ? err.code : 'internal';
+        errors[code] = (errors[code] ?? 0) + 1;
+        if (code === 'SMFS_ERR_CLOSED') return;
+      }
+    }
+  }));
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  await Promise.all(connections.map((c) => c.close()));
+  latencies.sort((a, b) => a - b);
+  out({
+    done: true, appends: latencies.length, bytes, seconds: elapsed,
+    latencyUs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies[latencies.length - 1] ?? 0 }, errors,
+    ...(timings ? {
+      misordered,
+      levelsUs: Object.fromEntries(Object.entries(levels).map(([l, v]) => {
+        v.sort((a, b) => a - b);
+        return [l, { p50: percentile(v, 0.5), p99: percentile(v, 0.99), n: v.length }];
+      })),
+    } : {}),
+  });
+}
+
+async function verify(): Promise<void> {
+  const { host, port } = server();
+  const blockSize = Number(arg('block-size', '4096'));
+  const c = await StorageClient.connect(port, host);
+  const result = { checked: 0, missing: 0, bad: 0, errors: {} as Record<string, number> };
+  const lines = readline.createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    const { i, a } = JSON.parse(line) as { i: number; a: string[] };
+    result.checked++;
+    let missing = false;
+    for (const [k, text] of a.entries()) {
+      try {
+        const data = await c.read(parseAddress(text) as Address);
+        if (!data.equals(blockData(i, k, blockSize))) result.bad++;
+      } catch (err) {
+        missing = true;
+        const code = err instanceof SmfsError ? err.code : 'internal';
+        result.errors[code] = (result.errors[code] ?? 0) + 1;
+      }
+    }
+    if (missing) result.missing++;
+  }
+  await c.close();
+  out(result);
+}
+
+const modes: Record<string, () => Promise<void>> = { append, verify };
+const mode = modes[process.argv[2]];
+if (!mode) {
+  process.stderr.write(`usage: smfs-load append|verify ... (see the head of ${__filename})\n`);
+  process.exitCode = 2;
+} else {
+  mode().catch((err: Error) => {
+    out({ error: err.message });
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,164 @@
+// SMFS in the lab: a primary storage server in hostA mirroring to one in hostB through the
+// gateways, the load that drives it (smfs-load.ts, in hostA) and the checks made at the mirror
+// site. What the SMFS network tests and `smfs bench` share.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { Lab } from './lab';
+import { LabError, inNs } from './netns';
+import { ADDRESSES } from './topology';
+import type { AckLevel } from '../smfs/mirror';
+
+const smfsBin = path.resolve(__dirname, '..', 'cli', 'smfs.js');
+const loadTool = path.resolve(__dirname, 'smfs-load.js');
+
+export const PRIMARY = `${ADDRESSES.hostA}:7610`;
+export const MIRROR = `${ADDRESSES.hostB}:7610`;
+
+export interface SmfsServer {
+  child: ChildProcess;
+  listening: Record<string, unknown>;
+  events: Record<string, unknown>[];
+  // Resolves once an event line named `event` has been printed (false after timeoutMs).
+  until(event: string, timeoutMs: number): Promise<boolean>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+async function startServer(lab: Lab, ns: string, args: string[]): Promise<SmfsServer> {
+  const child = lab.spawn(ns, [process.execPath, smfsBin, 'storage', '--json', ...args]);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const events: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  const lines = readline.createInterface({ input: child.stdout! });
+  const listening = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const failed = (code: number | null) => reject(new LabError(`smfs storage in ${ns} exited (${code}): ${stderr.trim()}`));
+    child.once('exit', failed);
+    lines.on('line', (text) => {
+      const o = JSON.parse(text) as Record<string, unknown>;
+      events.push(o);
+      for (const w of waiters) w();
+      if (o.event === 'listening') {
+        child.off('exit', failed);
+        resolve(o);
+      }
+    });
+  });
+  return {
+    child, listening, events,
+    until: (event, timeoutMs) => new Promise((resolve) => {
+      const check = () => {
+        if (!events.some((e) => e.event === event)) return;
+        waiters.delete(check);
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => { waiters.delete(check); resolve(false); }, timeoutMs);
+      waiters.add(check);
+      check();
+    }),
+    stop: (signal = 'SIGTERM') => new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    }),
+  };
+}
+
+// The mirror in hostB and the primary in hostA, the primary trusting gateway A's feedback.
+// Resolves once the primary's link to the mirror is live.
+export async function startSmfsPair(lab: Lab, dirs: { primary: string; mirror: string }, options: { fsync?: string; ackTimeoutMs?: number } = {}): Promise<{ primary: SmfsServer; mirror: SmfsServer }> {
+  const fsync = ['--fsync', options.fsync ?? 'always'];
+  const mirror = await startServer(lab, lab.ns.hostB, ['--dir', dirs.mirror, '--role', 'mirror', '--host', ADDRESSES.hostB, '--port', '7610', ...fsync]);
+  try {
+    const primary = await startServer(lab, lab.ns.hostA, ['--dir', dirs.primary, '--host', ADDRESSES.hostA, '--port', '7610', ...fsync,
+      '--mirror', MIRROR, '--gateway', ADDRESSES.gwALan, '--ack-timeout', String(options.ackTimeoutMs ?? 10_000)]);
+    if (!await primary.until('mirror-live', 10_000)) {
+      await primary.stop('SIGKILL');
+      throw new LabError(`the primary's link to the mirror did not go live: ${JSON.stringify(primary.events)}`);
+    }
+    return { primary, mirror };
+  } catch (err) {
+    await mirror.stop('SIGKILL');
+    throw err;
+  }
+}
+
+export interface LoadAck {
+  i: number;
+  a: string[];
+  t: bigint; // CLOCK_MONOTONIC ns, comparable with process.hrtime.bigint() here
+}
+
+export interface LoadSummary {
+  appends: number;
+  bytes: number;
+  seconds: number;
+  latencyUs: { p50: number; p99: number; max: number };
+  errors: Record<string, number>;
+  misordered?: number;
+  levelsUs?: Record<AckLevel, { p50: number; p99: number; n: number }>;
+}
+
+export interface LoadOptions {
+  level: AckLevel;
+  logs?: number;
+  blocks?: number;
+  blockSize?: number;
+  clients?: number;
+  appends?: number;
+  seconds?: number;
+  acks?: boolean;
+  timings?: boolean;
+}
+
+// smfs-load append in hostA against the primary.
+export function startLoad(lab: Lab, o: LoadOptions): { child: ChildProcess; acks: LoadAck[]; done: Promise<LoadSummary> } {
+  const child = lab.spawn(lab.ns.hostA, [process.execPath, loadTool, 'append', '--server', PRIMARY, '--level', o.level,
+    '--logs', String(o.logs ?? 1), '--blocks', String(o.blocks ?? 4), '--block-size', String(o.blockSize ?? 4096),
+    '--clients', String(o.clients ?? 1), '--appends', String(o.appends ?? 1e9), '--seconds', String(o.seconds ?? 3600), ...(o.acks ? ['--acks'] : []), ...(o.timings ? ['--timings'] : [])]);
+  const acks: LoadAck[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const lines = readline.createInterface({ input: child.stdout! });
+  const done = new Promise<LoadSummary>((resolve, reject) => {
+    lines.on('line', (text) => {
+      const o = JSON.parse(text) as Record<string, unknown>;
+      if (o.error) reject(new LabError(`smfs-load: ${o.error as string}`));
+      else if (o.done) resolve(o as unknown as LoadSummary);
+      else acks.push({ i: o.i as number, a: o.a as string[], t: BigInt(o.t as string) });
+    });
+    child.once('exit', (code, signal) => reject(new LabError(`smfs-load exited (${code ?? signal}) without a summary: ${stderr.trim()}`)));
+  });
+  done.catch(() => undefined);
+  return { child, acks, done };
+}
+
+// Reads every acknowledged block back from the server at `server` (from the mirror's site).
+export function verifyAcked(lab: Lab, acks: LoadAck[], server = MIRROR, blockSize = 4096): Promise<{ checked: number; missing: number; bad: number; errors: Record<string, number> }> {
+  const [cmd, ...args] = inNs(lab.ns.hostB, [process.execPath, loadTool, 'verify', '--server', server, '--block-size', String(blockSize)]);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.once('exit', (code) => {
+      try {
+        const o = JSON.parse(stdout.trim().split('\n').pop() ?? '') as { checked: number; missing: number; bad: number; errors: Record<string, number>; error?: string };
+        if (o.error || code !== 0) throw new Error(o.error ?? `exit ${code}`);
+        resolve(o);
+      } catch (err) {
+        reject(new LabError(`smfs-load verify: ${(err as Error).message} ${stderr.trim()}`));
+      }
+    });
+    child.stdin.end(acks.map((a) => JSON.stringify({ i: a.i, a: a.a })).join('\n') + '\n');
+  });
+}
+
+// `smfs promote` of the mirror in hostB.
+export function promoteMirror(lab: Lab): Record<string, unknown> {
+  const text = lab.exec(lab.ns.hostB, [process.execPath, smfsBin, 'promote', '--host', ADDRESSES.hostB, '--port', '7610', '--json']);
+  return JSON.parse(text.trim()) as Record<string, unknown>;
+}
