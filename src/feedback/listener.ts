@@ -82,14 +82,15 @@ export class TrackedSocket {
   }
 
   // Writes to the socket; resolves when this write and all before it are network-safe.
-  write(data: Buffer | string): Promise<void> {
+  // `flushed` is socket.write's callback: the kernel has taken the bytes.
+  write(data: Buffer | string, flushed?: (err?: Error | null) => void): Promise<void> {
     const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     this.written += BigInt(bytes);
     const end = this.written;
     const done = new Promise<void>((resolve, reject) => {
       this.pending.push({ end, deadline: Date.now() + this.timeoutMs, resolve, reject });
     });
-    this.socket.write(data);
+    this.socket.write(data, flushed);
     this.arm();
     return done;
   }

@@ -82,6 +82,7 @@ export interface MirrorStat {
   connects: number;
   lastError: string | null;
   sentSeq: number;       // newest group sent on the current connection
+  kernelSeq: number;     // every group up to here was taken by the kernel for sending
   networkSeq: number;    // every group up to here is network-safe (or at the mirror)
   remoteSeq: number;     // every group up to here is written at the mirror
   pendingGroups: number; // sent, not yet acknowledged by the mirror: the state kept for it
@@ -118,12 +119,13 @@ export class MirrorLink {
   private connects = 0;
   private lastError: string | null = null;
   private sentSeq = 0;
+  private kernelSeq = 0;
   private networkSeq = 0;
   private remoteSeq = 0;
   private caughtUpGroups = 0;
   private sentBytes = 0;
   private readonly ackTimeouts: Record<AckLevel, number> = { local: 0, network: 0, remote: 0 };
-  private readonly waiters: Record<'network' | 'remote', Waiter[]> = { network: [], remote: [] };
+  private readonly waiters: Record<AckLevel, Waiter[]> = { local: [], network: [], remote: [] };
   private retryMs: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -141,8 +143,12 @@ export class MirrorLink {
   }
 
   // Resolves once group `seq` has reached `level`; fails with SMFS_ERR_MIRROR after the ack timeout.
+  // 'local' (the group is written here) waits for the kernel to take the group for the
+  // mirror, which paces appends to what the link can carry; with no connection to the mirror
+  // it does not wait (the group is sent from the log once there is one), nor past the timeout.
   wait(seq: number, level: AckLevel): Promise<void> {
-    if (level === 'local' || this.remoteSeq >= seq || (level === 'network' && this.networkSeq >= seq)) return Promise.resolve();
+    if (this.remoteSeq >= seq || (level === 'network' && this.networkSeq >= seq)) return Promise.resolve();
+    if (level === 'local' && (this.kernelSeq >= seq || this.state === 'down' || this.state === 'connecting')) return Promise.resolve();
     if (level === 'network' && !this.networkSync) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'network-sync needs feedback from the gateways: start the server with --gateway'));
     const timeoutMs = this.options.ackTimeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
@@ -152,6 +158,7 @@ export class MirrorLink {
         timer: setTimeout(() => {
           list.splice(list.indexOf(w), 1);
           this.ackTimeouts[level]++;
+          if (level === 'local') return resolve();
           reject(new SmfsError('SMFS_ERR_MIRROR', `group ${seq} is written here but did not reach level '${level}' within ${timeoutMs} ms (mirror ${this.target}: ${this.state}${this.lastError ? `, ${this.lastError}` : ''})`));
         }, timeoutMs),
       };
@@ -165,7 +172,8 @@ export class MirrorLink {
       mirror: this.target, state: this.state, connects: this.connects, lastError: this.lastError,
       sentSeq: this.sentSeq, networkSeq: Math.max(this.networkSeq, this.remoteSeq), remoteSeq: this.remoteSeq,
       pendingGroups: this.conn?.inflight.filter((f) => f.seq > 0).length ?? 0, caughtUpGroups: this.caughtUpGroups, sentBytes: this.sentBytes,
-      ackTimeouts: { ...this.ackTimeouts }, waiting: { local: 0, network: this.waiters.network.length, remote: this.waiters.remote.length },
+      kernelSeq: Math.max(this.kernelSeq, this.remoteSeq),
+      ackTimeouts: { ...this.ackTimeouts }, waiting: { local: this.waiters.local.length, network: this.waiters.network.length, remote: this.waiters.remote.length },
     };
   }
 
@@ -174,6 +182,7 @@ export class MirrorLink {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.store.onChange = undefined;
     this.conn?.socket.destroy();
+    this.release('local', Infinity);
     for (const level of ['network', 'remote'] as const) {
       for (const w of this.waiters[level].splice(0)) {
         clearTimeout(w.timer);
@@ -214,6 +223,7 @@ export class MirrorLink {
     conn.hello?.reject(new SmfsError('SMFS_ERR_CLOSED', 'the mirror closed the connection'));
     if (this.closed) return;
     this.state = 'down';
+    this.release('local', Infinity);
     this.event('mirror-down', { error: this.lastError });
     this.retryTimer = setTimeout(() => this.connect(), this.retryMs);
     this.retryTimer.unref();
@@ -231,11 +241,16 @@ export class MirrorLink {
     const frame = Buffer.concat(encodeFrame(op, id, body));
     conn.inflight.push({ id, seq, done: false });
     this.sentBytes += frame.length;
+    const flushed = (err?: Error | null) => {
+      if (err || this.conn !== conn || seq <= this.kernelSeq) return;
+      this.kernelSeq = seq;
+      this.release('local', seq);
+    };
     if (!conn.tracked) {
-      conn.socket.write(frame);
+      conn.socket.write(frame, flushed);
       return;
     }
-    conn.tracked.write(frame).then(() => {
+    conn.tracked.write(frame, flushed).then(() => {
       if (seq > this.networkSeq && this.conn === conn) {
         this.networkSeq = seq;
         this.release('network', seq);
@@ -266,12 +281,13 @@ export class MirrorLink {
           this.remoteSeq = seq;
           this.release('remote', seq);
           this.release('network', seq);
+          this.release('local', seq);
         }
       }
     }
   }
 
-  private release(level: 'network' | 'remote', upTo: number): void {
+  private release(level: AckLevel, upTo: number): void {
     const list = this.waiters[level];
     while (list.length > 0 && list[0].seq <= upTo) {
       const w = list.shift()!;
@@ -302,6 +318,7 @@ export class MirrorLink {
       this.remoteSeq = state.lastSeq;
       this.release('remote', state.lastSeq);
       this.release('network', state.lastSeq);
+      this.release('local', state.lastSeq);
     }
     this.retryMs = this.options.retryMs ?? 500;
     this.lastError = null;

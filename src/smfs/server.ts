@@ -277,6 +277,7 @@ export class StorageServer {
         if (level !== 'local' && !this.mirror) throw new SmfsError('SMFS_ERR_REQUEST', `level '${level}' needs a mirror; this server has none (--mirror)`);
         if (level === 'network' && !this.mirror!.networkSync) throw new SmfsError('SMFS_ERR_REQUEST', "level 'network' needs feedback from the gateways; this server has none (--gateway)");
         const { addresses, seq } = await this.store.appendGroup(records);
+        await this.mirror?.wait(seq, 'local');
         const times = [microsSince(t0), NOT_REACHED, NOT_REACHED];
         if (this.mirror && level !== 'local') {
           const network = this.mirror.networkSync ? this.mirror.wait(seq, 'network').then(() => { times[1] = microsSince(t0); }) : undefined;

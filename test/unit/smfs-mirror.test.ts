@@ -143,6 +143,7 @@ mirror('a mirror that was away catches up from the primary log; a restarted prim
       assert.is(p.link!.stat().ackTimeouts.remote, 1);
       await p.client.createLog(4);
       m = await startMirror(mdir, mport);
+      await until(() => p.link!.stat().state === 'live', 'the link to reconnect and catch up', 10_000);
       await p.client.append([{ log: 4, data: block(6, 100) }], { level: 'remote' });
       assert.ok(p.link!.stat().caughtUpGroups >= 41, `caught up ${p.link!.stat().caughtUpGroups} groups`);
       await m.client.sync();
