@@ -30,6 +30,14 @@ export function integerList(option: string) {
   };
 }
 
+export function decimalList(option: string) {
+  return (text: string): number[] => {
+    const parts = text.split(',').map((s) => s.trim());
+    if (parts.some((p) => p === '' || !Number.isFinite(Number(p)))) throw new ConfigError(`${option} takes numbers separated by commas (e.g. 0,0.5,1), got '${text}'`);
+    return parts.map(Number);
+  };
+}
+
 // A size in bytes: a whole number, optionally with K, M or G (powers of 1024), e.g. 100M.
 export function byteSize(option: string) {
   return (text: string): number => {

@@ -3,7 +3,9 @@
 // (docs/smfs.md); the metadata and file servers and mirroring come next (docs/roadmap.md).
 import { Command } from 'commander';
 import { run } from './run';
-import { byteSize, integer } from './parse';
+import { byteSize, decimal, decimalList, integer, integerList } from './parse';
+import { formatSmfsBench, runSmfsBench } from '../../bench/smfs';
+import { requireRoot } from '../gateway/gateway';
 import { ConfigError } from '../errors';
 import { SmfsError } from '../smfs/errors';
 import { LIMITS } from '../smfs/format';
@@ -168,6 +170,40 @@ Examples:
     const stats = server.store.stat();
     const stopped = { event: 'stopped', signal, lastSeq: stats.lastSeq, durableSeq: stats.durableSeq, ...server.counters };
     process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs storage: stopped on ${signal}; last group ${stats.lastSeq}, all on disk; ${server.counters.requests} requests, ${Object.values(server.counters.refused).reduce((a, b) => a + b, 0)} refused`) + '\n');
+  });
+
+program
+  .command('bench')
+  .description('Append throughput and latency per acknowledgement level, mirrored through the gateways in the lab (root)')
+  .option('--delays <list>', 'WAN one-way delays in ms', integerList('--delays'), [0, 25, 50, 100])
+  .option('--losses <list>', 'WAN loss rates in percent', decimalList('--losses'), [0, 1])
+  .option('--clients <list>', 'concurrent clients, one connection each', integerList('--clients'), [1, 64])
+  .option('--levels <list>', 'acknowledgement levels', 'local,network,remote')
+  .option('--seconds <s>', 'appending per figure', decimal('--seconds'), 4)
+  .option('--append-kib <n>', 'append size in KiB', integer('--append-kib'), 512)
+  .option('--block-kib <n>', 'block (record) size in KiB', integer('--block-kib'), 4)
+  .option('--json', 'print one JSON object: rows (delay_ms, loss, clients, level, mbytes_per_s, p50_ms, p99_ms) and checks (network_vs_local_*, remote_p50_vs_rtt)')
+  .addHelpText('after', `
+The paper's Table 2 workload: each append is a group of --append-kib / --block-kib blocks, over
+four logs. Each (delay, loss, clients) gets a fresh primary and mirror, and the levels run in
+turn against them. Targets, printed beside the figures: network within 10% of local in
+throughput and latency at every delay; remote latency at least one WAN round trip.
+About 16 x (levels x --seconds + 3) seconds with the defaults.`)
+  .action(async (o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; appendKib: number; blockKib: number; json?: boolean }) => {
+    requireRoot();
+    const levels = o.levels.split(',').map((l) => l.trim()) as AckLevel[];
+    for (const l of levels) if (!ACK_LEVELS.includes(l)) throw new ConfigError(`--levels are ${ACK_LEVELS.join(', ')}, got '${l}'`);
+    if (o.delays.some((d) => d < 0 || d > 200)) throw new ConfigError('--delays are one-way delays from 0 to 200 ms');
+    if (o.losses.some((p) => p < 0 || p > 50)) throw new ConfigError('--losses are percentages from 0 to 50');
+    if (o.clients.some((c) => c < 1 || c > 1024)) throw new ConfigError('--clients are from 1 to 1024');
+    if (o.seconds <= 0 || o.seconds > 600) throw new ConfigError('--seconds is from 0 to 600');
+    if (o.blockKib < 1 || o.appendKib < o.blockKib || o.appendKib % o.blockKib !== 0 || o.appendKib > 60 * 1024) {
+      throw new ConfigError('--append-kib is a multiple of --block-kib, at most 61440 (a group holds 64 MiB)');
+    }
+    const { rows, checks, appendKiB, blockKiB } = await runSmfsBench({
+      delaysMs: o.delays, losses: o.losses.map((p) => p / 100), clients: o.clients, levels, seconds: o.seconds, appendKiB: o.appendKib, blockKiB: o.blockKib,
+    });
+    process.stdout.write((o.json ? JSON.stringify({ append_kib: appendKiB, block_kib: blockKiB, rows, checks }) : formatSmfsBench(rows, checks, appendKiB, blockKiB)) + '\n');
   });
 
 program
