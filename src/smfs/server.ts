@@ -224,6 +224,12 @@ export class StorageServer {
         c.end();
         return [u64(await this.store.sync())];
       }
+      case Op.tail: {
+        const log = c.u32();
+        c.end();
+        const a = this.store.tail(log);
+        return [Buffer.of(a ? 1 : 0), encodeAddress(a ?? { log: 0, segment: 0, offset: 0 })];
+      }
       default:
         throw new SmfsError('SMFS_ERR_FRAME', `unknown op ${op}; this server knows ${Object.entries(Op).map(([k, v]) => `${v} (${k})`).join(', ')}`);
     }

@@ -34,6 +34,7 @@ export const Op = {
   clean: 5,
   stat: 6,
   sync: 7,
+  tail: 8,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 export const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k]));
