@@ -2,7 +2,9 @@
 // the assertion that a promise fails with a given SMFS code, and the smfs CLI run without
 // blocking the event loop (the servers it talks to may run in this process).
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import readline from 'node:readline';
 import * as assert from 'uvu/assert';
 import { SmfsError } from '../../src/smfs/errors';
 import { LogStore } from '../../src/smfs/store';
@@ -60,4 +62,25 @@ export function smfsCli(args: string[], input?: Buffer): Promise<CliResult> {
     child.once('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr: err }));
     child.stdin.end(input ?? Buffer.alloc(0));
   });
+}
+
+export interface SmfsChild {
+  child: ChildProcess;
+  listening: Record<string, unknown>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr(): string;
+}
+
+// Starts `smfs <args> --port 0 --json` and waits for its "listening" line.
+export async function startSmfs(args: string[]): Promise<SmfsChild> {
+  const child = spawn(process.execPath, [SMFS_BIN, ...args, '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const first = (await readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next()).value as string | undefined;
+  if (first === undefined) {
+    const { code } = await exited;
+    throw new Error(`smfs ${args[0]} exited (${code}) before listening: ${err}`);
+  }
+  return { child, listening: JSON.parse(first) as Record<string, unknown>, exited, stderr: () => err };
 }

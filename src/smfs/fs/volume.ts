@@ -107,9 +107,12 @@ export class Volume {
     });
   }
 
-  async read(path: string): Promise<Buffer> {
+  read(path: string): Promise<Buffer> {
     const parts = parsePath(path);
-    if (this.stale) await this.serialized(() => this.freshen());
+    return this.reading(() => this.readOnce(path, parts));
+  }
+
+  private async readOnce(path: string, parts: string[]): Promise<Buffer> {
     for (let attempt = 0; ; attempt++) {
       const root = this.root;
       const node = find(root, parts);
@@ -125,7 +128,7 @@ export class Volume {
 
   async list(path: string): Promise<ListEntry[]> {
     const parts = parsePath(path);
-    if (this.stale) await this.serialized(() => this.freshen());
+    await this.reading(async () => undefined);
     const node = find(this.root, parts);
     const entry = (name: string, n: TreeNode): ListEntry => ({
       name, type: n.kind, size: n.kind === 'file' ? n.size : n.entries.size, mtime: new Date(n.mtime).toISOString(),
@@ -135,7 +138,7 @@ export class Volume {
   }
 
   async stat(): Promise<VolumeStat> {
-    if (this.stale) await this.serialized(() => this.freshen());
+    await this.reading(async () => undefined);
     const counts = { files: 0, dirs: 0, bytes: 0, records: 0 };
     countTree(this.root, counts);
     return { log: this.log, storage: formatEndpoint(this.storageAt), root: formatAddress(this.root.inode!), update: this.update, ...counts, leaked: this.leaked };
@@ -150,6 +153,20 @@ export class Volume {
     const run = this.queue.catch(() => undefined).then(fn);
     this.queue = run;
     return run;
+  }
+
+  // Runs a read on a fresh tree. A read is safe to repeat, so one that finds the storage
+  // connection lost (as when the storage server restarted since the last request) reloads
+  // and tries once more.
+  private async reading<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.stale) await this.serialized(() => this.freshen());
+    try {
+      return await fn();
+    } catch (err) {
+      if (!this.stale) throw err;
+      await this.serialized(() => this.freshen());
+      return fn();
+    }
   }
 
   // A storage request; losing the storage server makes the volume stale.
