@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// smfs: the mirrored log-structured store's command line. So far the storage server
-// (docs/smfs.md); the metadata and file servers and mirroring come next (docs/roadmap.md).
+// smfs: the mirrored log-structured store's command line: the storage server (docs/smfs.md),
+// its mirroring, failover and bench, the metadata and file servers and the file commands
+// (docs/smfs-files.md).
+import fs from 'node:fs';
 import { Command } from 'commander';
 import { run } from './run';
 import { byteSize, decimal, decimalList, integer, integerList } from './parse';
@@ -20,7 +22,14 @@ import { StorageClient } from '../smfs/client';
 import { NetworkSyncListener } from '../feedback/listener';
 import { FEEDBACK_PORT } from '../feedback/format';
 import net from 'node:net';
-import fs from 'node:fs';
+import { formatEndpoint, parseEndpoint } from '../smfs/frame-client';
+import type { Endpoint } from '../smfs/frame-client';
+import { METADATA_PORT, MetadataServer } from '../smfs/metadata';
+import { Volume } from '../smfs/fs/volume';
+import { FileServer } from '../smfs/fs/server';
+import { FileClient } from '../smfs/fs/client';
+import { FILES_PORT } from '../smfs/fs/protocol';
+import type { Change } from '../smfs/fs/tree';
 
 const { version } = require('../../../package.json') as { version: string };
 
@@ -32,6 +41,59 @@ function formatRecovery(r: RecoveryReport): string {
   if (r.droppedGroups > 0) lines.push(`  ${r.droppedGroups} incomplete group(s) dropped`);
   for (const f of r.removed) lines.push(`  removed ${f}`);
   return lines.join('\n');
+}
+
+function endpoint(option: string) {
+  return (text: string): Endpoint => {
+    const e = parseEndpoint(text);
+    if (!e) throw new ConfigError(`${option} takes HOST:PORT (port 1 to 65535), got '${text}'`);
+    return e;
+  };
+}
+
+function endpoints(option: string) {
+  return (text: string): Endpoint[] => {
+    const list = text.split(',').map(endpoint(option));
+    const names = list.map(formatEndpoint);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice) throw new ConfigError(`${option} names ${twice} twice`);
+    return list;
+  };
+}
+
+function checkPort(port: number): void {
+  if (port < 0 || port > 65535) throw new ConfigError(`--port is from 0 to 65535, got ${port}`);
+}
+
+// Runs until SIGINT or SIGTERM; a second signal while stopping exits at once.
+async function untilSignal(): Promise<string> {
+  const signal = await new Promise<string>((resolve) => {
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
+  });
+  for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => process.exit(1));
+  return signal;
+}
+
+async function readInput(file: string | undefined): Promise<Buffer> {
+  if (file !== undefined && file !== '-') {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function withFiles<T>(server: Endpoint, fn: (c: FileClient) => Promise<T>): Promise<T> {
+  const c = await FileClient.connect(server);
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
 }
 
 interface StorageOptions {
@@ -56,12 +118,24 @@ const program = new Command('smfs')
   .description('SMFS: a log-structured store mirrored to a remote site (local-, network- or remote-sync)')
   .version(version)
   .addHelpText('after', `
-So far the storage server; the metadata and file servers and mirroring come next
-(docs/roadmap.md). The on-disk format and the protocol are in docs/smfs.md.
+Servers: storage (logs of segments, port 7610), metadata (gives out logs and places them on
+storage servers, 7611), files (a file tree kept in one log, 7612). The file commands (write,
+read, ls, mkdir, rm, mv, put) talk to a file server, --server HOST:PORT (127.0.0.1:7612).
+A primary storage server mirrors to another (--mirror, --role mirror), acknowledging appends
+local-, network- (--gateway) or remote-sync; smfs promote makes the mirror the primary.
+Formats and protocols: docs/smfs.md, docs/smfs-files.md.
 
 Examples:
-  smfs storage --dir /srv/smfs                 # serve the logs in /srv/smfs on 127.0.0.1:7610
-  smfs storage --help`);
+  smfs storage --dir /srv/smfs                            # serve logs on 127.0.0.1:7610
+  smfs storage --dir /srv/mirror --role mirror --host 0.0.0.0            # at the remote site
+  smfs storage --dir /srv/smfs --mirror 10.2.0.10 --gateway 10.1.0.1     # network-sync primary
+  smfs promote --host 10.2.0.10                           # failover to the mirror
+  smfs metadata --dir /srv/smfs-meta --storage 127.0.0.1:7610
+  smfs files --metadata 127.0.0.1:7611                    # creates a log, prints its id
+  smfs files --metadata 127.0.0.1:7611 --log 1            # later: the same tree, from the log
+  smfs mkdir /docs && smfs write /docs/a.txt a.txt && smfs read /docs/a.txt
+  smfs put /v2/a=a.txt /v2/b=b.txt --rm /v1/a             # one update, all or none
+  smfs <command> --help`);
 
 program
   .command('storage')
@@ -245,6 +319,201 @@ Examples:
       process.stdout.write(`smfs: promoted; ${result.logs.length} logs, last group ${result.lastSeq}\n`);
       process.stdout.write(formatRecovery(result.recovery) + '\n');
     }
+  });
+
+program
+  .command('metadata')
+  .description('Run a metadata server: gives out log ids and places each new log on the storage server with the fewest; in the foreground until SIGINT/SIGTERM')
+  .requiredOption('--dir <path>', 'where its state (metadata.json) lives (created if missing; one server per directory)')
+  .requiredOption('--storage <host:port,...>', 'the storage servers to place logs on, in order of preference for ties', endpoints('--storage'))
+  .option('--host <addr>', 'address to listen on', '127.0.0.1')
+  .option('--port <n>', 'TCP port (0: any free port, printed at start)', integer('--port'), METADATA_PORT)
+  .option('--json', 'print the start and stop reports as JSON lines')
+  .addHelpText('after', `
+Requests (docs/smfs-files.md): create (a new log on the storage server with the fewest logs
+placed; ties go to the one named first), lookup (where a log lives), list. An intent is on disk
+before each create-log is sent, so a crash never gives one id out twice; at start, an intent
+whose log the storage server has is completed, one it lacks is dropped.
+
+Examples:
+  smfs metadata --dir /srv/smfs-meta --storage 10.0.0.1:7610,10.0.0.2:7610
+  smfs metadata --dir /tmp/m --storage 127.0.0.1:7610 --port 0 --json`)
+  .action(async (o: { dir: string; storage: Endpoint[]; host: string; port: number; json?: boolean }) => {
+    checkPort(o.port);
+    const m = await MetadataServer.open(o.dir, o.storage, { host: o.host, port: o.port });
+    const { host, port } = m.address;
+    const list = m.list();
+    if (o.json) process.stdout.write(JSON.stringify({ event: 'listening', host, port, dir: m.dir, storage: o.storage.map(formatEndpoint), logs: list.logs.length, nextLog: list.nextLog, intents: m.intents, pid: process.pid }) + '\n');
+    else {
+      process.stdout.write(`smfs metadata: listening on ${host}:${port}, dir ${m.dir}, ${list.logs.length} logs on ${o.storage.map(formatEndpoint).join(', ')}\n`);
+      const { completed, dropped, pending } = m.intents;
+      if (completed.length + dropped.length + pending.length > 0) {
+        process.stdout.write(`  intents from before a crash: completed ${completed.join(' ') || '-'}, dropped ${dropped.join(' ') || '-'}, pending ${pending.join(' ') || '-'}\n`);
+      }
+    }
+    const signal = await untilSignal();
+    await m.close();
+    const stopped = { event: 'stopped', signal, ...m.counters };
+    process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs metadata: stopped on ${signal}; ${m.counters.requests} requests`) + '\n');
+  });
+
+program
+  .command('files')
+  .description('Run a file server: a file tree kept in one log, found through the metadata server; in the foreground until SIGINT/SIGTERM')
+  .requiredOption('--metadata <host:port>', 'the metadata server', endpoint('--metadata'))
+  .option('--log <n>', 'the log holding the tree (default: create a new log and print its id)', integer('--log'))
+  .option('--host <addr>', 'address to listen on', '127.0.0.1')
+  .option('--port <n>', 'TCP port (0: any free port, printed at start)', integer('--port'), FILES_PORT)
+  .option('--json', 'print the start and stop reports as JSON lines')
+  .addHelpText('after', `
+Without --log it asks the metadata server for a new log, writes an empty root directory to it
+and prints the log's id: give that id with --log from then on. With --log it looks the log up
+and reads the tree back from it (the log's newest record is the newest root inode). Every
+change is one append to the log: the changed data blocks, inodes and directories up to the
+root, all or none. Run one file server per log.
+
+Examples:
+  smfs files --metadata 127.0.0.1:7611                # prints: log 1 (created) ...
+  smfs files --metadata 127.0.0.1:7611 --log 1 --host 0.0.0.0
+  smfs files --metadata 127.0.0.1:7611 --log 1 --port 0 --json`)
+  .action(async (o: { metadata: Endpoint; log?: number; host: string; port: number; json?: boolean }) => {
+    checkPort(o.port);
+    if (o.log !== undefined && (o.log < 0 || o.log > LIMITS.maxLogId)) throw new ConfigError(`--log is from 0 to ${LIMITS.maxLogId}, got ${o.log}`);
+    const volume = await Volume.open(o.metadata, o.log);
+    let server: FileServer;
+    try {
+      server = await FileServer.listen(volume, { host: o.host, port: o.port });
+    } catch (err) {
+      await volume.close();
+      throw new ConfigError(`cannot listen on ${o.host}:${o.port}: ${(err as Error).message}`);
+    }
+    const { host, port } = server.address;
+    const st = await volume.stat();
+    if (o.json) process.stdout.write(JSON.stringify({ event: 'listening', host, port, created: volume.created, ...st, pid: process.pid }) + '\n');
+    else {
+      process.stdout.write(`smfs files: log ${st.log}${volume.created ? ' (created; give --log ' + st.log + ' from now on)' : ''} on ${st.storage}, listening on ${host}:${port}\n`);
+      process.stdout.write(`  ${st.files} files, ${st.dirs} directories, ${st.bytes} bytes; update ${st.update}, root inode at ${st.root}${st.leaked > 0 ? `; ${st.leaked} records no inode reaches (a crash before their free)` : ''}\n`);
+    }
+    const signal = await untilSignal();
+    await server.close();
+    const stopped = { event: 'stopped', signal, ...server.counters };
+    process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs files: stopped on ${signal}; ${server.counters.requests} requests`) + '\n');
+  });
+
+const serverOption = ['--server <host:port>', 'the file server', endpoint('--server'), { host: '127.0.0.1', port: FILES_PORT }] as const;
+
+program
+  .command('write')
+  .description('Write a whole file on the file server (replacing it), from FILE or stdin')
+  .argument('<path>', 'path in the tree, e.g. /docs/a.txt (its directory must exist)')
+  .argument('[file]', 'local file to send; - or absent: stdin')
+  .option(...serverOption)
+  .addHelpText('after', `
+Examples:
+  smfs write /docs/a.txt ./a.txt
+  echo hello | smfs write /hello.txt
+  smfs write /big.bin big.bin --server 10.0.0.5:7612`)
+  .action(async (path: string, file: string | undefined, o: { server: Endpoint }) => {
+    const data = await readInput(file);
+    await withFiles(o.server, (c) => c.write(path, data));
+  });
+
+program
+  .command('read')
+  .description('Print a file of the file server to stdout')
+  .argument('<path>', 'path in the tree')
+  .option(...serverOption)
+  .addHelpText('after', `
+Examples:
+  smfs read /docs/a.txt
+  smfs read /big.bin > big.bin`)
+  .action(async (path: string, o: { server: Endpoint }) => {
+    const data = await withFiles(o.server, (c) => c.read(path));
+    process.stdout.write(data);
+  });
+
+program
+  .command('ls')
+  .description('List a directory (or show one file) of the file server')
+  .argument('[path]', 'path in the tree', '/')
+  .option(...serverOption)
+  .option('--json', 'print a JSON array of {name, type, size, mtime}')
+  .addHelpText('after', `
+Each line: type (d directory, - file), size (bytes; for a directory its entries), mtime, name.
+
+Examples:
+  smfs ls /
+  smfs ls /docs --json`)
+  .action(async (path: string, o: { server: Endpoint; json?: boolean }) => {
+    const entries = await withFiles(o.server, (c) => c.list(path));
+    if (o.json) process.stdout.write(JSON.stringify(entries) + '\n');
+    else for (const e of entries) process.stdout.write(`${e.type === 'dir' ? 'd' : '-'} ${String(e.size).padStart(10)} ${e.mtime} ${e.name}${e.type === 'dir' ? '/' : ''}\n`);
+  });
+
+program
+  .command('mkdir')
+  .description('Make a directory on the file server')
+  .argument('<path>', 'path in the tree')
+  .option(...serverOption)
+  .option('-p, --parents', 'make missing parents too; no error if it exists')
+  .addHelpText('after', `
+Examples:
+  smfs mkdir /docs
+  smfs mkdir -p /backups/2024/01`)
+  .action(async (path: string, o: { server: Endpoint; parents?: boolean }) => {
+    await withFiles(o.server, (c) => c.mkdir(path, { parents: o.parents }));
+  });
+
+program
+  .command('rm')
+  .description('Remove a file or an empty directory from the file server')
+  .argument('<path>', 'path in the tree')
+  .option(...serverOption)
+  .option('-r, --recursive', 'remove a directory and everything under it')
+  .addHelpText('after', `
+Examples:
+  smfs rm /docs/a.txt
+  smfs rm -r /backups/2023`)
+  .action(async (path: string, o: { server: Endpoint; recursive?: boolean }) => {
+    await withFiles(o.server, (c) => c.remove(path, { recursive: o.recursive }));
+  });
+
+program
+  .command('mv')
+  .description('Rename or move a file or directory within the file server\'s tree, atomically')
+  .argument('<from>', 'path in the tree')
+  .argument('<to>', 'new path; a file may replace a file, a directory an empty directory')
+  .option(...serverOption)
+  .addHelpText('after', `
+Examples:
+  smfs mv /docs/a.txt /docs/b.txt
+  smfs mv /staging /release`)
+  .action(async (from: string, to: string, o: { server: Endpoint }) => {
+    await withFiles(o.server, (c) => c.rename(from, to));
+  });
+
+program
+  .command('put')
+  .description('Write several files and remove others as ONE update: all of it is committed, or none')
+  .argument('<path=file...>', 'files to write: path in the tree = local file')
+  .option(...serverOption)
+  .option('--rm <path...>', 'paths to remove in the same update (before the writes)')
+  .option('-r, --recursive', 'with --rm: remove directories and everything under them')
+  .addHelpText('after', `
+The removals come first, then the writes, in the order given. If any of them cannot be done
+(a missing directory, a path that is a directory, ...) nothing changes.
+
+Examples:
+  smfs put /site/index.html=index.html /site/app.js=app.js
+  smfs put /db/snapshot.2=snap.bin /db/CURRENT=current.txt --rm /db/snapshot.1`)
+  .action(async (pairs: string[], o: { server: Endpoint; rm?: string[]; recursive?: boolean }) => {
+    const changes: Change[] = (o.rm ?? []).map((path) => ({ op: 'remove', path, recursive: o.recursive }));
+    for (const pair of pairs) {
+      const at = pair.lastIndexOf('=');
+      if (at <= 0 || at === pair.length - 1) throw new ConfigError(`put takes PATH=FILE, got '${pair}'`);
+      changes.push({ op: 'write', path: pair.slice(0, at), data: await readInput(pair.slice(at + 1)) });
+    }
+    await withFiles(o.server, (c) => c.group(changes));
   });
 
 void run(program, process.argv);

@@ -150,6 +150,15 @@ export class StorageClient {
     return seq;
   }
 
+  // The newest data record of a log (freed or not), or undefined if the log has none.
+  async tail(log: number): Promise<Address | undefined> {
+    const c = new Cursor(await this.request(Op.tail, [encodeU32(log)]), 'tail answer');
+    const present = c.u8();
+    const a = c.address();
+    c.end();
+    return present === 1 ? a : undefined;
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => {
       if (this.socket.destroyed) return resolve();

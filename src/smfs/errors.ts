@@ -1,5 +1,6 @@
-// SMFS's typed errors. Every refusal of the store and the storage server carries one of these
-// codes, on the wire as well as in-process; docs/smfs.md lists them and when each is given.
+// SMFS's typed errors. Every refusal of the store and of the storage, metadata and file servers
+// carries one of these codes, on the wire as well as in-process; docs/smfs.md and
+// docs/smfs-files.md list them and when each is given.
 import { MaelstromError } from '../errors';
 
 export type SmfsErrorCode =
@@ -17,7 +18,14 @@ export type SmfsErrorCode =
   | 'SMFS_ERR_CLOSED'        // the store or the connection is shutting down
   | 'SMFS_ERR_READONLY'      // a change sent to a mirror: promote it first
   | 'SMFS_ERR_MIRROR'        // written locally, but not acknowledged at the level asked in time
-  | 'SMFS_ERR_DIVERGED';     // the mirror's log is not a prefix of the primary's
+  | 'SMFS_ERR_DIVERGED'     // the mirror's log is not a prefix of the primary's
+  | 'SMFS_ERR_UNAVAILABLE'   // a server this one depends on (storage, metadata) cannot be reached
+  | 'SMFS_ERR_NOT_FOUND'     // file server: no file or directory at that path
+  | 'SMFS_ERR_EXISTS'        // file server: something is already at that path
+  | 'SMFS_ERR_NOT_DIR'       // file server: a path component, or a rename's target, is a file
+  | 'SMFS_ERR_IS_DIR'        // file server: a file operation on a directory
+  | 'SMFS_ERR_NOT_EMPTY'     // file server: removing or replacing a directory that has entries
+  | 'SMFS_ERR_PATH';         // file server: a malformed path (empty component, '..', NUL, too long)
 
 export class SmfsError extends MaelstromError {
   override readonly code: SmfsErrorCode;
@@ -33,6 +41,7 @@ export const SMFS_ERROR_CODES: readonly SmfsErrorCode[] = [
   'SMFS_ERR_UNKNOWN_LOG', 'SMFS_ERR_LOG_EXISTS', 'SMFS_ERR_ADDRESS', 'SMFS_ERR_FREED', 'SMFS_ERR_TOO_LARGE',
   'SMFS_ERR_CHECKSUM', 'SMFS_ERR_FRAME', 'SMFS_ERR_REQUEST', 'SMFS_ERR_CORRUPT', 'SMFS_ERR_IO',
   'SMFS_ERR_LOCKED', 'SMFS_ERR_CLOSED', 'SMFS_ERR_READONLY', 'SMFS_ERR_MIRROR', 'SMFS_ERR_DIVERGED',
+  'SMFS_ERR_UNAVAILABLE', 'SMFS_ERR_NOT_FOUND', 'SMFS_ERR_EXISTS', 'SMFS_ERR_NOT_DIR', 'SMFS_ERR_IS_DIR', 'SMFS_ERR_NOT_EMPTY', 'SMFS_ERR_PATH',
 ];
 
 export function isSmfsErrorCode(code: string): code is SmfsErrorCode {

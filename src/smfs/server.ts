@@ -20,11 +20,14 @@ import type { Frame } from './wire';
 const INFLIGHT_BYTES = 256 * 1024 * 1024;
 const SHUTDOWN_GRACE_MS = 5000;
 
-export interface ServerCounters {
+export interface ConnectionCounters {
   connections: number;     // open now
   accepted: number;
   requests: number;
   refused: Record<string, number>; // answers with an error, by code
+}
+
+export interface ServerCounters extends ConnectionCounters {
   appends: Record<AckLevel, number>; // appends answered, by the level they asked for
   mirroredGroups: number;  // as a mirror: groups written for the primary
   primaryStreams: number;  // as a mirror: primaries that said hello (a newer one replaces the older)
@@ -323,6 +326,12 @@ export class StorageServer {
       case Op.sync: {
         c.end();
         return [u64(await this.store.sync())];
+      }
+      case Op.tail: {
+        const log = c.u32();
+        c.end();
+        const a = this.store.tail(log);
+        return [Buffer.of(a ? 1 : 0), encodeAddress(a ?? { log: 0, segment: 0, offset: 0 })];
       }
       case Op.mirrorHello: {
         c.end();

@@ -363,6 +363,21 @@ export class LogStore {
     }
   }
 
+  // The address of the newest data record of a log, freed or not; undefined if it has none.
+  // A file server finds its newest root inode here after a restart or a failover.
+  tail(log: number): Address | undefined {
+    checkLogId(log);
+    const state = this.logs.get(log);
+    if (!state) throw new SmfsError('SMFS_ERR_UNKNOWN_LOG', `no log ${log} on this server`);
+    const segments = state.ordered();
+    for (let i = segments.length - 1; i >= 0; i--) {
+      let last: number | undefined;
+      for (const r of segments[i].records()) last = r.offset;
+      if (last !== undefined) return { log, segment: segments[i].number, offset: last };
+    }
+    return undefined;
+  }
+
   stat(): StoreStat {
     const logs: LogStat[] = [];
     for (const id of this.logIds()) {

@@ -34,7 +34,8 @@ export const Op = {
   clean: 5,
   stat: 6,
   sync: 7,
-  // 8 to 15: more client requests. 16 on: between a primary and its mirror.
+  tail: 8,
+  // 9 to 15: more client requests. 16 on: between a primary and its mirror.
   mirrorHello: 16,
   mirrorCreate: 17,
   mirrorGroup: 18,

@@ -1,0 +1,133 @@
+// A client of a server speaking SMFS frames (the metadata and file servers): one TCP
+// connection, requests pipelined and matched to answers by id. Failing to connect, or losing
+// the connection, is SMFS_ERR_UNAVAILABLE naming the server, so a caller can tell "that server
+// is gone" from a refusal. Also the endpoint helpers ("host:port") the servers and CLI share.
+import net from 'node:net';
+import { SmfsError } from './errors';
+import { StorageClient } from './client';
+import { ANSWER_FLAG, FrameReader, decodeError, encodeFrame } from './wire';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+export function formatEndpoint(e: Endpoint): string {
+  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}
+
+// "host:port" or "[v6]:port"; undefined when it is neither.
+export function parseEndpoint(text: string): Endpoint | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) return undefined;
+  return { host: m[1] ?? m[2], port };
+}
+
+function unavailable(what: string, e: Endpoint, err: unknown): SmfsError {
+  return new SmfsError('SMFS_ERR_UNAVAILABLE', `cannot reach the ${what} at ${formatEndpoint(e)}: ${(err as Error).message}; is it running?`, { cause: err });
+}
+
+export function connectSocket(e: Endpoint, what: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port: e.port, host: e.host });
+    const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', fail);
+      resolve(socket);
+    });
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      reject(unavailable(what, e, err));
+    };
+    socket.once('error', fail);
+  });
+}
+
+// A storage server, with the connection timeout and error of the other clients here.
+// StorageClient.connect has no timeout of its own: a connection that comes after ours gave
+// up is closed.
+export async function connectStorage(e: Endpoint): Promise<StorageClient> {
+  const connecting = StorageClient.connect(e.port, e.host);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([connecting, timeout]);
+  } catch (err) {
+    void connecting.then((c) => c.close(), () => undefined);
+    throw unavailable('storage server', e, err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Pending {
+  op: number;
+  resolve: (body: Buffer) => void;
+  reject: (err: SmfsError) => void;
+}
+
+export class FrameClient {
+  private readonly reader = new FrameReader(true);
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private failure: SmfsError | undefined;
+
+  protected constructor(private readonly socket: net.Socket, readonly endpoint: Endpoint, what: string) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      for (const f of this.reader.push(chunk)) {
+        const p = this.pending.get(f.id);
+        if (!p) continue;
+        this.pending.delete(f.id);
+        if (f.kind === 'bad') p.reject(f.error);
+        else if ((f.op & ~ANSWER_FLAG) !== p.op) p.reject(new SmfsError('SMFS_ERR_FRAME', `answer to request ${f.id} is for op ${f.op & ~ANSWER_FLAG}, not ${p.op}`));
+        else if (f.body.length === 0) p.reject(new SmfsError('SMFS_ERR_FRAME', 'an answer without a status'));
+        else if (f.body[0] === 0) p.resolve(f.body.subarray(1));
+        else p.reject(decodeError(f.body.subarray(1)));
+      }
+    });
+    socket.on('error', (err) => this.failAll(unavailable(what, endpoint, err)));
+    socket.on('close', () => this.failAll(new SmfsError('SMFS_ERR_UNAVAILABLE', `the ${what} at ${formatEndpoint(endpoint)} closed the connection`)));
+  }
+
+  // Sends one request; resolves to the answer's body (after the status byte).
+  request(op: number, body: Uint8Array[] = []): Promise<Buffer> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId;
+    this.nextId = this.nextId === 0xffffffff ? 1 : this.nextId + 1;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { op, resolve, reject });
+      for (const b of encodeFrame(op, id, body)) this.socket.write(b);
+    });
+  }
+
+  // Bytes as they are, for tests of what a server does with malformed frames.
+  writeRaw(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  // Waits for the answer to a request id sent by writeRaw.
+  expect(id: number, op: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => this.pending.set(id, { op, resolve, reject }));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.destroyed) return resolve();
+      this.socket.once('close', () => resolve());
+      this.socket.end();
+    });
+  }
+
+  private failAll(err: SmfsError): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,148 @@
+// A TCP server speaking SMFS frames (wire.ts) for the metadata and file servers: each
+// connection may pipeline requests, each is answered under its id by `dispatch`, a refused
+// request is answered with its error code, and the connection goes on with its next frame.
+// It follows the storage server's connection handling (server.ts), which predates it.
+import net from 'node:net';
+import { SmfsError } from './errors';
+import type { ConnectionCounters } from './server';
+import { FrameReader, encodeAnswer, encodeErrorAnswer } from './wire';
+import type { Frame } from './wire';
+
+export type Dispatch = (op: number, body: Buffer) => Promise<Uint8Array[]>;
+
+// A connection stops reading while its requests in flight hold this much, or while the kernel
+// will not take its answers, so one client cannot fill the server's memory.
+const INFLIGHT_BYTES = 256 * 1024 * 1024;
+const SHUTDOWN_GRACE_MS = 5000;
+
+class Connection {
+  private readonly reader = new FrameReader();
+  private inflight = 0;
+  private inflightBytes = 0;
+  private writeBlocked = false;
+  private draining = false;
+  readonly closed: Promise<void>;
+
+  constructor(private readonly socket: net.Socket, private readonly server: FrameServer) {
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of this.reader.push(chunk)) this.take(frame);
+      this.flow();
+    });
+    socket.on('drain', () => {
+      this.writeBlocked = false;
+      this.flow();
+    });
+    socket.on('error', () => undefined); // a reset by the client; 'close' follows
+    socket.setNoDelay(true);
+  }
+
+  drain(): void {
+    this.draining = true;
+    this.socket.pause();
+    if (this.inflight === 0) this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private take(frame: Frame): void {
+    this.server.counters.requests++;
+    if (frame.kind === 'bad') {
+      this.refuse(frame.op, frame.id, frame.error);
+      if (frame.close) this.socket.end();
+      return;
+    }
+    this.inflight++;
+    this.inflightBytes += frame.body.length;
+    this.server.dispatch(frame.op, frame.body).then(
+      (body) => this.send(encodeAnswer(frame.op, frame.id, body)),
+      (err: unknown) => this.refuse(frame.op, frame.id, err),
+    ).finally(() => {
+      this.inflight--;
+      this.inflightBytes -= frame.body.length;
+      if (this.draining && this.inflight === 0) this.socket.end();
+      else this.flow();
+    });
+  }
+
+  private refuse(op: number, id: number, err: unknown): void {
+    let e: SmfsError;
+    if (err instanceof SmfsError) e = err;
+    else {
+      process.stderr.write(`${this.server.name}: internal error on op ${op}: ${err instanceof Error ? err.stack : String(err)}\n`);
+      e = new SmfsError('SMFS_ERR_IO', `internal error: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const refused = this.server.counters.refused;
+    refused[e.code] = (refused[e.code] ?? 0) + 1;
+    this.send(encodeErrorAnswer(op, id, e.code, e.message));
+  }
+
+  private send(buffers: Uint8Array[]): void {
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    let ok = true;
+    for (const b of buffers) ok = this.socket.write(b);
+    if (!ok) this.writeBlocked = true;
+  }
+
+  private flow(): void {
+    if (this.draining) return;
+    if (this.writeBlocked || this.inflightBytes > INFLIGHT_BYTES) this.socket.pause();
+    else this.socket.resume();
+  }
+}
+
+export class FrameServer {
+  readonly counters: ConnectionCounters = { connections: 0, accepted: 0, requests: 0, refused: {} };
+  private readonly connections = new Set<Connection>();
+  private closing: Promise<void> | undefined;
+
+  private constructor(readonly name: string, readonly dispatch: Dispatch, private readonly server: net.Server) {
+    server.on('connection', (socket) => {
+      if (this.closing) {
+        socket.destroy();
+        return;
+      }
+      const c = new Connection(socket, this);
+      this.connections.add(c);
+      this.counters.accepted++;
+      this.counters.connections++;
+      void c.closed.then(() => {
+        this.connections.delete(c);
+        this.counters.connections--;
+      });
+    });
+  }
+
+  // `name` prefixes internal errors printed to stderr ("smfs metadata", "smfs files").
+  static async listen(name: string, dispatch: Dispatch, options: { port: number; host?: string }): Promise<FrameServer> {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return new FrameServer(name, dispatch, server);
+  }
+
+  get address(): { host: string; port: number } {
+    const a = this.server.address() as net.AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  // Stops accepting and lets every connection finish what it asked.
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      for (const c of this.connections) c.drain();
+      const grace = setTimeout(() => { for (const c of this.connections) c.destroy(); }, SHUTDOWN_GRACE_MS);
+      await Promise.all([...this.connections].map((c) => c.closed));
+      clearTimeout(grace);
+      await stopped;
+    })();
+    return this.closing;
+  }
+}

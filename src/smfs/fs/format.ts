@@ -1,0 +1,163 @@
+// How the file server keeps a tree in its log (docs/smfs-files.md, "On the log"). Three kinds
+// of record, big-endian:
+//
+//   data block   the file's bytes, 4 KiB a block (the last one shorter; an empty file has none)
+//   dir block    0 u32 magic "SMDB"  4 u16 entries k  6 k x (u8 name length, name UTF-8,
+//                12-byte pointer to the entry's inode); whole entries only, at most 4 KiB
+//   inode        0 u32 magic "SMIN"  4 u8 version (1)  5 u8 type (1 file, 2 dir)
+//                6 u8 flags (1: root)  7 u8 0  8 u64 size (file: bytes; dir: entries)
+//               16 u64 mtime (ms since the epoch)  24 u64 update that wrote it
+//               32 u32 blocks n  36 n x 12-byte pointer, in order
+//
+// A pointer is an address (u32 log, u32 segment, u32 offset), or, for a record of the same
+// update, log 0xFFFFFFFF (no log has that id), segment 0, and how many bytes before the
+// record holding the pointer the target's record starts. An update's records are one group in
+// one log: the storage server writes them back to back in one segment, in the order given,
+// each behind an 8-byte header, so those distances are known before the storage server has
+// given out any address. Children always precede their parents in a group, so a distance is
+// never negative. The file server checks the addresses of every group it commits against it.
+import type { Address } from '../format';
+import { SmfsError } from '../errors';
+
+export const BLOCK_BYTES = 4096;
+// An inode names every block of its file directly: a whole-file write is one append, so a
+// file's size is bounded by a group (64 MiB of records) anyway, and indirect blocks would only
+// add records to every write. 8192 blocks: files up to 32 MiB, inodes up to 96 KiB.
+export const MAX_BLOCKS = 8192;
+export const MAX_FILE_BYTES = BLOCK_BYTES * MAX_BLOCKS;
+export const MAX_NAME_BYTES = 255;
+export const MAX_PATH_BYTES = 4096;
+
+export const INODE_MAGIC = 0x534d494e; // "SMIN"
+export const DIR_BLOCK_MAGIC = 0x534d4442; // "SMDB"
+export const INODE_VERSION = 1;
+export const INODE_HEADER = 36;
+export const DIR_BLOCK_HEADER = 6;
+const POINTER_BYTES = 12;
+const RELATIVE = 0xffffffff;
+
+export type NodeType = 'file' | 'dir';
+const TYPE_CODE: Record<NodeType, number> = { file: 1, dir: 2 };
+
+// An absolute address, or `back` bytes before the record that holds the pointer.
+export type Pointer = { address: Address } | { back: number };
+
+export interface Inode {
+  type: NodeType;
+  root: boolean;
+  size: number;
+  mtime: number;
+  update: number;
+  blocks: Address[];
+}
+
+export interface DirEntry {
+  name: string;
+  inode: Address;
+}
+
+function corrupt(at: Address, why: string): SmfsError {
+  return new SmfsError('SMFS_ERR_CORRUPT', `the record at ${at.log}:${at.segment}:${at.offset} ${why}`);
+}
+
+function writePointer(b: Buffer, at: number, p: Pointer): void {
+  if ('back' in p) {
+    b.writeUInt32BE(RELATIVE, at);
+    b.writeUInt32BE(0, at + 4);
+    b.writeUInt32BE(p.back, at + 8);
+  } else {
+    b.writeUInt32BE(p.address.log, at);
+    b.writeUInt32BE(p.address.segment, at + 4);
+    b.writeUInt32BE(p.address.offset, at + 8);
+  }
+}
+
+function readPointer(b: Buffer, at: number, self: Address): Address {
+  const log = b.readUInt32BE(at);
+  const segment = b.readUInt32BE(at + 4);
+  const offset = b.readUInt32BE(at + 8);
+  if (log !== RELATIVE) return { log, segment, offset };
+  if (segment !== 0 || offset === 0 || offset > self.offset) throw corrupt(self, `holds a relative pointer of ${offset} bytes back`);
+  return { log: self.log, segment: self.segment, offset: self.offset - offset };
+}
+
+export function encodeInode(i: Omit<Inode, 'blocks'> & { blocks: Pointer[] }): Buffer {
+  const b = Buffer.alloc(INODE_HEADER + POINTER_BYTES * i.blocks.length);
+  b.writeUInt32BE(INODE_MAGIC, 0);
+  b[4] = INODE_VERSION;
+  b[5] = TYPE_CODE[i.type];
+  b[6] = i.root ? 1 : 0;
+  b.writeBigUInt64BE(BigInt(i.size), 8);
+  b.writeBigUInt64BE(BigInt(i.mtime), 16);
+  b.writeBigUInt64BE(BigInt(i.update), 24);
+  b.writeUInt32BE(i.blocks.length, 32);
+  i.blocks.forEach((p, k) => writePointer(b, INODE_HEADER + POINTER_BYTES * k, p));
+  return b;
+}
+
+// An inode read from `self`, its pointers resolved to addresses.
+export function decodeInode(b: Buffer, self: Address): Inode {
+  if (b.length < INODE_HEADER || b.readUInt32BE(0) !== INODE_MAGIC) throw corrupt(self, 'is not an inode');
+  if (b[4] !== INODE_VERSION) throw corrupt(self, `is an inode of version ${b[4]}; this build reads ${INODE_VERSION}`);
+  const type = b[5] === 1 ? 'file' : b[5] === 2 ? 'dir' : undefined;
+  if (!type || b[6] > 1) throw corrupt(self, `is an inode of unknown type ${b[5]} or flags ${b[6]}`);
+  const n = b.readUInt32BE(32);
+  if (n > MAX_BLOCKS || b.length !== INODE_HEADER + POINTER_BYTES * n) throw corrupt(self, `is an inode of ${b.length} bytes naming ${n} blocks`);
+  const size = Number(b.readBigUInt64BE(8));
+  if (type === 'file' && (size > n * BLOCK_BYTES || size <= (n - 1) * BLOCK_BYTES)) throw corrupt(self, `is a file inode of ${size} bytes in ${n} blocks`);
+  const blocks: Address[] = [];
+  for (let k = 0; k < n; k++) blocks.push(readPointer(b, INODE_HEADER + POINTER_BYTES * k, self));
+  return { type, root: b[6] === 1, size, mtime: Number(b.readBigUInt64BE(16)), update: Number(b.readBigUInt64BE(24)), blocks };
+}
+
+export function entryBytes(name: string): number {
+  return 1 + Buffer.byteLength(name, 'utf8') + POINTER_BYTES;
+}
+
+// Splits a directory's entries (in order) into the groups that fill its blocks.
+export function packEntries<T extends { name: string }>(entries: T[]): T[][] {
+  const blocks: T[][] = [];
+  let current: T[] = [];
+  let used = DIR_BLOCK_HEADER;
+  for (const e of entries) {
+    const n = entryBytes(e.name);
+    if (used + n > BLOCK_BYTES) {
+      blocks.push(current);
+      current = [];
+      used = DIR_BLOCK_HEADER;
+    }
+    current.push(e);
+    used += n;
+  }
+  if (current.length > 0) blocks.push(current);
+  return blocks;
+}
+
+export function encodeDirBlock(entries: { name: string; inode: Pointer }[]): Buffer {
+  const b = Buffer.alloc(entries.reduce((n, e) => n + entryBytes(e.name), DIR_BLOCK_HEADER));
+  b.writeUInt32BE(DIR_BLOCK_MAGIC, 0);
+  b.writeUInt16BE(entries.length, 4);
+  let at = DIR_BLOCK_HEADER;
+  for (const e of entries) {
+    const name = Buffer.from(e.name, 'utf8');
+    b[at] = name.length;
+    name.copy(b, at + 1);
+    writePointer(b, at + 1 + name.length, e.inode);
+    at += 1 + name.length + POINTER_BYTES;
+  }
+  return b;
+}
+
+export function decodeDirBlock(b: Buffer, self: Address): DirEntry[] {
+  if (b.length < DIR_BLOCK_HEADER || b.length > BLOCK_BYTES || b.readUInt32BE(0) !== DIR_BLOCK_MAGIC) throw corrupt(self, 'is not a directory block');
+  const out: DirEntry[] = [];
+  let at = DIR_BLOCK_HEADER;
+  for (let k = b.readUInt16BE(4); k > 0; k--) {
+    if (at + 1 > b.length || at + 1 + b[at] + POINTER_BYTES > b.length) throw corrupt(self, 'is a directory block whose entries overrun it');
+    const name = b.toString('utf8', at + 1, at + 1 + b[at]);
+    out.push({ name, inode: readPointer(b, at + 1 + b[at], self) });
+    at += 1 + b[at] + POINTER_BYTES;
+  }
+  if (at !== b.length) throw corrupt(self, 'is a directory block with bytes after its entries');
+  return out;
+}

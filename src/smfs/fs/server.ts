@@ -1,0 +1,76 @@
+// `smfs files`: a Volume served over TCP (docs/smfs-files.md). Reads, lists and stats run as
+// they come; every change goes through the volume's one writer.
+import { SmfsError } from '../errors';
+import { FrameServer } from '../frame-server';
+import { Cursor } from '../wire';
+import { CHANGE_OPS, FileOp, readChange, readPath } from './protocol';
+import type { Change } from './tree';
+import type { Volume } from './volume';
+
+function u64(v: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(v), 0);
+  return b;
+}
+
+function json(v: unknown): Buffer {
+  return Buffer.from(JSON.stringify(v), 'utf8');
+}
+
+export class FileServer {
+  private constructor(readonly volume: Volume, private readonly frames: FrameServer) {}
+
+  static async listen(volume: Volume, options: { port: number; host?: string }): Promise<FileServer> {
+    let server: FileServer | undefined;
+    const frames = await FrameServer.listen('smfs files', (op, body) => server!.dispatch(op, body), options);
+    server = new FileServer(volume, frames);
+    return server;
+  }
+
+  get address(): { host: string; port: number } {
+    return this.frames.address;
+  }
+
+  get counters() {
+    return this.frames.counters;
+  }
+
+  // Stops accepting, answers what is in flight, closes the volume.
+  async close(): Promise<void> {
+    await this.frames.close();
+    await this.volume.close();
+  }
+
+  private async dispatch(op: number, body: Buffer): Promise<Uint8Array[]> {
+    const c = new Cursor(body, `files op ${op}`);
+    if (CHANGE_OPS.includes(op)) {
+      const change = readChange(op, c);
+      c.end();
+      return [u64(await this.volume.apply([change]))];
+    }
+    switch (op) {
+      case FileOp.read: {
+        const path = readPath(c);
+        c.end();
+        return [await this.volume.read(path)];
+      }
+      case FileOp.list: {
+        const path = readPath(c);
+        c.end();
+        return [json(await this.volume.list(path))];
+      }
+      case FileOp.group: {
+        const n = c.u32();
+        const changes: Change[] = [];
+        for (let i = 0; i < n; i++) changes.push(readChange(c.u8(), c));
+        c.end();
+        return [u64(await this.volume.apply(changes))];
+      }
+      case FileOp.stat:
+        c.end();
+        return [json({ ...await this.volume.stat(), server: this.frames.counters })];
+      default:
+        throw new SmfsError('SMFS_ERR_FRAME', `unknown op ${op}; the file server knows ${Object.entries(FileOp).map(([k, v]) => `${v} (${k})`).join(', ')}`);
+    }
+  }
+}

@@ -1,0 +1,256 @@
+// A file server's tree over its log (docs/smfs-files.md): found through the metadata server,
+// recovered from the log alone (the newest record is the newest root inode, `tail`), kept in
+// memory (inodes and directories; file data is read from the storage server), and changed by
+// updates that are one append each, taken one at a time.
+//
+// If the storage server goes away in the middle of an append, whether the group landed is not
+// known here: the volume marks itself stale, and before its next request it looks the log up
+// again (the log may have moved to a mirror), reconnects and reloads the tree from the log.
+import type { StorageClient } from '../client';
+import { SmfsError } from '../errors';
+import { LIMITS, formatAddress } from '../format';
+import type { Address } from '../format';
+import { connectStorage, formatEndpoint } from '../frame-client';
+import type { Endpoint } from '../frame-client';
+import { MetadataClient } from '../metadata-client';
+import { BLOCK_BYTES, decodeDirBlock, decodeInode } from './format';
+import type { Inode } from './format';
+import { layOut } from './layout';
+import { parsePath } from './path';
+import { Draft, find } from './tree';
+import type { Change, DirNode, FileNode, TreeNode } from './tree';
+
+export interface ListEntry {
+  name: string;
+  type: 'file' | 'dir';
+  size: number;       // file: bytes; directory: entries
+  mtime: string;      // ISO 8601
+}
+
+export interface VolumeStat {
+  log: number;
+  storage: string;    // host:port of the log's storage server
+  root: string;       // address of the newest root inode
+  update: number;     // updates committed to the log so far
+  files: number;
+  dirs: number;
+  bytes: number;      // of file data
+  records: number;    // reachable: inodes, directory blocks and data blocks
+  leaked: number;     // live records of the log that no inode reaches (a crash between commit and free)
+}
+
+// How many times a read starts over when an update freed the blocks it was reading.
+const READ_RETRIES = 3;
+
+function unreachable(err: unknown): boolean {
+  return err instanceof SmfsError && (err.code === 'SMFS_ERR_CLOSED' || err.code === 'SMFS_ERR_UNAVAILABLE');
+}
+
+function countTree(node: TreeNode, into: { files: number; dirs: number; bytes: number; records: number }): void {
+  into.records += 1 + node.blocks.length;
+  if (node.kind === 'file') {
+    into.files++;
+    into.bytes += node.size;
+    return;
+  }
+  into.dirs++;
+  for (const child of node.entries.values()) countTree(child, into);
+}
+
+export class Volume {
+  created = false;
+  private root!: DirNode;
+  private update = 0;
+  private leaked = 0;
+  private stale = false;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(readonly metadata: Endpoint, readonly log: number, private storageAt: Endpoint, private storage: StorageClient) {}
+
+  // Creates a new log through the metadata server (no `log`), or opens an existing one.
+  static async open(metadata: Endpoint, log?: number): Promise<Volume> {
+    const m = await MetadataClient.connect(metadata);
+    let placement;
+    try {
+      placement = log === undefined ? await m.create() : await m.lookup(log);
+    } finally {
+      await m.close();
+    }
+    const storageAt = { host: placement.host, port: placement.port };
+    const v = new Volume(metadata, placement.log, storageAt, await connectStorage(storageAt));
+    try {
+      await v.load();
+    } catch (err) {
+      await v.storage.close();
+      throw err;
+    }
+    v.created = log === undefined;
+    return v;
+  }
+
+  // Applies changes in order as one update: all of them, or none. Resolves to the update's
+  // number (the previous one when nothing changed).
+  apply(changes: Change[]): Promise<number> {
+    return this.serialized(async () => {
+      await this.freshen();
+      const draft = new Draft(this.root, Date.now());
+      for (const c of changes) draft.apply(c);
+      if (!draft.changed) return this.update;
+      const update = this.update + 1;
+      const plan = layOut(draft.root, update);
+      const addresses = await this.call(() => this.storage.append(plan.records.map((data) => ({ log: this.log, data }))));
+      plan.commit(addresses);
+      this.root = draft.root;
+      this.update = update;
+      await this.free(draft.superseded);
+      return update;
+    });
+  }
+
+  read(path: string): Promise<Buffer> {
+    const parts = parsePath(path);
+    return this.reading(() => this.readOnce(path, parts));
+  }
+
+  private async readOnce(path: string, parts: string[]): Promise<Buffer> {
+    for (let attempt = 0; ; attempt++) {
+      const root = this.root;
+      const node = find(root, parts);
+      if (node.kind === 'dir') throw new SmfsError('SMFS_ERR_IS_DIR', `${path} is a directory`);
+      try {
+        return await this.readFile(node);
+      } catch (err) {
+        const replaced = err instanceof SmfsError && err.code === 'SMFS_ERR_FREED' && this.root !== root;
+        if (!replaced || attempt === READ_RETRIES) throw err;
+      }
+    }
+  }
+
+  async list(path: string): Promise<ListEntry[]> {
+    const parts = parsePath(path);
+    await this.reading(async () => undefined);
+    const node = find(this.root, parts);
+    const entry = (name: string, n: TreeNode): ListEntry => ({
+      name, type: n.kind, size: n.kind === 'file' ? n.size : n.entries.size, mtime: new Date(n.mtime).toISOString(),
+    });
+    if (node.kind === 'file') return [entry(parts[parts.length - 1], node)];
+    return [...node.entries.keys()].sort().map((name) => entry(name, node.entries.get(name)!));
+  }
+
+  async stat(): Promise<VolumeStat> {
+    await this.reading(async () => undefined);
+    const counts = { files: 0, dirs: 0, bytes: 0, records: 0 };
+    countTree(this.root, counts);
+    return { log: this.log, storage: formatEndpoint(this.storageAt), root: formatAddress(this.root.inode!), update: this.update, ...counts, leaked: this.leaked };
+  }
+
+  async close(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    await this.storage.close();
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.catch(() => undefined).then(fn);
+    this.queue = run;
+    return run;
+  }
+
+  // Runs a read on a fresh tree. A read is safe to repeat, so one that finds the storage
+  // connection lost (as when the storage server restarted since the last request) reloads
+  // and tries once more.
+  private async reading<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.stale) await this.serialized(() => this.freshen());
+    try {
+      return await fn();
+    } catch (err) {
+      if (!this.stale) throw err;
+      await this.serialized(() => this.freshen());
+      return fn();
+    }
+  }
+
+  // A storage request; losing the storage server makes the volume stale.
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!unreachable(err)) throw err;
+      this.stale = true;
+      throw new SmfsError('SMFS_ERR_UNAVAILABLE', `the storage server of log ${this.log} at ${formatEndpoint(this.storageAt)} went away (${(err as Error).message}); an update in flight may or may not have been committed, whole`, { cause: err });
+    }
+  }
+
+  private async freshen(): Promise<void> {
+    if (!this.stale) return;
+    const m = await MetadataClient.connect(this.metadata);
+    let placement;
+    try {
+      placement = await m.lookup(this.log);
+    } finally {
+      await m.close();
+    }
+    const storageAt = { host: placement.host, port: placement.port };
+    const storage = await connectStorage(storageAt);
+    await this.storage.close();
+    this.storage = storage;
+    this.storageAt = storageAt;
+    await this.load();
+    this.stale = false;
+  }
+
+  // The tree from the log: the newest record is the newest root inode; an empty log gets an
+  // empty root directory as its first update.
+  private async load(): Promise<void> {
+    const tail = await this.call(() => this.storage.tail(this.log));
+    if (!tail) {
+      this.root = { kind: 'dir', blocks: [], mtime: Date.now(), entries: new Map() };
+      this.update = 0;
+      const plan = layOut(this.root, 1);
+      plan.commit(await this.call(() => this.storage.append(plan.records.map((data) => ({ log: this.log, data })))));
+      this.update = 1;
+      this.leaked = 0;
+      return;
+    }
+    const inode = decodeInode(await this.call(() => this.storage.read(tail)), tail);
+    if (!inode.root || inode.type !== 'dir') {
+      throw new SmfsError('SMFS_ERR_CORRUPT', `the newest record of log ${this.log} (${formatAddress(tail)}) is not a root inode; is this log a file server's?`);
+    }
+    this.root = (await this.loadNode(tail, inode)) as DirNode;
+    this.update = inode.update;
+    const counts = { files: 0, dirs: 0, bytes: 0, records: 0 };
+    countTree(this.root, counts);
+    const live = (await this.call(() => this.storage.stat())).logs.find((l) => l.id === this.log)?.liveRecords ?? 0;
+    this.leaked = Math.max(0, live - counts.records);
+  }
+
+  private async loadNode(at: Address, read?: Inode): Promise<TreeNode> {
+    const inode = read ?? decodeInode(await this.call(() => this.storage.read(at)), at);
+    if (inode.type === 'file') return { kind: 'file', inode: at, blocks: inode.blocks, size: inode.size, mtime: inode.mtime };
+    const blocks = await Promise.all(inode.blocks.map(async (b) => decodeDirBlock(await this.call(() => this.storage.read(b)), b)));
+    const entries = blocks.flat();
+    const children = await Promise.all(entries.map((e) => this.loadNode(e.inode)));
+    return { kind: 'dir', inode: at, blocks: inode.blocks, mtime: inode.mtime, entries: new Map(entries.map((e, i) => [e.name, children[i]])) };
+  }
+
+  private async readFile(node: FileNode): Promise<Buffer> {
+    const blocks = await Promise.all(node.blocks.map((b) => this.call(() => this.storage.read(b))));
+    blocks.forEach((b, i) => {
+      const expected = i < blocks.length - 1 ? BLOCK_BYTES : node.size - BLOCK_BYTES * i;
+      if (b.length !== expected) throw new SmfsError('SMFS_ERR_CORRUPT', `block ${i} of the file at ${formatAddress(node.inode!)} has ${b.length} bytes, not ${expected}`);
+    });
+    return Buffer.concat(blocks, node.size);
+  }
+
+  // Frees what an update made unreachable. The update is committed whatever happens here: a
+  // free that fails leaves records live that nothing reaches, counted in `leaked`.
+  private async free(addresses: Address[]): Promise<void> {
+    for (let i = 0; i < addresses.length; i += LIMITS.groupRecords) {
+      const chunk = addresses.slice(i, i + LIMITS.groupRecords);
+      try {
+        await this.call(() => this.storage.free(chunk));
+      } catch {
+        this.leaked += chunk.length;
+      }
+    }
+  }
+}
