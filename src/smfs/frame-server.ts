@@ -1,21 +1,28 @@
-// A TCP server speaking SMFS frames (wire.ts) for the metadata and file servers: each
+// A TCP server speaking SMFS frames (wire.ts), for the storage, metadata and file servers: each
 // connection may pipeline requests, each is answered under its id by `dispatch`, a refused
 // request is answered with its error code, and the connection goes on with its next frame.
-// It follows the storage server's connection handling (server.ts), which predates it.
 import net from 'node:net';
 import { SmfsError } from './errors';
-import type { ConnectionCounters } from './server';
 import { FrameReader, encodeAnswer, encodeErrorAnswer } from './wire';
 import type { Frame } from './wire';
 
-export type Dispatch = (op: number, body: Buffer) => Promise<Uint8Array[]>;
+export interface ConnectionCounters {
+  connections: number;     // open now
+  accepted: number;
+  requests: number;
+  refused: Record<string, number>; // answers with an error, by code
+}
+
+// `conn` is the connection the request came on (the storage server takes a mirror stream only
+// on one). Whatever dispatch does before its first await happens in the order requests arrive.
+export type Dispatch = (op: number, body: Buffer, conn: Connection) => Promise<Uint8Array[]>;
 
 // A connection stops reading while its requests in flight hold this much, or while the kernel
 // will not take its answers, so one client cannot fill the server's memory.
 const INFLIGHT_BYTES = 256 * 1024 * 1024;
 const SHUTDOWN_GRACE_MS = 5000;
 
-class Connection {
+export class Connection {
   private readonly reader = new FrameReader();
   private inflight = 0;
   private inflightBytes = 0;
@@ -23,7 +30,7 @@ class Connection {
   private draining = false;
   readonly closed: Promise<void>;
 
-  constructor(private readonly socket: net.Socket, private readonly server: FrameServer) {
+  constructor(readonly socket: net.Socket, private readonly server: FrameServer) {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => {
       for (const frame of this.reader.push(chunk)) this.take(frame);
@@ -37,6 +44,7 @@ class Connection {
     socket.setNoDelay(true);
   }
 
+  // Stops taking requests, answers those in flight, then closes.
   drain(): void {
     this.draining = true;
     this.socket.pause();
@@ -56,7 +64,7 @@ class Connection {
     }
     this.inflight++;
     this.inflightBytes += frame.body.length;
-    this.server.dispatch(frame.op, frame.body).then(
+    this.server.dispatch(frame.op, frame.body, this).then(
       (body) => this.send(encodeAnswer(frame.op, frame.id, body)),
       (err: unknown) => this.refuse(frame.op, frame.id, err),
     ).finally(() => {
@@ -71,7 +79,7 @@ class Connection {
     let e: SmfsError;
     if (err instanceof SmfsError) e = err;
     else {
-      process.stderr.write(`${this.server.name}: internal error on op ${op}: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.stderr.write(`${this.server.name}: internal error on ${this.server.opNames[op] ?? `op ${op}`}: ${err instanceof Error ? err.stack : String(err)}\n`);
       e = new SmfsError('SMFS_ERR_IO', `internal error: ${err instanceof Error ? err.message : String(err)}`);
     }
     const refused = this.server.counters.refused;
@@ -94,11 +102,13 @@ class Connection {
 }
 
 export class FrameServer {
-  readonly counters: ConnectionCounters = { connections: 0, accepted: 0, requests: 0, refused: {} };
   private readonly connections = new Set<Connection>();
   private closing: Promise<void> | undefined;
 
-  private constructor(readonly name: string, readonly dispatch: Dispatch, private readonly server: net.Server) {
+  private constructor(
+    readonly name: string, readonly dispatch: Dispatch, private readonly server: net.Server,
+    readonly counters: ConnectionCounters, readonly opNames: Record<number, string>,
+  ) {
     server.on('connection', (socket) => {
       if (this.closing) {
         socket.destroy();
@@ -116,7 +126,11 @@ export class FrameServer {
   }
 
   // `name` prefixes internal errors printed to stderr ("smfs metadata", "smfs files").
-  static async listen(name: string, dispatch: Dispatch, options: { port: number; host?: string }): Promise<FrameServer> {
+  // `counters` may be a server's own, larger record; its connection fields are kept here.
+  static async listen(
+    name: string, dispatch: Dispatch, options: { port: number; host?: string; opNames?: Record<number, string> },
+    counters: ConnectionCounters = { connections: 0, accepted: 0, requests: 0, refused: {} },
+  ): Promise<FrameServer> {
     const server = net.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -125,7 +139,7 @@ export class FrameServer {
         resolve();
       });
     });
-    return new FrameServer(name, dispatch, server);
+    return new FrameServer(name, dispatch, server, counters, options.opNames ?? {});
   }
 
   get address(): { host: string; port: number } {

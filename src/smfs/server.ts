@@ -2,7 +2,6 @@
 // send many requests without waiting; each is answered under its request id, changes are
 // applied in the order they arrive, and a request that is refused is answered with its error
 // code while the connection's other requests go on.
-import net from 'node:net';
 import { SmfsError } from './errors';
 import { LIMITS } from './format';
 import type { Address } from './format';
@@ -10,27 +9,24 @@ import { LogStore } from './store';
 import type { AppendRecord, ShippedPart } from './store';
 import { ACK_LEVELS, writeRole } from './mirror';
 import type { AckLevel, MirrorLink, Role } from './mirror';
-import {
-  ALL_LOGS, AppendFlags, Cursor, FrameReader, NOT_REACHED, OP_NAMES, Op, encodeAddress, encodeAnswer, encodeErrorAnswer, encodeU32,
-} from './wire';
-import type { Frame } from './wire';
-
-// A connection stops reading while its requests in flight hold this much, or while the
-// kernel will not take its answers, so one client cannot fill the server's memory.
-const INFLIGHT_BYTES = 256 * 1024 * 1024;
-const SHUTDOWN_GRACE_MS = 5000;
-
-export interface ConnectionCounters {
-  connections: number;     // open now
-  accepted: number;
-  requests: number;
-  refused: Record<string, number>; // answers with an error, by code
-}
+import { FrameServer } from './frame-server';
+import type { Connection, ConnectionCounters } from './frame-server';
+import { ALL_LOGS, AppendFlags, Cursor, NOT_REACHED, OP_NAMES, Op, encodeAddress, encodeU32 } from './wire';
 
 export interface ServerCounters extends ConnectionCounters {
   appends: Record<AckLevel, number>; // appends answered, by the level they asked for
   mirroredGroups: number;  // as a mirror: groups written for the primary
   primaryStreams: number;  // as a mirror: primaries that said hello (a newer one replaces the older)
+}
+
+function u64(v: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(v), 0);
+  return b;
+}
+
+function json(v: unknown): Buffer {
+  return Buffer.from(JSON.stringify(v), 'utf8');
 }
 
 export interface ServerOptions {
@@ -45,95 +41,6 @@ function microsSince(t0: bigint): number {
   return Math.min(NOT_REACHED - 1, Number((process.hrtime.bigint() - t0) / 1000n));
 }
 
-function u64(v: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(v), 0);
-  return b;
-}
-
-function json(v: unknown): Buffer {
-  return Buffer.from(JSON.stringify(v), 'utf8');
-}
-
-class Connection {
-  private readonly reader = new FrameReader();
-  private inflight = 0;
-  private inflightBytes = 0;
-  private writeBlocked = false;
-  private draining = false;
-  readonly closed: Promise<void>;
-
-  constructor(readonly socket: net.Socket, private readonly server: StorageServer) {
-    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('data', (chunk: Buffer) => {
-      for (const frame of this.reader.push(chunk)) this.take(frame);
-      this.flow();
-    });
-    socket.on('drain', () => {
-      this.writeBlocked = false;
-      this.flow();
-    });
-    socket.on('error', () => undefined); // a reset by the client; 'close' follows
-    socket.setNoDelay(true);
-  }
-
-  // Stops taking requests, answers those in flight, then closes.
-  drain(): void {
-    this.draining = true;
-    this.socket.pause();
-    if (this.inflight === 0) this.socket.end();
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-
-  private take(frame: Frame): void {
-    this.server.counters.requests++;
-    if (frame.kind === 'bad') {
-      this.refuse(frame.op, frame.id, frame.error);
-      if (frame.close) this.socket.end();
-      return;
-    }
-    this.inflight++;
-    this.inflightBytes += frame.body.length;
-    this.server.dispatch(frame.op, frame.body, this).then(
-      (body) => this.send(encodeAnswer(frame.op, frame.id, body)),
-      (err: unknown) => this.refuse(frame.op, frame.id, err),
-    ).finally(() => {
-      this.inflight--;
-      this.inflightBytes -= frame.body.length;
-      if (this.draining && this.inflight === 0) this.socket.end();
-      else this.flow();
-    });
-  }
-
-  private refuse(op: number, id: number, err: unknown): void {
-    let e: SmfsError;
-    if (err instanceof SmfsError) e = err;
-    else {
-      process.stderr.write(`smfs storage: internal error on ${OP_NAMES[op] ?? `op ${op}`}: ${err instanceof Error ? err.stack : String(err)}\n`);
-      e = new SmfsError('SMFS_ERR_IO', `internal error: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    const refused = this.server.counters.refused;
-    refused[e.code] = (refused[e.code] ?? 0) + 1;
-    this.send(encodeErrorAnswer(op, id, e.code, e.message));
-  }
-
-  private send(buffers: Uint8Array[]): void {
-    if (this.socket.destroyed || this.socket.writableEnded) return;
-    let ok = true;
-    for (const b of buffers) ok = this.socket.write(b);
-    if (!ok) this.writeBlocked = true;
-  }
-
-  private flow(): void {
-    if (this.draining) return;
-    if (this.writeBlocked || this.inflightBytes > INFLIGHT_BYTES) this.socket.pause();
-    else this.socket.resume();
-  }
-}
-
 export class StorageServer {
   readonly counters: ServerCounters = {
     connections: 0, accepted: 0, requests: 0, refused: {}, appends: { local: 0, network: 0, remote: 0 }, mirroredGroups: 0, primaryStreams: 0,
@@ -143,42 +50,22 @@ export class StorageServer {
   readonly defaultLevel: AckLevel;
   private primaryStream: Connection | undefined;
   private promoting: Promise<unknown> | undefined;
-  private readonly connections = new Set<Connection>();
+  private frames!: FrameServer;
   private closing: Promise<void> | undefined;
 
-  private constructor(private storeNow: LogStore, private readonly server: net.Server, options: ServerOptions) {
+  private constructor(private storeNow: LogStore, options: ServerOptions) {
     this.role = options.role ?? 'primary';
     this.mirror = options.mirror;
     this.defaultLevel = options.defaultLevel ?? (!this.mirror ? 'local' : this.mirror.networkSync ? 'network' : 'remote');
-    server.on('connection', (socket) => {
-      if (this.closing) {
-        socket.destroy();
-        return;
-      }
-      const c = new Connection(socket, this);
-      this.connections.add(c);
-      this.counters.accepted++;
-      this.counters.connections++;
-      void c.closed.then(() => {
-        this.connections.delete(c);
-        this.counters.connections--;
-      });
-    });
   }
 
   static async listen(store: LogStore, options: ServerOptions): Promise<StorageServer> {
     if (options.role === 'mirror' && options.mirror) throw new SmfsError('SMFS_ERR_REQUEST', 'a mirror does not mirror further');
     if (options.defaultLevel && options.defaultLevel !== 'local' && !options.mirror) throw new SmfsError('SMFS_ERR_REQUEST', `a default level '${options.defaultLevel}' needs a mirror`);
     if (options.defaultLevel === 'network' && !options.mirror?.networkSync) throw new SmfsError('SMFS_ERR_REQUEST', "a default level 'network' needs feedback from the gateways");
-    const server = net.createServer({ pauseOnConnect: false });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host ?? '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return new StorageServer(store, server, options);
+    const s = new StorageServer(store, options);
+    s.frames = await FrameServer.listen('smfs storage', (op, body, conn) => s.dispatch(op, body, conn), { port: options.port, host: options.host, opNames: OP_NAMES }, s.counters);
+    return s;
   }
 
   get store(): LogStore {
@@ -225,19 +112,13 @@ export class StorageServer {
   }
 
   get address(): { host: string; port: number } {
-    const a = this.server.address() as net.AddressInfo;
-    return { host: a.address, port: a.port };
+    return this.frames.address;
   }
 
   // Stops accepting, lets every connection finish what it asked, closes the store.
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
-      for (const c of this.connections) c.drain();
-      const grace = setTimeout(() => { for (const c of this.connections) c.destroy(); }, SHUTDOWN_GRACE_MS);
-      await Promise.all([...this.connections].map((c) => c.closed));
-      clearTimeout(grace);
-      await stopped;
+      await this.frames.close();
       this.mirror?.close();
       await this.promoting?.catch(() => undefined);
       await this.store.close();
@@ -247,7 +128,7 @@ export class StorageServer {
 
   // Anything before the first await runs as the frame arrives, so the store gets changes in
   // the order they came.
-  async dispatch(op: number, body: Buffer, conn: Connection): Promise<Buffer[]> {
+  private async dispatch(op: number, body: Buffer, conn: Connection): Promise<Buffer[]> {
     const name = OP_NAMES[op];
     const c = new Cursor(body, name ?? `op ${op}`);
     switch (op) {

@@ -260,6 +260,7 @@ export class LogStore {
     if (!Number.isSafeInteger(seq) || seq < 1) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `a group's sequence number is a whole number from 1, got ${seq}`));
     if (parts.length === 0) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'a mirrored group needs at least one part'));
     for (const [i, p] of parts.entries()) {
+      if (!this.logs.has(p.log)) return Promise.reject(new SmfsError('SMFS_ERR_UNKNOWN_LOG', `mirrored group ${seq}, part ${i}: no log ${p.log} on this mirror`));
       const decoded = decodePart(p.bytes, p.log, p.offset);
       if (typeof decoded === 'string') return Promise.reject(new SmfsError('SMFS_ERR_CHECKSUM', `mirrored group ${seq}, part ${i} (log ${p.log}): not a whole part (${decoded})`));
       if (decoded.seq !== seq) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}, part ${i} (log ${p.log}) carries group ${decoded.seq}`));

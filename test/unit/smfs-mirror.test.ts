@@ -10,7 +10,9 @@ import { SmfsError } from '../../src/smfs/errors';
 import type { Address } from '../../src/smfs/format';
 import { LogStore } from '../../src/smfs/store';
 import { StorageServer } from '../../src/smfs/server';
-import { MirrorLink, ROLE_FILE, readRole, writeRole } from '../../src/smfs/mirror';
+import { MirrorLink, ROLE_FILE, encodeGroup, readRole, writeRole } from '../../src/smfs/mirror';
+import type { ShippedPart } from '../../src/smfs/store';
+import { Op, encodeU32 } from '../../src/smfs/wire';
 import type { MirrorStat } from '../../src/smfs/mirror';
 import { withDir } from '../helpers/smfs';
 
@@ -176,7 +178,6 @@ mirror('a mirror refuses changes from clients and streams from non-primaries; a 
       await refusedWith(m.client.free([a]), 'SMFS_ERR_READONLY');
       assert.ok((await m.client.read(a)).equals(block(1, 100)), 'reads are served');
       // A second client cannot slip changes into the stream without saying hello.
-      const { Op, encodeU32 } = await import('../../src/smfs/wire');
       await refusedWith(m.client.request(Op.mirrorCreate, [encodeU32(7)]), 'SMFS_ERR_REQUEST');
       await refusedWith(p.client.request(Op.mirrorHello), 'SMFS_ERR_REQUEST');
       await refusedWith(p.client.append([{ log: 1, data: block(3, 10) }], { level: 'network' }), 'SMFS_ERR_REQUEST');
@@ -277,6 +278,49 @@ mirror('the cleaner leaves raw what the mirror has not acknowledged', async () =
       assert.ok(segs.segments - segs.compactedSegments >= 4, `segments past group ${stat.remoteSeq} stay raw (${segs.segments} segments, ${segs.compactedSegments} compacted)`);
     } finally {
       await p.close();
+    }
+  }));
+});
+
+mirror('a mirror refuses malformed, damaged, misplaced and out-of-order groups, and the stream goes on', async () => {
+  await withDir('mirror-a', (pdir) => withDir('mirror-b', async (mdir) => {
+    const m = await startMirror(mdir);
+    const source = await LogStore.open(pdir, { segmentBytes: SEGMENT });
+    const parts: ShippedPart[][] = [];
+    source.onChange = (c) => { if (c.kind === 'group') parts.push(c.parts); };
+    const stream = await StorageClient.connect(m.server.address.port);
+    try {
+      await source.createLog(1);
+      await source.append([{ log: 1, data: block(1, 500) }]);
+      await source.append([{ log: 1, data: block(2, 500) }]);
+      const hello = JSON.parse((await stream.request(Op.mirrorHello)).toString('utf8')) as { lastSeq: number };
+      assert.is(hello.lastSeq, 0);
+      await stream.request(Op.mirrorCreate, [encodeU32(1)]);
+      const [first] = parts[0];
+      const damaged = { ...first, bytes: Buffer.from(first.bytes) };
+      damaged.bytes[damaged.bytes.length - 10] ^= 0xff;
+      const cases: [string, Uint8Array[], string][] = [
+        ['a damaged part', encodeGroup(1, [damaged]), 'SMFS_ERR_CHECKSUM'],
+        ['a part claiming another group', encodeGroup(2, [first]), 'SMFS_ERR_REQUEST'],
+        ['a part past the end of the log', encodeGroup(2, parts[1]), 'SMFS_ERR_DIVERGED'],
+        ['a part for a log the mirror lacks', encodeGroup(1, [{ ...first, log: 9 }]), 'SMFS_ERR_UNKNOWN_LOG'],
+        ['no parts', encodeGroup(1, []), 'SMFS_ERR_REQUEST'],
+        ['a body cut short', [Buffer.concat(encodeGroup(1, [first])).subarray(0, 30)], 'SMFS_ERR_FRAME'],
+      ];
+      for (const [what, body, code] of cases) {
+        const msg = await refusedWith(stream.request(Op.mirrorGroup, body), code);
+        assert.ok(msg.length > 0, what);
+      }
+      await stream.request(Op.mirrorGroup, encodeGroup(1, parts[0]));
+      await refusedWith(stream.request(Op.mirrorGroup, encodeGroup(1, parts[0])), 'SMFS_ERR_DIVERGED');
+      await stream.request(Op.mirrorGroup, encodeGroup(2, parts[1]));
+      await m.client.sync();
+      await source.sync();
+      assertSameLogs(pdir, mdir);
+    } finally {
+      await stream.close();
+      await source.close();
+      await m.close();
     }
   }));
 });

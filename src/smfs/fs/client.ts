@@ -8,7 +8,7 @@ import { Cursor, encodeU32 } from '../wire';
 import { FileOp, changeOp, encodeChange } from './protocol';
 import type { Change } from './tree';
 import type { ListEntry, VolumeStat } from './volume';
-import type { ConnectionCounters } from '../server';
+import type { ConnectionCounters } from '../frame-server';
 
 export type FileServerStat = VolumeStat & { server: ConnectionCounters };
 
