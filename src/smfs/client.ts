@@ -8,43 +8,21 @@ import type { Address } from './format';
 import type { CleanReport, StoreStat } from './store';
 import type { RecoveryReport } from './recovery';
 import type { ServerCounters } from './server';
-import {
-  ALL_LOGS, ANSWER_FLAG, AppendFlags, Cursor, FrameReader, LEVEL_CODES, NOT_REACHED, Op, STORAGE_PORT, decodeError, encodeAddress, encodeFrame, encodeU32,
-} from './wire';
+import { ALL_LOGS, AppendFlags, Cursor, LEVEL_CODES, NOT_REACHED, Op, STORAGE_PORT, encodeAddress, encodeU32 } from './wire';
+import { CONNECT_TIMEOUT_MS, FrameClient, unavailable } from './frame-client';
+import type { Endpoint } from './frame-client';
 import type { AckLevel, MirrorStat, Role } from './mirror';
 
 export type ServerStat = StoreStat & {
   recovery: RecoveryReport; server: ServerCounters; role: Role; defaultLevel: AckLevel; mirror: MirrorStat | null; primary: string | null;
 };
 
-interface Pending {
-  op: number;
-  resolve: (body: Buffer) => void;
-  reject: (err: SmfsError) => void;
-}
-
-export class StorageClient {
-  private readonly reader = new FrameReader(true);
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
-  private failure: SmfsError | undefined;
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      for (const f of this.reader.push(chunk)) {
-        const p = this.pending.get(f.id);
-        if (!p) continue;
-        this.pending.delete(f.id);
-        if (f.kind === 'bad') p.reject(f.error);
-        else if ((f.op & ~ANSWER_FLAG) !== p.op) p.reject(new SmfsError('SMFS_ERR_FRAME', `answer to request ${f.id} is for op ${f.op & ~ANSWER_FLAG}, not ${p.op}`));
-        else if (f.body.length === 0) p.reject(new SmfsError('SMFS_ERR_FRAME', 'an answer without a status'));
-        else if (f.body[0] === 0) p.resolve(f.body.subarray(1));
-        else p.reject(decodeError(f.body.subarray(1)));
-      }
+export class StorageClient extends FrameClient {
+  private constructor(socket: net.Socket, endpoint: Endpoint) {
+    super(socket, endpoint, 'storage server', {
+      error: (err) => new SmfsError('SMFS_ERR_CLOSED', `connection to the storage server: ${err.message}`, { cause: err }),
+      closed: () => new SmfsError('SMFS_ERR_CLOSED', 'the storage server closed the connection'),
     });
-    socket.on('error', (err) => this.failAll(new SmfsError('SMFS_ERR_CLOSED', `connection to the storage server: ${err.message}`, { cause: err })));
-    socket.on('close', () => this.failAll(new SmfsError('SMFS_ERR_CLOSED', 'the storage server closed the connection')));
   }
 
   static connect(port = STORAGE_PORT, host = '127.0.0.1'): Promise<StorageClient> {
@@ -52,31 +30,10 @@ export class StorageClient {
       const socket = net.connect({ port, host });
       socket.once('connect', () => {
         socket.off('error', reject);
-        resolve(new StorageClient(socket));
+        resolve(new StorageClient(socket, { host, port }));
       });
       socket.once('error', reject);
     });
-  }
-
-  // Sends one request; resolves to the answer's body (after the status byte).
-  request(op: number, body: Uint8Array[] = []): Promise<Buffer> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId;
-    this.nextId = this.nextId === 0xffffffff ? 1 : this.nextId + 1;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { op, resolve, reject });
-      for (const b of encodeFrame(op, id, body)) this.socket.write(b);
-    });
-  }
-
-  // Bytes as they are, for tests of what the server does with malformed frames.
-  writeRaw(bytes: Uint8Array): void {
-    this.socket.write(bytes);
-  }
-
-  // Waits for the answer to a request id sent by writeRaw.
-  expect(id: number, op: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => this.pending.set(id, { op, resolve, reject }));
   }
 
   async createLog(log: number): Promise<void> {
@@ -158,18 +115,23 @@ export class StorageClient {
     c.end();
     return present === 1 ? a : undefined;
   }
+}
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.socket.destroyed) return resolve();
-      this.socket.once('close', () => resolve());
-      this.socket.end();
-    });
-  }
-
-  private failAll(err: SmfsError): void {
-    this.failure ??= err;
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+// A storage server, with the connection timeout and error of the other clients here.
+// StorageClient.connect has no timeout of its own: a connection that comes after ours gave
+// up is closed.
+export async function connectStorage(e: Endpoint): Promise<StorageClient> {
+  const connecting = StorageClient.connect(e.port, e.host);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([connecting, timeout]);
+  } catch (err) {
+    void connecting.then((c) => c.close(), () => undefined);
+    throw unavailable('storage server', e, err);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -1,10 +1,10 @@
-// A client of a server speaking SMFS frames (the metadata and file servers): one TCP
+// A client of a server speaking SMFS frames (storage, metadata and file servers): one TCP
 // connection, requests pipelined and matched to answers by id. Failing to connect, or losing
-// the connection, is SMFS_ERR_UNAVAILABLE naming the server, so a caller can tell "that server
-// is gone" from a refusal. Also the endpoint helpers ("host:port") the servers and CLI share.
+// the connection, is SMFS_ERR_UNAVAILABLE naming the server (the storage client keeps its
+// SMFS_ERR_CLOSED), so a caller can tell "that server is gone" from a refusal. Also the
+// endpoint helpers ("host:port") the servers and CLI share.
 import net from 'node:net';
 import { SmfsError } from './errors';
-import { StorageClient } from './client';
 import { ANSWER_FLAG, FrameReader, decodeError, encodeFrame } from './wire';
 
 export interface Endpoint {
@@ -26,7 +26,7 @@ export function parseEndpoint(text: string): Endpoint | undefined {
   return { host: m[1] ?? m[2], port };
 }
 
-function unavailable(what: string, e: Endpoint, err: unknown): SmfsError {
+export function unavailable(what: string, e: Endpoint, err: unknown): SmfsError {
   return new SmfsError('SMFS_ERR_UNAVAILABLE', `cannot reach the ${what} at ${formatEndpoint(e)}: ${(err as Error).message}; is it running?`, { cause: err });
 }
 
@@ -47,25 +47,6 @@ export function connectSocket(e: Endpoint, what: string): Promise<net.Socket> {
   });
 }
 
-// A storage server, with the connection timeout and error of the other clients here.
-// StorageClient.connect has no timeout of its own: a connection that comes after ours gave
-// up is closed.
-export async function connectStorage(e: Endpoint): Promise<StorageClient> {
-  const connecting = StorageClient.connect(e.port, e.host);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([connecting, timeout]);
-  } catch (err) {
-    void connecting.then((c) => c.close(), () => undefined);
-    throw unavailable('storage server', e, err);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 interface Pending {
   op: number;
   resolve: (body: Buffer) => void;
@@ -78,7 +59,14 @@ export class FrameClient {
   private nextId = 1;
   private failure: SmfsError | undefined;
 
-  protected constructor(private readonly socket: net.Socket, readonly endpoint: Endpoint, what: string) {
+  // `lost` makes the error pending requests fail with when the connection breaks or closes.
+  protected constructor(
+    private readonly socket: net.Socket, readonly endpoint: Endpoint, what: string,
+    lost: { error: (err: Error) => SmfsError; closed: () => SmfsError } = {
+      error: (err) => unavailable(what, endpoint, err),
+      closed: () => new SmfsError('SMFS_ERR_UNAVAILABLE', `the ${what} at ${formatEndpoint(endpoint)} closed the connection`),
+    },
+  ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       for (const f of this.reader.push(chunk)) {
@@ -92,8 +80,8 @@ export class FrameClient {
         else p.reject(decodeError(f.body.subarray(1)));
       }
     });
-    socket.on('error', (err) => this.failAll(unavailable(what, endpoint, err)));
-    socket.on('close', () => this.failAll(new SmfsError('SMFS_ERR_UNAVAILABLE', `the ${what} at ${formatEndpoint(endpoint)} closed the connection`)));
+    socket.on('error', (err) => this.failAll(lost.error(err)));
+    socket.on('close', () => this.failAll(lost.closed()));
   }
 
   // Sends one request; resolves to the answer's body (after the status byte).

@@ -1,28 +1,15 @@
 // Helpers for the metadata and file server tests: in-process storage servers on free ports,
-// the assertion that a promise fails with a given SMFS code, and the smfs CLI run without
+// and the smfs CLI run without
 // blocking the event loop (the servers it talks to may run in this process).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import readline from 'node:readline';
-import * as assert from 'uvu/assert';
-import { SmfsError } from '../../src/smfs/errors';
 import { LogStore } from '../../src/smfs/store';
 import { StorageServer } from '../../src/smfs/server';
 import type { Endpoint } from '../../src/smfs/frame-client';
 import { SMFS_BIN } from './smfs';
-
-export async function refusedWith(p: Promise<unknown>, code: string, what = ''): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, SmfsError, String(err));
-    assert.is((err as SmfsError).code, code, `${what} ${(err as Error).message}`);
-    return (err as Error).message;
-  }
-  assert.unreachable(`${what}: expected ${code}, it succeeded`);
-  return '';
-}
+export { refusedWith } from './smfs';
 
 export interface Storage {
   server: StorageServer;

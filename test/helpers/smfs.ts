@@ -3,10 +3,12 @@
 // `smfs storage` run as a child process.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import * as assert from 'uvu/assert';
+import { SmfsError } from '../../src/smfs/errors';
 
 export const SMFS_BIN = path.resolve(__dirname, '..', '..', 'src', 'cli', 'smfs.js');
 
@@ -68,4 +70,27 @@ export async function startStorage(dir: string, args: string[] = []): Promise<St
   }
   const listening = JSON.parse(first) as Record<string, unknown>;
   return { child, port: listening.port as number, listening, nextLine, exited, stderr: () => err };
+}
+
+// Asserts that p fails with the SMFS code; returns the message.
+export async function refusedWith(p: Promise<unknown>, code: string, what = ''): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    assert.instance(err, SmfsError, String(err));
+    assert.is((err as SmfsError).code, code, `${what} ${(err as Error).message}`);
+    return (err as Error).message;
+  }
+  assert.unreachable(`${what}: expected ${code}, it succeeded`);
+  return '';
+}
+
+// Every segment file of a store directory, by path under logs/: to compare two sites byte for byte.
+export function segmentFiles(dir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const logs = path.join(dir, 'logs');
+  for (const log of readdirSync(logs)) {
+    for (const f of readdirSync(path.join(logs, log))) out.set(`${log}/${f}`, readFileSync(path.join(logs, log, f)));
+  }
+  return out;
 }

@@ -12,21 +12,13 @@ import { startGateways } from '../../src/lab/gateways';
 import { promoteMirror, startLoad, startSmfsPair, verifyAcked } from '../../src/lab/smfs';
 import type { LoadAck } from '../../src/lab/smfs';
 import type { AckLevel } from '../../src/smfs/mirror';
+import { segmentFiles } from '../helpers/smfs';
 
 const smfs = suite('smfs mirrored through the gateways');
 
 function tmpDirs(): { primary: string; mirror: string; remove(): void } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'smfs-lab-'));
   return { primary: path.join(root, 'primary'), mirror: path.join(root, 'mirror'), remove: () => fs.rmSync(root, { recursive: true, force: true }) };
-}
-
-function segmentFiles(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const logs = path.join(dir, 'logs');
-  for (const log of fs.readdirSync(logs)) {
-    for (const f of fs.readdirSync(path.join(logs, log))) out.set(`${log}/${f}`, fs.readFileSync(path.join(logs, log, f)));
-  }
-  return out;
 }
 
 smfs("after a run at 1% WAN loss the mirror's log is byte-identical to the primary's", async () => {

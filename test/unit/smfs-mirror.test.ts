@@ -6,7 +6,6 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { StorageClient } from '../../src/smfs/client';
-import { SmfsError } from '../../src/smfs/errors';
 import type { Address } from '../../src/smfs/format';
 import { LogStore } from '../../src/smfs/store';
 import { StorageServer } from '../../src/smfs/server';
@@ -14,21 +13,9 @@ import { MirrorLink, ROLE_FILE, encodeGroup, readRole, writeRole } from '../../s
 import type { ShippedPart } from '../../src/smfs/store';
 import { Op, encodeU32 } from '../../src/smfs/wire';
 import type { MirrorStat } from '../../src/smfs/mirror';
-import { withDir } from '../helpers/smfs';
+import { refusedWith, segmentFiles, withDir } from '../helpers/smfs';
 
 const SEGMENT = 16 * 1024;
-
-async function refusedWith(p: Promise<unknown>, code: string): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, SmfsError);
-    assert.is((err as SmfsError).code, code, (err as Error).message);
-    return (err as Error).message;
-  }
-  assert.unreachable(`expected ${code}, it succeeded`);
-  return '';
-}
 
 interface Site {
   dir: string;
@@ -53,16 +40,6 @@ async function startPrimary(dir: string, mirrorPort: number, ackTimeoutMs = 10_0
   const server = await StorageServer.listen(store, { port: 0, mirror: link });
   const client = await StorageClient.connect(server.address.port);
   return { dir, store, server, client, link, close: async () => { await client.close(); await server.close(); } };
-}
-
-// Every segment file under logs/, by relative path.
-function segmentFiles(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const logs = path.join(dir, 'logs');
-  for (const log of fs.readdirSync(logs)) {
-    for (const f of fs.readdirSync(path.join(logs, log))) out.set(`${log}/${f}`, fs.readFileSync(path.join(logs, log, f)));
-  }
-  return out;
 }
 
 function assertSameLogs(a: string, b: string): void {

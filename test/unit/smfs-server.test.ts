@@ -4,26 +4,13 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { StorageClient } from '../../src/smfs/client';
-import { SmfsError } from '../../src/smfs/errors';
 import { LIMITS } from '../../src/smfs/format';
 import type { Address } from '../../src/smfs/format';
 import { LogStore } from '../../src/smfs/store';
 import { StorageServer } from '../../src/smfs/server';
 import { ALL_LOGS, MAX_FRAME, Op, encodeAddress, encodeFrame, encodeU32 } from '../../src/smfs/wire';
 import { crc32 } from '../../src/smfs/checksum';
-import { SMFS_BIN, startStorage, withDir } from '../helpers/smfs';
-
-async function refusedWith(p: Promise<unknown>, code: string): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, SmfsError);
-    assert.is((err as SmfsError).code, code, (err as Error).message);
-    return (err as Error).message;
-  }
-  assert.unreachable(`expected ${code}, it succeeded`);
-  return '';
-}
+import { SMFS_BIN, refusedWith, startStorage, withDir } from '../helpers/smfs';
 
 function appendBody(records: { log: number; data: Buffer; crc?: number; length?: number }[], flags = 0): Buffer[] {
   const body = [encodeU32(flags), encodeU32(records.length)];
