@@ -19,17 +19,7 @@ import { SmfsError } from '../smfs/errors';
 import { formatAddress, parseAddress } from '../smfs/format';
 import type { Address } from '../smfs/format';
 import type { AckLevel } from '../smfs/mirror';
-
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0 && process.argv[i + 1] !== undefined) return process.argv[i + 1];
-  if (fallback === undefined) throw new Error(`--${name} is required`);
-  return fallback;
-}
-
-function out(o: object): void {
-  process.stdout.write(JSON.stringify(o) + '\n');
-}
+import { arg, printJson } from './tool-args';
 
 // Block k of append i: deterministic, so a reader can check it without being sent the data.
 export function blockData(i: number, k: number, size: number): Buffer {
@@ -94,7 +84,7 @@ async function append(): Promise<void> {
         }
         latencies.push(Number(t - t0) / 1000);
         bytes += blocks * blockSize;
-        if (acks) out({ i, a: addresses.map(formatAddress), t: String(t) });
+        if (acks) printJson({ i, a: addresses.map(formatAddress), t: String(t) });
       } catch (err) {
         const code = err instanceof SmfsError ? err.code : 'internal';
         errors[code] = (errors[code] ?? 0) + 1;
@@ -105,7 +95,7 @@ async function append(): Promise<void> {
   const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
   await Promise.all(connections.map((c) => c.close()));
   latencies.sort((a, b) => a - b);
-  out({
+  printJson({
     done: true, appends: latencies.length, bytes, seconds: elapsed,
     latencyUs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies[latencies.length - 1] ?? 0 }, errors,
     ...(timings ? {
@@ -142,7 +132,7 @@ async function verify(): Promise<void> {
     if (missing) result.missing++;
   }
   await c.close();
-  out(result);
+  printJson(result);
 }
 
 const modes: Record<string, () => Promise<void>> = { append, verify };
@@ -152,7 +142,7 @@ if (!mode) {
   process.exitCode = 2;
 } else {
   mode().catch((err: Error) => {
-    out({ error: err.message });
+    printJson({ error: err.message });
     process.exitCode = 1;
   });
 }

@@ -20,17 +20,7 @@ import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { NetworkSyncListener } from '../feedback/listener';
-
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0 && process.argv[i + 1] !== undefined) return process.argv[i + 1];
-  if (fallback === undefined) throw new Error(`--${name} is required`);
-  return fallback;
-}
-
-function done(o: object): void {
-  process.stdout.write(JSON.stringify(o) + '\n');
-}
+import { arg, printJson } from './tool-args';
 
 // Deterministic bytes, so sender and receiver agree without shipping the data.
 function chunk(index: number, size: number): Buffer {
@@ -52,12 +42,12 @@ function tcpRecv(): void {
     sock.on('data', (d: Buffer) => { hash.update(d); bytes += d.length; });
     sock.on('end', () => {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      done({ bytes, sha256: hash.digest('hex'), seconds });
+      printJson({ bytes, sha256: hash.digest('hex'), seconds });
       sock.end();
       server.close();
     });
   });
-  server.listen(port, () => done({ listening: port }));
+  server.listen(port, () => printJson({ listening: port }));
 }
 
 function tcpSend(): void {
@@ -81,8 +71,8 @@ function tcpSend(): void {
     sock.end();
   };
   sock.on('connect', pump);
-  sock.on('close', () => done({ bytes: sent, sha256: hash.digest('hex'), seconds: Number(process.hrtime.bigint() - start) / 1e9 }));
-  sock.on('error', (e) => { done({ error: e.message }); process.exitCode = 1; });
+  sock.on('close', () => printJson({ bytes: sent, sha256: hash.digest('hex'), seconds: Number(process.hrtime.bigint() - start) / 1e9 }));
+  sock.on('error', (e) => { printJson({ error: e.message }); process.exitCode = 1; });
 }
 
 function udpRecv(): void {
@@ -92,7 +82,7 @@ function udpRecv(): void {
   let duplicates = 0;
   const s = dgram.createSocket('udp4');
   let timer: NodeJS.Timeout | undefined;
-  const finish = () => { s.close(); done({ received: seen.size, duplicates }); };
+  const finish = () => { s.close(); printJson({ received: seen.size, duplicates }); };
   const arm = () => { if (timer) clearTimeout(timer); timer = setTimeout(finish, idleMs); };
   s.on('message', (m: Buffer) => {
     const seq = m.readUInt32BE(0);
@@ -100,7 +90,7 @@ function udpRecv(): void {
     seen.add(seq);
     if (seen.size >= want) { if (timer) clearTimeout(timer); finish(); } else arm();
   });
-  s.bind(Number(arg('port')), () => { done({ listening: Number(arg('port')) }); arm(); });
+  s.bind(Number(arg('port')), () => { printJson({ listening: Number(arg('port')) }); arm(); });
 }
 
 function udpSend(): void {
@@ -121,7 +111,7 @@ function udpSend(): void {
       next++;
     }
     if (next < count) setTimeout(tick, 1);
-    else setTimeout(() => { s.close(); done({ sent: count }); }, 50);
+    else setTimeout(() => { s.close(); printJson({ sent: count }); }, 50);
   };
   tick();
 }
@@ -143,7 +133,7 @@ function udpBlast(): void {
     ipLength: Number(arg('size')),
     seconds: Number(arg('seconds', '2')),
   });
-  done(r);
+  printJson(r);
 }
 
 // Record i: its index (u32) then deterministic bytes, so the receiver can check every record.
@@ -166,7 +156,7 @@ function recordServer(): void {
     let have = 0;
     let reported = -1;
     const report = () => {
-      if (records + bad !== reported) done({ records, bad });
+      if (records + bad !== reported) printJson({ records, bad });
       reported = records + bad;
     };
     const timer = setInterval(report, 20);
@@ -201,7 +191,7 @@ function recordServer(): void {
     sock.on('error', () => finish());
     process.once('SIGTERM', () => { finish(); process.exit(0); });
   });
-  server.listen(Number(arg('port')), () => done({ listening: Number(arg('port')) }));
+  server.listen(Number(arg('port')), () => printJson({ listening: Number(arg('port')) }));
 }
 
 async function recordClient(): Promise<void> {
@@ -215,7 +205,7 @@ async function recordClient(): Promise<void> {
   sock.setNoDelay(true);
   await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
   const tracked = listener.track(sock);
-  done({ flow: tracked.flow });
+  printJson({ flow: tracked.flow });
   const written: bigint[] = [];
   let failures = 0;
   let resolved = 0;
@@ -228,7 +218,7 @@ async function recordClient(): Promise<void> {
       for (; pending.length >= 4; pending = pending.subarray(4)) {
         const i = pending.readUInt32BE(0);
         remote++;
-        done({ record: i, level: 'remote', writtenNs: String(written[i]), ackedNs: String(t) });
+        printJson({ record: i, level: 'remote', writtenNs: String(written[i]), ackedNs: String(t) });
       }
     });
   }
@@ -241,7 +231,7 @@ async function recordClient(): Promise<void> {
     written[i] = process.hrtime.bigint();
     all.push(tracked.write(record(i, size)).then(() => {
       resolved++;
-      done({ record: i, level: 'network', writtenNs: String(written[i]), ackedNs: String(process.hrtime.bigint()) });
+      printJson({ record: i, level: 'network', writtenNs: String(written[i]), ackedNs: String(process.hrtime.bigint()) });
     }, () => { failures++; }));
   }
   await Promise.all(all);
@@ -249,7 +239,7 @@ async function recordClient(): Promise<void> {
     const until = Date.now() + 30_000;
     while (remote < count && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
   }
-  done({ done: true, records: count, resolved, failures, remote, base: Number(base), listener: listener.counters() });
+  printJson({ done: true, records: count, resolved, failures, remote, base: Number(base), listener: listener.counters() });
   sock.end();
   await listener.close();
 }
@@ -270,7 +260,7 @@ function feedbackForge(): void {
   const s = dgram.createSocket('udp4');
   let sent = 0;
   const next = () => {
-    if (sent === count) { s.close(); done({ sent }); return; }
+    if (sent === count) { s.close(); printJson({ sent }); return; }
     sent++;
     s.send(b, FEEDBACK_PORT, arg('to'), () => setTimeout(next, 1));
   };
@@ -280,7 +270,7 @@ function feedbackForge(): void {
 const modes: Record<string, () => void> = {
   'feedback-forge': feedbackForge,
   'tcp-recv': tcpRecv, 'tcp-send': tcpSend, 'udp-recv': udpRecv, 'udp-send': udpSend, 'udp-blast': udpBlast,
-  'record-server': recordServer, 'record-client': () => { recordClient().catch((e: Error) => { done({ error: e.message }); process.exitCode = 1; }); },
+  'record-server': recordServer, 'record-client': () => { recordClient().catch((e: Error) => { printJson({ error: e.message }); process.exitCode = 1; }); },
 };
 const mode = modes[process.argv[2]];
 if (!mode) {

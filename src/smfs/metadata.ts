@@ -20,7 +20,7 @@ import type { Endpoint } from './frame-client';
 import { FrameServer } from './frame-server';
 import { DirectoryLock } from './lock';
 import { encodeText, encodeU16 } from './text';
-import { Cursor, encodeU32 } from './wire';
+import { Cursor, encodeJson, encodeU32 } from './wire';
 
 export const METADATA_PORT = 7611;
 export const STATE_FILE = 'metadata.json';
@@ -200,7 +200,7 @@ export class MetadataServer {
       }
       case MetadataOp.list:
         c.end();
-        return [Buffer.from(JSON.stringify(this.list()), 'utf8')];
+        return [encodeJson(this.list())];
       default:
         throw new SmfsError('SMFS_ERR_FRAME', `unknown op ${op}; the metadata server knows ${Object.entries(MetadataOp).map(([k, v]) => `${v} (${k})`).join(', ')}`);
     }

@@ -11,22 +11,12 @@ import { ACK_LEVELS, writeRole } from './mirror';
 import type { AckLevel, MirrorLink, Role } from './mirror';
 import { FrameServer } from './frame-server';
 import type { Connection, ConnectionCounters } from './frame-server';
-import { ALL_LOGS, AppendFlags, Cursor, NOT_REACHED, OP_NAMES, Op, encodeAddress, encodeU32 } from './wire';
+import { ALL_LOGS, AppendFlags, Cursor, NOT_REACHED, OP_NAMES, Op, encodeAddress, encodeJson, encodeU32, encodeU64 } from './wire';
 
 export interface ServerCounters extends ConnectionCounters {
   appends: Record<AckLevel, number>; // appends answered, by the level they asked for
   mirroredGroups: number;  // as a mirror: groups written for the primary
   primaryStreams: number;  // as a mirror: primaries that said hello (a newer one replaces the older)
-}
-
-function u64(v: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(v), 0);
-  return b;
-}
-
-function json(v: unknown): Buffer {
-  return Buffer.from(JSON.stringify(v), 'utf8');
 }
 
 export interface ServerOptions {
@@ -96,7 +86,7 @@ export class StorageServer {
       this.storeNow = await LogStore.open(dir, { ...options, mirror: true });
       writeRole(dir, 'primary');
       this.role = 'primary';
-      return json({ lastSeq: this.store.lastSeq, logs: this.store.ends(), recovery: this.store.recovery });
+      return encodeJson({ lastSeq: this.store.lastSeq, logs: this.store.ends(), recovery: this.store.recovery });
     })().finally(() => { this.promoting = undefined; });
     return this.promoting as Promise<Buffer>;
   }
@@ -198,15 +188,15 @@ export class StorageServer {
         const percent = c.u8();
         c.end();
         if (percent > 100) throw new SmfsError('SMFS_ERR_REQUEST', `clean takes a live share from 0 to 100 percent, got ${percent}`);
-        return [json(await this.store.clean({ maxLiveRatio: percent / 100, logs: log === ALL_LOGS ? undefined : [log] }))];
+        return [encodeJson(await this.store.clean({ maxLiveRatio: percent / 100, logs: log === ALL_LOGS ? undefined : [log] }))];
       }
       case Op.stat: {
         c.end();
-        return [json(this.stat())];
+        return [encodeJson(this.stat())];
       }
       case Op.sync: {
         c.end();
-        return [u64(await this.store.sync())];
+        return [encodeU64(await this.store.sync())];
       }
       case Op.tail: {
         const log = c.u32();
@@ -223,7 +213,7 @@ export class StorageServer {
         this.counters.primaryStreams++;
         void conn.closed.then(() => { if (this.primaryStream === conn) this.primaryStream = undefined; });
         await this.store.sync();
-        return [json({ lastSeq: this.store.lastSeq, logs: this.store.ends() })];
+        return [encodeJson({ lastSeq: this.store.lastSeq, logs: this.store.ends() })];
       }
       case Op.mirrorCreate: {
         const log = c.u32();

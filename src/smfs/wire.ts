@@ -239,6 +239,17 @@ export function encodeU32(v: number): Buffer {
   return b;
 }
 
+export function encodeU64(v: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(v), 0);
+  return b;
+}
+
+// The answers that carry a report (stat, clean, list, ...) carry it as JSON.
+export function encodeJson(v: unknown): Buffer {
+  return Buffer.from(JSON.stringify(v), 'utf8');
+}
+
 // An error answer's body (after the status byte), back into the error it was.
 export function decodeError(body: Buffer): SmfsError {
   const c = new Cursor(body, 'error answer');

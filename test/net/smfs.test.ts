@@ -21,39 +21,19 @@ function tmpDirs(): { primary: string; mirror: string; remove(): void } {
   return { primary: path.join(root, 'primary'), mirror: path.join(root, 'mirror'), remove: () => fs.rmSync(root, { recursive: true, force: true }) };
 }
 
-smfs("after a run at 1% WAN loss the mirror's log is byte-identical to the primary's", async () => {
-  const lab = await Lab.create({ delayMs: 10 });
+// A lab with both gateways and a primary mirroring to hostB, for one test; all of it removed after.
+async function withPair(delayMs: number, fn: (lab: Lab, gw: Awaited<ReturnType<typeof startGateways>>, pair: Awaited<ReturnType<typeof startSmfsPair>>, dirs: ReturnType<typeof tmpDirs>) => Promise<void>): Promise<void> {
+  const lab = await Lab.create({ delayMs });
   const dirs = tmpDirs();
   try {
     const gw = await startGateways(lab);
     try {
-      const { primary, mirror } = await startSmfsPair(lab, dirs);
+      const pair = await startSmfsPair(lab, dirs);
       try {
-        await lab.wan.set({ loss: 0.01 });
-        const load = startLoad(lab, { level: 'network', logs: 3, blocks: 8, clients: 4, seconds: 4 });
-        const summary = await load.done;
-        await lab.wan.set({ loss: 0 });
-        // One remote append after the rest: answered once the mirror has written every group.
-        const last = await startLoad(lab, { level: 'remote', logs: 3, appends: 1 }).done;
-        assert.is(last.appends, 1);
-        assert.equal(summary.errors, {});
-        assert.ok(summary.appends > 100, `${summary.appends} appends`);
-        await primary.stop();
-        await mirror.stop();
-        const p = segmentFiles(dirs.primary);
-        const m = segmentFiles(dirs.mirror);
-        assert.equal([...m.keys()].sort(), [...p.keys()].sort());
-        let bytes = 0;
-        for (const [name, b] of p) {
-          assert.ok(b.equals(m.get(name)!), `${name} differs`);
-          bytes += b.length;
-        }
-        const recovered = gw.b.latest()?.recovered ?? 0;
-        console.log(`  ${summary.appends} appends, ${(bytes / 1e6).toFixed(1)} MB of log identical at both sites; gateway B recovered ${recovered} packets`);
-        assert.ok(recovered > 0, 'the gateways recovered lost packets on the way');
+        await fn(lab, gw, pair, dirs);
       } finally {
-        await primary.stop('SIGKILL');
-        await mirror.stop('SIGKILL');
+        await pair.primary.stop('SIGKILL');
+        await pair.mirror.stop('SIGKILL');
       }
     } finally {
       await gw.a.stop();
@@ -63,48 +43,54 @@ smfs("after a run at 1% WAN loss the mirror's log is byte-identical to the prima
     dirs.remove();
     await lab.destroy();
   }
-});
+}
 
-smfs('every append is local, then network-safe, then remote, in that order, measured by the server', async () => {
-  const lab = await Lab.create({ delayMs: 25 });
-  const dirs = tmpDirs();
-  try {
-    const gw = await startGateways(lab);
-    try {
-      const { primary, mirror } = await startSmfsPair(lab, dirs);
-      try {
-        const timed = await startLoad(lab, { level: 'remote', appends: 200, clients: 2, timings: true }).done;
-        assert.equal(timed.errors, {});
-        const l = timed.levelsUs!;
-        assert.is(l.local.n, 200);
-        assert.is(l.network.n, 200, 'every append was seen network-safe');
-        assert.is(l.remote.n, 200);
-        assert.is(timed.misordered, 0, 'no append reached a level before the one below it');
-        assert.ok(l.remote.p50 >= 50_000, `remote p50 ${l.remote.p50} us is at least the 50 ms RTT`);
-        // Not p99: TCP's congestion window holds the first appends' bytes back for a round trip.
-        assert.ok(l.network.p50 < 25_000, `network p50 ${l.network.p50} us is under half the RTT`);
-        // And as the client sees it, one level at a time.
-        const seen: Record<string, number> = {};
-        for (const level of ['local', 'network', 'remote'] as AckLevel[]) {
-          const s = await startLoad(lab, { level, appends: 100 }).done;
-          assert.equal(s.errors, {});
-          seen[level] = s.latencyUs.p50;
-        }
-        console.log(`  server-side p50: local ${l.local.p50} us, network ${l.network.p50} us, remote ${l.remote.p50} us; client p50: ${JSON.stringify(seen)}`);
-        assert.ok(seen.local <= seen.network && seen.network < seen.remote, `client p50s in order: ${JSON.stringify(seen)}`);
-      } finally {
-        await primary.stop('SIGKILL');
-        await mirror.stop('SIGKILL');
-      }
-    } finally {
-      await gw.a.stop();
-      await gw.b.stop();
-    }
-  } finally {
-    dirs.remove();
-    await lab.destroy();
+smfs("after a run at 1% WAN loss the mirror's log is byte-identical to the primary's", () => withPair(10, async (lab, gw, { primary, mirror }, dirs) => {
+  await lab.wan.set({ loss: 0.01 });
+  const load = startLoad(lab, { level: 'network', logs: 3, blocks: 8, clients: 4, seconds: 4 });
+  const summary = await load.done;
+  await lab.wan.set({ loss: 0 });
+  // One remote append after the rest: answered once the mirror has written every group.
+  const last = await startLoad(lab, { level: 'remote', logs: 3, appends: 1 }).done;
+  assert.is(last.appends, 1);
+  assert.equal(summary.errors, {});
+  assert.ok(summary.appends > 100, `${summary.appends} appends`);
+  await primary.stop();
+  await mirror.stop();
+  const p = segmentFiles(dirs.primary);
+  const m = segmentFiles(dirs.mirror);
+  assert.equal([...m.keys()].sort(), [...p.keys()].sort());
+  let bytes = 0;
+  for (const [name, b] of p) {
+    assert.ok(b.equals(m.get(name)!), `${name} differs`);
+    bytes += b.length;
   }
-});
+  const recovered = gw.b.latest()?.recovered ?? 0;
+  console.log(`  ${summary.appends} appends, ${(bytes / 1e6).toFixed(1)} MB of log identical at both sites; gateway B recovered ${recovered} packets`);
+  assert.ok(recovered > 0, 'the gateways recovered lost packets on the way');
+}));
+
+smfs('every append is local, then network-safe, then remote, in that order, measured by the server', () => withPair(25, async (lab) => {
+  const timed = await startLoad(lab, { level: 'remote', appends: 200, clients: 2, timings: true }).done;
+  assert.equal(timed.errors, {});
+  const l = timed.levelsUs!;
+  assert.is(l.local.n, 200);
+  assert.is(l.network.n, 200, 'every append was seen network-safe');
+  assert.is(l.remote.n, 200);
+  assert.is(timed.misordered, 0, 'no append reached a level before the one below it');
+  assert.ok(l.remote.p50 >= 50_000, `remote p50 ${l.remote.p50} us is at least the 50 ms RTT`);
+  // Not p99: TCP's congestion window holds the first appends' bytes back for a round trip.
+  assert.ok(l.network.p50 < 25_000, `network p50 ${l.network.p50} us is under half the RTT`);
+  // And as the client sees it, one level at a time.
+  const seen: Record<string, number> = {};
+  for (const level of ['local', 'network', 'remote'] as AckLevel[]) {
+    const s = await startLoad(lab, { level, appends: 100 }).done;
+    assert.equal(s.errors, {});
+    seen[level] = s.latencyUs.p50;
+  }
+  console.log(`  server-side p50: local ${l.local.p50} us, network ${l.network.p50} us, remote ${l.remote.p50} us; client p50: ${JSON.stringify(seen)}`);
+  assert.ok(seen.local <= seen.network && seen.network < seen.remote, `client p50s in order: ${JSON.stringify(seen)}`);
+}));
 
 // One run of the disaster: returns appends acknowledged before it began and how many of them
 // the promoted mirror lacks.

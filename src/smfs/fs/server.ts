@@ -2,20 +2,10 @@
 // they come; every change goes through the volume's one writer.
 import { SmfsError } from '../errors';
 import { FrameServer } from '../frame-server';
-import { Cursor } from '../wire';
+import { Cursor, encodeJson, encodeU64 } from '../wire';
 import { CHANGE_OPS, FileOp, readChange, readPath } from './protocol';
 import type { Change } from './tree';
 import type { Volume } from './volume';
-
-function u64(v: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(v), 0);
-  return b;
-}
-
-function json(v: unknown): Buffer {
-  return Buffer.from(JSON.stringify(v), 'utf8');
-}
 
 export class FileServer {
   private constructor(readonly volume: Volume, private readonly frames: FrameServer) {}
@@ -46,7 +36,7 @@ export class FileServer {
     if (CHANGE_OPS.includes(op)) {
       const change = readChange(op, c);
       c.end();
-      return [u64(await this.volume.apply([change]))];
+      return [encodeU64(await this.volume.apply([change]))];
     }
     switch (op) {
       case FileOp.read: {
@@ -57,18 +47,18 @@ export class FileServer {
       case FileOp.list: {
         const path = readPath(c);
         c.end();
-        return [json(await this.volume.list(path))];
+        return [encodeJson(await this.volume.list(path))];
       }
       case FileOp.group: {
         const n = c.u32();
         const changes: Change[] = [];
         for (let i = 0; i < n; i++) changes.push(readChange(c.u8(), c));
         c.end();
-        return [u64(await this.volume.apply(changes))];
+        return [encodeU64(await this.volume.apply(changes))];
       }
       case FileOp.stat:
         c.end();
-        return [json({ ...await this.volume.stat(), server: this.frames.counters })];
+        return [encodeJson({ ...await this.volume.stat(), server: this.frames.counters })];
       default:
         throw new SmfsError('SMFS_ERR_FRAME', `unknown op ${op}; the file server knows ${Object.entries(FileOp).map(([k, v]) => `${v} (${k})`).join(', ')}`);
     }

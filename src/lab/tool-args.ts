@@ -1,0 +1,12 @@
+// The lab's traffic tools (traffic.ts, smfs-load.ts) take `--name value` arguments and print
+// one JSON object a line; these are the two halves of that.
+export function arg(name: string, fallback?: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i >= 0 && process.argv[i + 1] !== undefined) return process.argv[i + 1];
+  if (fallback === undefined) throw new Error(`--${name} is required`);
+  return fallback;
+}
+
+export function printJson(o: object): void {
+  process.stdout.write(JSON.stringify(o) + '\n');
+}
