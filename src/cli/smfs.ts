@@ -43,10 +43,11 @@ function formatRecovery(r: RecoveryReport): string {
   return lines.join('\n');
 }
 
-function endpoint(option: string) {
+// HOST:PORT; with a default port, HOST alone too.
+function endpoint(option: string, defaultPort?: number) {
   return (text: string): Endpoint => {
-    const e = parseEndpoint(text);
-    if (!e) throw new ConfigError(`${option} takes HOST:PORT (port 1 to 65535), got '${text}'`);
+    const e = parseEndpoint(text) ?? (defaultPort === undefined || text.includes(':') ? undefined : parseEndpoint(`${text}:${defaultPort}`));
+    if (!e) throw new ConfigError(`${option} takes HOST${defaultPort === undefined ? ':PORT' : '[:PORT]'} (port 1 to 65535), got '${text}'`);
     return e;
   };
 }
@@ -98,14 +99,7 @@ async function withFiles<T>(server: Endpoint, fn: (c: FileClient) => Promise<T>)
 
 interface StorageOptions {
   dir: string; host: string; port: number; fsync: string; fsyncInterval: number; segmentSize: number; json?: boolean;
-  role?: string; mirror?: string; gateway?: string; feedbackPort: number; ack?: string; ackTimeout: number;
-}
-
-function hostPort(flag: string, text: string, defaultPort: number): { host: string; port: number } {
-  const m = /^([^:\s]+)(?::(\d+))?$/.exec(text);
-  const port = m?.[2] === undefined ? defaultPort : Number(m[2]);
-  if (!m || port < 1 || port > 65535) throw new ConfigError(`${flag} takes HOST[:PORT], got '${text}'`);
-  return { host: m[1], port };
+  role?: string; mirror?: Endpoint; gateway?: string; feedbackPort: number; ack?: string; ackTimeout: number;
 }
 
 function ipv4List(flag: string, text: string): string[] {
@@ -147,7 +141,7 @@ program
   .option('--fsync-interval <ms>', 'with --fsync interval: how often', integer('--fsync-interval'), STORE_DEFAULTS.fsyncIntervalMs)
   .option('--segment-size <bytes>', 'segment file size, e.g. 100M (K, M, G are powers of 1024)', byteSize('--segment-size'), LIMITS.defaultSegmentBytes)
   .option('--role <role>', 'primary, or mirror (takes changes only from a primary; remembered in --dir until smfs promote)')
-  .option('--mirror <host:port>', 'as a primary: stream every change to this mirror storage server (port default 7610)')
+  .option('--mirror <host:port>', 'as a primary: stream every change to this mirror storage server (port default 7610)', endpoint('--mirror', STORAGE_PORT))
   .option('--gateway <ip,...>', 'as a primary: the LAN addresses of the Maelstrom gateways whose network-sync feedback to trust (enables --ack network)')
   .option('--feedback-port <n>', 'UDP port the gateways send feedback to', integer('--feedback-port'), FEEDBACK_PORT)
   .option('--ack <level>', "acknowledgement level of appends that do not ask: local, network or remote (default: network with --gateway, remote with --mirror alone, else local)")
@@ -190,12 +184,11 @@ Examples:
     const onDisk = fs.existsSync(o.dir) ? readRole(o.dir) : 'primary';
     if (o.role === 'primary' && onDisk === 'mirror') throw new ConfigError(`${o.dir} is a mirror's directory; smfs promote makes it a primary`);
     const role: Role = (o.role as Role | undefined) ?? onDisk;
-    const target = o.mirror === undefined ? undefined : hostPort('--mirror', o.mirror, STORAGE_PORT);
     const gateways = o.gateway === undefined ? undefined : ipv4List('--gateway', o.gateway);
-    if (role === 'mirror' && (target || gateways)) throw new ConfigError('a mirror does not take --mirror or --gateway: it does not mirror further');
-    if (gateways && !target) throw new ConfigError('--gateway is for network-sync to a mirror: give --mirror too');
+    if (role === 'mirror' && (o.mirror || gateways)) throw new ConfigError('a mirror does not take --mirror or --gateway: it does not mirror further');
+    if (gateways && !o.mirror) throw new ConfigError('--gateway is for network-sync to a mirror: give --mirror too');
     const level = o.ack as AckLevel | undefined;
-    if (level && level !== 'local' && !target) throw new ConfigError(`--ack ${level} needs a mirror (--mirror)`);
+    if (level && level !== 'local' && !o.mirror) throw new ConfigError(`--ack ${level} needs a mirror (--mirror)`);
     if (level === 'network' && !gateways) throw new ConfigError('--ack network needs the gateways\' feedback (--gateway)');
     const store = await LogStore.open(o.dir, { fsync: o.fsync as FsyncPolicy, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize, mirror: role === 'mirror' });
     let listener: NetworkSyncListener | undefined;
@@ -208,9 +201,9 @@ Examples:
           throw new ConfigError(`cannot listen for gateway feedback on UDP ${o.feedbackPort}: ${err.message}`);
         });
       }
-      if (target) {
+      if (o.mirror) {
         link = new MirrorLink(store, {
-          ...target, listener, ackTimeoutMs: o.ackTimeout,
+          ...o.mirror, listener, ackTimeoutMs: o.ackTimeout,
           onEvent: (event, detail) => process.stdout.write((o.json ? JSON.stringify({ event, ...detail }) : `smfs storage: ${event} ${JSON.stringify(detail)}`) + '\n'),
         });
       }
@@ -226,12 +219,12 @@ Examples:
     const { host, port } = server.address;
     const info = {
       host, port, dir: store.dir, role, fsync: o.fsync, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize, pid: process.pid,
-      mirror: target ? `${target.host}:${target.port}` : null, gateways: gateways ?? null, defaultLevel: server.defaultLevel,
+      mirror: o.mirror ? formatEndpoint(o.mirror) : null, gateways: gateways ?? null, defaultLevel: server.defaultLevel,
     };
     if (o.json) process.stdout.write(JSON.stringify({ event: 'listening', ...info, recovery: store.recovery }) + '\n');
     else {
       process.stdout.write(`smfs storage: ${role} listening on ${host}:${port}, dir ${store.dir}, fsync ${o.fsync}${o.fsync === 'interval' ? ` every ${o.fsyncInterval} ms` : ''}, segments of ${o.segmentSize} bytes\n`);
-      if (target) process.stdout.write(`smfs storage: mirroring to ${target.host}:${target.port}; appends acknowledged ${server.defaultLevel} unless they ask${gateways ? `; network-sync feedback from ${gateways.join(', ')}` : ''}\n`);
+      if (o.mirror) process.stdout.write(`smfs storage: mirroring to ${formatEndpoint(o.mirror)}; appends acknowledged ${server.defaultLevel} unless they ask${gateways ? `; network-sync feedback from ${gateways.join(', ')}` : ''}\n`);
       process.stdout.write(formatRecovery(store.recovery) + '\n');
     }
     const signal = await new Promise<string>((resolve) => {

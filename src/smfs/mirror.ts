@@ -276,15 +276,16 @@ export class MirrorLink {
       const entry = conn.inflight.find((x) => x.id === f.id);
       if (entry) entry.done = true;
       while (conn.inflight.length > 0 && conn.inflight[0].done) {
-        const { seq } = conn.inflight.shift()!;
-        if (seq > this.remoteSeq) {
-          this.remoteSeq = seq;
-          this.release('remote', seq);
-          this.release('network', seq);
-          this.release('local', seq);
-        }
+        this.acknowledged(conn.inflight.shift()!.seq);
       }
     }
+  }
+
+  // Every group up to seq is written at the mirror, which implies every other level.
+  private acknowledged(seq: number): void {
+    if (seq <= this.remoteSeq) return;
+    this.remoteSeq = seq;
+    for (const level of ACK_LEVELS) this.release(level, seq);
   }
 
   private release(level: AckLevel, upTo: number): void {
@@ -314,12 +315,7 @@ export class MirrorLink {
       }
       conn.cursors.set(m.log, { segment: m.segment, offset: m.offset });
     }
-    if (state.lastSeq > this.remoteSeq) {
-      this.remoteSeq = state.lastSeq;
-      this.release('remote', state.lastSeq);
-      this.release('network', state.lastSeq);
-      this.release('local', state.lastSeq);
-    }
+    this.acknowledged(state.lastSeq);
     this.retryMs = this.options.retryMs ?? 500;
     this.lastError = null;
     this.event('mirror-connected', { mirrorLastSeq: state.lastSeq });

@@ -103,7 +103,7 @@ export interface Entry {
 type Job =
   | { kind: 'append'; records: AppendRecord[]; bytes: number; resolve: (g: { addresses: Address[]; seq: number }) => void; reject: (e: unknown) => void }
   | { kind: 'free'; addresses: Address[]; bytes: number; resolve: (v: void) => void; reject: (e: unknown) => void }
-  | { kind: 'apply'; seq: number; parts: ShippedPart[]; bytes: number; resolve: (v: undefined) => void; reject: (e: unknown) => void }
+  | { kind: 'apply'; seq: number; parts: ShippedPart[]; decoded: Part[]; bytes: number; resolve: (v: undefined) => void; reject: (e: unknown) => void }
   | { kind: 'create'; log: number; resolve: (v: void) => void; reject: (e: unknown) => void }
   | { kind: 'sync'; resolve: (seq: number) => void; reject: (e: unknown) => void };
 
@@ -259,23 +259,28 @@ export class LogStore {
   applyMirrored(seq: number, parts: ShippedPart[]): Promise<undefined> {
     if (!Number.isSafeInteger(seq) || seq < 1) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `a group's sequence number is a whole number from 1, got ${seq}`));
     if (parts.length === 0) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'a mirrored group needs at least one part'));
+    const decoded: Part[] = [];
     for (const [i, p] of parts.entries()) {
       if (!this.logs.has(p.log)) return Promise.reject(new SmfsError('SMFS_ERR_UNKNOWN_LOG', `mirrored group ${seq}, part ${i}: no log ${p.log} on this mirror`));
-      const decoded = decodePart(p.bytes, p.log, p.offset);
-      if (typeof decoded === 'string') return Promise.reject(new SmfsError('SMFS_ERR_CHECKSUM', `mirrored group ${seq}, part ${i} (log ${p.log}): not a whole part (${decoded})`));
-      if (decoded.seq !== seq) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}, part ${i} (log ${p.log}) carries group ${decoded.seq}`));
+      const part = decodePart(p.bytes, p.log, p.offset);
+      if (typeof part === 'string') return Promise.reject(new SmfsError('SMFS_ERR_CHECKSUM', `mirrored group ${seq}, part ${i} (log ${p.log}): not a whole part (${part})`));
+      if (part.seq !== seq) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}, part ${i} (log ${p.log}) carries group ${part.seq}`));
       if (i > 0 && p.log <= parts[i - 1].log) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}: parts not in ascending log order`));
+      decoded.push(part);
     }
     const bytes = parts.reduce((n, p) => n + p.bytes.length, 0);
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'apply', seq, parts, bytes, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'apply', seq, parts, decoded, bytes, resolve, reject }));
   }
 
   // Where each log ends: the point a mirror's primary resumes from.
-  ends(): { log: number; segment: number; offset: number }[] {
-    return this.logIds().map((id) => {
-      const last = this.logs.get(id)!.last;
-      return { log: id, segment: last?.number ?? 0, offset: last?.size ?? 0 };
-    });
+  ends(): Address[] {
+    return this.logIds().map((id) => this.endOf(this.logs.get(id)!));
+  }
+
+  // The end of a log's last segment, where its next part goes.
+  private endOf(log: LogState): Address {
+    const last = log.last;
+    return { log: log.id, segment: last?.number ?? 0, offset: last?.size ?? 0 };
   }
 
   // A segment's kind and size, for a primary reading its parts back for its mirror.
@@ -384,8 +389,6 @@ export class LogStore {
     for (const id of this.logIds()) {
       const log = this.logs.get(id)!;
       const segs = log.ordered();
-      const last = log.last;
-      const end = { log: id, segment: last?.number ?? 0, offset: last?.size ?? 0 };
       logs.push({
         id,
         segments: segs.length,
@@ -394,7 +397,7 @@ export class LogStore {
         liveRecords: segs.reduce((n, s) => n + s.liveRecords, 0),
         liveBytes: segs.reduce((n, s) => n + s.liveBytes, 0),
         freedRecords: segs.reduce((n, s) => n + s.freed.size, 0),
-        end: formatAddress(end),
+        end: formatAddress(this.endOf(log)),
       });
     }
     return {
@@ -546,7 +549,7 @@ export class LogStore {
       }
       try {
         const value = job.kind === 'append' ? await this.writeAppend(job.records)
-          : job.kind === 'free' ? await this.writeFree(job.addresses) : await this.writeApplied(job.seq, job.parts);
+          : job.kind === 'free' ? await this.writeFree(job.addresses) : await this.writeApplied(job.seq, job.parts, job.decoded);
         done.push({ job, value });
       } catch (err) {
         job.reject(err);
@@ -736,24 +739,21 @@ export class LogStore {
   // A mirrored group, written where the primary wrote it. Every part must land at the end of
   // its log's last segment, or at the start of the next segment: anything else means the two
   // logs have parted ways, and nothing is written.
-  private async writeApplied(seq: number, shipped: ShippedPart[]): Promise<undefined> {
+  private async writeApplied(seq: number, shipped: ShippedPart[], decoded: Part[]): Promise<undefined> {
     if (seq <= this.seq) throw new SmfsError('SMFS_ERR_DIVERGED', `mirrored group ${seq} is not after this mirror's last group ${this.seq}`);
-    const decoded = shipped.map((p) => decodePart(p.bytes, p.log, p.offset) as Part);
     for (const p of shipped) {
       const log = this.logFor(p.log);
       const last = log.last;
       const atEnd = last !== undefined && last.state === 'raw' && p.segment === last.number && p.offset === last.size;
       const nextSegment = p.segment === log.nextNumber && p.offset === SEGMENT_HEADER;
       if (!atEnd && !nextSegment) {
-        throw new SmfsError('SMFS_ERR_DIVERGED', `mirrored group ${seq} goes at ${formatAddress(p)}, but log ${p.log} ends at ${formatAddress({ log: p.log, segment: last?.number ?? 0, offset: last?.size ?? 0 })} here`);
+        throw new SmfsError('SMFS_ERR_DIVERGED', `mirrored group ${seq} goes at ${formatAddress(p)}, but log ${p.log} ends at ${formatAddress(this.endOf(log))} here`);
       }
     }
     const parts = shipped.map((p) => ({ log: this.logs.get(p.log)!, length: p.bytes.length, buffers: [p.bytes], at: { segment: p.segment } }));
-    await this.writeParts(parts, (seg, at, i) => {
-      for (const r of decoded[i].records) {
-        const offset = at + (r.offset - shipped[i].offset);
-        seg.addRecord({ offset, position: offset + RECORD_HEADER, length: r.length, crc: r.crc });
-      }
+    // Each part lands at the offset it was decoded at (checked above), so its records' offsets hold.
+    await this.writeParts(parts, (seg, _at, i) => {
+      for (const r of decoded[i].records) seg.addRecord({ offset: r.offset, position: r.offset + RECORD_HEADER, length: r.length, crc: r.crc });
       seg.frees.push(...decoded[i].frees);
       seg.maxSeq = seq;
     });
