@@ -56,6 +56,8 @@ Napi::Object decoder_stats(Napi::Env env, const fec::DecoderStats& s) {
   o["lossSampled"] = double(s.loss_sampled);
   o["lossMissing"] = double(s.loss_missing);
   o["lossBursts"] = double(s.loss_bursts);
+  o["held"] = double(s.held);
+  o["heldArrived"] = double(s.held_arrived);
   return o;
 }
 
@@ -145,6 +147,7 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
     return DefineClass(env, "Decoder",
                        {InstanceMethod<&DecoderWrap::ReceiveData>("receiveData"),
                         InstanceMethod<&DecoderWrap::ReceiveRepairs>("receiveRepairs"),
+                        InstanceMethod<&DecoderWrap::Poll>("poll"),
                         InstanceMethod<&DecoderWrap::Stats>("stats")});
   }
 
@@ -152,23 +155,34 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
       : Napi::ObjectWrap<DecoderWrap>(info), decoder_(decoder_config(info[0].As<Napi::Object>())) {}
 
  private:
+  // receiveData(packets, nowNs = 0)
   Napi::Value ReceiveData(const Napi::CallbackInfo& info) {
     Napi::Array packets = info[0].As<Napi::Array>();
+    uint64_t now = info[1].IsNumber() ? uint64_t(info[1].As<Napi::Number>().DoubleValue()) : 0;
     BufferCollector out(info.Env());
     for (uint32_t i = 0; i < packets.Length(); i++) {
       Napi::Buffer<uint8_t> b = packets.Get(i).As<Napi::Buffer<uint8_t>>();
-      decoder_.on_data(b.Data(), b.Length(), out);
+      decoder_.on_data(b.Data(), b.Length(), out, now);
     }
     return out.result();
   }
 
+  // receiveRepairs(repairs, nowNs = 0)
   Napi::Value ReceiveRepairs(const Napi::CallbackInfo& info) {
     Napi::Array repairs = info[0].As<Napi::Array>();
+    uint64_t now = info[1].IsNumber() ? uint64_t(info[1].As<Napi::Number>().DoubleValue()) : 0;
     BufferCollector out(info.Env());
     for (uint32_t i = 0; i < repairs.Length(); i++) {
       Napi::Buffer<uint8_t> b = repairs.Get(i).As<Napi::Buffer<uint8_t>>();
-      decoder_.on_repair(b.Data(), b.Length(), out);
+      decoder_.on_repair(b.Data(), b.Length(), out, now);
     }
+    return out.result();
+  }
+
+  // poll(nowNs): what repairs held for the grace rebuild at nowNs.
+  Napi::Value Poll(const Napi::CallbackInfo& info) {
+    BufferCollector out(info.Env());
+    decoder_.poll(uint64_t(info[0].As<Napi::Number>().DoubleValue()), out);
     return out.result();
   }
 

@@ -80,7 +80,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     c.generic = o.Get("generic").ToBoolean();
     c.force_copy = o.Get("forceCopy").ToBoolean();
     c.require_zero_copy = o.Get("requireZeroCopy").ToBoolean();
-    c.cpu = int(get_number(o, "cpu", -1));
+    if (o.Get("cpus").IsArray()) {
+      Napi::Array cpus = o.Get("cpus").As<Napi::Array>();
+      for (uint32_t i = 0; i < cpus.Length(); i++) c.cpus.push_back(cpus.Get(i).As<Napi::Number>().Int32Value());
+    }
     if (o.Get("lanAddr").IsString()) c.lan_addr = ipv4(env, o.Get("lanAddr"));
     c.feedback_port = uint16_t(get_number(o, "feedbackPort", 7601));
     if (o.Get("netsync").IsObject()) c.tracker = tracker_config(o.Get("netsync").As<Napi::Object>());
@@ -134,6 +137,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["pendingEvicted"] = double(s.decoder.pending_evicted);
     o["pendingExpired"] = double(s.decoder.pending_expired);
     o["lateArrivals"] = double(s.decoder.late_arrivals);
+    o["held"] = double(s.decoder.held);
+    o["heldArrived"] = double(s.decoder.held_arrived);
     Napi::Object ns = tracker_stats_object(env, s.netsync);
     ns["feedbackDatagrams"] = double(e.feedback_datagrams);
     ns["feedbackSendErrors"] = double(e.feedback_send_errors);
@@ -164,6 +169,24 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     loss["missing"] = double(s.decoder.loss_missing);
     loss["bursts"] = double(s.decoder.loss_bursts);
     o["wanLoss"] = loss;
+    Napi::Array workers = Napi::Array::New(env, s.workers.size());
+    for (uint32_t i = 0; i < s.workers.size(); i++) {
+      const engine::WorkerSnapshot& w = s.workers[i];
+      Napi::Object wo = Napi::Object::New(env);
+      Napi::Array lq = Napi::Array::New(env, w.lan_queues.size()), wq = Napi::Array::New(env, w.wan_queues.size());
+      for (uint32_t k = 0; k < w.lan_queues.size(); k++) lq[k] = double(w.lan_queues[k]);
+      for (uint32_t k = 0; k < w.wan_queues.size(); k++) wq[k] = double(w.wan_queues[k]);
+      wo["lanQueues"] = lq;
+      wo["wanQueues"] = wq;
+      wo["cpu"] = w.cpu >= 0 ? Napi::Value(Napi::Number::New(env, w.cpu)) : env.Null();
+      wo["lanToWanPackets"] = double(w.counters.lan_to_wan_packets);
+      wo["wanToLanPackets"] = double(w.counters.wan_to_lan_packets);
+      wo["repairsSent"] = double(w.counters.repairs_sent);
+      wo["repairsReceived"] = double(w.counters.repairs_received);
+      wo["txDropped"] = double(w.counters.tx_dropped);
+      workers[i] = wo;
+    }
+    o["workers"] = workers;
     if (s.peer.received_ns) {  // the peer's view of ours
       Napi::Object p = Napi::Object::New(env);
       p["reports"] = double(s.peer.reports);
@@ -189,6 +212,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["xdpMode"] = engine_.xdp_mode();
     o["epoch"] = double(engine_.epoch());
     o["trackerRing"] = double(engine_.tracker_ring());
+    o["workers"] = double(engine_.workers());
     return o;
   }
 

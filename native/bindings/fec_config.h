@@ -35,6 +35,7 @@ inline fec::DecoderConfig decoder_config(const Napi::Object& o) {
   c.window = unsigned(get_number(o, "window", c.window));
   c.pending = unsigned(get_number(o, "pending", c.pending));
   c.seen = unsigned(get_number(o, "seen", c.seen));
+  c.grace_ns = uint64_t(get_number(o, "graceUs", 0) * 1000);
   return c;
 }
 

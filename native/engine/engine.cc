@@ -89,32 +89,42 @@ int xdp_warnings_only(enum libxdp_print_level level, const char* fmt, va_list ar
 
 }  // namespace
 
-// Repairs are built straight into WAN UMEM frames behind Ethernet, IPv4 and UDP headers.
+EngineCounters& EngineCounters::operator+=(const EngineCounters& o) {
+  static_assert(sizeof(EngineCounters) % sizeof(uint64_t) == 0, "EngineCounters holds only uint64_t");
+  auto* to = reinterpret_cast<uint64_t*>(this);
+  const auto* from = reinterpret_cast<const uint64_t*>(&o);
+  for (size_t i = 0; i < sizeof(EngineCounters) / sizeof(uint64_t); i++) to[i] += from[i];
+  return *this;
+}
+
+// Repairs are built straight into the worker's WAN UMEM frames behind Ethernet, IPv4 and UDP
+// headers. Used with the codec lock held.
 class Engine::RepairOut : public fec::RepairSink {
  public:
-  RepairOut(Engine& e, xsk::Port& wan) : e_(e), wan_(wan) {}
+  RepairOut(Engine& e, Worker& w) : e_(e), w_(w), wan_(*w.wan_rx[0]) {}
   uint8_t* reserve(size_t len) override {
     if (kRepairHeaders + len > wan_.frame_size()) return nullptr;
     frame_ = wan_.tx_buffer(&addr_);
-    if (!frame_) e_.counters_.tx_dropped++;
+    if (!frame_) w_.counters.tx_dropped++;
     return frame_ ? frame_ + kRepairHeaders : nullptr;
   }
   void dropped(const fec::RepairInfo& info) override { e_.tracker_->repair_lost(info); }
   void commit(size_t len, const fec::RepairInfo& info) override {
     e_.udp_headers(frame_, len);
     uint32_t frame_len = uint32_t(kRepairHeaders + len);
-    e_.wan_tags_[addr_ / wan_.frame_size()] = FrameTag{2, info.layer, info.count, info.interleave, info.base_seq};
+    w_.wan_tags[addr_ / wan_.frame_size()] = FrameTag{2, info.layer, info.count, info.interleave, info.base_seq};
     if (wan_.transmit(addr_, frame_len)) {
-      e_.counters_.repairs_sent++;
-      e_.counters_.repair_bytes_sent += frame_len;
+      w_.counters.repairs_sent++;
+      w_.counters.repair_bytes_sent += frame_len;
     } else {
-      e_.counters_.tx_dropped++;
+      w_.counters.tx_dropped++;
       e_.tracker_->repair_lost(info);
     }
   }
 
  private:
   Engine& e_;
+  Worker& w_;
   xsk::Port& wan_;
   uint8_t* frame_ = nullptr;
   uint64_t addr_ = 0;
@@ -123,48 +133,47 @@ class Engine::RepairOut : public fec::RepairSink {
 // Rebuilt packets go to the kernel, which routes them to their host like any other.
 class Engine::RecoveredOut : public fec::RecoverySink {
  public:
-  explicit RecoveredOut(Engine& e) : e_(e) {}
+  RecoveredOut(Engine& e, Worker& w) : e_(e), w_(w) {}
   void recovered(const uint8_t* pkt, size_t len) override {
     if (len < kIp || (pkt[0] >> 4) != 4) {
-      e_.counters_.recovered_send_errors++;
+      w_.counters.recovered_send_errors++;
       return;
     }
     sockaddr_in to{};
     to.sin_family = AF_INET;
     std::memcpy(&to.sin_addr, pkt + 16, 4);
     if (sendto(e_.raw_fd_, pkt, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
-      e_.counters_.recovered_send_errors++;
+      w_.counters.recovered_send_errors++;
     else
-      e_.counters_.recovered_forwarded++;
+      w_.counters.recovered_forwarded++;
   }
 
  private:
   Engine& e_;
+  Worker& w_;
 };
 
-// WAN frames back from the completion ring: a data frame or a repair is now on the wire.
+// WAN frames back from a worker's completion ring: a data frame or a repair is now on the wire.
+// Noted here, told to the tracker at the worker's next codec section (apply_done): the ring is
+// also reaped inside transmits made with the codec lock held.
 class Engine::Completions : public xsk::CompletionHook {
  public:
-  explicit Completions(Engine& e) : e_(e) {}
+  explicit Completions(Worker& w) : w_(w) {}
   void completed(const uint64_t* addrs, uint32_t n) override {
     uint64_t now = monotonic_ns();
-    uint32_t frame_size = e_.wan_.ports[0]->frame_size();
+    uint32_t frame_size = w_.wan_rx[0]->frame_size();
     for (uint32_t i = 0; i < n; i++) {
-      FrameTag& t = e_.wan_tags_[addrs[i] / frame_size];
-      if (t.kind == 1) {
-        e_.tracker_->data_completed(t.seq, now);
-      } else if (t.kind == 2) {
-        e_.tracker_->repair_completed(fec::RepairInfo{t.layer, t.count, t.interleave, t.seq, false}, now);
-      }
+      FrameTag& t = w_.wan_tags[addrs[i] / frame_size];
+      if (t.kind) w_.done.push_back(Done{t, now});
       t.kind = 0;
     }
   }
 
  private:
-  Engine& e_;
+  Worker& w_;
 };
 
-// Events collect on the engine thread without a lock and move to the shared queue in batches.
+// Events collect under the codec lock and move to the shared queue in batches.
 class Engine::Events : public netsync::EventSink {
  public:
   static constexpr size_t kMax = 1 << 20;
@@ -324,7 +333,14 @@ int Engine::start(const EngineConfig& config, std::string* error) {
   epoch_.store(config.encoder.epoch);
   events_ = std::make_unique<Events>();
   tracker_->set_sink(events_.get());
-  completions_ = std::make_unique<Completions>(*this);
+  cpu_set_t allowed;
+  if (!config.cpus.empty() && sched_getaffinity(0, sizeof allowed, &allowed)) CPU_ZERO(&allowed);
+  for (int cpu : config.cpus) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed)) {
+      *error = "CPU " + std::to_string(cpu) + " is not one this process may run on";
+      return -EINVAL;
+    }
+  }
   if (config.lan_addr) {
     feedback_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     sockaddr_in from{};
@@ -342,7 +358,9 @@ int Engine::start(const EngineConfig& config, std::string* error) {
   raw_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
   if (raw_fd_ < 0) {
     *error = "cannot open a raw socket for rebuilt packets: " + err_text(errno);
-    return -errno;
+    int err = -errno;
+    stop();
+    return err;
   }
   int err = attach(lan_, config.lan_if, config.lan_queues, 0, error);
   if (!err) err = attach(wan_, config.wan_if, config.wan_queues, GW_MAX_QUEUES, error);
@@ -350,32 +368,52 @@ int Engine::start(const EngineConfig& config, std::string* error) {
     stop();
     return err;
   }
-  xsk::Port& wan0 = *wan_.ports[0];
-  wan_tags_.assign(xsk::PortConfig{}.frames, FrameTag{});
-  wan0.set_completion_hook(completions_.get());
-  if (config.cpu >= 0) {
-    cpu_set_t allowed;
-    if (config.cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof allowed, &allowed) || !CPU_ISSET(config.cpu, &allowed)) {
-      *error = "CPU " + std::to_string(config.cpu) + " is not one this process may run on";
-      stop();
-      return -EINVAL;
+  // One worker per queue pair; sockets beyond the smaller side's count go round the workers.
+  size_t n = std::min(lan_.ports.size(), wan_.ports.size());
+  for (size_t i = 0; i < n; i++) {
+    auto w = std::make_unique<Worker>();
+    w->index = unsigned(i);
+    w->cpu = config.cpus.empty() ? -1 : config.cpus[i % config.cpus.size()];
+    for (size_t k = i; k < lan_.ports.size(); k += n) {
+      w->lan_rx.push_back(lan_.ports[k].get());
+      w->lan_queues.push_back(config.lan_queues[k]);
     }
+    for (size_t k = i; k < wan_.ports.size(); k += n) {
+      w->wan_rx.push_back(wan_.ports[k].get());
+      w->wan_queues.push_back(config.wan_queues[k]);
+    }
+    w->wan_tags.assign(xsk::PortConfig{}.frames, FrameTag{});
+    w->completions = std::make_unique<Completions>(*w);
+    w->wan_rx[0]->set_completion_hook(w->completions.get());
+    workers_.push_back(std::move(w));
+  }
+  snapshot_.workers.resize(n);
+  for (size_t i = 0; i < n; i++) {
+    snapshot_.workers[i].lan_queues = workers_[i]->lan_queues;
+    snapshot_.workers[i].wan_queues = workers_[i]->wan_queues;
+    snapshot_.workers[i].cpu = workers_[i]->cpu;
   }
   running_.store(true);
-  thread_ = std::thread([this] { run(); });
-  if (config.cpu >= 0) {
-    // Pinned, the frames this thread sends through veth or a raw socket are queued on one CPU's
-    // backlog: a thread that migrates leaves frames on the old CPU that later ones overtake.
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(config.cpu, &one);
-    pthread_setaffinity_np(thread_.native_handle(), sizeof one, &one);
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    w->thread = std::thread([this, worker] { run(*worker); });
+    if (w->cpu >= 0) {
+      // Pinned, the frames a worker sends through veth or a raw socket are queued on one CPU's
+      // backlog: a thread that migrates leaves frames on the old CPU that later ones overtake.
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(w->cpu, &one);
+      pthread_setaffinity_np(w->thread.native_handle(), sizeof one, &one);
+    }
   }
   return 0;
 }
 
 void Engine::stop() {
-  if (running_.exchange(false)) thread_.join();
+  running_.store(false);
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  workers_.clear();
   for (Side* s : {&lan_, &wan_}) {
     s->ports.clear();  // sockets first: the map entries go with them
     if (s->prog) {
@@ -390,18 +428,17 @@ void Engine::stop() {
   feedback_fd_ = -1;
 }
 
-bool Engine::forward(xsk::Port& to, const uint8_t* frame, uint32_t len, FrameTag tag) {
+bool Engine::forward(Worker& w, xsk::Port& to, const uint8_t* frame, uint32_t len) {
   uint64_t addr;
   uint8_t* buf = len <= to.frame_size() ? to.tx_buffer(&addr) : nullptr;
-  if (buf && tag.kind) wan_tags_[addr / to.frame_size()] = tag;
   if (!buf || (std::memcpy(buf, frame, len), !to.transmit(addr, len))) {
-    counters_.tx_dropped++;
+    w.counters.tx_dropped++;
     return false;
   }
   return true;
 }
 
-void Engine::clamp_mss(uint8_t* ip, uint32_t len) {
+void Engine::clamp_mss(Worker& w, uint8_t* ip, uint32_t len) {
   if (len < kIp + 20 || ip[9] != 6) return;
   uint8_t* tcp = ip + kIp;
   if (!(tcp[13] & 0x02)) return;  // SYN
@@ -423,7 +460,7 @@ void Engine::clamp_mss(uint8_t* ip, uint32_t len) {
         put16(tcp + i + 2, config_.mss_clamp);
         while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
         put16(tcp + 16, uint16_t(~sum));
-        counters_.mss_clamped++;
+        w.counters.mss_clamped++;
       }
       return;
     }
@@ -431,55 +468,111 @@ void Engine::clamp_mss(uint8_t* ip, uint32_t len) {
   }
 }
 
-void Engine::on_lan_frame(xsk::Port& lan, const xsk::RxFrame& f, uint64_t now) {
-  if (f.len > kEth + kIp) {
-    uint8_t* ip = f.data + kEth;
-    uint32_t ip_len = f.len - kEth;
-    if (config_.mss_clamp) clamp_mss(ip, ip_len);
-    xsk::Port& wan = *wan_.ports[0];
-    // The record exists before the frame is queued: its completion may come back at once.
-    uint32_t seq = encoder_->next_seq();
-    tracker_->sent(ip, ip_len, seq, now);
-    if (forward(wan, f.data, f.len, FrameTag{1, 0, 0, 0, seq})) {
-      counters_.lan_to_wan_packets++;
-      counters_.lan_to_wan_bytes += f.len;
-      RepairOut out(*this, wan);
-      if (encoder_->add(ip, ip_len, now, out) < 0) {
-        counters_.unprotected++;
-        tracker_->uncovered(seq);
-      }
-    } else {
-      tracker_->uncovered(seq);
-    }
-  }
-  lan.recycle(f.addr);
+namespace {
+constexpr uint64_t kNoFrame = ~uint64_t(0);
 }
 
-void Engine::on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f, uint64_t now) {
-  RecoveredOut out(*this);
-  const uint8_t* ip = f.data + kEth;
-  if (f.len >= kRepairHeaders && ip[9] == 17 && get16(ip + kIp + 2) == config_.repair_port) {
-    const uint8_t* udp = ip + kIp;
-    size_t udp_len = get16(udp + 4);
-    if (udp_len < kUdp || kRepairHeaders - kUdp + udp_len > f.len ||
-        (get16(udp + 6) != 0 && fold(sum16(udp, udp_len, sum16(ip + 12, 8) + 17 + uint32_t(udp_len))) != 0)) {
-      counters_.bad_repair_frames++;
-    } else if (udp_len - kUdp >= 2 && get16(udp + kUdp) == kReportMagic) {
-      on_report(udp + kUdp, udp_len - kUdp, now);
-    } else {
-      counters_.repairs_received++;
-      decoder_->on_repair(udp + kUdp, udp_len - kUdp, out);
-    }
-  } else if (f.len > kEth + kIp) {
-    tracker_->received(ip, f.len - kEth, now);
-    if (decoder_->on_data(ip, f.len - kEth, out) == fec::DataResult::Duplicate) {
-      counters_.duplicates_dropped++;
-    } else if (forward(*lan_.ports[0], f.data, f.len)) {
-      counters_.wan_to_lan_packets++;
-      counters_.wan_to_lan_bytes += f.len;
+// LAN -> WAN. The frames are copied into WAN TX frames first, outside the lock, then each takes
+// its sequence number, its tracker record (before it is queued: its completion may come back at
+// once), its place on the TX ring and its turn in the encoder, in that order, under the lock.
+void Engine::lan_batch(Worker& w, xsk::Port& lan, const xsk::RxFrame* batch, uint32_t n, uint64_t now) {
+  xsk::Port& wan = *w.wan_rx[0];
+  w.staged.assign(n, kNoFrame);
+  for (uint32_t i = 0; i < n; i++) {
+    const xsk::RxFrame& f = batch[i];
+    if (f.len <= kEth + kIp) continue;
+    if (config_.mss_clamp) clamp_mss(w, f.data + kEth, f.len - kEth);
+    uint64_t addr;
+    uint8_t* buf = f.len <= wan.frame_size() ? wan.tx_buffer(&addr) : nullptr;
+    if (buf) {
+      std::memcpy(buf, f.data, f.len);
+      w.staged[i] = addr;
     }
   }
-  wan.recycle(f.addr);
+  {
+    std::lock_guard<std::mutex> lock(codec_mutex_);
+    RepairOut out(*this, w);
+    for (uint32_t i = 0; i < n; i++) {
+      const xsk::RxFrame& f = batch[i];
+      if (f.len <= kEth + kIp) continue;
+      const uint8_t* ip = f.data + kEth;
+      uint32_t ip_len = f.len - kEth;
+      uint32_t seq = encoder_->next_seq();
+      tracker_->sent(ip, ip_len, seq, now);
+      if (w.staged[i] == kNoFrame) {
+        w.counters.tx_dropped++;
+        tracker_->uncovered(seq);
+        continue;
+      }
+      w.wan_tags[w.staged[i] / wan.frame_size()] = FrameTag{1, 0, 0, 0, seq};
+      if (!wan.transmit(w.staged[i], f.len)) {
+        w.counters.tx_dropped++;
+        tracker_->uncovered(seq);
+        continue;
+      }
+      w.counters.lan_to_wan_packets++;
+      w.counters.lan_to_wan_bytes += f.len;
+      if (encoder_->add(ip, ip_len, now, out) < 0) {
+        w.counters.unprotected++;
+        tracker_->uncovered(seq);
+      }
+    }
+    apply_done(w);
+  }
+  for (uint32_t i = 0; i < n; i++) lan.recycle(batch[i].addr);
+}
+
+// WAN -> LAN. Repairs, reports and the decoder's view of each data frame under the lock; the
+// data frames it did not already rebuild are copied to the LAN after it.
+void Engine::wan_batch(Worker& w, xsk::Port& wan, const xsk::RxFrame* batch, uint32_t n, uint64_t now) {
+  w.verdicts.assign(n, 0);
+  {
+    std::lock_guard<std::mutex> lock(codec_mutex_);
+    RecoveredOut out(*this, w);
+    for (uint32_t i = 0; i < n; i++) {
+      const xsk::RxFrame& f = batch[i];
+      const uint8_t* ip = f.data + kEth;
+      if (f.len >= kRepairHeaders && ip[9] == 17 && get16(ip + kIp + 2) == config_.repair_port) {
+        const uint8_t* udp = ip + kIp;
+        size_t udp_len = get16(udp + 4);
+        if (udp_len < kUdp || kRepairHeaders - kUdp + udp_len > f.len ||
+            (get16(udp + 6) != 0 && fold(sum16(udp, udp_len, sum16(ip + 12, 8) + 17 + uint32_t(udp_len))) != 0)) {
+          w.counters.bad_repair_frames++;
+        } else if (udp_len - kUdp >= 2 && get16(udp + kUdp) == kReportMagic) {
+          on_report(w, udp + kUdp, udp_len - kUdp, now);
+        } else {
+          w.counters.repairs_received++;
+          decoder_->on_repair(udp + kUdp, udp_len - kUdp, out, now);
+        }
+      } else if (f.len > kEth + kIp) {
+        tracker_->received(ip, f.len - kEth, now);
+        if (decoder_->on_data(ip, f.len - kEth, out, now) == fec::DataResult::Duplicate)
+          w.counters.duplicates_dropped++;
+        else
+          w.verdicts[i] = 1;
+      }
+    }
+  }
+  xsk::Port& lan = *w.lan_rx[0];
+  for (uint32_t i = 0; i < n; i++) {
+    const xsk::RxFrame& f = batch[i];
+    if (w.verdicts[i] && forward(w, lan, f.data, f.len)) {
+      w.counters.wan_to_lan_packets++;
+      w.counters.wan_to_lan_bytes += f.len;
+    }
+    wan.recycle(f.addr);
+  }
+}
+
+void Engine::apply_done(Worker& w) {
+  for (const Done& d : w.done) {
+    const FrameTag& t = d.tag;
+    if (t.kind == 1)
+      tracker_->data_completed(t.seq, d.ns);
+    else
+      tracker_->repair_completed(fec::RepairInfo{t.layer, t.count, t.interleave, t.seq, false}, d.ns);
+  }
+  w.done.clear();
 }
 
 uint32_t Engine::retune(const fec::EncoderConfig& code) {
@@ -492,9 +585,9 @@ uint32_t Engine::retune(const fec::EncoderConfig& code) {
   return epoch;
 }
 
-// On the engine thread: every bin of the old code fires now, so each packet sent under it gets
-// all its repairs, with the old epoch; the new code numbers on from the next sequence number.
-void Engine::apply_retune() {
+// Every bin of the old code fires now, so each packet sent under it gets all its repairs, with
+// the old epoch; the new code numbers on from the next sequence number.
+void Engine::apply_retune(Worker& w) {
   fec::EncoderConfig code;
   {
     std::lock_guard<std::mutex> lock(retune_mutex_);
@@ -502,21 +595,21 @@ void Engine::apply_retune() {
     retune_.reset();
     retune_pending_.store(false, std::memory_order_relaxed);
   }
-  RepairOut out(*this, *wan_.ports[0]);
-  counters_.epoch_flushed += encoder_->flush(out);
+  RepairOut out(*this, w);
+  w.counters.epoch_flushed += encoder_->flush(out);
   code.max_packet = encoder_->config().max_packet;
   code.first_seq = encoder_->next_seq();
   encoder_ = std::make_unique<fec::Encoder>(code);
   tracker_->set_layers(unsigned(code.interleaves.size()));
-  counters_.epoch_changes++;
+  w.counters.epoch_changes++;
   epoch_.store(code.epoch);
 }
 
 // What our decoder sees of the peer's WAN direction, for its --auto redundancy.
-void Engine::send_report() {
+void Engine::send_report(Worker& w) {
   const fec::DecoderStats& d = decoder_->stats();
   if (!d.repairs) return;  // nothing heard from the peer yet
-  xsk::Port& wan = *wan_.ports[0];
+  xsk::Port& wan = *w.wan_rx[0];
   uint64_t addr;
   uint8_t* frame = wan.tx_buffer(&addr);
   if (!frame) return;
@@ -532,21 +625,20 @@ void Engine::send_report() {
   put64(p + 40, d.recovered);
   put64(p + 48, d.unrecoverable);
   udp_headers(frame, kReportSize);
-  wan_tags_[addr / wan.frame_size()] = FrameTag{};
+  w.wan_tags[addr / wan.frame_size()] = FrameTag{};
   if (!wan.transmit(addr, uint32_t(kRepairHeaders + kReportSize))) {
-    counters_.tx_dropped++;
+    w.counters.tx_dropped++;
     return;
   }
-  wan.flush_tx();
-  counters_.reports_sent++;
+  w.counters.reports_sent++;
 }
 
-void Engine::on_report(const uint8_t* p, size_t len, uint64_t now) {
+void Engine::on_report(Worker& w, const uint8_t* p, size_t len, uint64_t now) {
   if (len != kReportSize || p[2] != kReportVersion || p[3] != 0) {
-    counters_.bad_reports++;
+    w.counters.bad_reports++;
     return;
   }
-  counters_.reports_received++;
+  w.counters.reports_received++;
   peer_.reports++;
   peer_.epoch = get32(p + 4);
   peer_.window = get32(p + 8);
@@ -558,16 +650,16 @@ void Engine::on_report(const uint8_t* p, size_t len, uint64_t now) {
   peer_.received_ns = now;
 }
 
-void Engine::publish() {
+// The shared state's figures, with the codec lock held (taken before the snapshot's).
+void Engine::publish_codec() {
+  events_->publish();
   std::lock_guard<std::mutex> lock(snapshot_mutex_);
-  snapshot_.engine = counters_;
   snapshot_.encoder = encoder_->stats();
   snapshot_.decoder = decoder_->stats();
   snapshot_.decoder_pending = decoder_->pending();
   snapshot_.decoder_window = decoder_->window_fill();
   snapshot_.peer = peer_;
   snapshot_.netsync = tracker_->stats();
-  events_->publish();
   snapshot_.engine.events_dropped = events_->dropped();
 }
 
@@ -577,7 +669,7 @@ std::vector<netsync::Event> Engine::drain_events() {
 
 // A host that answers feedback with ICMP port unreachable runs no listener: it is left alone
 // for a second at a time rather than sent a datagram every 50 us per flow.
-void Engine::read_feedback_errors(uint64_t now) {
+void Engine::read_feedback_errors(Worker& w, uint64_t now) {
   for (;;) {
     sockaddr_in to{};
     uint8_t control[256];
@@ -596,17 +688,17 @@ void Engine::read_feedback_errors(uint64_t now) {
       const auto* ee = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
       if (ee->ee_origin == SO_EE_ORIGIN_ICMP && ee->ee_type == 3 && ee->ee_code == 3) {
         quiet_hosts_[to.sin_addr.s_addr] = now + 1'000'000'000;
-        counters_.feedback_unreachable++;
+        w.counters.feedback_unreachable++;
       }
     }
   }
 }
 
 // Feedback datagrams (docs/protocol.md) for the entries due, one or more per sending host.
-void Engine::send_feedback(uint64_t now) {
+void Engine::send_feedback(Worker& w, uint64_t now) {
   feedback_.clear();
   if (!tracker_->poll(now, &feedback_) || feedback_fd_ < 0) return;
-  read_feedback_errors(now);
+  read_feedback_errors(w, now);
   std::stable_sort(feedback_.begin(), feedback_.end(),
                    [](const netsync::FeedbackEntry& a, const netsync::FeedbackEntry& b) { return a.flow.saddr < b.flow.saddr; });
   constexpr size_t kHeader = 12, kEntry = 40, kMaxEntries = 32;
@@ -616,7 +708,7 @@ void Engine::send_feedback(uint64_t now) {
     while (i + n < feedback_.size() && n < kMaxEntries && feedback_[i + n].flow.saddr == host) n++;
     if (auto q = quiet_hosts_.find(host); q != quiet_hosts_.end()) {
       if (now < q->second) {
-        counters_.feedback_suppressed += n;
+        w.counters.feedback_suppressed += n;
         i += n;
         continue;
       }
@@ -648,13 +740,13 @@ void Engine::send_feedback(uint64_t now) {
     ssize_t sent = sendto(feedback_fd_, d, datagram_.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
     if (sent < 0 && errno == ECONNREFUSED) {
       // An earlier datagram's ICMP error, reported on this send: note it, send again.
-      read_feedback_errors(now);
+      read_feedback_errors(w, now);
       sent = sendto(feedback_fd_, d, datagram_.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
     }
     if (sent < 0)
-      counters_.feedback_send_errors++;
+      w.counters.feedback_send_errors++;
     else
-      counters_.feedback_datagrams++;
+      w.counters.feedback_datagrams++;
     i += n;
   }
 }
@@ -665,8 +757,9 @@ EngineSnapshot Engine::snapshot() {
     std::lock_guard<std::mutex> lock(snapshot_mutex_);
     s = snapshot_;
   }
+  for (const WorkerSnapshot& w : s.workers) s.engine += w.counters;
   // The sockets' kernel counters are read here, on the caller's thread: getsockopt is safe
-  // beside the engine's ring work.
+  // beside the workers' ring work.
   for (auto [side, out] : {std::pair{&lan_, &s.lan_sockets}, std::pair{&wan_, &s.wan_sockets}}) {
     for (const auto& p : side->ports) {
       xsk::Port::KernelStats k = p->kernel_stats();
@@ -688,59 +781,80 @@ EngineSnapshot Engine::snapshot() {
   return s;
 }
 
-void Engine::run() {
+// With the codec lock held, once per turn of a worker: completions to the tracker, bins whose
+// flush timeout passed, feedback that is due; worker 0 also applies retunes, sends receiver
+// reports and publishes the shared figures. Returns when the code next has something to do.
+uint64_t Engine::housekeeping(Worker& w, uint64_t now) {
+  apply_done(w);
+  if (w.index == 0) {
+    if (bool t = trace_requested_.load(std::memory_order_relaxed); t != trace_) tracker_->set_trace(trace_ = t);
+    if (retune_pending_.load(std::memory_order_acquire)) apply_retune(w);
+    if (now >= next_report_ns_) {
+      send_report(w);
+      next_report_ns_ = now + kReportInterval;
+    }
+  }
+  RepairOut out(*this, w);
+  encoder_->poll(now, out);
+  RecoveredOut rebuilt(*this, w);
+  decoder_->poll(now, rebuilt);
+  send_feedback(w, now);
+  return std::min({encoder_->next_deadline(), tracker_->next_deadline(), decoder_->next_deadline()});
+}
+
+void Engine::run(Worker& w) {
   // Deadlines here are tens of microseconds apart (flush timeouts, feedback pacing, completions
   // to collect): the default 50 us timer slack would be most of them.
   prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   std::vector<pollfd> fds;
-  for (Side* s : {&lan_, &wan_})
-    for (auto& p : s->ports) fds.push_back(pollfd{p->fd(), POLLIN, 0});
+  for (auto* ports : {&w.lan_rx, &w.wan_rx})
+    for (xsk::Port* p : *ports) fds.push_back(pollfd{p->fd(), POLLIN, 0});
   xsk::RxFrame batch[kBatch];
   uint64_t last_publish = 0;
-  RepairOut flush_out(*this, *wan_.ports[0]);
-  while (running_.load(std::memory_order_relaxed)) {
+  for (;;) {
+    bool stopping = !running_.load(std::memory_order_relaxed);
     uint64_t now = monotonic_ns();
-    if (bool t = trace_requested_.load(std::memory_order_relaxed); t != trace_) tracker_->set_trace(trace_ = t);
-    if (retune_pending_.load(std::memory_order_acquire)) apply_retune();
     uint32_t work = 0;
-    for (auto& p : lan_.ports) {
+    for (xsk::Port* p : w.lan_rx) {
       uint32_t n = p->receive(batch, kBatch);
-      for (uint32_t i = 0; i < n; i++) on_lan_frame(*p, batch[i], now);
+      if (n) lan_batch(w, *p, batch, n, now);
       work += n;
     }
-    for (auto& p : wan_.ports) {
+    for (xsk::Port* p : w.wan_rx) {
       uint32_t n = p->receive(batch, kBatch);
-      for (uint32_t i = 0; i < n; i++) on_wan_frame(*p, batch[i], now);
+      if (n) wan_batch(w, *p, batch, n, now);
       work += n;
     }
-    encoder_->poll(now, flush_out);
-    for (Side* s : {&lan_, &wan_}) {
-      for (auto& p : s->ports) {
-        p->flush_tx();
+    for (auto* ports : {&w.lan_rx, &w.wan_rx}) {
+      for (xsk::Port* p : *ports) {
         p->complete();
         p->refill();
       }
     }
-    send_feedback(monotonic_ns());
-    if (now >= next_report_ns_) {
-      send_report();
-      next_report_ns_ = now + kReportInterval;
+    uint64_t deadline;
+    bool publish = stopping || now - last_publish > 10'000'000;
+    {
+      std::lock_guard<std::mutex> lock(codec_mutex_);
+      deadline = housekeeping(w, monotonic_ns());
+      if (publish && w.index == 0) publish_codec();
     }
-    if (now - last_publish > 10'000'000) {
-      publish();
+    w.lan_rx[0]->flush_tx();
+    w.wan_rx[0]->flush_tx();
+    if (publish) {
+      std::lock_guard<std::mutex> lock(snapshot_mutex_);
+      snapshot_.workers[w.index].counters = w.counters;
       last_publish = now;
     }
+    if (stopping) break;
     if (!work) {
       // Sleep until a frame arrives, the next flush or feedback deadline, or 1 ms (to notice
       // stop()); completions do not wake poll(), so look again soon while frames are in flight.
-      uint64_t deadline = std::min(encoder_->next_deadline(), tracker_->next_deadline());
-      uint64_t cap = wan_.ports[0]->tx_outstanding() ? 50'000 : 1'000'000;
+      uint64_t cap = w.wan_rx[0]->tx_outstanding() ? 50'000 : 1'000'000;
       uint64_t wait_ns = deadline > now ? std::min<uint64_t>(deadline - now, cap) : 0;
       timespec ts{0, long(wait_ns)};
       ppoll(fds.data(), fds.size(), &ts, nullptr);
     }
   }
-  publish();
 }
 
 }  // namespace maelstrom::engine

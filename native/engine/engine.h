@@ -1,10 +1,18 @@
-// The gateway engine: one thread that owns the AF_XDP sockets of both interfaces.
+// The gateway engine: one thread per RX queue (worker), each owning the AF_XDP sockets of its
+// queue on both interfaces, with the code shared between them.
 //   LAN -> WAN: each steered frame is sent on the WAN unaltered (the XDP program already routed
 //   it) and fed to the encoder; fired repairs go to the peer gateway as UDP, beside the data.
 //   WAN -> LAN: data frames go to the LAN and into the decoder's window (a frame the decoder
 //   already rebuilt is dropped as a duplicate); repairs go to the decoder, whose rebuilt packets
 //   are handed to the kernel through a raw socket to be routed to their host.
 // Both directions at once, in batches, with no JavaScript on the packet path.
+//
+// Worker w owns LAN queue socket w and WAN queue socket w, and transmits on them; when the two
+// interfaces bind different numbers of queues, the sockets beyond the smaller count go round the
+// workers (worker w also receives on sockets w + N, w + 2N, ...). Every socket has one thread.
+// The encoder, decoder and network-sync tracker are shared under one lock taken once per batch:
+// the encoder's sequence numbers and the decoder's window span all queues, as the far gateway
+// sees one stream. The copies between the interfaces' UMEMs run outside it, in parallel.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -48,7 +56,8 @@ struct EngineConfig {
   bool generic = false;     // XDP in generic (skb) mode
   bool force_copy = false;  // AF_XDP copy mode even where zero-copy is offered
   bool require_zero_copy = false;  // fail where the NIC offers only copy mode
-  int cpu = -1;             // the engine thread runs only on this CPU (-1: where the scheduler likes)
+  // Worker w runs only on cpus[w % size] (empty: where the scheduler likes).
+  std::vector<int> cpus;
   // Network-sync feedback to LAN senders, from lan_addr (network order; 0: no feedback).
   uint32_t lan_addr = 0;
   uint16_t feedback_port = 7601;
@@ -75,6 +84,15 @@ struct EngineCounters {
   uint64_t epoch_flushed = 0;   // repairs fired early by them (the old code's bins)
   uint64_t reports_sent = 0, reports_received = 0;
   uint64_t bad_reports = 0;     // receiver reports of the wrong length or version
+
+  EngineCounters& operator+=(const EngineCounters& o);
+};
+
+// One engine thread: the queues it receives on, where it runs, and its share of the counters.
+struct WorkerSnapshot {
+  std::vector<uint32_t> lan_queues, wan_queues;
+  int cpu = -1;
+  EngineCounters counters;
 };
 
 // The receiving peer's view of our WAN direction (docs/protocol.md, "Receiver reports"):
@@ -98,6 +116,7 @@ struct EngineSnapshot {
   PeerReport peer;
   uint64_t bpf[32] = {};  // enum gw_stat, both interfaces summed
   xsk::Port::KernelStats lan_sockets, wan_sockets;  // summed over queues
+  std::vector<WorkerSnapshot> workers;
 };
 
 class Engine {
@@ -114,6 +133,7 @@ class Engine {
   const std::string& failed_step() const { return failed_step_; }
   void stop();
   bool running() const { return running_.load(); }
+  size_t workers() const { return workers_.size(); }
   bool zero_copy() const { return zero_copy_; }
   std::string xdp_mode() const { return config_.generic ? "skb" : "native"; }
   EngineSnapshot snapshot();
@@ -145,58 +165,80 @@ class Engine {
     std::vector<std::unique_ptr<xsk::Port>> ports;
   };
 
-  int attach(Side& side, const std::string& ifname, const std::vector<uint32_t>& queues, uint32_t key_offset,
-             std::string* error);
-  void run();
-  void on_lan_frame(xsk::Port& lan, const xsk::RxFrame& f, uint64_t now);
-  void on_wan_frame(xsk::Port& wan, const xsk::RxFrame& f, uint64_t now);
-  void clamp_mss(uint8_t* ip, uint32_t len);
-  bool forward(xsk::Port& to, const uint8_t* frame, uint32_t len, FrameTag tag = {});
-  void publish();
-
-  void apply_retune();
-  void send_report();
-  void on_report(const uint8_t* p, size_t len, uint64_t now);
-  // Ethernet, IPv4 and UDP headers to the peer gateway's repair port, before `payload` bytes.
-  void udp_headers(uint8_t* frame, size_t payload);
-
-  void send_feedback(uint64_t now);
-  void read_feedback_errors(uint64_t now);
-
   class RepairOut;
   class RecoveredOut;
   class Completions;
   class Events;
 
+  // A completed WAN frame, noted by the completion hook (which may run inside a transmit, with
+  // the codec lock held) and given to the tracker at the worker's next codec section.
+  struct Done {
+    FrameTag tag;
+    uint64_t ns;
+  };
+
+  struct Worker {
+    unsigned index = 0;
+    int cpu = -1;
+    std::vector<xsk::Port*> lan_rx, wan_rx;  // sockets it receives on; [0] is also its TX socket
+    std::vector<uint32_t> lan_queues, wan_queues;
+    std::vector<FrameTag> wan_tags;  // by frame index of wan_rx[0]
+    std::unique_ptr<Completions> completions;
+    std::vector<Done> done;
+    std::vector<uint8_t> verdicts;  // per frame of a WAN batch: forward it to the LAN or not
+    std::vector<uint64_t> staged;   // per frame of a LAN batch: its WAN TX frame, or kNoFrame
+    EngineCounters counters;
+    std::thread thread;
+  };
+
+  int attach(Side& side, const std::string& ifname, const std::vector<uint32_t>& queues, uint32_t key_offset,
+             std::string* error);
+  void run(Worker& w);
+  void lan_batch(Worker& w, xsk::Port& lan, const xsk::RxFrame* batch, uint32_t n, uint64_t now);
+  void wan_batch(Worker& w, xsk::Port& wan, const xsk::RxFrame* batch, uint32_t n, uint64_t now);
+  void clamp_mss(Worker& w, uint8_t* ip, uint32_t len);
+  bool forward(Worker& w, xsk::Port& to, const uint8_t* frame, uint32_t len);
+  // The rest run with codec_mutex_ held.
+  void apply_done(Worker& w);
+  uint64_t housekeeping(Worker& w, uint64_t now);
+  void publish_codec();
+  void apply_retune(Worker& w);
+  void send_report(Worker& w);
+  void on_report(Worker& w, const uint8_t* p, size_t len, uint64_t now);
+  // Ethernet, IPv4 and UDP headers to the peer gateway's repair port, before `payload` bytes.
+  void udp_headers(uint8_t* frame, size_t payload);
+  void send_feedback(Worker& w, uint64_t now);
+  void read_feedback_errors(Worker& w, uint64_t now);
 
   EngineConfig config_;
   Side lan_, wan_;
-  std::unique_ptr<fec::Encoder> encoder_;
-  std::unique_ptr<fec::Decoder> decoder_;
-  std::unique_ptr<netsync::Tracker> tracker_;
-  std::unique_ptr<Completions> completions_;
-  std::unique_ptr<Events> events_;
-  std::vector<FrameTag> wan_tags_;  // by frame index of WAN port 0, which sends all WAN traffic
-  std::vector<netsync::FeedbackEntry> feedback_;
-  std::vector<uint8_t> datagram_;
-  uint32_t feedback_seq_ = 0;
-  std::unordered_map<uint32_t, uint64_t> quiet_hosts_;  // host -> until when no feedback goes there
-  int feedback_fd_ = -1;
-  std::atomic<bool> trace_requested_{false};
-  bool trace_ = false;
-  int raw_fd_ = -1;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> running_{false};
   bool zero_copy_ = false;
   std::string failed_step_;
-  uint16_t ip_id_ = 0;
+  int raw_fd_ = -1;
+  int feedback_fd_ = -1;
+  std::atomic<bool> trace_requested_{false};
   std::mutex retune_mutex_;
   std::optional<fec::EncoderConfig> retune_;  // requested, not yet applied
   std::atomic<bool> retune_pending_{false};
   std::atomic<uint32_t> epoch_{0};
+
+  // The code and what goes with it, shared by the workers.
+  std::mutex codec_mutex_;
+  std::unique_ptr<fec::Encoder> encoder_;
+  std::unique_ptr<fec::Decoder> decoder_;
+  std::unique_ptr<netsync::Tracker> tracker_;
+  std::unique_ptr<Events> events_;
+  std::vector<netsync::FeedbackEntry> feedback_;
+  std::vector<uint8_t> datagram_;
+  uint32_t feedback_seq_ = 0;
+  std::unordered_map<uint32_t, uint64_t> quiet_hosts_;  // host -> until when no feedback goes there
+  bool trace_ = false;
+  uint16_t ip_id_ = 0;
   uint64_t next_report_ns_ = 0;
   PeerReport peer_;
-  std::atomic<bool> running_{false};
-  std::thread thread_;
-  EngineCounters counters_;
+
   std::mutex snapshot_mutex_;
   EngineSnapshot snapshot_;
 };

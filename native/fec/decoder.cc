@@ -78,7 +78,8 @@ uint32_t Decoder::insert_packet(const uint8_t* pkt, size_t len, uint64_t hash) {
   return slot;
 }
 
-DataResult Decoder::on_data(const uint8_t* pkt, size_t len, RecoverySink& sink) {
+DataResult Decoder::on_data(const uint8_t* pkt, size_t len, RecoverySink& sink, uint64_t now_ns) {
+  now_ns_ = std::max(now_ns_, now_ns);
   if (len == 0 || len > config_.max_packet) {
     stats_.invalid++;
     return DataResult::Invalid;
@@ -99,7 +100,8 @@ DataResult Decoder::on_data(const uint8_t* pkt, size_t len, RecoverySink& sink) 
   return DataResult::New;
 }
 
-RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& sink) {
+RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& sink, uint64_t now_ns) {
+  now_ns_ = std::max(now_ns_, now_ns);
   stats_.repairs++;
   RepairView v;
   if (ParseError err = parse_repair(buf, len, config_.max_packet, &v); err != ParseError::None) {
@@ -180,12 +182,43 @@ RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& si
   std::memcpy(work_, v.payload, h.xor_len);
   for (uint32_t slot : present_) xor_normalised(work_, window_packet(slot), slot_len_[slot]);
 
-  if (missing_.size() == 1) {
+  if (missing_.size() == 1 && !config_.grace_ns) {
     rebuild(work_, h.xor_len, missing_[0], sink);
     cascade(sink);
     return RepairResult::Applied;
   }
+  uint32_t slot = store_pending(newest, h.xor_len);
+  if (missing_.size() == 1) hold(slot);
+  return RepairResult::Pending;
+}
 
+void Decoder::hold(uint32_t slot) {
+  stats_.held++;
+  held_.push_back(Held{slot, pending_[slot].generation, now_ns_ + config_.grace_ns});
+}
+
+void Decoder::poll(uint64_t now_ns, RecoverySink& sink) {
+  now_ns_ = std::max(now_ns_, now_ns);
+  while (!held_.empty() && held_.front().ready_ns <= now_ns) {
+    Held h = held_.front();
+    held_.pop_front();
+    Pending& p = pending_[h.slot];
+    if (!p.live || p.generation != h.generation) {
+      stats_.held_arrived++;  // peeled (its packet came) or expired meanwhile
+      continue;
+    }
+    if (p.missing.size() == 1) {
+      RecipeEntry last = p.missing[0];
+      rebuild(p.payload, p.xor_len, last, sink);
+    }
+    free_pending(h.slot);
+    cascade(sink);
+  }
+}
+
+// Keeps the XOR of the present packets (in work_) with the recipe entries of missing_ for
+// peeling; evicts the oldest waiting repair when the table is full.
+uint32_t Decoder::store_pending(uint32_t newest, uint16_t xor_len) {
   if (pending_free_.empty()) {
     while (!pending_order_.empty()) {
       auto [slot, gen] = pending_order_.front();
@@ -200,8 +233,8 @@ RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& si
   uint32_t slot = pending_free_.back();
   pending_free_.pop_back();
   Pending& p = pending_[slot];
-  std::memcpy(p.payload, work_, h.xor_len);
-  p.xor_len = h.xor_len;
+  std::memcpy(p.payload, work_, xor_len);
+  p.xor_len = xor_len;
   p.missing = missing_;
   p.newest_seq = newest;
   p.live = true;
@@ -214,7 +247,7 @@ RepairResult Decoder::on_repair(const uint8_t* buf, size_t len, RecoverySink& si
     };
     pending_order_.erase(std::remove_if(pending_order_.begin(), pending_order_.end(), dead), pending_order_.end());
   }
-  return RepairResult::Pending;
+  return slot;
 }
 
 // The lowest layer's repairs come first, after their own few packets: what they find missing
@@ -285,7 +318,9 @@ void Decoder::cascade(RecoverySink& sink) {
         p.missing[k] = p.missing.back();
         p.missing.pop_back();
       }
-      if (p.missing.size() == 1) {
+      if (p.missing.size() == 1 && config_.grace_ns) {
+        hold(s);  // the last one may be late too
+      } else if (p.missing.size() == 1) {
         RecipeEntry last = p.missing[0];
         rebuild(p.payload, p.xor_len, last, sink);
         free_pending(s);
@@ -350,6 +385,7 @@ void Decoder::resync(uint32_t newest) {
   for (uint32_t s = 0; s < config_.pending; s++)
     if (pending_[s].live) free_pending(s);
   pending_order_.clear();
+  held_.clear();
   lost_.clear();
   lost_order_.clear();
   highest_seq_ = newest;

@@ -21,6 +21,12 @@ struct DecoderConfig {
   unsigned window = 1600;   // K: data packets kept, and the span of sequence numbers accepted
   unsigned pending = 1024;  // repairs waiting for a second missing packet
   unsigned seen = 6400;     // hashes remembered to drop duplicates; at least window
+  // A repair that finds one packet missing waits this long before rebuilding it (0: rebuilds at
+  // once), for the packet may be on its way by another path: a gateway whose WAN has several
+  // RX queues handles data and repairs on different threads, and a repair can overtake the
+  // packets it covers. The packet arriving in time makes the repair useless; poll() rebuilds
+  // the rest.
+  uint64_t grace_ns = 0;
 };
 
 class RecoverySink {
@@ -59,6 +65,8 @@ struct DecoderStats {
   uint64_t unrecoverable = 0;     // named missing, left the window neither arrived nor rebuilt
   uint64_t resyncs = 0;           // sender's sequence numbers jumped (restart): state dropped
   uint64_t epoch_changes = 0;     // repairs of a newer configuration epoch began
+  uint64_t held = 0;              // repairs held for the grace (one packet missing)
+  uint64_t held_arrived = 0;      // of those, the packet arrived meanwhile: no rebuild needed
   // The WAN's loss as the lowest layer's repairs show it: packets they cover, how many of those
   // had not arrived, and how many runs of consecutive missing packets (bursts) that made.
   uint64_t loss_sampled = 0;
@@ -78,11 +86,18 @@ class Decoder {
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
 
-  // A data packet as received (any TTL). Rebuilt packets it completes go to sink.
-  DataResult on_data(const uint8_t* pkt, size_t len, RecoverySink& sink);
+  // A data packet as received (any TTL), at now_ns (only used with a grace). Rebuilt packets it
+  // completes go to sink.
+  DataResult on_data(const uint8_t* pkt, size_t len, RecoverySink& sink, uint64_t now_ns = 0);
 
-  // A repair packet's UDP payload.
-  RepairResult on_repair(const uint8_t* buf, size_t len, RecoverySink& sink);
+  // A repair packet's UDP payload, received at now_ns (only used with a grace).
+  RepairResult on_repair(const uint8_t* buf, size_t len, RecoverySink& sink, uint64_t now_ns = 0);
+
+  // Rebuilds what repairs held for the grace found still missing at now_ns.
+  void poll(uint64_t now_ns, RecoverySink& sink);
+  // When poll() next has something to rebuild, UINT64_MAX when nothing is held.
+  uint64_t next_deadline() const { return held_.empty() ? UINT64_MAX : held_.front().ready_ns; }
+  size_t held() const { return held_.size(); }
 
   const DecoderStats& stats() const { return stats_; }
   size_t pending() const { return pending_live_; }
@@ -135,6 +150,15 @@ class Decoder {
 
   std::unordered_map<uint64_t, uint32_t> lost_;               // hash named missing -> its seq
   std::deque<std::pair<uint32_t, uint64_t>> lost_order_;      // (seq, hash), oldest first
+
+  struct Held {
+    uint32_t slot, generation;
+    uint64_t ready_ns;
+  };
+  std::deque<Held> held_;  // repairs with one missing packet, waiting out the grace, oldest first
+  uint32_t store_pending(uint32_t newest, uint16_t xor_len);
+  void hold(uint32_t slot);
+  uint64_t now_ns_ = 0;  // the latest time a caller gave
 
   std::vector<uint64_t> available_;  // hashes that became available, to peel against
   std::vector<uint32_t> present_;

@@ -135,7 +135,7 @@ function autoOptions(o: { r: number; rMax?: number; cMin: number; cMax: number; 
 interface UpOptions {
   lan: string; wan: string; peer: string; remote: string[]; r: number; c?: number; interleaves?: number[];
   flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; zeroCopy?: boolean; queues?: number[];
-  repairPort: number; cpu?: number; mountBpffs?: boolean; statsInterval: number; json?: boolean;
+  repairPort: number; cpu?: number[]; mountBpffs?: boolean; statsInterval: number; json?: boolean;
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
   rMax?: number; decoderWindow?: number; auto?: boolean; cMin: number; cMax: number; target: number;
   metrics?: MetricsAddress; logLevel: string; logFile?: string;
@@ -162,7 +162,7 @@ const up = withCode(program
   .option('--copy', 'AF_XDP copy mode even where the NIC offers zero-copy')
   .option('--zero-copy', 'AF_XDP zero-copy or nothing: refuse to start where the NIC offers only copy mode (veth does)')
   .option('--queues <list>', 'LAN RX queues to bind, comma-separated (default all)', integerList('--queues'))
-  .option('--cpu <n>', 'run the engine thread on this CPU only (keeps what it sends through veth in order)', integer('--cpu'))
+  .option('--cpu <list>', 'run engine thread w (one per queue pair) on CPU list[w % length] only; keeps what it sends through veth in order', integerList('--cpu'))
   .option('--repair-port <port>', 'UDP port of repair packets, both gateways', integer('--repair-port'), REPAIR_PORT)
   .option('--mount-bpffs', 'mount bpffs at /sys/fs/bpf when it is missing (in a private mount namespace)')
   .option('--stats-interval <s>', 'print counters as a JSON line every s seconds (0: only at exit)', decimal('--stats-interval'), 0)

@@ -65,16 +65,23 @@ export class Decoder {
     this.native = new (addon().Decoder)(decoderConfig(options));
   }
 
-  // Data packets as received; returns the packets they let the decoder rebuild.
-  receiveData(packets: Buffer[]): Buffer[] {
+  // Data packets as received (at nowNs, which matters with a grace); returns the packets they
+  // let the decoder rebuild.
+  receiveData(packets: Buffer[], nowNs = 0): Buffer[] {
     checkBuffers('packets', packets);
-    return this.native.receiveData(packets);
+    return this.native.receiveData(packets, nowNs);
   }
 
-  // Repair payloads as received; returns the packets rebuilt, each exactly once.
-  receiveRepairs(repairs: Buffer[]): Buffer[] {
+  // Repair payloads as received (at nowNs, which matters with a grace); returns the packets
+  // rebuilt, each exactly once.
+  receiveRepairs(repairs: Buffer[], nowNs = 0): Buffer[] {
     checkBuffers('repairs', repairs);
-    return this.native.receiveRepairs(repairs);
+    return this.native.receiveRepairs(repairs, nowNs);
+  }
+
+  // With a grace: the packets that repairs held since at least graceUs before nowNs rebuild.
+  poll(nowNs: number): Buffer[] {
+    return this.native.poll(nowNs);
   }
 
   stats(): DecoderStats {

@@ -42,6 +42,7 @@ export interface DecoderOptions {
   window?: number;
   pending?: number;
   seen?: number;
+  graceUs?: number;  // a repair missing one packet waits this long before rebuilding (default 0)
 }
 
 function integerIn(name: string, value: number, min: number, max: number): number {
@@ -115,5 +116,7 @@ export function decoderConfig(options: DecoderOptions = {}): NativeDecoderConfig
   const window = integerIn('window', options.window ?? defaultWindow(r, interleaves), span, LIMITS.window.max);
   const pending = integerIn('pending repairs', options.pending ?? DEFAULTS.pending, LIMITS.pending.min, LIMITS.pending.max);
   const seen = integerIn('seen', options.seen ?? 4 * window, window, 4 * LIMITS.window.max);
-  return { maxPacketSize, window, pending, seen };
+  const graceUs = options.graceUs ?? 0;
+  if (!Number.isFinite(graceUs) || graceUs < 0 || graceUs > 100_000) throw new ConfigError(`the decoder's grace must be 0 to 100000 us, got ${graceUs}`);
+  return { maxPacketSize, window, pending, seen, graceUs };
 }

@@ -29,7 +29,7 @@ export interface GatewayOptions extends CodecOptions {
   forceCopy?: boolean;
   requireZeroCopy?: boolean; // refuse to run where the NIC offers only copy mode
   queues?: number[];         // LAN RX queues to bind (default all)
-  cpu?: number;              // pin the engine thread to this CPU
+  cpu?: number[];            // pin engine worker w to cpu[w % length]
   rMax?: number;             // the largest r runtime tuning may set (room for its repair headers)
   decoderWindow?: number;    // packets the decoder keeps (default: twice the widest repair's span)
   mountBpffs?: boolean; // mount bpffs at /sys/fs/bpf when missing (for private mount namespaces)
@@ -132,10 +132,12 @@ export interface StartedGateway {
     zeroCopy: boolean; xdpMode: string; queues: number[]; wanQueues: number[]; mssClamp: number; maxProtectedPacket: number;
     r: number; c: number; interleaves: number[]; flushTimeoutMs: number;
     feedback: { from: string; port: number } | null;
-    cpu: number | null;
+    cpu: number[] | null;
+    workers: number;           // engine threads: one per queue pair
     epoch: number;
     rMax: number;
     decoderWindow: number;
+    decoderGraceUs: number;    // a repair missing one packet waits this long (several WAN queues)
   };
   epochs: EpochRecord[];
   // Applies a new code at run time (an epoch change); throws ConfigError when it cannot be.
@@ -143,6 +145,8 @@ export interface StartedGateway {
   stats(): EngineStats;
   stop(): void;
 }
+
+export const REORDER_GRACE_US = 1000;
 
 export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   requireRoot();
@@ -188,8 +192,10 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
     throw new MaelstromError('MAELSTROM_ERR_INTERFACE', `${lan.name} has no IPv4 address to send network-sync feedback from: give it one, or run with --no-feedback`);
   }
   const cpus = os.cpus().length;
-  if (o.cpu !== undefined && (!Number.isInteger(o.cpu) || o.cpu < 0 || o.cpu >= cpus)) {
-    throw new ConfigError(`--cpu must be a CPU number from 0 to ${cpus - 1}, got ${o.cpu}`);
+  if (o.cpu !== undefined) {
+    if (o.cpu.length === 0) throw new ConfigError('--cpu: give at least one CPU');
+    const bad = o.cpu.filter((c) => !Number.isInteger(c) || c < 0 || c >= cpus);
+    if (bad.length) throw new ConfigError(`--cpu must list CPU numbers from 0 to ${cpus - 1}, got ${bad.join(',')}`);
   }
   const queues = selectQueues(lan.name, rxQueues(lan.name), o.queues);
   const wanQueues = selectQueues(wan.name, rxQueues(wan.name));
@@ -197,7 +203,10 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   const hop = await nextHop(o.peer, wan.name);
   const maxPacket = Math.min(maxProtected, 9216);
   const mssClamp = clamp ? maxProtected - TCP_IP : 0;
-  const decoder = decoderConfig({ r: codec.r, interleaves: codec.interleaves, maxPacketSize: Math.min(9216, Math.max(lan.mtu, wan.mtu)), window: o.decoderWindow });
+  // With several WAN queues, data and repairs are handled by different threads and a repair can
+  // overtake the packets it covers: its rebuild waits a little for them (decision 48).
+  const graceUs = wanQueues.length > 1 ? REORDER_GRACE_US : 0;
+  const decoder = decoderConfig({ r: codec.r, interleaves: codec.interleaves, maxPacketSize: Math.min(9216, Math.max(lan.mtu, wan.mtu)), window: o.decoderWindow, graceUs });
   const native = addon();
   let engine: NativeEngine;
   try {
@@ -220,7 +229,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
       generic: o.generic ?? false,
       forceCopy: o.forceCopy ?? false,
       requireZeroCopy: o.requireZeroCopy ?? false,
-      cpu: o.cpu ?? -1,
+      cpus: o.cpu ?? [],
       lanAddr: feedback,
       feedbackPort,
       netsync: { maxFlows, idleTimeoutNs: flowIdleS * 1e9, feedbackIntervalNs: NETSYNC_DEFAULTS.feedbackIntervalUs * 1000 },
@@ -234,7 +243,8 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
     r: codec.r, c: codec.interleaves.length, interleaves: codec.interleaves, flushTimeoutMs: codec.flushTimeoutMs,
     feedback: feedback ? { from: feedback, port: feedbackPort } : null,
     cpu: o.cpu ?? null,
-    epoch: info.epoch, rMax, decoderWindow: decoder.window,
+    workers: info.workers,
+    epoch: info.epoch, rMax, decoderWindow: decoder.window, decoderGraceUs: graceUs,
   };
   const epochs: EpochRecord[] = [{
     epoch: info.epoch, r: codec.r, c: codec.interleaves.length, interleaves: codec.interleaves,

@@ -20,8 +20,8 @@ export class Lab {
     this.wan = wan;
   }
 
-  static async create(settings: Partial<WanSettings> & { congestionControl?: string } = {}): Promise<Lab> {
-    const t = createTopology(settings.congestionControl);
+  static async create(settings: Partial<WanSettings> & { congestionControl?: string; queues?: number } = {}): Promise<Lab> {
+    const t = createTopology(settings.congestionControl, settings.queues);
     try {
       const wan = await Wan.start(t, { delayMs: 0, loss: 0, burstLength: 1, killed: false, ...settings });
       return new Lab(t, wan);

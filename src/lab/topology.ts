@@ -71,7 +71,10 @@ export const HOST_CONGESTION_CONTROL = 'reno';
 // comparison, with and without gateways, use the same hosts.
 export const HOST_TCP_REORDERING = 100;
 
-export function createTopology(congestionControl = HOST_CONGESTION_CONTROL): Topology {
+// `queues`: RX and TX queues of every veth (1 by default). With more, veth delivers a frame on
+// the RX queue of the TX queue it was sent on, so hosts can spread flows over the gateways'
+// queues (XPS, see steerByCpu) as a multi-queue NIC's RSS would.
+export function createTopology(congestionControl = HOST_CONGESTION_CONTROL, queues = 1): Topology {
   hookExit();
   const prefix = `${PREFIX_BASE}${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
   const ns = {
@@ -90,7 +93,8 @@ export function createTopology(congestionControl = HOST_CONGESTION_CONTROL): Top
       nsRun(name, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
     }
     const link = (a: string, ifa: string, b: string, ifb: string) => {
-      run(['ip', '-n', a, 'link', 'add', ifa, 'type', 'veth', 'peer', 'name', ifb, 'netns', b]);
+      const q = ['numrxqueues', String(queues), 'numtxqueues', String(queues)];
+      run(['ip', '-n', a, 'link', 'add', ifa, ...q, 'type', 'veth', 'peer', 'name', ifb, 'netns', b, ...q]);
       for (const [n, i] of [[a, ifa], [b, ifb]]) {
         plainEthernet(n, i);
         nsRun(n, ['ip', 'link', 'set', i, 'up']);
@@ -125,6 +129,11 @@ export function createTopology(congestionControl = HOST_CONGESTION_CONTROL): Top
     throw err instanceof LabError ? err : new LabError(`cannot build the lab: ${String(err)}`);
   }
   return t;
+}
+
+// Frames a process sends from CPU k leave `dev` on TX queue k (XPS), for each of its queues.
+export function steerByCpu(ns: string, dev: string, queues: number): void {
+  for (let q = 0; q < queues; q++) nsRun(ns, ['sh', '-c', `echo ${(1 << q).toString(16)} > /sys/class/net/${dev}/queues/tx-${q}/xps_cpus`]);
 }
 
 export function destroyTopology(t: Topology): void {

@@ -18,6 +18,7 @@ export interface NativeDecoderConfig {
   window: number;
   pending: number;
   seen: number;
+  graceUs?: number;  // a repair missing one packet waits this long before rebuilding it (0: none)
 }
 
 export interface EncoderStats {
@@ -58,6 +59,8 @@ export interface DecoderCounters {
   lossSampled: number;  // packets the lowest layer's repairs covered
   lossMissing: number;  // of those, not arrived when the repair came: the WAN's loss
   lossBursts: number;   // runs of consecutive missing packets among them (interleave 1)
+  held: number;         // repairs missing one packet held for the grace
+  heldArrived: number;  // of those, the packet came meanwhile (or the repair expired): no rebuild
 }
 
 export interface DecoderStats extends DecoderCounters {
@@ -74,8 +77,9 @@ export interface NativeEncoder {
 }
 
 export interface NativeDecoder {
-  receiveData(packets: Buffer[]): Buffer[];
-  receiveRepairs(repairs: Buffer[]): Buffer[];
+  receiveData(packets: Buffer[], nowNs?: number): Buffer[];
+  receiveRepairs(repairs: Buffer[], nowNs?: number): Buffer[];
+  poll(nowNs: number): Buffer[];
   stats(): DecoderStats;
 }
 
@@ -204,7 +208,7 @@ export interface NativeEngineConfig {
   generic: boolean;
   forceCopy: boolean;
   requireZeroCopy?: boolean; // refuse copy mode (the engine's error then has step 'zero-copy')
-  cpu?: number;          // the engine thread's CPU; -1 or absent: unpinned
+  cpus?: number[];       // worker w runs on cpus[w % length]; empty or absent: unpinned
   lanAddr?: string;      // feedback datagrams come from here; none without it
   feedbackPort?: number; // default 7601
   netsync?: NativeTrackerConfig;
@@ -329,6 +333,8 @@ export interface EngineStats {
   pendingEvicted: number;
   pendingExpired: number;
   lateArrivals: number;
+  held: number;         // repairs missing one packet held for the grace (several WAN queues)
+  heldArrived: number;  // of those, the packet came meanwhile: no rebuild needed
   netsync: TrackerStats & { feedbackDatagrams: number; feedbackSendErrors: number; feedbackUnreachable: number; feedbackSuppressed: number; eventsDropped: number };
   // XDP_STATISTICS of the AF_XDP sockets: frames the kernel dropped for want of ring space.
   lanSockets: SocketDrops;
@@ -343,11 +349,25 @@ export interface EngineStats {
   badReports: number;
   wanLoss: { sampled: number; missing: number; bursts: number }; // what our decoder sees
   peer: PeerReport | null;  // what the peer's decoder sees of our direction
+  workers: WorkerStats[];   // one per engine thread
+}
+
+// An engine thread: the RX queues it serves (LAN queue lanQueues[0] and WAN queue wanQueues[0]
+// are also where it transmits) and its share of the counters.
+export interface WorkerStats {
+  lanQueues: number[];
+  wanQueues: number[];
+  cpu: number | null;
+  lanToWanPackets: number;
+  wanToLanPackets: number;
+  repairsSent: number;
+  repairsReceived: number;
+  txDropped: number;
 }
 
 export interface NativeEngine {
   stats(): EngineStats;
-  info(): { running: boolean; zeroCopy: boolean; xdpMode: 'native' | 'skb'; epoch: number; trackerRing: number };
+  info(): { running: boolean; zeroCopy: boolean; xdpMode: 'native' | 'skb'; epoch: number; trackerRing: number; workers: number };
   // A new code at run time: returns the new epoch, applied by the engine thread within 1 ms.
   retune(code: NativeEncoderConfig): number;
   events(): NetsyncEvent[];

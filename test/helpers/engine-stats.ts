@@ -20,7 +20,7 @@ export function engineStats(changes: Changes = {}): EngineStats {
     recoveredSendErrors: 0, unrecoverable: 0, malformed: 0, duplicatesDropped: 0, mssClamped: 0,
     unprotected: 0, txDropped: 0, decoderPending: 0, decoderWindow: 0, decoderPendingCapacity: 1024,
     decoderWindowCapacity: 1600, staleEpoch: 0, outOfWindow: 0, verifyFailed: 0, repairsFlushed: 0,
-    repairsDropped: 0, pendingEvicted: 0, pendingExpired: 0, lateArrivals: 0,
+    repairsDropped: 0, pendingEvicted: 0, pendingExpired: 0, lateArrivals: 0, held: 0, heldArrived: 0,
     netsync: {
       flows: 0, flowsOpened: 0, flowsIsnGuessed: 0, evictedFin: 0, evictedRst: 0, evictedIdle: 0,
       evictedPressure: 0, segments: 0, retransmissions: 0, recordsCompleted: 0, recordsAbandoned: 0,
@@ -34,6 +34,7 @@ export function engineStats(changes: Changes = {}): EngineStats {
     epoch: 0, epochChanges: 0, epochFlushed: 0, peerEpochChanges: 0, reportsSent: 0, reportsReceived: 0, badReports: 0,
     wanLoss: { sampled: 0, missing: 0, bursts: 0 },
     peer: null,
+    workers: [{ lanQueues: [0], wanQueues: [0], cpu: null, lanToWanPackets: 0, wanToLanPackets: 0, repairsSent: 0, repairsReceived: 0, txDropped: 0 }],
   };
   const { netsync, xdp, ...rest } = changes;
   return { ...base, ...rest, netsync: { ...base.netsync, ...netsync }, xdp: { ...base.xdp, ...xdp } };

@@ -67,7 +67,7 @@ const SAMPLES: Record<string, [unknown, string[]]> = {
   '--copy': [true, ['--copy']],
   '--zero-copy': [true, ['--zero-copy']],
   '--queues': [[0, 2], ['--queues', '0,2']],
-  '--cpu': [1, ['--cpu', '1']],
+  '--cpu': [[1], ['--cpu', '1']],
   '--repair-port': [7700, ['--repair-port', '7700']],
   '--mount-bpffs': [true, ['--mount-bpffs']],
   '--stats-interval': [0.5, ['--stats-interval', '0.5']],
