@@ -370,28 +370,24 @@ int Engine::start(const EngineConfig& config, std::string* error) {
   }
   // One worker per queue pair; sockets beyond the smaller side's count go round the workers.
   size_t n = std::min(lan_.ports.size(), wan_.ports.size());
+  snapshot_.workers.assign(n, WorkerSnapshot{});
   for (size_t i = 0; i < n; i++) {
     auto w = std::make_unique<Worker>();
+    WorkerSnapshot& shown = snapshot_.workers[i];
     w->index = unsigned(i);
-    w->cpu = config.cpus.empty() ? -1 : config.cpus[i % config.cpus.size()];
+    w->cpu = shown.cpu = config.cpus.empty() ? -1 : config.cpus[i % config.cpus.size()];
     for (size_t k = i; k < lan_.ports.size(); k += n) {
       w->lan_rx.push_back(lan_.ports[k].get());
-      w->lan_queues.push_back(config.lan_queues[k]);
+      shown.lan_queues.push_back(config.lan_queues[k]);
     }
     for (size_t k = i; k < wan_.ports.size(); k += n) {
       w->wan_rx.push_back(wan_.ports[k].get());
-      w->wan_queues.push_back(config.wan_queues[k]);
+      shown.wan_queues.push_back(config.wan_queues[k]);
     }
     w->wan_tags.assign(xsk::PortConfig{}.frames, FrameTag{});
     w->completions = std::make_unique<Completions>(*w);
     w->wan_rx[0]->set_completion_hook(w->completions.get());
     workers_.push_back(std::move(w));
-  }
-  snapshot_.workers.resize(n);
-  for (size_t i = 0; i < n; i++) {
-    snapshot_.workers[i].lan_queues = workers_[i]->lan_queues;
-    snapshot_.workers[i].wan_queues = workers_[i]->wan_queues;
-    snapshot_.workers[i].cpu = workers_[i]->cpu;
   }
   running_.store(true);
   for (auto& w : workers_) {

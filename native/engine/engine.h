@@ -181,7 +181,6 @@ class Engine {
     unsigned index = 0;
     int cpu = -1;
     std::vector<xsk::Port*> lan_rx, wan_rx;  // sockets it receives on; [0] is also its TX socket
-    std::vector<uint32_t> lan_queues, wan_queues;
     std::vector<FrameTag> wan_tags;  // by frame index of wan_rx[0]
     std::unique_ptr<Completions> completions;
     std::vector<Done> done;

@@ -334,7 +334,7 @@ export interface EngineStats {
   pendingExpired: number;
   lateArrivals: number;
   held: number;         // repairs missing one packet held for the grace (several WAN queues)
-  heldArrived: number;  // of those, the packet came meanwhile: no rebuild needed
+  heldArrived: number;  // of those, the packet came meanwhile (or the repair expired): no rebuild
   netsync: TrackerStats & { feedbackDatagrams: number; feedbackSendErrors: number; feedbackUnreachable: number; feedbackSuppressed: number; eventsDropped: number };
   // XDP_STATISTICS of the AF_XDP sockets: frames the kernel dropped for want of ring space.
   lanSockets: SocketDrops;
