@@ -29,13 +29,15 @@ export interface Outcome {
   rebuilt: Set<number>;   // of those, the ones the decoder output
   wrong: number;          // outputs that match no original
   repeated: number;       // outputs of packets that arrived or were output before
+  early: number;          // of rebuilt, packets the channel did not drop: output before they came
   decoder: Decoder;
 }
 
 // lose(t, position) says whether the channel drops transmission t. Data packets that arrive
-// pass a router first (TTL lowered), as on a WAN.
+// pass a router first (TTL lowered), as on a WAN. With stepNs, transmission k arrives at
+// k x stepNs and the decoder is polled before each (for a grace).
 export function deliver(packets: Buffer[], wire: Transmission[], lose: (t: Transmission, position: number) => boolean,
-  decoderOptions: ConstructorParameters<typeof Decoder>[0] = {}): Outcome {
+  decoderOptions: ConstructorParameters<typeof Decoder>[0] = {}, stepNs?: number): Outcome {
   const decoder = new Decoder(decoderOptions);
   const byContent = new Map<string, number>();
   packets.forEach((p, i) => byContent.set(p.toString('latin1'), i));
@@ -53,16 +55,20 @@ export function deliver(packets: Buffer[], wire: Transmission[], lose: (t: Trans
     }
   };
   wire.forEach((t, position) => {
+    const now = stepNs === undefined ? 0 : position * stepNs;
+    if (stepNs !== undefined) check(decoder.poll(now));
     if (lose(t, position)) {
       if (t.kind === 'data') lost.add(t.index);
       return;
     }
     if (t.kind === 'data') {
       arrived.add(t.index);
-      check(decoder.receiveData([routed(t.bytes, 1 + (position % 3))]));
+      check(decoder.receiveData([routed(t.bytes, 1 + (position % 3))], now));
     } else {
-      check(decoder.receiveRepairs([t.bytes]));
+      check(decoder.receiveRepairs([t.bytes], now));
     }
   });
-  return { lost, rebuilt, wrong, repeated, decoder };
+  if (stepNs !== undefined) check(decoder.poll(Number.MAX_SAFE_INTEGER));
+  const early = [...rebuilt].filter((i) => !lost.has(i)).length;
+  return { lost, rebuilt, wrong, repeated, early, decoder };
 }
