@@ -25,11 +25,9 @@ async function receiver(lab: Lab, args: string[]): Promise<{ report: Promise<Rec
   return { report: final };
 }
 
-// Runs a sender in hostA without blocking the event loop (timers in tests must fire meanwhile);
-// on CPU `cpu` only when given.
-function send(lab: Lab, args: string[], timeoutMs: number, cpu?: number): Promise<Record<string, number | string>> {
-  const pin = cpu === undefined ? [] : ['taskset', '-c', String(cpu)];
-  const child = lab.spawn(lab.ns.hostA, [...pin, process.execPath, tool, ...args]);
+// Runs a sender in hostA without blocking the event loop (timers in tests must fire meanwhile).
+function send(lab: Lab, args: string[], timeoutMs: number): Promise<Record<string, number | string>> {
+  const child = lab.spawn(lab.ns.hostA, [process.execPath, tool, ...args]);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   return new Promise((resolve, reject) => {
@@ -45,12 +43,11 @@ function send(lab: Lab, args: string[], timeoutMs: number, cpu?: number): Promis
   });
 }
 
-// A TCP transfer hostA -> hostB of a number of bytes, or for { seconds }; the sender runs on
-// `senderCpu` only when given.
-export async function tcpTransfer(lab: Lab, amount: number | { seconds: number }, port = 5001, timeoutMs = 300_000, senderCpu?: number) {
+// A TCP transfer hostA -> hostB of a number of bytes, or for { seconds }.
+export async function tcpTransfer(lab: Lab, amount: number | { seconds: number }, port = 5001, timeoutMs = 300_000) {
   const done = await receiver(lab, ['tcp-recv', '--port', String(port)]);
   const how = typeof amount === 'number' ? ['--bytes', String(amount)] : ['--seconds', String(amount.seconds)];
-  const sent = await send(lab, ['tcp-send', '--to', ADDRESSES.hostB, '--port', String(port), ...how], timeoutMs, senderCpu);
+  const sent = await send(lab, ['tcp-send', '--to', ADDRESSES.hostB, '--port', String(port), ...how], timeoutMs);
   const got = await done.report;
   return { sent, got };
 }

@@ -7,6 +7,8 @@
 // process exit or a fatal signal. The WAN namespace forwards nothing by itself: its delay line
 // bridges the two links (src/lab/wan.ts), its XDP program drops packets.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { LabError, deleteNamespace, listNamespaces, nsRun, run } from './netns';
 
 export const ADDRESSES = {
@@ -73,7 +75,7 @@ export const HOST_TCP_REORDERING = 100;
 
 // `queues`: RX and TX queues of every veth (1 by default). With more, veth delivers a frame on
 // the RX queue of the TX queue it was sent on, so hosts can spread flows over the gateways'
-// queues (XPS, see steerByCpu) as a multi-queue NIC's RSS would.
+// queues (see steerByPort) as a multi-queue NIC's RSS would.
 export function createTopology(congestionControl = HOST_CONGESTION_CONTROL, queues = 1): Topology {
   hookExit();
   const prefix = `${PREFIX_BASE}${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
@@ -131,9 +133,14 @@ export function createTopology(congestionControl = HOST_CONGESTION_CONTROL, queu
   return t;
 }
 
-// Frames a process sends from CPU k leave `dev` on TX queue k (XPS), for each of its queues.
-export function steerByCpu(ns: string, dev: string, queues: number): void {
-  for (let q = 0; q < queues; q++) nsRun(ns, ['sh', '-c', `echo ${(1 << q).toString(16)} > /sys/class/net/${dev}/queues/tx-${q}/xps_cpus`]);
+// Each TCP or UDP flow leaving `dev` takes TX queue (p mod 64) mod n, p the lower of its ports and
+// n the queue count (bpf/lab_txq.bpf.c, tc egress): whatever CPU sends a flow's packets, they
+// reach the peer on one RX queue, as a multi-queue NIC's RSS would keep them.
+export function steerByPort(ns: string, dev: string): void {
+  const program = path.resolve(__dirname, '..', '..', '..', 'out', 'bpf', 'lab_txq.bpf.o');
+  if (!existsSync(program)) throw new LabError(`${program} is missing: run make build`);
+  nsRun(ns, ['tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
+  nsRun(ns, ['tc', 'filter', 'add', 'dev', dev, 'egress', 'bpf', 'direct-action', 'obj', program, 'sec', 'tc']);
 }
 
 export function destroyTopology(t: Topology): void {
