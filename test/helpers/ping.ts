@@ -1,21 +1,21 @@
-// ping's summary, parsed: how many went out and came back, and the RTT figures in ms.
+// ping's summary, parsed: how many went out and came back, the least RTT in ms and the median
+// (only when ping ran without -q: from its per-reply lines).
 export interface PingSummary {
   transmitted: number;
   received: number;
-  avgMs: number;
   minMs: number;
-  maxMs: number;
+  medianMs: number;
 }
 
 export function parsePing(output: string): PingSummary {
   const counts = /(\d+) packets transmitted, (\d+) received/.exec(output);
   if (!counts) throw new Error(`no ping summary in: ${output}`);
-  const rtt = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\//.exec(output);
+  const rtt = /= ([\d.]+)\//.exec(output);
+  const times = [...output.matchAll(/ time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
   return {
     transmitted: Number(counts[1]),
     received: Number(counts[2]),
     minMs: rtt ? Number(rtt[1]) : NaN,
-    avgMs: rtt ? Number(rtt[2]) : NaN,
-    maxMs: rtt ? Number(rtt[3]) : NaN,
+    medianMs: times.length ? times[Math.floor(times.length / 2)] : NaN,
   };
 }

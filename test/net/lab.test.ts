@@ -11,19 +11,26 @@ const lab = suite('lab: two sites and an emulated WAN');
 const B = '10.2.0.2';
 
 function ping(l: Lab, count: number, intervalS: number, extra: string[] = []) {
-  return parsePing(l.exec(l.ns.hostA, ['ping', '-q', '-c', String(count), '-i', String(intervalS), ...extra, B], { allowFail: true, timeoutMs: 60_000 }));
+  return parsePing(l.exec(l.ns.hostA, ['ping', '-n', '-c', String(count), '-i', String(intervalS), ...extra, B], { allowFail: true, timeoutMs: 60_000 }));
 }
 
-lab('the delay line holds each frame for the one-way delay: RTT within 5% of 2D, frames within 0.1 ms', async () => {
+// Never less than 2D; the median within 5% of it (not the mean: one ping that waits out a stall
+// of the 2-core VM moves the mean of 20 by more than that).
+function assertRtt(p: { minMs: number; medianMs: number }, oneWayMs: number, what: string) {
+  assert.ok(p.minMs >= 2 * oneWayMs, `${what}: minimum RTT ${p.minMs} ms below 2 x ${oneWayMs} ms`);
+  assert.ok(Math.abs(p.medianMs - 2 * oneWayMs) <= 0.05 * 2 * oneWayMs, `${what}: median RTT ${p.medianMs} ms for 2 x ${oneWayMs} ms`);
+}
+
+lab('the delay line holds each frame for the one-way delay: RTT at least 2D, median within 5% of it, frames within 0.1 ms', async () => {
   const l = await Lab.create({ delayMs: 25 });
   try {
     ping(l, 3, 0.05); // ARP on both links
     const p = ping(l, 40, 0.02);
     assert.is(p.received, 40);
-    assert.ok(Math.abs(p.avgMs - 50) <= 0.05 * 50, `RTT ${p.avgMs} ms for 2 x 25 ms`);
+    assertRtt(p, 25, 'at 25 ms');
     await l.wan.set({ delayMs: 5 });
     const q = ping(l, 20, 0.02);
-    assert.ok(Math.abs(q.avgMs - 10) <= 0.05 * 10, `RTT ${q.avgMs} ms for 2 x 5 ms after a change`);
+    assertRtt(q, 5, 'after a change to 5 ms');
     const { delay } = await l.wan.status();
     for (const d of [delay.aToB, delay.bToA]) {
       assert.ok(d.packets >= 63);
