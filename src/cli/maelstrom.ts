@@ -8,7 +8,7 @@ import { formatCodecBench, runCodecBench } from '../../bench/codec';
 import { formatEngineBench, runEngineBench } from '../../bench/engine';
 import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
 import { DEFAULTS, LIMITS, defaultInterleaves, defaultWindow } from '../fec/config';
-import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REPAIR_PORT, detachGateway, requireRoot, startGateway } from '../gateway/gateway';
+import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REORDER_GRACE_US, REPAIR_PORT, detachGateway, requireRoot, startGateway } from '../gateway/gateway';
 import type { EpochRecord, TuneRequest } from '../gateway/gateway';
 import { AUTO_DEFAULTS, AutoRedundancy } from '../gateway/auto';
 import type { AutoOptions } from '../gateway/auto';
@@ -137,7 +137,7 @@ interface UpOptions {
   flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; zeroCopy?: boolean; queues?: number[];
   repairPort: number; cpu?: number[]; mountBpffs?: boolean; statsInterval: number; json?: boolean;
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
-  rMax?: number; decoderWindow?: number; auto?: boolean; cMin: number; cMax: number; target: number;
+  rMax?: number; decoderWindow?: number; reorderGrace?: number; auto?: boolean; cMin: number; cMax: number; target: number;
   metrics?: MetricsAddress; logLevel: string; logFile?: string;
   daemon?: boolean; pidFile?: string;
 }
@@ -174,6 +174,7 @@ const up = withCode(program
   .option('--flow-idle <s>', 'forget a TCP flow silent this long', decimal('--flow-idle'), NETSYNC_DEFAULTS.flowIdleS)
   .option('--r-max <n>', 'the largest r maelstrom tune may set later (leaves room for its repair headers; default r)', integer('--r-max'))
   .option('--decoder-window <packets>', 'data packets the decoder keeps for rebuilding (default 2 x r x widest interleave)', integer('--decoder-window'))
+  .option('--reorder-grace <us>', `a repair that finds one packet missing waits this long for it before rebuilding it, ${LIMITS.graceUs.min} to ${LIMITS.graceUs.max} (default ${REORDER_GRACE_US} when the WAN has several queues, which reorder, else 0)`, decimal('--reorder-grace'))
   .option('--auto', 'adapt c to the loss the peer gateway reports, within --c-min..--c-max')
   .option('--c-min <n>', 'with --auto: fewest layers', integer('--c-min'), AUTO_DEFAULTS.cMin)
   .option('--c-max <n>', 'with --auto: most layers', integer('--c-max'), AUTO_DEFAULTS.cMax)
@@ -235,6 +236,7 @@ Examples (gateway A of the lab):
         requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
         feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
         rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, defaultInterleaves(auto.cMax)) : undefined),
+        reorderGraceUs: o.reorderGrace,
       });
       const status = () => ({
         lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, control: controlPath, pid: process.pid,

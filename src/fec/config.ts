@@ -10,6 +10,7 @@ export const LIMITS = {
   flushTimeoutMs: { min: 0, max: 10_000 },
   window: { max: 1 << 20 },
   pending: { min: 1, max: 65536 },
+  graceUs: { min: 0, max: 100_000 },
 } as const;
 
 export const DEFAULTS = {
@@ -117,6 +118,8 @@ export function decoderConfig(options: DecoderOptions = {}): NativeDecoderConfig
   const pending = integerIn('pending repairs', options.pending ?? DEFAULTS.pending, LIMITS.pending.min, LIMITS.pending.max);
   const seen = integerIn('seen', options.seen ?? 4 * window, window, 4 * LIMITS.window.max);
   const graceUs = options.graceUs ?? 0;
-  if (!Number.isFinite(graceUs) || graceUs < 0 || graceUs > 100_000) throw new ConfigError(`the decoder's grace must be 0 to 100000 us, got ${graceUs}`);
+  if (!Number.isFinite(graceUs) || graceUs < LIMITS.graceUs.min || graceUs > LIMITS.graceUs.max) {
+    throw new ConfigError(`the reorder grace (a repair missing one packet waits for it) must be ${LIMITS.graceUs.min} to ${LIMITS.graceUs.max} us, got ${graceUs}`);
+  }
   return { maxPacketSize, window, pending, seen, graceUs };
 }

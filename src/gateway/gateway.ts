@@ -32,6 +32,7 @@ export interface GatewayOptions extends CodecOptions {
   cpu?: number[];            // pin engine worker w to cpu[w % length]
   rMax?: number;             // the largest r runtime tuning may set (room for its repair headers)
   decoderWindow?: number;    // packets the decoder keeps (default: twice the widest repair's span)
+  reorderGraceUs?: number;   // a repair missing one packet waits this long for it (default: REORDER_GRACE_US with several WAN queues, else 0)
   mountBpffs?: boolean; // mount bpffs at /sys/fs/bpf when missing (for private mount namespaces)
   feedback?: boolean;        // network-sync feedback to LAN senders (default true)
   feedbackPort?: number;     // default 7601
@@ -146,6 +147,7 @@ export interface StartedGateway {
   stop(): void;
 }
 
+// The decoder's default grace on a WAN of several queues (decision 48).
 export const REORDER_GRACE_US = 1000;
 
 export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
@@ -205,7 +207,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   const mssClamp = clamp ? maxProtected - TCP_IP : 0;
   // With several WAN queues, data and repairs are handled by different threads and a repair can
   // overtake the packets it covers: its rebuild waits a little for them (decision 48).
-  const graceUs = wanQueues.length > 1 ? REORDER_GRACE_US : 0;
+  const graceUs = o.reorderGraceUs ?? (wanQueues.length > 1 ? REORDER_GRACE_US : 0);
   const decoder = decoderConfig({ r: codec.r, interleaves: codec.interleaves, maxPacketSize: Math.min(9216, Math.max(lan.mtu, wan.mtu)), window: o.decoderWindow, graceUs });
   const native = addon();
   let engine: NativeEngine;

@@ -150,6 +150,7 @@ errors('every bad input of up: its code, its exit status, a message that says wh
     { what: 'c out of range', args: [...upArgs(), '--c', '17'], code: 'MAELSTROM_ERR_CONFIG', message: /c must be an integer from 1 to 16/ },
     { what: 'interleave out of range', args: [...upArgs(), '--interleaves', '1,10,70000'], code: 'MAELSTROM_ERR_CONFIG', message: /interleave 3 must be an integer from 1 to 65535/ },
     { what: 'queue out of range', args: [...upArgs(), '--queues', '0,1'], code: 'MAELSTROM_ERR_CONFIG', message: /--queues 0,1: lan0 has queue 0 only/ },
+    { what: 'reorder grace out of range', args: [...upArgs(), '--reorder-grace', '200000'], code: 'MAELSTROM_ERR_CONFIG', message: /reorder grace .* must be 0 to 100000 us, got 200000/ },
     { what: 'XDP mode', args: [...upArgs(), '--xdp-mode', 'hw'], code: 'MAELSTROM_ERR_CONFIG', message: /--xdp-mode is native or skb/ },
     { what: 'peer routed through the LAN', args: upArgs({ peer: ADDRESSES.hostA }), code: 'MAELSTROM_ERR_PEER_UNREACHABLE', message: /reached through lan0, not the WAN interface wan0/ },
     { what: 'peer silent', args: upArgs({ peer: '10.99.0.77' }), code: 'MAELSTROM_ERR_PEER_UNREACHABLE', message: /ARP got no answer/ },
@@ -260,7 +261,7 @@ errors('a PID file naming a process that is not the gateway is removed, and the 
   }
 });
 
-errors('--queues binds the LAN queues asked for and no others; status reports them', async () => {
+errors('--queues binds the LAN queues asked for and no others; status reports them, and the reorder grace asked for', async () => {
   // A LAN of four queues: hostA sends on TX queue 1 from CPU 0 and on queue 2 from CPU 1 (XPS),
   // and veth delivers on the same RX queue of the gateway's side.
   const { gwA, hostA } = lab.ns;
@@ -272,7 +273,7 @@ errors('--queues binds the LAN queues asked for and no others; status reports th
   nsRun(hostA, ['ip', 'route', 'add', '10.2.0.99/32', 'via', '10.3.0.1', 'dev', 'mq1']);
   for (const [queue, cpus] of [[0, 0], [1, 1], [2, 2], [3, 0]]) nsRun(hostA, ['sh', '-c', `echo ${cpus} > /sys/class/net/mq1/queues/tx-${queue}/xps_cpus`]);
 
-  const r = maelstrom(gwA, [...upArgs({ lan: 'mq0' }), '--queues', '3,1', '--daemon', '--json', '--log-file', logFile]);
+  const r = maelstrom(gwA, [...upArgs({ lan: 'mq0' }), '--queues', '3,1', '--reorder-grace', '250', '--daemon', '--json', '--log-file', logFile]);
   assert.is(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout) as Record<string, unknown>;
   daemons.add(report.pid as number);
@@ -280,6 +281,7 @@ errors('--queues binds the LAN queues asked for and no others; status reports th
     assert.equal(report.queues, [1, 3]);
     const status = JSON.parse(maelstrom(gwA, ['status', '--control', ctl, '--json']).stdout) as Record<string, unknown>;
     assert.equal(status.queues, [1, 3]);
+    assert.is(status.decoderGraceUs, 250, 'the grace asked for, on a WAN of one queue (default 0)');
     assert.match(maelstrom(gwA, ['status', '--control', ctl]).stdout, /LAN queue\(s\) 1,3, WAN queue\(s\) 0/);
     const pingFrom = (cpu: number) => nsRun(hostA, ['taskset', '-c', String(cpu), 'ping', '-c', '5', '-i', '0.01', '-W', '0.1', '10.2.0.99'], { allowFail: true });
     const xdp = async () => (await ask(ctl, 'stats')).xdp as { lanSteered: number; lanNoSocket: number };

@@ -27,6 +27,7 @@ queues('two flows on two LAN queues: each has its engine thread, both arrive int
       for (const g of [gw.a, gw.b]) {
         assert.equal(g.up.workers, 2, 'two queue pairs, two engine threads');
         assert.equal(g.up.cpu, [0, 1]);
+        assert.is(g.up.decoderGraceUs, 1000, 'two WAN queues reorder: the decoder waits for late packets by default');
       }
       // Ports 5100 and 5101: LAN queues 0 and 1.
       const runs = await Promise.all([tcpTransfer(lab, 20 * MB, 5100), tcpTransfer(lab, 20 * MB, 5101)]);

@@ -84,6 +84,7 @@ const SAMPLES: Record<string, [unknown, string[]]> = {
   '--metrics': ['127.0.0.1:9601', ['--metrics', '127.0.0.1:9601']],
   '--r-max': [16, ['--r-max', '16']],
   '--decoder-window': [32000, ['--decoder-window', '32000']],
+  '--reorder-grace': [2500, ['--reorder-grace', '2500']],
   '--auto': [true, ['--auto']],
   '--c-min': [2, ['--c-min', '2']],
   '--c-max': [5, ['--c-max', '5']],
@@ -108,6 +109,17 @@ keys('every option of up has a config key that sets what its flag sets', async (
     assert.not.equal(fromFlag[name], defaults[name], `${option.long}: the sample differs from the default`);
     assert.equal(fromFile[name], fromFlag[name], `"${key}": ${JSON.stringify(json)} sets what ${argv.join(' ')} does`);
   }
+});
+
+keys('the full example of docs/gateway.md names every key of up and is a config up accepts', async () => {
+  const doc = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'docs', 'gateway.md'), 'utf8');
+  const block = /A full example[^\n]*\n\n```json\n([\s\S]*?)\n```/.exec(doc);
+  assert.ok(block, 'docs/gateway.md has "A full example" in a json block');
+  const example = JSON.parse(block[1]) as Record<string, unknown>;
+  const missing = up.options.filter((o) => o.long !== '--config').map(configKey).filter((k) => !(k in example));
+  assert.equal(missing, [], 'keys the example leaves out');
+  const o = await parseUp(['--config', configFile(example)]);
+  assert.is(o.reorderGrace, example['reorder-grace']);
 });
 
 keys('lists may be JSON arrays or comma-separated strings; negated flags take false', async () => {
