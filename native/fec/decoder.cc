@@ -93,6 +93,7 @@ DataResult Decoder::on_data(const uint8_t* pkt, size_t len, RecoverySink& sink, 
   stats_.data++;
   stats_.data_bytes += len;
   if (!lost_.empty() && lost_.erase(id.hash)) stats_.late_arrivals++;
+  if (!loss_waiting_.empty()) loss_waiting_.erase(id.hash);
   if (!waiting_.empty()) {
     available_.push_back(id.hash);
     cascade(sink);
@@ -199,6 +200,14 @@ void Decoder::hold(uint32_t slot) {
 
 void Decoder::poll(uint64_t now_ns, RecoverySink& sink) {
   now_ns_ = std::max(now_ns_, now_ns);
+  while (!loss_wait_.empty() && loss_wait_.front().ready_ns <= now_ns) {
+    LossWait l = loss_wait_.front();
+    loss_wait_.pop_front();
+    auto it = loss_waiting_.find(l.hash);
+    if (it == loss_waiting_.end()) continue;  // it came within the grace: late, not lost
+    if (--it->second == 0) loss_waiting_.erase(it);
+    count_missing(l.seq, l.consecutive);
+  }
   while (!held_.empty() && held_.front().ready_ns <= now_ns) {
     Held h = held_.front();
     held_.pop_front();
@@ -251,16 +260,26 @@ uint32_t Decoder::store_pending(uint32_t newest, uint16_t xor_len) {
 }
 
 // The lowest layer's repairs come first, after their own few packets: what they find missing
-// was lost on the WAN (or is late). With interleave 1 they cover consecutive packets, so runs
-// of missing ones are the WAN's loss bursts.
+// was lost on the WAN, or is late, which a grace tells apart. With interleave 1 they cover
+// consecutive packets, so runs of missing ones are the WAN's loss bursts.
 void Decoder::sample_loss(const RepairHeader& h) {
   stats_.loss_sampled += h.count;
-  stats_.loss_missing += missing_seq_.size();
-  for (uint32_t seq : missing_seq_) {
-    if (!missing_known_ || h.interleave != 1 || seq != last_missing_ + 1) stats_.loss_bursts++;
-    missing_known_ = true;
-    last_missing_ = seq;
+  bool consecutive = h.interleave == 1;
+  for (size_t k = 0; k < missing_seq_.size(); k++) {
+    if (!config_.grace_ns) {
+      count_missing(missing_seq_[k], consecutive);
+      continue;
+    }
+    loss_wait_.push_back(LossWait{missing_[k].hash, missing_seq_[k], consecutive, now_ns_ + config_.grace_ns});
+    loss_waiting_[missing_[k].hash]++;
   }
+}
+
+void Decoder::count_missing(uint32_t seq, bool consecutive) {
+  stats_.loss_missing++;
+  if (!missing_known_ || !consecutive || seq != last_missing_ + 1) stats_.loss_bursts++;
+  missing_known_ = true;
+  last_missing_ = seq;
 }
 
 bool Decoder::rebuild(uint8_t* work, uint16_t xor_len, const RecipeEntry& e, RecoverySink& sink) {
@@ -386,6 +405,8 @@ void Decoder::resync(uint32_t newest) {
     if (pending_[s].live) free_pending(s);
   pending_order_.clear();
   held_.clear();
+  loss_wait_.clear();
+  loss_waiting_.clear();
   lost_.clear();
   lost_order_.clear();
   highest_seq_ = newest;

@@ -4,6 +4,7 @@
 // recovery across layers). Every rebuilt packet is checked against its recipe hash before it
 // is output, so a forged or corrupted repair can cost a packet but never emit a wrong one.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -68,7 +69,8 @@ struct DecoderStats {
   uint64_t held = 0;              // repairs held for the grace (one packet missing)
   uint64_t held_arrived = 0;      // of those, the packet arrived meanwhile: no rebuild needed
   // The WAN's loss as the lowest layer's repairs show it: packets they cover, how many of those
-  // had not arrived, and how many runs of consecutive missing packets (bursts) that made.
+  // had not arrived (with a grace: had not arrived by its end), and how many runs of
+  // consecutive missing packets (bursts) that made.
   uint64_t loss_sampled = 0;
   uint64_t loss_missing = 0;
   uint64_t loss_bursts = 0;
@@ -93,10 +95,14 @@ class Decoder {
   // A repair packet's UDP payload, received at now_ns (only used with a grace).
   RepairResult on_repair(const uint8_t* buf, size_t len, RecoverySink& sink, uint64_t now_ns = 0);
 
-  // Rebuilds what repairs held for the grace found still missing at now_ns.
+  // Rebuilds what repairs held for the grace found still missing at now_ns, and counts as lost
+  // the packets the loss sample has waited a grace for in vain.
   void poll(uint64_t now_ns, RecoverySink& sink);
-  // When poll() next has something to rebuild, UINT64_MAX when nothing is held.
-  uint64_t next_deadline() const { return held_.empty() ? UINT64_MAX : held_.front().ready_ns; }
+  // When poll() next has something to do, UINT64_MAX when nothing waits.
+  uint64_t next_deadline() const {
+    return std::min(held_.empty() ? UINT64_MAX : held_.front().ready_ns,
+                    loss_wait_.empty() ? UINT64_MAX : loss_wait_.front().ready_ns);
+  }
   size_t held() const { return held_.size(); }
 
   const DecoderStats& stats() const { return stats_; }
@@ -172,6 +178,17 @@ class Decoder {
   uint32_t stale_epoch_ = 0;
   bool missing_known_ = false;
   uint32_t last_missing_ = 0;  // sequence number of the last missing packet sampled
+  // With a grace, a packet the loss sample finds missing counts as lost only if it has not come
+  // by the end of the grace: late is not lost (several WAN queues reorder).
+  struct LossWait {
+    uint64_t hash;
+    uint32_t seq;
+    bool consecutive;  // its repair covered consecutive packets (interleave 1)
+    uint64_t ready_ns;
+  };
+  std::deque<LossWait> loss_wait_;
+  std::unordered_map<uint64_t, uint32_t> loss_waiting_;  // hash -> entries of loss_wait_ still waiting
+  void count_missing(uint32_t seq, bool consecutive);
   unsigned resync_run_ = 0;  // out-of-window repairs in a row that agree with each other
   uint32_t resync_seq_ = 0;
   bool seq_known_ = false;

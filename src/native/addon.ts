@@ -57,7 +57,7 @@ export interface DecoderCounters {
   resyncs: number;
   epochChanges: number; // repairs of a newer configuration epoch began (or a restarted sender's)
   lossSampled: number;  // packets the lowest layer's repairs covered
-  lossMissing: number;  // of those, not arrived when the repair came: the WAN's loss
+  lossMissing: number;  // of those, not arrived when the repair came (with a grace: by its end): the WAN's loss
   lossBursts: number;   // runs of consecutive missing packets among them (interleave 1)
   held: number;         // repairs missing one packet held for the grace
   heldArrived: number;  // of those, the packet came meanwhile (or the repair expired): no rebuild

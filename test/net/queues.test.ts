@@ -56,7 +56,7 @@ queues('two flows on two LAN queues: each has its engine thread, both arrive int
     assert.is(a.verifyFailed + b.verifyFailed, 0);
     // Repairs that overtook their packets (another queue, another thread) were held for the grace.
     assert.ok(b.held > 0, 'repairs missing one packet waited for it');
-    console.log(`  A's threads forwarded ${a.workers.map((w) => w.lanToWanPackets).join(' and ')} frames; B: ${b.recovered} rebuilt, ${b.unrecoverable} unrecoverable; ${b.held} repairs held, ${b.heldArrived} of them saw their packet come; ${b.duplicatesDropped} arrived after their rebuild`);
+    console.log(`  A's threads forwarded ${a.workers.map((w) => w.lanToWanPackets).join(' and ')} frames; B: ${b.recovered} rebuilt, ${b.unrecoverable} unrecoverable; ${b.held} repairs held, ${b.heldArrived} of them saw their packet come; ${b.duplicatesDropped} arrived after their rebuild; loss sample ${(100 * b.wanLoss.missing / b.wanLoss.sampled).toFixed(1)}%`);
   } finally {
     await lab.destroy();
   }

@@ -130,6 +130,11 @@ decoder('a grace keeps repairs that overtake their packets from rebuilding them;
   const stats = patient.decoder.stats();
   assert.ok(stats.held > 0 && stats.heldArrived > 0, 'repairs were held, and their packets came meanwhile');
   assert.is(stats.verifyFailed, 0);
+  // The loss sample (what --auto sizes c from) counts as lost what never came, not what was late.
+  const eagerLoss = eager.decoder.stats().lossMissing;
+  assert.ok(eagerLoss > eager.lost.size + 100, `without a grace, ${eagerLoss} counted lost for ${eager.lost.size} lost`);
+  assert.is(stats.lossMissing, patient.lost.size, 'with a grace, the packets lost and no others');
+  assert.ok(stats.lossBursts >= 1 && stats.lossBursts <= stats.lossMissing);
 });
 
 decoder.run();
