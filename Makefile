@@ -22,7 +22,8 @@ endif
 
 # Debian packages the build, the tests and the lab use (checked one by one with dpkg-query).
 APT_PACKAGES := clang llvm libbpf-dev libxdp-dev bpftool xdp-tools iproute2 util-linux \
-	libxxhash-dev libclang-rt-14-dev pkg-config linux-libc-dev ethtool iputils-ping
+	libxxhash-dev libclang-rt-14-dev pkg-config linux-libc-dev ethtool iputils-ping \
+	libsodium-dev libssl-dev
 
 OUT        := out
 BPF_OUT    := $(OUT)/bpf
@@ -38,8 +39,8 @@ TS_STAMP   := dist/.stamp
 FUZZ_SECONDS ?= 20
 FUZZ_OUT     := $(OUT)/fuzz
 FUZZ_CFLAGS  := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I native
-FUZZ_TARGETS := $(FUZZ_OUT)/fuzz_repair_parser $(FUZZ_OUT)/fuzz_decoder
-FEC_SRC      := $(wildcard native/fec/*.cc)
+FUZZ_TARGETS := $(FUZZ_OUT)/fuzz_repair_parser $(FUZZ_OUT)/fuzz_decoder $(FUZZ_OUT)/fuzz_envelope
+FEC_SRC      := $(wildcard native/fec/*.cc) $(wildcard native/auth/*.cc)
 
 .PHONY: all deps build test test-only demo bench fuzz clean
 
@@ -90,10 +91,10 @@ bench: deps build
 	$(Q)node dist/src/cli/maelstrom.js bench codec
 	$(Q)node dist/src/cli/maelstrom.js bench engine
 
-$(FUZZ_OUT)/fuzz_%: native/fuzz/fuzz_%.cc $(FEC_SRC) $(wildcard native/fec/*.h)
+$(FUZZ_OUT)/fuzz_%: native/fuzz/fuzz_%.cc $(FEC_SRC) $(wildcard native/fec/*.h native/auth/*.h)
 	$(msg) FUZZ $@
 	$(Q)mkdir -p $(FUZZ_OUT)
-	$(Q)clang++ $(FUZZ_CFLAGS) $< $(FEC_SRC) -lxxhash -o $@
+	$(Q)clang++ $(FUZZ_CFLAGS) $< $(FEC_SRC) -lxxhash -lsodium -lcrypto -o $@
 
 fuzz: deps $(FUZZ_TARGETS)
 	$(Q)for t in $(FUZZ_TARGETS); do \

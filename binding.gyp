@@ -4,6 +4,9 @@
       "target_name": "maelstrom",
       "sources": [
         "native/addon.cc",
+        "native/auth/envelope.cc",
+        "native/auth/gmac.cc",
+        "native/bindings/auth.cc",
         "native/bindings/engine.cc",
         "native/engine/engine.cc",
         "native/bindings/lab.cc",
@@ -32,7 +35,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "libraries": ["-lxdp", "-lbpf", "-lxxhash"]
+      "libraries": ["-lxdp", "-lbpf", "-lxxhash", "-lsodium", "-lcrypto"]
     }
   ]
 }

@@ -13,6 +13,7 @@
 #include "fec/packet_id.h"
 #include "fec/repair_format.h"
 #include "fec/simulate.h"
+#include "bindings/auth.h"
 #include "bindings/engine.h"
 #include "bindings/lab.h"
 #include "bindings/netsync.h"
@@ -308,6 +309,7 @@ Napi::Value BenchCodec(const Napi::CallbackInfo& info) {
   fec::BenchResult r = fec::bench_codec(c);
   Napi::Object out = Napi::Object::New(info.Env());
   out["encode_GBps"] = r.encode_GBps;
+  out["encode_sealed_GBps"] = r.encode_sealed_GBps;
   out["decode_GBps"] = r.decode_GBps;
   out["memcpy_GBps"] = r.memcpy_GBps;
   out["encode_packets"] = double(r.encode_packets);
@@ -370,6 +372,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["xdpAttached"] = Napi::Function::New<XdpAttached>(env);
   exports["detachXdp"] = Napi::Function::New<DetachXdp>(env);
   exports["versions"] = Napi::Function::New<Versions>(env);
+  maelstrom::bindings::init_auth(env, exports);
   maelstrom::bindings::init_lab(env, exports);
   maelstrom::bindings::init_engine(env, exports);
   maelstrom::bindings::init_netsync(env, exports);

@@ -14,6 +14,7 @@ export const ExitCode = {
 
 const EXIT_STATUS = {
   MAELSTROM_ERR_CONFIG: ExitCode.usage,
+  MAELSTROM_ERR_KEY: ExitCode.usage,
   MAELSTROM_ERR_NATIVE: ExitCode.failure,
   MAELSTROM_ERR_LAB: ExitCode.failure,
   MAELSTROM_ERR_DAEMON: ExitCode.failure,

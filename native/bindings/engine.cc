@@ -2,9 +2,12 @@
 
 #include <arpa/inet.h>
 
+#include <array>
+#include <cstring>
 #include <set>
 #include <vector>
 
+#include "bindings/auth.h"
 #include "bindings/fec_config.h"
 #include "bindings/netsync.h"
 #include "common/clock.h"
@@ -32,6 +35,18 @@ std::vector<uint32_t> queues(const Napi::Value& v) {
   return out;
 }
 
+std::array<uint8_t, auth::kKeyBytes> master_key(const Napi::Value& v) {
+  Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
+  std::array<uint8_t, auth::kKeyBytes> key{};
+  if (b.Length() != key.size()) throw Napi::TypeError::New(v.Env(), "a master key is 32 bytes");
+  std::memcpy(key.data(), b.Data(), key.size());
+  return key;
+}
+
+Napi::Value key_or_null(Napi::Env env, uint32_t id) {
+  return id ? Napi::Value(Napi::String::New(env, key_id_hex(id))) : env.Null();
+}
+
 void mac(const Napi::Value& v, uint8_t out[6]) {
   Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
   std::memcpy(out, b.Data(), 6);
@@ -50,6 +65,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::Events>("events"),
                         InstanceMethod<&EngineWrap::SetTrace>("setTrace"),
                         InstanceMethod<&EngineWrap::Retune>("retune"),
+                        InstanceMethod<&EngineWrap::Rekey>("rekey"),
+                        InstanceMethod<&EngineWrap::Auth>("auth"),
                         InstanceMethod<&EngineWrap::Stop>("stop")});
   }
 
@@ -87,6 +104,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (o.Get("lanAddr").IsString()) c.lan_addr = ipv4(env, o.Get("lanAddr"));
     c.feedback_port = uint16_t(get_number(o, "feedbackPort", 7601));
     if (o.Get("netsync").IsObject()) c.tracker = tracker_config(o.Get("netsync").As<Napi::Object>());
+    if (o.Get("masterKey").IsBuffer()) c.master_key = master_key(o.Get("masterKey"));
     std::string error;
     if (int err = engine_.start(c, &error); err) {
       Napi::Error e = Napi::Error::New(env, error);
@@ -164,6 +182,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["reportsSent"] = double(e.reports_sent);
     o["reportsReceived"] = double(e.reports_received);
     o["badReports"] = double(e.bad_reports);
+    engine::AuthState a = engine_.auth_state();
+    Napi::Object au = auth_counts_object(env, a.received);
+    au["unverifiable"] = double(e.auth_unverifiable);
+    au["rotations"] = double(a.rotations);
+    o["auth"] = au;
     Napi::Object loss = Napi::Object::New(env);  // our decoder's view of the peer's direction
     loss["sampled"] = double(s.decoder.loss_sampled);
     loss["missing"] = double(s.decoder.loss_missing);
@@ -220,6 +243,41 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Retune(const Napi::CallbackInfo& info) {
     if (!engine_.running()) throw Napi::Error::New(info.Env(), "the engine is stopped");
     return Napi::Number::New(info.Env(), double(engine_.retune(encoder_config(info[0].As<Napi::Object>()))));
+  }
+
+  // rekey(masterKey): the new key's id; sealed with once the peer accepts it.
+  Napi::Value Rekey(const Napi::CallbackInfo& info) {
+    if (!engine_.running()) throw Napi::Error::New(info.Env(), "the engine is stopped");
+    return Napi::String::New(info.Env(), key_id_hex(engine_.rekey(master_key(info[0]))));
+  }
+
+  // auth(): the keys sealed and accepted with, and what the peer's reports say of its own;
+  // null for a gateway run without a key.
+  Napi::Value Auth(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    engine::AuthState a = engine_.auth_state();
+    if (!a.enabled) return env.Null();
+    Napi::Object o = Napi::Object::New(env);
+    o["sendKey"] = key_or_null(env, a.send_key);
+    o["pendingKey"] = key_or_null(env, a.pending_key);
+    o["retiringKey"] = key_or_null(env, a.retiring_key);
+    Napi::Array accepted = Napi::Array::New(env);
+    for (uint32_t id : {a.send_key, a.pending_key, a.retiring_key})
+      if (id) accepted[accepted.Length()] = key_id_hex(id);
+    o["acceptedKeys"] = accepted;
+    if (a.peer_send_key) {
+      Napi::Object peer = Napi::Object::New(env);
+      peer["sendKey"] = key_id_hex(a.peer_send_key);
+      Napi::Array pa = Napi::Array::New(env);
+      for (uint32_t id : a.peer_accepts)
+        if (id) pa[pa.Length()] = key_id_hex(id);
+      peer["acceptedKeys"] = pa;
+      o["peer"] = peer;
+    } else {
+      o["peer"] = env.Null();
+    }
+    o["rotations"] = double(a.rotations);
+    return o;
   }
 
   // events(): the network-sync events since the last call.

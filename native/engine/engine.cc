@@ -25,6 +25,7 @@ extern "C" {
 #include <xdp/libxdp.h>
 }
 
+#include "common/bytes.h"
 #include "common/clock.h"
 #include "fec/packet_id.h"
 #include "gateway.h"
@@ -37,25 +38,12 @@ constexpr size_t kRepairHeaders = kEth + kIp + kUdp;
 constexpr uint32_t kBatch = 64;
 // Receiver reports (docs/protocol.md): UDP to the peer's repair port, every 100 ms.
 constexpr uint16_t kReportMagic = 0x4D52;  // "MR"
-constexpr uint8_t kReportVersion = 1;
-constexpr size_t kReportSize = 56;
+constexpr uint8_t kReportVersion = 2;
+constexpr size_t kReportSize = 68;
 constexpr uint64_t kReportInterval = 100'000'000;
-
-uint16_t get16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
-uint32_t get32(const uint8_t* p) { return uint32_t(get16(p)) << 16 | get16(p + 2); }
-uint64_t get64(const uint8_t* p) { return uint64_t(get32(p)) << 32 | get32(p + 4); }
-void put16(uint8_t* p, uint16_t v) {
-  p[0] = uint8_t(v >> 8);
-  p[1] = uint8_t(v);
-}
-void put32(uint8_t* p, uint32_t v) {
-  put16(p, uint16_t(v >> 16));
-  put16(p + 2, uint16_t(v));
-}
-void put64(uint8_t* p, uint64_t v) {
-  put32(p, uint32_t(v >> 32));
-  put32(p + 4, uint32_t(v));
-}
+// After a key rotation, the old key is accepted this long after the peer's first datagram
+// under the new one: what it sent before the switch is still on its way.
+constexpr uint64_t kRetireAfter = 2'000'000'000;
 
 uint32_t sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {
   for (size_t i = 0; i + 1 < n; i += 2) sum += get16(p + i);
@@ -103,15 +91,16 @@ class Engine::RepairOut : public fec::RepairSink {
  public:
   RepairOut(Engine& e, Worker& w) : e_(e), w_(w), wan_(*w.wan_rx[0]) {}
   uint8_t* reserve(size_t len) override {
-    if (kRepairHeaders + len > wan_.frame_size()) return nullptr;
+    if (kRepairHeaders + e_.seal_before() + len + e_.seal_after() > wan_.frame_size()) return nullptr;
     frame_ = wan_.tx_buffer(&addr_);
     if (!frame_) w_.counters.tx_dropped++;
-    return frame_ ? frame_ + kRepairHeaders : nullptr;
+    return frame_ ? frame_ + kRepairHeaders + e_.seal_before() : nullptr;
   }
   void dropped(const fec::RepairInfo& info) override { e_.tracker_->repair_lost(info); }
   void commit(size_t len, const fec::RepairInfo& info) override {
-    e_.udp_headers(frame_, len);
-    uint32_t frame_len = uint32_t(kRepairHeaders + len);
+    size_t payload = e_.seal(e_.wan_sender_, auth::Kind::Repair, frame_ + kRepairHeaders, len);
+    e_.udp_headers(frame_, payload);
+    uint32_t frame_len = uint32_t(kRepairHeaders + payload);
     w_.wan_tags[addr_ / wan_.frame_size()] = FrameTag{2, info.layer, info.count, info.interleave, info.base_seq};
     if (wan_.transmit(addr_, frame_len)) {
       w_.counters.repairs_sent++;
@@ -230,7 +219,11 @@ void Engine::udp_headers(uint8_t* eth, size_t len) {
   put16(udp + 2, config_.repair_port);
   put16(udp + 4, uint16_t(kUdp + len));
   put16(udp + 6, 0);
-  put16(udp + 6, udp_checksum(ip, udp, kUdp + len));
+  if (!master_) put16(udp + 6, udp_checksum(ip, udp, kUdp + len));
+}
+
+size_t Engine::seal(auth::Sender& sender, auth::Kind kind, uint8_t* payload, size_t inner_len) {
+  return master_ ? sender.seal(kind, payload, inner_len) : inner_len;
 }
 
 Engine::Engine() = default;
@@ -320,6 +313,21 @@ int Engine::start(const EngineConfig& config, std::string* error) {
   // libxdp's dispatcher check still charges locked memory on some kernels.
   rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
   setrlimit(RLIMIT_MEMLOCK, &unlimited);
+  if (config.master_key && !auth::crypto_ready()) {
+    *error = "libsodium failed to initialise: cannot authenticate";
+    return -EIO;
+  }
+  master_ = config.master_key.has_value();
+  if (master_) {
+    const uint8_t* m = config.master_key->data();
+    current_ = KeyPair{auth::derive(m, auth::Purpose::Gateway), auth::derive(m, auth::Purpose::Feedback)};
+    other_.reset();
+    pending_ = false;
+    wan_sender_.set_key(current_.gateway);
+    feedback_sender_.set_key(current_.feedback);
+    wan_receiver_ = std::make_unique<auth::Receiver>(auth::first_counter(auth::realtime_ms() - auth::kClockSkewMs));
+    set_receiver_keys();
+  }
   encoder_ = std::make_unique<fec::Encoder>(config.encoder);
   decoder_ = std::make_unique<fec::Decoder>(config.decoder);
   netsync::TrackerConfig tc = config.tracker;
@@ -534,11 +542,8 @@ void Engine::wan_batch(Worker& w, xsk::Port& wan, const xsk::RxFrame* batch, uin
         if (udp_len < kUdp || kRepairHeaders - kUdp + udp_len > f.len ||
             (get16(udp + 6) != 0 && fold(sum16(udp, udp_len, sum16(ip + 12, 8) + 17 + uint32_t(udp_len))) != 0)) {
           w.counters.bad_repair_frames++;
-        } else if (udp_len - kUdp >= 2 && get16(udp + kUdp) == kReportMagic) {
-          on_report(w, udp + kUdp, udp_len - kUdp, now);
         } else {
-          w.counters.repairs_received++;
-          decoder_->on_repair(udp + kUdp, udp_len - kUdp, out, now);
+          on_peer_datagram(w, udp + kUdp, udp_len - kUdp, out, now);
         }
       } else if (f.len > kEth + kIp) {
         tracker_->received(ip, f.len - kEth, now);
@@ -558,6 +563,78 @@ void Engine::wan_batch(Worker& w, xsk::Port& wan, const xsk::RxFrame* batch, uin
     }
     wan.recycle(f.addr);
   }
+}
+
+// Nothing in a datagram is used before it is opened: with a key, its envelope must verify
+// and be fresh (auth::Receiver), and its kind says what is inside; without one, a sealed
+// datagram cannot be checked and is dropped, and the rest goes by its magic.
+void Engine::on_peer_datagram(Worker& w, const uint8_t* p, size_t len, fec::RecoverySink& out, uint64_t now) {
+  bool report;
+  if (master_) {
+    auth::Opened o;
+    if (wan_receiver_->open(p, len, &o) != auth::Verdict::Ok) return;
+    after_verified(o.key_id, now);
+    report = o.kind == auth::Kind::Report;
+    if (o.kind == auth::Kind::Feedback) return;  // not for a gateway: counted as received, ignored
+    p = o.inner;
+    len = o.len;
+  } else {
+    if (len >= 2 && get16(p) == auth::kMagic) {
+      w.counters.auth_unverifiable++;
+      return;
+    }
+    report = len >= 2 && get16(p) == kReportMagic;
+  }
+  if (report) {
+    on_report(w, p, len, now);
+  } else {
+    w.counters.repairs_received++;
+    decoder_->on_repair(p, len, out, now);
+  }
+}
+
+void Engine::set_receiver_keys() {
+  std::vector<auth::Key> keys{current_.gateway};
+  if (other_) keys.push_back(other_->gateway);
+  wan_receiver_->set_keys(keys);
+}
+
+// The peer seals with our current key: the old one goes once what it sent before is in.
+void Engine::after_verified(uint32_t key_id, uint64_t now) {
+  if (other_ && !pending_ && !retire_at_ns_ && key_id == current_.gateway.id) retire_at_ns_ = now + kRetireAfter;
+}
+
+void Engine::retire_keys(uint64_t now) {
+  if (!other_ || pending_ || !retire_at_ns_ || now < retire_at_ns_) return;
+  other_.reset();
+  retire_at_ns_ = 0;
+  set_receiver_keys();
+}
+
+uint32_t Engine::rekey(const std::array<uint8_t, auth::kKeyBytes>& master) {
+  KeyPair next{auth::derive(master.data(), auth::Purpose::Gateway), auth::derive(master.data(), auth::Purpose::Feedback)};
+  std::lock_guard<std::mutex> lock(codec_mutex_);
+  if (!master_ || next.gateway.id == current_.gateway.id) return next.gateway.id;
+  other_ = next;
+  pending_ = true;
+  retire_at_ns_ = 0;
+  set_receiver_keys();
+  return next.gateway.id;
+}
+
+AuthState Engine::auth_state() {
+  std::lock_guard<std::mutex> lock(codec_mutex_);
+  AuthState a;
+  a.enabled = master_;
+  if (!master_) return a;
+  a.send_key = current_.gateway.id;
+  if (other_) (pending_ ? a.pending_key : a.retiring_key) = other_->gateway.id;
+  a.peer_send_key = peer_send_key_;
+  a.peer_accepts[0] = peer_accepts_[0];
+  a.peer_accepts[1] = peer_accepts_[1];
+  a.rotations = rotations_;
+  std::memcpy(a.received, wan_receiver_->counts(), sizeof a.received);
+  return a;
 }
 
 void Engine::apply_done(Worker& w) {
@@ -604,12 +681,14 @@ void Engine::apply_retune(Worker& w) {
 // What our decoder sees of the peer's WAN direction, for its --auto redundancy.
 void Engine::send_report(Worker& w) {
   const fec::DecoderStats& d = decoder_->stats();
-  if (!d.repairs) return;  // nothing heard from the peer yet
+  // Without a key, only once the peer is heard from; with one, always: the report also tells
+  // the peer which keys this gateway accepts, which a key rotation waits for.
+  if (!d.repairs && !master_) return;
   xsk::Port& wan = *w.wan_rx[0];
   uint64_t addr;
   uint8_t* frame = wan.tx_buffer(&addr);
   if (!frame) return;
-  uint8_t* p = frame + kRepairHeaders;
+  uint8_t* p = frame + kRepairHeaders + seal_before();
   std::memset(p, 0, kReportSize);
   put16(p, kReportMagic);
   p[2] = kReportVersion;
@@ -620,9 +699,15 @@ void Engine::send_report(Worker& w) {
   put64(p + 32, d.loss_bursts);
   put64(p + 40, d.recovered);
   put64(p + 48, d.unrecoverable);
-  udp_headers(frame, kReportSize);
+  if (master_) {
+    put32(p + 56, current_.gateway.id);
+    put32(p + 60, current_.gateway.id);
+    put32(p + 64, other_ ? other_->gateway.id : 0);
+  }
+  size_t payload = seal(wan_sender_, auth::Kind::Report, frame + kRepairHeaders, kReportSize);
+  udp_headers(frame, payload);
   w.wan_tags[addr / wan.frame_size()] = FrameTag{};
-  if (!wan.transmit(addr, uint32_t(kRepairHeaders + kReportSize))) {
+  if (!wan.transmit(addr, uint32_t(kRepairHeaders + payload))) {
     w.counters.tx_dropped++;
     return;
   }
@@ -644,6 +729,19 @@ void Engine::on_report(Worker& w, const uint8_t* p, size_t len, uint64_t now) {
   peer_.recovered = get64(p + 40);
   peer_.unrecoverable = get64(p + 48);
   peer_.received_ns = now;
+  if (!master_) return;
+  peer_send_key_ = get32(p + 56);
+  peer_accepts_[0] = get32(p + 60);
+  peer_accepts_[1] = get32(p + 64);
+  // A rotation: the peer accepts the new key too, so it is safe to seal with it now.
+  if (pending_ && (peer_accepts_[0] == other_->gateway.id || peer_accepts_[1] == other_->gateway.id)) {
+    std::swap(current_, *other_);
+    pending_ = false;
+    retire_at_ns_ = 0;
+    wan_sender_.set_key(current_.gateway);
+    feedback_sender_.set_key(current_.feedback);
+    rotations_++;
+  }
 }
 
 // The shared state's figures, with the codec lock held (taken before the snapshot's).
@@ -710,10 +808,10 @@ void Engine::send_feedback(Worker& w, uint64_t now) {
       }
       quiet_hosts_.erase(q);
     }
-    datagram_.assign(kHeader + n * kEntry, 0);
-    uint8_t* d = datagram_.data();
+    datagram_.assign(seal_before() + kHeader + n * kEntry + seal_after(), 0);
+    uint8_t* d = datagram_.data() + seal_before();
     put16(d, 0x4D46);
-    d[2] = 1;
+    d[2] = 2;
     put16(d + 4, uint16_t(n));
     put32(d + 8, feedback_seq_++);
     for (size_t k = 0; k < n; k++) {
@@ -733,11 +831,12 @@ void Engine::send_feedback(Worker& w, uint64_t now) {
     to.sin_family = AF_INET;
     to.sin_addr.s_addr = host;
     to.sin_port = htons(config_.feedback_port);
-    ssize_t sent = sendto(feedback_fd_, d, datagram_.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    size_t len = seal(feedback_sender_, auth::Kind::Feedback, datagram_.data(), kHeader + n * kEntry);
+    ssize_t sent = sendto(feedback_fd_, datagram_.data(), len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
     if (sent < 0 && errno == ECONNREFUSED) {
       // An earlier datagram's ICMP error, reported on this send: note it, send again.
       read_feedback_errors(w, now);
-      sent = sendto(feedback_fd_, d, datagram_.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+      sent = sendto(feedback_fd_, datagram_.data(), len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
     }
     if (sent < 0)
       w.counters.feedback_send_errors++;
@@ -785,6 +884,7 @@ uint64_t Engine::housekeeping(Worker& w, uint64_t now) {
   if (w.index == 0) {
     if (bool t = trace_requested_.load(std::memory_order_relaxed); t != trace_) tracker_->set_trace(trace_ = t);
     if (retune_pending_.load(std::memory_order_acquire)) apply_retune(w);
+    if (master_) retire_keys(now);
     if (now >= next_report_ns_) {
       send_report(w);
       next_report_ns_ = now + kReportInterval;

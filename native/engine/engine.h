@@ -14,6 +14,7 @@
 // the encoder's sequence numbers and the decoder's window span all queues, as the far gateway
 // sees one stream. The copies between the interfaces' UMEMs run outside it, in parallel.
 #pragma once
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -24,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/envelope.h"
 #include "fec/decoder.h"
 #include "fec/encoder.h"
 #include "netsync/tracker.h"
@@ -62,6 +64,9 @@ struct EngineConfig {
   uint32_t lan_addr = 0;
   uint16_t feedback_port = 7601;
   netsync::TrackerConfig tracker;  // layers are taken from the encoder
+  // The pair's master key: repairs, reports and feedback go sealed (docs/protocol.md,
+  // "Authentication envelope"). None: --insecure-no-auth, everything goes bare.
+  std::optional<std::array<uint8_t, auth::kKeyBytes>> master_key;
 };
 
 struct EngineCounters {
@@ -84,6 +89,7 @@ struct EngineCounters {
   uint64_t epoch_flushed = 0;   // repairs fired early by them (the old code's bins)
   uint64_t reports_sent = 0, reports_received = 0;
   uint64_t bad_reports = 0;     // receiver reports of the wrong length or version
+  uint64_t auth_unverifiable = 0;  // sealed datagrams reaching a gateway run without a key
 
   EngineCounters& operator+=(const EngineCounters& o);
 };
@@ -106,6 +112,18 @@ struct PeerReport {
   uint64_t received_ns = 0;  // CLOCK_MONOTONIC of its arrival, 0: none yet
 };
 
+// Which keys the gateway seals and accepts with, and what the peer's reports say of its own
+// (ids of the gateway purpose keys; 0: none). A rotation: `pending` is the new key, accepted and
+// waiting for the peer to accept it too before it seals with it; after the switch `retiring`
+// is the old one, accepted until 2 s after the peer's first datagram under the new key.
+struct AuthState {
+  bool enabled = false;
+  uint32_t send_key = 0, pending_key = 0, retiring_key = 0;
+  uint32_t peer_send_key = 0, peer_accepts[2] = {};
+  uint64_t rotations = 0;  // switches to a new key completed
+  uint64_t received[size_t(auth::Verdict::Count_)] = {};  // the peer's datagrams, by verdict
+};
+
 struct EngineSnapshot {
   EngineCounters engine;
   fec::EncoderStats encoder;
@@ -114,6 +132,7 @@ struct EngineSnapshot {
   uint64_t decoder_pending = 0;
   uint64_t decoder_window = 0;
   PeerReport peer;
+  AuthState auth;
   uint64_t bpf[32] = {};  // enum gw_stat, both interfaces summed
   xsk::Port::KernelStats lan_sockets, wan_sockets;  // summed over queues
   std::vector<WorkerSnapshot> workers;
@@ -148,6 +167,10 @@ class Engine {
   uint32_t retune(const fec::EncoderConfig& code);
   uint32_t epoch() const { return epoch_.load(); }
   uint32_t tracker_ring() const { return tracker_ ? tracker_->ring_size() : 0; }  // fixed at start
+  // A new master key at run time (maelstrom rekey): accepted at once, sealed with once the
+  // peer's report says it accepts it too. Returns the new key's id (its gateway purpose key's).
+  uint32_t rekey(const std::array<uint8_t, auth::kKeyBytes>& master);
+  AuthState auth_state();
 
  private:
   // What a WAN UMEM frame in flight carries, read back when it completes.
@@ -204,8 +227,19 @@ class Engine {
   void apply_retune(Worker& w);
   void send_report(Worker& w);
   void on_report(Worker& w, const uint8_t* p, size_t len, uint64_t now);
-  // Ethernet, IPv4 and UDP headers to the peer gateway's repair port, before `payload` bytes.
+  // Ethernet, IPv4 and UDP headers to the peer gateway's repair port, before `payload` bytes
+  // (no UDP checksum for sealed datagrams: the tag covers more).
   void udp_headers(uint8_t* frame, size_t payload);
+  // Room a sealed datagram needs before and after its inner bytes (0 without a key).
+  size_t seal_before() const { return master_ ? auth::kHeaderBytes : 0; }
+  size_t seal_after() const { return master_ ? auth::kTagBytes : 0; }
+  // Seals in place (see auth::Sender::seal) when the gateway has a key; the payload's length.
+  size_t seal(auth::Sender& sender, auth::Kind kind, uint8_t* payload, size_t inner_len);
+  // A datagram from the peer's repair port, opened: repairs to the decoder, reports to on_report.
+  void on_peer_datagram(Worker& w, const uint8_t* p, size_t len, fec::RecoverySink& out, uint64_t now);
+  void after_verified(uint32_t key_id, uint64_t now);
+  void set_receiver_keys();
+  void retire_keys(uint64_t now);
   void send_feedback(Worker& w, uint64_t now);
   void read_feedback_errors(Worker& w, uint64_t now);
 
@@ -237,6 +271,20 @@ class Engine {
   uint16_t ip_id_ = 0;
   uint64_t next_report_ns_ = 0;
   PeerReport peer_;
+
+  // Authentication, under the codec lock (AuthState above).
+  struct KeyPair {
+    auth::Key gateway, feedback;
+  };
+  bool master_ = false;  // a key was given
+  KeyPair current_;
+  std::optional<KeyPair> other_;  // the pending new key, or the retiring old one
+  bool pending_ = false;
+  uint64_t retire_at_ns_ = 0;
+  auth::Sender wan_sender_, feedback_sender_;
+  std::unique_ptr<auth::Receiver> wan_receiver_;
+  uint32_t peer_send_key_ = 0, peer_accepts_[2] = {};
+  uint64_t rotations_ = 0;
 
   std::mutex snapshot_mutex_;
   EngineSnapshot snapshot_;

@@ -2,9 +2,11 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "auth/envelope.h"
 #include "fec/decoder.h"
 #include "fec/synthetic.h"
 #include "fec/xor.h"
@@ -29,6 +31,25 @@ class DiscardSink : public RepairSink {
 
  private:
   std::vector<uint8_t> buf_;
+};
+
+// Seals each repair in the authentication envelope, as the engine does before sending it.
+class SealSink : public RepairSink {
+ public:
+  explicit SealSink(size_t max) : buf_(auth::kOverhead + max) {
+    uint8_t key[auth::kKeyBytes];
+    auth::random_bytes(key, sizeof key);
+    sender_.set_key(auth::purpose_key(key));
+  }
+  uint8_t* reserve(size_t len) override { return auth::kOverhead + len <= buf_.size() ? buf_.data() + auth::kHeaderBytes : nullptr; }
+  void commit(size_t len, const RepairInfo&) override {
+    sender_.seal(auth::Kind::Repair, buf_.data(), len);
+    escape(buf_.data());
+  }
+
+ private:
+  std::vector<uint8_t> buf_;
+  auth::Sender sender_;
 };
 
 class StoreSink : public RepairSink {
@@ -77,12 +98,21 @@ BenchResult bench_codec(const BenchConfig& config) {
     }
   }) / 1e9;
 
-  Encoder encoder(config.encoder);
+  // Plain and sealed encode alternate, twice each, and each keeps its best: a figure taken while
+  // the machine was busy elsewhere does not decide the ratio between them.
+  Encoder encoder(config.encoder), sealed_encoder(config.encoder);
   DiscardSink discard(repair_size(kMaxCount, config.encoder.max_packet));
-  uint64_t t = 0;
-  result.encode_GBps = rate(config.min_seconds, round_bytes, [&] {
-    for (size_t i = 0; i < n; i++) encoder.add(pool.data() + i * len, len, t++, discard);
-  }) / 1e9;
+  SealSink seal(repair_size(kMaxCount, config.encoder.max_packet));
+  uint64_t t = 0, ts = 0;
+  result.encode_GBps = result.encode_sealed_GBps = 0;
+  for (int round = 0; round < 2; round++) {
+    result.encode_GBps = std::max(result.encode_GBps, rate(config.min_seconds, round_bytes, [&] {
+      for (size_t i = 0; i < n; i++) encoder.add(pool.data() + i * len, len, t++, discard);
+    }) / 1e9);
+    result.encode_sealed_GBps = std::max(result.encode_sealed_GBps, rate(config.min_seconds, round_bytes, [&] {
+      for (size_t i = 0; i < n; i++) sealed_encoder.add(pool.data() + i * len, len, ts++, seal);
+    }) / 1e9);
+  }
   result.encode_packets = encoder.stats().packets;
 
   // The stream a decoder sees: data and repairs in emission order, with the loss applied.

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// maelstrom: the gateway's command line: up, down, status, watch, model, bench.
+// maelstrom: the gateway's command line: up, down, status, watch, tune, rekey, keygen, model, bench.
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
 import { runModel } from '../model/redundancy';
 import type { ModelReport } from '../model/redundancy';
@@ -10,9 +11,11 @@ import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
 import { DEFAULTS, LIMITS, defaultInterleaves, defaultWindow } from '../fec/config';
 import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REORDER_GRACE_US, REPAIR_PORT, detachGateway, requireRoot, startGateway } from '../gateway/gateway';
 import type { EpochRecord, TuneRequest } from '../gateway/gateway';
+import type { AuthState } from '../native/addon';
 import { AUTO_DEFAULTS, AutoRedundancy } from '../gateway/auto';
 import type { AutoOptions } from '../gateway/auto';
 import { ControlServer, control, controlPathState, defaultControlPath, request } from '../gateway/control';
+import { feedbackKeyOf, formatKeyFile, newMasterKey, readKeyFile } from '../gateway/keys';
 import { GatewayMetrics, parseMetricsAddress, serveMetrics } from '../gateway/metrics';
 import type { MetricsAddress, MetricsServer } from '../gateway/metrics';
 import { withLogger } from '../log';
@@ -139,13 +142,23 @@ interface UpOptions {
   control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
   rMax?: number; decoderWindow?: number; reorderGrace?: number; auto?: boolean; cMin: number; cMax: number; target: number;
   metrics?: MetricsAddress; logLevel: string; logFile?: string;
-  daemon?: boolean; pidFile?: string;
+  daemon?: boolean; pidFile?: string; keyFile?: string; insecureNoAuth?: boolean;
+}
+
+// How a gateway authenticates, for the start report and status: its keys, or a warning.
+function formatAuth(s: Record<string, unknown>): string {
+  const a = s.auth as AuthState | null;
+  if (!a) return 'authentication OFF (--insecure-no-auth): anyone who can send to the repair port can put packets on this LAN';
+  const rotation = a.pendingKey ? `, rekey to ${a.pendingKey} waiting for the peer to accept it` : a.retiringKey ? `, still accepting ${a.retiringKey}` : '';
+  const peer = a.peer ? `; peer seals with ${a.peer.sendKey}, accepts ${a.peer.acceptedKeys.join(',')}` : '; no report from the peer yet';
+  return `authenticated: key ${a.sendKey}${rotation}${peer}`;
 }
 
 function formatUp(r: Record<string, unknown>): string {
   const fb = r.feedback as { from: string; port: number } | null;
   return `gateway up: ${r.lan} <-> ${r.wan}, peer ${r.peer}, XDP ${r.xdpMode}, AF_XDP ${r.zeroCopy ? 'zero-copy' : 'copy'} mode on LAN queue(s) ${(r.queues as number[]).join(',')}, `
     + `code (r=${r.r}, c=${r.c}), MSS clamp ${r.mssClamp || 'off'}, feedback ${fb ? `from ${fb.from} to port ${fb.port}` : 'off'}, control ${r.control}`
+    + `\n${formatAuth(r)}`
     + (r.logFile ? `\ndaemon pid ${r.pid}, PID file ${r.pidFile}, log ${r.logFile}` : '');
 }
 
@@ -156,6 +169,8 @@ const up = withCode(program
   .requiredOption('--wan <if>', 'interface towards the WAN and the peer gateway')
   .requiredOption('--peer <ip>', 'the peer gateway\'s WAN address (repairs go there)')
   .requiredOption('--remote <prefixes>', 'remote-site IPv4 prefixes, comma-separated (e.g. 10.2.0.0/16)', (t: string) => t.split(',').map((x) => x.trim()).filter(Boolean))
+  .option('--key-file <path>', 'the pair\'s key (maelstrom keygen; mode 0600): repairs, reports and feedback are sealed with it and checked')
+  .option('--insecure-no-auth', 'run without a key: nothing sealed or checked (anyone who can send to the repair port can inject packets)')
   .option('--flush-timeout <ms>', 'a bin not full after this long fires anyway', decimal('--flush-timeout'), DEFAULTS.flushTimeoutMs)
   .option('--no-mss-clamp', 'do not clamp TCP MSS on forwarded SYNs (then the WAN MTU must fit LAN MTU plus the repair overhead)')
   .option('--xdp-mode <mode>', 'native or skb (generic)', 'native')
@@ -185,6 +200,12 @@ const up = withCode(program
   .option('--daemon', 'run in the background: return once the gateway is up (maelstrom down stops it)')
   .option('--pid-file <path>', 'write the gateway\'s PID here (default with --daemon: /run/maelstrom/<lan>.pid)')
   .addHelpText('after', `
+Authentication: both gateways of a pair share one key (maelstrom keygen > FILE, mode 0600).
+Everything a gateway sends besides the data packets (repairs and reports to the peer, feedback to
+the LAN's storage hosts) carries a MAC and a counter; the peer drops what does not verify or was
+seen before (docs/security.md). Storage hosts verify feedback with the pair's feedback key
+(maelstrom keygen --feedback --key-file FILE). 'maelstrom rekey' changes the key at run time.
+
 Network-sync: for every TCP flow leaving through the LAN, the gateway tells the sending host
 (UDP to port 7601, from the LAN address) how many bytes are on the WAN together with all their
 repairs. Storage servers wait on that with NetworkSyncListener (docs/protocol.md).
@@ -198,8 +219,9 @@ Observing it: \`maelstrom stats\` shows its counters as rates; --metrics serves 
 stderr as JSON lines, stdout keeps the start report, the epochs and the --stats-interval lines.
 
 Examples (gateway A of the lab):
-  maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --r 8 --c 3
-  maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --auto --c-max 4 --target 1e-6
+  maelstrom keygen > /etc/maelstrom/pair.key     # once; copy it to the other gateway
+  maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --key-file /etc/maelstrom/pair.key --r 8 --c 3
+  maelstrom up --lan lan0 --wan wan0 --peer 10.99.0.2 --remote 10.2.0.0/24 --key-file /etc/maelstrom/pair.key --auto --c-max 4
   maelstrom watch --lan lan0          # in another shell: the feedback as it goes out
   maelstrom tune --lan lan0 --r 4 --c 2
   maelstrom up --config /etc/maelstrom/lan0.json --daemon   # keys as in docs/gateway.md
@@ -236,10 +258,10 @@ Examples (gateway A of the lab):
         requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
         feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
         rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, defaultInterleaves(auto.cMax)) : undefined),
-        reorderGraceUs: o.reorderGrace,
+        reorderGraceUs: o.reorderGrace, keyFile: o.keyFile, insecureNoAuth: o.insecureNoAuth,
       });
       const status = () => ({
-        lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, control: controlPath, pid: process.pid,
+        lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, auth: gw.auth(), control: controlPath, pid: process.pid,
         pidFile: pidFile ?? null, uptimeS: Number(process.hrtime.bigint() - started) / 1e9,
         auto: auto ? { cMin: auto.cMin, cMax: auto.cMax, target: auto.target } : null,
         epochs: gw.epochs,
@@ -253,7 +275,12 @@ Examples (gateway A of the lab):
       let server: ControlServer | undefined;
       let metrics: MetricsServer | undefined;
       try {
-        server = await ControlServer.open(controlPath, { status, stats: () => gw.stats(), setTrace: (on) => gw.engine.setTrace(on), tune });
+        const rekey = (file: string) => {
+          const id = gw.rekey(file);
+          log.info({ event: 'rekey', keyId: id, keyFile: file }, `rekey to ${id}: sealed with once the peer accepts it`);
+          return { keyId: id, auth: gw.auth() };
+        };
+        server = await ControlServer.open(controlPath, { status, stats: () => gw.stats(), setTrace: (on) => gw.engine.setTrace(on), tune, rekey });
         log.info({ event: 'control', path: controlPath }, 'control socket open');
         if (o.metrics) {
           metrics = await serveMetrics(new GatewayMetrics({ stats: () => gw.stats(), status }), o.metrics);
@@ -269,6 +296,7 @@ Examples (gateway A of the lab):
     });
     controller = auto ? new AutoRedundancy(auto, gw.info.c) : undefined;
     const report = { event: 'up', ...status() };
+    if (gw.info.insecure) log.warn({ event: 'insecure' }, 'running with --insecure-no-auth: repairs, reports and feedback are neither sealed nor checked');
     log.info({ ...report, pid: undefined }, 'gateway up'); // every record has the pid already
     process.stdout.write((o.json ? JSON.stringify(report) : formatUp(report)) + '\n');
     await announceUp(report);
@@ -340,6 +368,7 @@ program
       `  XDP ${s.xdpMode}, AF_XDP ${s.zeroCopy ? 'zero-copy' : 'copy'} mode, LAN queue(s) ${(s.queues as number[]).join(',')}, WAN queue(s) ${(s.wanQueues as number[]).join(',')}, MSS clamp ${s.mssClamp || 'off'}`,
       `  code (r=${s.r}, c=${s.c}), interleaves ${(s.interleaves as number[]).join(',')}, flush timeout ${s.flushTimeoutMs} ms`,
       `  network-sync feedback ${fb ? `from ${fb.from} to UDP ${fb.port}` : 'off'}`,
+      `  ${formatAuth(s)}`,
       `  epoch ${s.epoch}${s.auto ? `, auto c in ${(s.auto as AutoOptions).cMin}..${(s.auto as AutoOptions).cMax} for unrecoverable <= ${(s.auto as AutoOptions).target}` : ''}; epochs:`,
       ...(s.epochs as EpochRecord[]).map((e) => `    ${e.at}  ${formatEpoch(e)}`),
     ].join('\n') + '\n');
@@ -372,6 +401,52 @@ Examples:
     if (Object.keys(req).length === 0) throw new ConfigError('give at least one of --r, --c, --interleaves, --flush-timeout');
     const answer = await request(findControl(o), { cmd: 'tune', ...req });
     process.stdout.write((o.json ? JSON.stringify(answer) : formatEpoch(answer as unknown as EpochRecord)) + '\n');
+  });
+
+program
+  .command('rekey')
+  .description('Change a running gateway\'s key: the new one is accepted at once and sealed with once the peer accepts it too')
+  .option('--lan <if>', 'the gateway\'s LAN interface (finds its control socket)')
+  .option('--control <path>', 'the gateway\'s control socket (instead of --lan)')
+  .requiredOption('--key-file <path>', 'the new key (maelstrom keygen; mode 0600)')
+  .option('--json', 'print the new key\'s id and the gateway\'s keys as one JSON object')
+  .addHelpText('after', `
+Rekey both gateways of the pair, in either order, with the same new key file. Each accepts
+both keys meanwhile; each starts sealing with the new one once the other's report says it
+accepts it, and drops the old one 2 s after the other's first datagram under the new key.
+Give the storage hosts the new feedback key first (a second line in their feedback key file):
+the gateway's feedback switches with its key. 'maelstrom status' shows where a rotation is.
+
+Examples:
+  maelstrom keygen > /etc/maelstrom/pair-2.key
+  maelstrom rekey --lan lan0 --key-file /etc/maelstrom/pair-2.key      # on both gateways
+  maelstrom status --lan lan0 | grep authenticated`)
+  .action(async (o: { lan?: string; control?: string; keyFile: string; json?: boolean }) => {
+    const file = path.resolve(o.keyFile);
+    readKeyFile(file, 'gateway'); // refused here, with the reason, before the gateway is asked
+    const answer = await request(findControl(o), { cmd: 'rekey', keyFile: file });
+    process.stdout.write((o.json ? JSON.stringify(answer) : `rekey to ${answer.keyId}: ${formatAuth(answer)}`) + '\n');
+  });
+
+program
+  .command('keygen')
+  .description('Make a key for a gateway pair (to stdout: maelstrom keygen > FILE), or the feedback key of one for its storage hosts')
+  .option('--feedback', 'the feedback key of the pair key in --key-file, for the storage hosts (smfs storage --feedback-key)')
+  .option('--key-file <path>', 'with --feedback: the pair\'s key')
+  .addHelpText('after', `
+A key file written through a redirection is made readable by its owner only (mode 0600);
+gateways and storage hosts refuse key files that others may read.
+
+Examples:
+  maelstrom keygen > /etc/maelstrom/pair.key                                          # both gateways
+  maelstrom keygen --feedback --key-file /etc/maelstrom/pair.key > /etc/smfs/feedback.key  # storage hosts of both sites`)
+  .action((o: { feedback?: boolean; keyFile?: string }) => {
+    if (o.feedback && !o.keyFile) throw new ConfigError('--feedback needs --key-file: the pair key whose feedback key to give');
+    if (!o.feedback && o.keyFile) throw new ConfigError('--key-file goes with --feedback (keygen alone makes a new key)');
+    const text = o.feedback ? formatKeyFile('feedback', feedbackKeyOf(readKeyFile(o.keyFile!, 'gateway')[0])) : formatKeyFile('gateway', newMasterKey());
+    // Redirected into a file: make it the owner's alone before the key is in it.
+    if (fs.fstatSync(1).isFile()) fs.fchmodSync(1, 0o600);
+    fs.writeSync(1, text);
   });
 
 program

@@ -8,7 +8,7 @@ import { run } from './run';
 import { byteSize, decimal, decimalList, integer, integerList } from './parse';
 import { formatSmfsBench, runSmfsBench } from '../../bench/smfs';
 import { requireRoot } from '../gateway/gateway';
-import { ConfigError } from '../errors';
+import { ConfigError, MaelstromError } from '../errors';
 import { SmfsError } from '../smfs/errors';
 import { LIMITS } from '../smfs/format';
 import { FSYNC_POLICIES, LogStore, STORE_DEFAULTS } from '../smfs/store';
@@ -99,7 +99,8 @@ async function withFiles<T>(server: Endpoint, fn: (c: FileClient) => Promise<T>)
 
 interface StorageOptions {
   dir: string; host: string; port: number; fsync: string; fsyncInterval: number; segmentSize: number; json?: boolean;
-  role?: string; mirror?: Endpoint; gateway?: string; feedbackPort: number; ack?: string; ackTimeout: number;
+  role?: string; mirror?: Endpoint; gateway?: string; feedbackPort: number; feedbackKey?: string; insecureFeedback?: boolean;
+  ack?: string; ackTimeout: number;
 }
 
 function ipv4List(flag: string, text: string): string[] {
@@ -122,7 +123,7 @@ Formats and protocols: docs/smfs.md, docs/smfs-files.md.
 Examples:
   smfs storage --dir /srv/smfs                            # serve logs on 127.0.0.1:7610
   smfs storage --dir /srv/mirror --role mirror --host 0.0.0.0            # at the remote site
-  smfs storage --dir /srv/smfs --mirror 10.2.0.10 --gateway 10.1.0.1     # network-sync primary
+  smfs storage --dir /srv/smfs --mirror 10.2.0.10 --gateway 10.1.0.1 --feedback-key fb.key  # network-sync primary
   smfs promote --host 10.2.0.10                           # failover to the mirror
   smfs metadata --dir /srv/smfs-meta --storage 127.0.0.1:7610
   smfs files --metadata 127.0.0.1:7611                    # creates a log, prints its id
@@ -144,6 +145,8 @@ program
   .option('--mirror <host:port>', 'as a primary: stream every change to this mirror storage server (port default 7610)', endpoint('--mirror', STORAGE_PORT))
   .option('--gateway <ip,...>', 'as a primary: the LAN addresses of the Maelstrom gateways whose network-sync feedback to trust (enables --ack network)')
   .option('--feedback-port <n>', 'UDP port the gateways send feedback to', integer('--feedback-port'), FEEDBACK_PORT)
+  .option('--feedback-key <file>', 'with --gateway: the gateways\' feedback key (maelstrom keygen --feedback); feedback that does not open under it is ignored')
+  .option('--insecure-feedback', 'with --gateway: trust unauthenticated feedback (gateways run with --insecure-no-auth; any LAN host could forge it)')
   .option('--ack <level>', "acknowledgement level of appends that do not ask: local, network or remote (default: network with --gateway, remote with --mirror alone, else local)")
   .option('--ack-timeout <ms>', 'an append not at its level in this long is answered SMFS_ERR_MIRROR (it stays written here)', integer('--ack-timeout'), 10_000)
   .option('--json', 'print the start and stop reports as JSON lines')
@@ -167,7 +170,7 @@ mirror lacks from its own log. Each append is answered at its level:
 Examples:
   smfs storage --dir /srv/smfs --port 7610
   smfs storage --dir /srv/mirror --role mirror --host 0.0.0.0          # at the remote site
-  smfs storage --dir /srv/smfs --mirror 10.2.0.10 --gateway 10.1.0.1  # primary, network-sync
+  smfs storage --dir /srv/smfs --mirror 10.2.0.10 --gateway 10.1.0.1 --feedback-key /etc/smfs/feedback.key  # network-sync
   smfs storage --dir /srv/smfs --host 0.0.0.0 --fsync interval --fsync-interval 5 --segment-size 64M
   smfs storage --dir /tmp/s --port 0 --json     # prints {"event":"listening","port":...}`)
   .action(async (o: StorageOptions) => {
@@ -190,6 +193,12 @@ Examples:
     const level = o.ack as AckLevel | undefined;
     if (level && level !== 'local' && !o.mirror) throw new ConfigError(`--ack ${level} needs a mirror (--mirror)`);
     if (level === 'network' && !gateways) throw new ConfigError('--ack network needs the gateways\' feedback (--gateway)');
+    if ((o.feedbackKey !== undefined || o.insecureFeedback) && !gateways) throw new ConfigError('--feedback-key and --insecure-feedback go with --gateway');
+    if (o.feedbackKey !== undefined && o.insecureFeedback) throw new ConfigError('--feedback-key and --insecure-feedback contradict each other: give one');
+    if (gateways && o.feedbackKey === undefined && !o.insecureFeedback) {
+      throw new MaelstromError('MAELSTROM_ERR_KEY', '--gateway needs the gateways\' feedback key, --feedback-key FILE (maelstrom keygen --feedback --key-file PAIR.key > FILE), '
+        + 'or --insecure-feedback to trust unauthenticated feedback (then any LAN host can make appends look network-safe)');
+    }
     const store = await LogStore.open(o.dir, { fsync: o.fsync as FsyncPolicy, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize, mirror: role === 'mirror' });
     let listener: NetworkSyncListener | undefined;
     let link: MirrorLink | undefined;
@@ -197,7 +206,8 @@ Examples:
     try {
       if (role === 'mirror' && onDisk !== 'mirror') writeRole(store.dir, 'mirror');
       if (gateways) {
-        listener = await NetworkSyncListener.open({ gateways, port: o.feedbackPort, timeoutMs: o.ackTimeout }).catch((err: Error) => {
+        listener = await NetworkSyncListener.open({ gateways, port: o.feedbackPort, timeoutMs: o.ackTimeout, keyFile: o.feedbackKey, insecureNoAuth: o.insecureFeedback }).catch((err: Error) => {
+          if (err instanceof MaelstromError) throw err;
           throw new ConfigError(`cannot listen for gateway feedback on UDP ${o.feedbackPort}: ${err.message}`);
         });
       }

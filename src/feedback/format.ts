@@ -1,7 +1,8 @@
-// The network-sync feedback datagram (docs/protocol.md), version 1: from a gateway's LAN
-// address to a sending host, UDP port 7601 by default. Big-endian.
+// The network-sync feedback datagram (docs/protocol.md), version 2: from a gateway's LAN
+// address to a sending host, UDP port 7601 by default, inside the authentication envelope
+// (or bare, from a gateway run with --insecure-no-auth). Big-endian.
 //
-//   0  u16 magic 0x4D46 ("MF")   2  u8 version (1)   3  u8 flags (0)
+//   0  u16 magic 0x4D46 ("MF")   2  u8 version (2)   3  u8 flags (0)
 //   4  u16 entry count           6  u16 reserved (0)
 //   8  u32 datagram sequence (per gateway, wrapping)
 //  12  count x 40-byte entries:
@@ -13,7 +14,7 @@
 //      32 u8 repairs sent for the newest bytes   33 u8 repairs per packet (c)   34 u16 reserved
 //      36 u32 reserved
 export const FEEDBACK_MAGIC = 0x4d46;
-export const FEEDBACK_VERSION = 1;
+export const FEEDBACK_VERSION = 2;
 export const FEEDBACK_PORT = 7601;
 export const FEEDBACK_HEADER = 12;
 export const FEEDBACK_ENTRY = 40;

@@ -3,8 +3,16 @@
 // written up to and including that write is network-safe (on the WAN with all its repairs, as
 // the gateway reports from its TX completions). Offsets in feedback count bytes from the start of
 // the stream, which is what the tracker counts as it writes.
+//
+// Feedback is trusted only when it opens under the site's feedback key (docs/protocol.md,
+// "Authentication envelope"): forged, replayed or stale datagrams are counted by verdict and
+// never resolve a write. Each gateway has a replay window of its own.
 import dgram from 'node:dgram';
 import type net from 'node:net';
+import { MaelstromError } from '../errors';
+import { keyId, readKeyFile } from '../gateway/keys';
+import { AUTH_KIND, AUTH_VERDICTS, addon } from '../native/addon';
+import type { AuthVerdict, NativeAuthChannel } from '../native/addon';
 import { FEEDBACK_PORT, flowId, parseFeedback } from './format';
 import type { FeedbackEntry, FeedbackParseError, FlowKey } from './format';
 
@@ -21,15 +29,22 @@ export class NetworkSyncError extends Error {
 
 export interface ListenerOptions {
   gateways: string[];   // feedback is accepted only from these addresses
+  keyFile?: string;     // the feedback key file (maelstrom keygen --feedback): feedback must open under a key in it
+  insecureNoAuth?: boolean; // no key: take unsealed feedback (gateways run with --insecure-no-auth)
   port?: number;        // default 7601
   address?: string;     // bind address, default all
   timeoutMs?: number;   // a write not network-safe after this long is rejected (default 5000)
 }
 
+export type RefusedVerdict = Exclude<AuthVerdict, 'ok'>;
+
 export interface ListenerCounters {
   datagrams: number;
   entries: number;          // applied to a tracked flow
   foreignSource: number;    // from an address that is not a configured gateway
+  unauthenticated: Record<RefusedVerdict, number>; // did not open under the feedback key, by why
+  keyReloads: number;       // the key file read again for a key id it did not hold
+  keyReloadFailures: number; // ...and it could not be read (the keys held stay)
   malformed: Record<FeedbackParseError, number>;
   unknownFlow: number;      // for a flow not tracked here (another socket, or one closed)
   isnGuessed: number;       // the gateway missed the SYN: its offsets cannot be mapped
@@ -130,22 +145,38 @@ export class TrackedSocket {
   }
 }
 
+const KEY_RELOAD_MS = 1000;
+const AUTH_MAGIC = 0x4d41;
+
 export class NetworkSyncListener {
   private readonly flows = new Map<string, TrackedSocket>();
   private readonly gateways: Set<string>;
+  private readonly channels = new Map<string, NativeAuthChannel>(); // per gateway: its replay window
+  private keys: Buffer[] | undefined;
+  private keyIds = new Set<string>();
+  private lastReload = 0;
   private readonly counts: ListenerCounters = {
     datagrams: 0, entries: 0, foreignSource: 0,
+    unauthenticated: Object.fromEntries(AUTH_VERDICTS.filter((v) => v !== 'ok').map((v) => [v, 0])) as Record<RefusedVerdict, number>,
+    keyReloads: 0, keyReloadFailures: 0,
     malformed: { truncated: 0, bad_magic: 0, bad_version: 0, bad_flags: 0, bad_length: 0, bad_entry: 0 },
     unknownFlow: 0, isnGuessed: 0, regressing: 0, beyondWritten: 0,
   };
 
   private constructor(private readonly udp: dgram.Socket, private readonly options: ListenerOptions) {
     this.gateways = new Set(options.gateways.map(plainIpv4));
+    if (options.keyFile !== undefined) this.setKeys(readKeyFile(options.keyFile, 'feedback'));
     udp.on('message', (msg, rinfo) => this.receive(msg, rinfo.address));
   }
 
   static async open(options: ListenerOptions): Promise<NetworkSyncListener> {
     if (!options.gateways.length) throw new TypeError('give the gateway addresses feedback may come from');
+    if (options.keyFile !== undefined && options.insecureNoAuth) throw new TypeError('keyFile and insecureNoAuth contradict each other');
+    if (options.keyFile === undefined && !options.insecureNoAuth) {
+      throw new MaelstromError('MAELSTROM_ERR_KEY', 'network-sync feedback is trusted only under the site\'s feedback key: give its file (maelstrom keygen --feedback --key-file PAIR.key > FILE), '
+        + 'or take unauthenticated feedback (insecure: any host on the LAN could then make writes look network-safe)');
+    }
+    if (options.keyFile !== undefined) readKeyFile(options.keyFile, 'feedback'); // refused before the port is taken
     const udp = dgram.createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
@@ -165,20 +196,59 @@ export class NetworkSyncListener {
   }
 
   counters(): ListenerCounters {
-    return { ...this.counts, malformed: { ...this.counts.malformed } };
+    return { ...this.counts, unauthenticated: { ...this.counts.unauthenticated }, malformed: { ...this.counts.malformed } };
   }
 
   close(): Promise<void> {
     return new Promise((resolve) => this.udp.close(() => resolve()));
   }
 
+  private setKeys(keys: Buffer[]): void {
+    this.keys = keys;
+    this.keyIds = new Set(keys.map((k) => keyId('feedback', k)));
+    for (const c of this.channels.values()) c.setKeys(keys);
+  }
+
+  // A key id not held: the key file may have gained the new key of a rotation (at most once a second).
+  private reloadFor(msg: Buffer): void {
+    if (msg.length < 8 || msg.readUInt16BE(0) !== AUTH_MAGIC || this.keyIds.has(msg.subarray(4, 8).toString('hex'))) return;
+    const now = Date.now();
+    if (now - this.lastReload < KEY_RELOAD_MS) return;
+    this.lastReload = now;
+    this.counts.keyReloads++;
+    try {
+      this.setKeys(readKeyFile(this.options.keyFile!, 'feedback'));
+    } catch {
+      this.counts.keyReloadFailures++;
+    }
+  }
+
+  // The feedback inside a datagram from `source`, or undefined when it does not open.
+  private open(msg: Buffer, source: string): Buffer | undefined {
+    if (!this.keys) return msg;
+    this.reloadFor(msg);
+    let channel = this.channels.get(source);
+    if (!channel) {
+      channel = new (addon().AuthChannel)({ keys: this.keys });
+      this.channels.set(source, channel);
+    }
+    const o = channel.open(msg);
+    if (o.verdict !== 'ok') this.counts.unauthenticated[o.verdict]++;
+    else if (o.kind !== AUTH_KIND.feedback) this.counts.unauthenticated.badKind++;
+    else return o.inner;
+    return undefined;
+  }
+
   private receive(msg: Buffer, from: string): void {
     this.counts.datagrams++;
-    if (!this.gateways.has(plainIpv4(from))) {
+    const source = plainIpv4(from);
+    if (!this.gateways.has(source)) {
       this.counts.foreignSource++;
       return;
     }
-    const d = parseFeedback(msg);
+    const inner = this.open(msg, source);
+    if (!inner) return;
+    const d = parseFeedback(inner);
     if ('error' in d) {
       this.counts.malformed[d.error]++;
       return;

@@ -5,6 +5,7 @@
 //   {"cmd":"stats"}                  -> one line: its counters
 //   {"cmd":"watch","trace":false}    -> {"event":"watching"}, then one line per network-sync event
 //   {"cmd":"tune","r":4,"c":2}       -> one line: the new epoch's record (or an error)
+//   {"cmd":"rekey","keyFile":"/abs"} -> one line: the new key's id and the gateway's keys (or an error)
 // An error answers {"error": message, "code": MAELSTROM_ERR_...}.
 // Events carry tNs (CLOCK_MONOTONIC nanoseconds) as a decimal string; offsets are numbers.
 import fs from 'node:fs';
@@ -22,13 +23,15 @@ export function defaultControlPath(lan: string): string {
   return path.join(CONTROL_DIR, `${lan}.sock`);
 }
 
-export type ControlRequest = { cmd: 'status' } | { cmd: 'stats' } | { cmd: 'watch'; trace?: boolean } | ({ cmd: 'tune' } & TuneRequest);
+export type ControlRequest = { cmd: 'status' } | { cmd: 'stats' } | { cmd: 'watch'; trace?: boolean } | ({ cmd: 'tune' } & TuneRequest)
+  | { cmd: 'rekey'; keyFile: string };
 
 export interface ControlHandlers {
   status(): object;
   stats(): object;
   setTrace(on: boolean): void;
   tune(change: TuneRequest): object; // throws a MaelstromError when the change cannot be made
+  rekey(keyFile: string): object;    // likewise
 }
 
 // A tune request's fields, as numbers and a list of numbers; anything else is refused.
@@ -129,12 +132,14 @@ export class ControlServer {
           sock.write(JSON.stringify(this.handlers.stats()) + '\n');
           break;
         case 'tune':
-          try {
-            sock.write(JSON.stringify(this.handlers.tune(tuneRequest(req as unknown as Record<string, unknown>))) + '\n');
-          } catch (err) {
-            if (!(err instanceof MaelstromError)) throw err;
-            sock.write(errorLine(err.message, err.code));
-          }
+          this.answer(sock, () => this.handlers.tune(tuneRequest(req as unknown as Record<string, unknown>)));
+          break;
+        case 'rekey':
+          this.answer(sock, () => {
+            const file = (req as { keyFile?: unknown }).keyFile;
+            if (typeof file !== 'string' || !path.isAbsolute(file)) throw new ConfigError('rekey takes keyFile, an absolute path');
+            return this.handlers.rekey(file);
+          });
           break;
         case 'watch':
           this.watchers.set(sock, { trace: req.trace === true });
@@ -142,9 +147,19 @@ export class ControlServer {
           sock.write(JSON.stringify({ event: 'watching', trace: req.trace === true }) + '\n');
           break;
         default:
-          sock.write(errorLine(`unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)}: status, stats, watch or tune`));
+          sock.write(errorLine(`unknown command ${JSON.stringify((req as { cmd?: unknown })?.cmd)}: status, stats, watch, tune or rekey`));
       }
     });
+  }
+
+  // A request that changes the gateway: its answer, or the MaelstromError it was refused with.
+  private answer(sock: net.Socket, handle: () => object): void {
+    try {
+      sock.write(JSON.stringify(handle()) + '\n');
+    } catch (err) {
+      if (!(err instanceof MaelstromError)) throw err;
+      sock.write(errorLine(err.message, err.code));
+    }
   }
 
   private updateTrace(): void {
@@ -215,7 +230,7 @@ export async function* control(socketPath: string, req: ControlRequest): AsyncGe
   }
 }
 
-// One request and its one answer (status, stats, tune).
+// One request and its one answer (status, stats, tune, rekey).
 export async function request(socketPath: string, req: ControlRequest): Promise<Record<string, unknown>> {
   for await (const msg of control(socketPath, req)) return msg;
   throw new MaelstromError('MAELSTROM_ERR_NO_GATEWAY', `the gateway at ${socketPath} closed without answering`);

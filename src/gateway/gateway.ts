@@ -8,14 +8,16 @@ import { ConfigError, MaelstromError } from '../errors';
 import { LIMITS, codecConfig, decoderConfig, nativeEncoderConfig } from '../fec/config';
 import type { CodecConfig, CodecOptions } from '../fec/config';
 import { addon } from '../native/addon';
-import type { EngineStats, NativeEngine } from '../native/addon';
+import type { AuthState, EngineStats, NativeEngine } from '../native/addon';
 import { bpffsMounted, interfaceInfo, mountBpffs, nextHop, rxQueues } from './host';
+import { keyId, readKeyFile } from './keys';
 
 export const REPAIR_PORT = 7600;
 const IP_UDP = 28;
 const REPAIR_HEADER = 24;
 const RECIPE_ENTRY = 12;
 const TCP_IP = 40;
+const AUTH_OVERHEAD = 40; // the authentication envelope: 24 bytes before, a 16-byte tag after (native/auth/envelope.h)
 const GW_MAX_QUEUES = 64; // bpf/gateway.h: XSKMAP keys per interface
 
 export interface GatewayOptions extends CodecOptions {
@@ -38,6 +40,8 @@ export interface GatewayOptions extends CodecOptions {
   feedbackPort?: number;     // default 7601
   maxFlows?: number;         // TCP flows tracked at once (default 65536)
   flowIdleS?: number;        // a flow silent this long is forgotten (default 900 s)
+  keyFile?: string;          // the pair's master key (maelstrom keygen): repairs, reports and feedback sealed
+  insecureNoAuth?: boolean;  // run without a key: anyone who can send to the repair port can inject packets
 }
 
 export const FEEDBACK_PORT = 7601;
@@ -82,9 +86,21 @@ export function parsePrefix(text: string): Prefix {
   return { addr: [24, 16, 8, 0].map((s) => (masked >>> s) & 255).join('.'), len };
 }
 
-// Bytes a repair adds around the longest packet it covers: IP + UDP + header + r recipe entries.
-export function repairOverhead(r: number): number {
-  return IP_UDP + REPAIR_HEADER + RECIPE_ENTRY * r;
+// Bytes a repair adds around the longest packet it covers: IP + UDP + header + r recipe entries,
+// and the authentication envelope when the gateways seal.
+export function repairOverhead(r: number, sealed = true): number {
+  return IP_UDP + REPAIR_HEADER + RECIPE_ENTRY * r + (sealed ? AUTH_OVERHEAD : 0);
+}
+
+// The master key of `up`: from --key-file, or none with --insecure-no-auth; refused without
+// either (secure by default) and with both.
+export function gatewayKey(o: Pick<GatewayOptions, 'keyFile' | 'insecureNoAuth'>): Buffer | undefined {
+  if (o.keyFile !== undefined && o.insecureNoAuth) throw new ConfigError('--key-file and --insecure-no-auth contradict each other: give one');
+  if (o.keyFile !== undefined) return readKeyFile(o.keyFile, 'gateway')[0];
+  if (o.insecureNoAuth) return undefined;
+  throw new MaelstromError('MAELSTROM_ERR_KEY',
+    'no key: the gateways authenticate their repairs, reports and feedback with a shared key. Make one with `maelstrom keygen > /etc/maelstrom/pair.key`, '
+    + 'copy it to both gateways (mode 0600) and give it with --key-file; or run with --insecure-no-auth, and anyone who can send to the repair port can put packets on this LAN');
 }
 
 // The RX queues to bind on an interface with `available` of them: those asked for (LAN,
@@ -139,11 +155,16 @@ export interface StartedGateway {
     rMax: number;
     decoderWindow: number;
     decoderGraceUs: number;    // a repair missing one packet waits this long (several WAN queues)
+    insecure: boolean;         // --insecure-no-auth: nothing sealed, nothing verified
   };
   epochs: EpochRecord[];
   // Applies a new code at run time (an epoch change); throws ConfigError when it cannot be.
   retune(change: TuneRequest, reason: 'tune' | 'auto', detail?: Pick<EpochRecord, 'loss' | 'burst' | 'modelled'>): EpochRecord;
   stats(): EngineStats;
+  // The keys sealed and accepted with (null with --insecure-no-auth).
+  auth(): AuthState | null;
+  // A new master key from a key file (maelstrom rekey): its id.
+  rekey(keyFile: string): string;
   stop(): void;
 }
 
@@ -154,6 +175,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   requireRoot();
   if (o.forceCopy && o.requireZeroCopy) throw new ConfigError('--copy and --zero-copy ask for opposite AF_XDP modes: give one');
   const codec = codecConfig(o);
+  const masterKey = gatewayKey(o);
   const remote = o.remote.map(parsePrefix);
   if (remote.length === 0) throw new ConfigError('give at least one remote-site prefix (--remote 10.2.0.0/16)');
   if (!net.isIPv4(o.peer)) throw new ConfigError(`--peer ${o.peer} is not an IPv4 address: give the peer gateway's WAN address`);
@@ -166,7 +188,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   const rMax = o.rMax ?? codec.r;
   if (!Number.isInteger(rMax) || rMax < codec.r || rMax > LIMITS.r.max) throw new ConfigError(`--r-max must be an integer from r (${codec.r}) to ${LIMITS.r.max}, got ${rMax}`);
   // Room for the repair headers of the largest r tuning may set, so every packet fits in a repair.
-  const overhead = repairOverhead(rMax);
+  const overhead = repairOverhead(rMax, masterKey !== undefined);
   const maxProtected = wan.mtu - overhead;
   const clamp = o.clampMss ?? true;
   if (maxProtected < 576 - TCP_IP) {
@@ -235,6 +257,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
       lanAddr: feedback,
       feedbackPort,
       netsync: { maxFlows, idleTimeoutNs: flowIdleS * 1e9, feedbackIntervalNs: NETSYNC_DEFAULTS.feedbackIntervalUs * 1000 },
+      masterKey,
     });
   } catch (cause) {
     throw engineError(cause as Error, o.generic ? 'skb' : 'native');
@@ -247,6 +270,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
     cpu: o.cpu ?? null,
     workers: info.workers,
     epoch: info.epoch, rMax, decoderWindow: decoder.window, decoderGraceUs: graceUs,
+    insecure: masterKey === undefined,
   };
   const epochs: EpochRecord[] = [{
     epoch: info.epoch, r: codec.r, c: codec.interleaves.length, interleaves: codec.interleaves,
@@ -268,6 +292,13 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
     epochs,
     retune,
     stats: () => engine.stats(),
+    auth: () => engine.auth(),
+    rekey: (keyFile) => {
+      if (!masterKey) throw new ConfigError('this gateway runs with --insecure-no-auth: restart it with --key-file to authenticate');
+      const [key] = readKeyFile(keyFile, 'gateway');
+      engine.rekey(key);
+      return keyId('gateway', key);
+    },
     stop: () => engine.stop(),
   };
 }
@@ -275,7 +306,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
 // The code a tune request makes of the current one, checked against what the running gateway
 // can carry: r up to --r-max (room in the WAN MTU), the flow tracker's ring, and the window of
 // the peer's decoder when a receiver report has told it.
-export function tunedCode(current: { r: number; interleaves: number[]; flushTimeoutMs: number; rMax: number; maxProtectedPacket: number },
+export function tunedCode(current: { r: number; interleaves: number[]; flushTimeoutMs: number; rMax: number; maxProtectedPacket: number; insecure?: boolean },
   change: TuneRequest, trackerRing: number, peerWindow?: number): CodecConfig {
   const sameLayers = change.c === undefined || change.c === current.interleaves.length;
   const code = codecConfig({
@@ -286,7 +317,7 @@ export function tunedCode(current: { r: number; interleaves: number[]; flushTime
     maxPacketSize: current.maxProtectedPacket,
   });
   if (code.r > current.rMax) {
-    throw new ConfigError(`r ${code.r} needs ${repairOverhead(code.r)} bytes of repair headers, more than this gateway left room for (r up to ${current.rMax}): start it with --r-max ${code.r}`);
+    throw new ConfigError(`r ${code.r} needs ${repairOverhead(code.r, !current.insecure)} bytes of repair headers, more than this gateway left room for (r up to ${current.rMax}): start it with --r-max ${code.r}`);
   }
   const span = code.r * Math.max(...code.interleaves);
   if (8 * span > trackerRing) {

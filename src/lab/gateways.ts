@@ -26,8 +26,10 @@ export function controlPath(ns: string): string {
 
 async function startOne(lab: Lab, ns: string, peer: string, remote: string, cpu: number, extra: string[]): Promise<GatewayProcess> {
   const control = controlPath(ns);
+  // The lab's key, unless the caller chose (another key file, or --insecure-no-auth).
+  const key = extra.includes('--key-file') || extra.includes('--insecure-no-auth') ? [] : ['--key-file', lab.keys.gateway];
   const child = lab.spawn(ns, [process.execPath, cli, 'up', '--lan', 'lan0', '--wan', 'wan0', '--peer', peer,
-    '--remote', remote, '--mount-bpffs', '--stats-interval', '0.2', '--json', '--control', control, '--cpu', String(cpu), ...extra]);
+    '--remote', remote, '--mount-bpffs', '--stats-interval', '0.2', '--json', '--control', control, '--cpu', String(cpu), ...key, ...extra]);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
   let latest: EngineStats | undefined;
@@ -61,11 +63,12 @@ async function startOne(lab: Lab, ns: string, peer: string, remote: string, cpu:
 // Each engine thread gets a CPU of its own (as far as there are CPUs): through veth, frames an
 // unpinned thread sends are queued on whichever CPU it ran on, and a migration reorders them,
 // which TCP takes for loss (docs/decisions.md 25).
-export async function startGateways(lab: Lab, extra: string[] = []): Promise<{ a: GatewayProcess; b: GatewayProcess }> {
+// `extra` goes to both gateways, `only.a` and `only.b` to one.
+export async function startGateways(lab: Lab, extra: string[] = [], only: { a?: string[]; b?: string[] } = {}): Promise<{ a: GatewayProcess; b: GatewayProcess }> {
   const cpus = os.cpus().length;
-  const a = await startOne(lab, lab.ns.gwA, ADDRESSES.gwBWan, ADDRESSES.siteB, 0, extra);
+  const a = await startOne(lab, lab.ns.gwA, ADDRESSES.gwBWan, ADDRESSES.siteB, 0, [...extra, ...(only.a ?? [])]);
   try {
-    const b = await startOne(lab, lab.ns.gwB, ADDRESSES.gwAWan, ADDRESSES.siteA, 1 % cpus, extra);
+    const b = await startOne(lab, lab.ns.gwB, ADDRESSES.gwAWan, ADDRESSES.siteA, 1 % cpus, [...extra, ...(only.b ?? [])]);
     return { a, b };
   } catch (err) {
     await a.stop();

@@ -2,31 +2,55 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { CONTROL_DIR } from '../gateway/control';
+import { feedbackKeyOf, newMasterKey, writeKeyFile } from '../gateway/keys';
 import { inNs, nsRun } from './netns';
 import { createTopology, destroyTopology } from './topology';
 import type { Topology } from './topology';
 import { Wan } from './wan';
 import type { WanSettings } from './wan';
 
+// A fresh key for the lab's gateway pair and its feedback key for the hosts, in a directory of
+// their own (0700, files 0600), so the gateways and storage servers of a lab run authenticated.
+export interface LabKeys {
+  dir: string;
+  gateway: string;   // maelstrom up --key-file
+  feedback: string;  // NetworkSyncListener keyFile, smfs storage --feedback-key
+}
+
+function makeKeys(): LabKeys {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mlab-keys-'));
+  const master = newMasterKey();
+  const keys = { dir, gateway: path.join(dir, 'pair.key'), feedback: path.join(dir, 'feedback.key') };
+  writeKeyFile(keys.gateway, 'gateway', master);
+  writeKeyFile(keys.feedback, 'feedback', feedbackKeyOf(master));
+  return keys;
+}
+
 export class Lab {
   readonly topology: Topology;
   readonly wan: Wan;
+  readonly keys: LabKeys;
   private readonly children = new Set<ChildProcess>();
 
-  private constructor(topology: Topology, wan: Wan) {
+  private constructor(topology: Topology, wan: Wan, keys: LabKeys) {
     this.topology = topology;
     this.wan = wan;
+    this.keys = keys;
   }
 
   static async create(settings: Partial<WanSettings> & { congestionControl?: string; queues?: number } = {}): Promise<Lab> {
-    const t = createTopology(settings.congestionControl, settings.queues);
+    const keys = makeKeys();
+    let t: Topology | undefined;
     try {
+      t = createTopology(settings.congestionControl, settings.queues);
       const wan = await Wan.start(t, { delayMs: 0, loss: 0, burstLength: 1, killed: false, ...settings });
-      return new Lab(t, wan);
+      return new Lab(t, wan, keys);
     } catch (err) {
-      destroyTopology(t);
+      if (t) destroyTopology(t);
+      fs.rmSync(keys.dir, { recursive: true, force: true });
       throw err;
     }
   }
@@ -53,6 +77,7 @@ export class Lab {
     for (const child of this.children) child.kill('SIGKILL');
     await this.wan.stop().catch(() => undefined);
     destroyTopology(this.topology);
+    fs.rmSync(this.keys.dir, { recursive: true, force: true });
     // Control sockets of gateways killed on purpose (fail-open tests) stay behind otherwise.
     for (const ns of Object.values(this.topology.ns)) fs.rmSync(path.join(CONTROL_DIR, `${ns}.sock`), { force: true });
   }

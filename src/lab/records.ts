@@ -87,13 +87,15 @@ export interface RecordClientOptions {
   warmupBytes?: number;
   remoteAcks?: boolean;
   timeoutMs?: number;
+  insecureFeedback?: boolean; // take unsealed feedback (gateways run with --insecure-no-auth); else the lab's feedback key
 }
 
 export function startRecordClient(lab: Lab, o: RecordClientOptions): RecordClient {
   const child = lab.spawn(lab.ns.hostA, [process.execPath, tool, 'record-client', '--to', ADDRESSES.hostB,
     '--port', String(o.port), '--records', String(o.records), '--size', String(RECORD_SIZE), '--gateway', ADDRESSES.gwALan,
     '--interval-ms', String(o.intervalMs ?? 0), '--warmup-bytes', String(o.warmupBytes ?? 0),
-    '--timeout-ms', String(o.timeoutMs ?? 30_000), ...(o.remoteAcks ? ['--remote-acks'] : [])]);
+    '--timeout-ms', String(o.timeoutMs ?? 30_000), ...(o.remoteAcks ? ['--remote-acks'] : []),
+    ...(o.insecureFeedback ? ['--insecure-feedback'] : ['--key-file', lab.keys.feedback])]);
   const acks: RecordAck[] = [];
   const listeners: ((a: RecordAck) => void)[] = [];
   let stderr = '';

@@ -52,6 +52,13 @@ export async function tcpTransfer(lab: Lab, amount: number | { seconds: number }
   return { sent, got };
 }
 
+// A receiver in hostB of datagrams whose payload starts with a u32 id: distinct ids and
+// duplicates, reported once it has `count` of them or heard nothing for idleMs.
+export async function udpReceive(lab: Lab, port: number, count: number, idleMs: number): Promise<{ report: Promise<{ received: number; duplicates: number }> }> {
+  const done = await receiver(lab, ['udp-recv', '--port', String(port), '--count', String(count), '--idle-ms', String(idleMs)]);
+  return done as { report: Promise<{ received: number; duplicates: number }> };
+}
+
 export async function udpStream(lab: Lab, count: number, pps: number, port = 5002, onSending?: () => Promise<void>) {
   const done = await receiver(lab, ['udp-recv', '--port', String(port), '--count', String(count), '--idle-ms', '3000']);
   const sending = onSending?.();

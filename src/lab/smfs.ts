@@ -73,7 +73,7 @@ export async function startSmfsPair(lab: Lab, dirs: { primary: string; mirror: s
   const mirror = await startServer(lab, lab.ns.hostB, ['--dir', dirs.mirror, '--role', 'mirror', '--host', ADDRESSES.hostB, '--port', '7610', ...fsync]);
   try {
     const primary = await startServer(lab, lab.ns.hostA, ['--dir', dirs.primary, '--host', ADDRESSES.hostA, '--port', '7610', ...fsync,
-      '--mirror', MIRROR, '--gateway', ADDRESSES.gwALan, '--ack-timeout', String(options.ackTimeoutMs ?? 10_000)]);
+      '--mirror', MIRROR, '--gateway', ADDRESSES.gwALan, '--feedback-key', lab.keys.feedback, '--ack-timeout', String(options.ackTimeoutMs ?? 10_000)]);
     if (!await primary.until('mirror-live', 10_000)) {
       await primary.stop('SIGKILL');
       throw new LabError(`the primary's link to the mirror did not go live: ${JSON.stringify(primary.events)}`);

@@ -14,9 +14,13 @@
 //       promise (src/feedback/); one line per promise resolved, in the order they resolve:
 //       {"record":i,"level":"network","writtenNs":"...","ackedNs":"..."} (and "remote" with
 //       --remote-acks), then {"done":...} with the listener's counters
-//   feedback-forge --to IP --kind foreign|truncated|bad-version|beyond --sender-port P
-//       --receiver IP --receiver-port P [--count N]   datagrams a listener must ignore and count
-import { createHash } from 'node:crypto';
+//   record-client ... (--key-file FEEDBACK_KEY | --insecure-feedback)
+//   repair-forge --to GW --key-file PAIR_KEY --from-host IP --host IP --port P [--count N]
+//       repairs an attacker on the WAN path would send a gateway, of every kind (see repairForge)
+//   feedback-forge --to IP --kind foreign|unsealed|wrong-key|bad-tag|truncated --sender-port P
+//       --receiver IP --receiver-port P [--records N] [--key-id HEX] [--count N]   feedback covering
+//       N records that a listener must ignore and count (bad-tag claims the real key's id)
+import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { NetworkSyncListener } from '../feedback/listener';
@@ -200,7 +204,9 @@ async function recordClient(): Promise<void> {
   const intervalMs = Number(arg('interval-ms', '0'));
   const warmup = Number(arg('warmup-bytes', '0'));
   const remoteAcks = process.argv.includes('--remote-acks');
-  const listener = await NetworkSyncListener.open({ gateways: [arg('gateway')], timeoutMs: Number(arg('timeout-ms', '30000')) });
+  const insecure = process.argv.includes('--insecure-feedback');
+  const listener = await NetworkSyncListener.open({ gateways: [arg('gateway')], timeoutMs: Number(arg('timeout-ms', '30000')),
+    keyFile: insecure ? undefined : arg('key-file'), insecureNoAuth: insecure });
   const sock = net.connect(Number(arg('port')), arg('to'));
   sock.setNoDelay(true);
   await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
@@ -244,31 +250,108 @@ async function recordClient(): Promise<void> {
   await listener.close();
 }
 
+// Feedback a listener must ignore and count: covering all `records` of a flow, as a forger on
+// the LAN would send it, never opening under the site's feedback key.
 function feedbackForge(): void {
   const { encodeFeedback, FEEDBACK_PORT } = require('../feedback/format') as typeof import('../feedback/format');
+  const { AUTH_KIND, addon } = require('../native/addon') as typeof import('../native/addon');
   const kind = arg('kind');
   const count = Number(arg('count', '20'));
+  const covered = BigInt(Number(arg('records', '20')) * 4096);
   const entry = {
     senderAddress: arg('to'), senderPort: Number(arg('sender-port')),
     receiverAddress: arg('receiver'), receiverPort: Number(arg('receiver-port')),
-    isnGuessed: false, safeOffset: 4096n * 20n, sentOffset: 4096n * 20n, repairsSent: 3, repairsPerPacket: 3,
+    isnGuessed: false, safeOffset: covered, sentOffset: covered, repairsSent: 3, repairsPerPacket: 3,
   };
-  if (kind === 'beyond') { entry.safeOffset = 1n << 40n; entry.sentOffset = 1n << 40n; }
-  let b = encodeFeedback({ sequence: 1, entries: [entry] });
-  if (kind === 'truncated') b = b.subarray(0, 30);
-  if (kind === 'bad-version') b[2] = 9;
+  const bare = encodeFeedback({ sequence: 1, entries: [entry] });
+  const forger = new (addon().AuthChannel)({ sendKey: randomBytes(32) });
+  const datagram = (): Buffer => {
+    switch (kind) {
+      case 'foreign': case 'unsealed': return bare;
+      case 'wrong-key': return forger.seal(AUTH_KIND.feedback, bare);
+      case 'bad-tag': {
+        // The real key's id (it is on the wire for anyone to read), a tag made without the key.
+        const d = forger.seal(AUTH_KIND.feedback, bare);
+        Buffer.from(arg('key-id'), 'hex').copy(d, 4);
+        return d;
+      }
+      case 'truncated': return forger.seal(AUTH_KIND.feedback, bare).subarray(0, 30);
+      default: throw new Error(`--kind is foreign, unsealed, wrong-key, bad-tag or truncated, got ${kind}`);
+    }
+  };
   const s = dgram.createSocket('udp4');
   let sent = 0;
   const next = () => {
     if (sent === count) { s.close(); printJson({ sent }); return; }
     sent++;
-    s.send(b, FEEDBACK_PORT, arg('to'), () => setTimeout(next, 1));
+    s.send(datagram(), FEEDBACK_PORT, arg('to'), () => setTimeout(next, 1));
+  };
+  next();
+}
+
+// Repairs an attacker on the WAN path would send the gateway at --to (from its peer's address),
+// each rebuilding an invented UDP packet from --from-host to --host:--port whose payload starts
+// with its id (as udp-send's, so udp-recv counts them). N of each kind, in this order, ids from
+// 0: unsealed, sealed under another key, a forged tag (the real key's id), truncated, stale (a
+// counter from before the gateway started), genuine (under the pair's key), then the genuine
+// ones sent again (replays). A plain XOR of one packet (r = 1): whatever opens, rebuilds.
+const FORGED_KINDS = ['unsealed', 'wrong-key', 'bad-tag', 'truncated', 'stale', 'genuine', 'replay'] as const;
+
+function repairForge(): void {
+  const { AUTH_KIND, addon } = require('../native/addon') as typeof import('../native/addon');
+  const { readKeyFile } = require('../gateway/keys') as typeof import('../gateway/keys');
+  const native = addon();
+  const n = Number(arg('count', '5'));
+  const [master] = readKeyFile(arg('key-file'), 'gateway');
+  const key = native.authKey(master, 'gateway');
+  const genuine = new native.AuthChannel({ sendKey: key.key });
+  const other = new native.AuthChannel({ sendKey: randomBytes(32) });
+  const stale = new native.AuthChannel({ sendKey: key.key, session: 1n, counter: BigInt(Date.now() - 3_600_000) << 22n });
+  const encoder = new native.Encoder({ r: 1, interleaves: [1], flushTimeoutNs: 1e12, maxPacketSize: 1500 });
+  const ip = (a: string) => Buffer.from(a.split('.').map(Number));
+  const repairOf = (id: number): Buffer => {
+    const p = Buffer.alloc(20 + 8 + 64);
+    p[0] = 0x45;
+    p.writeUInt16BE(p.length, 2);
+    p[8] = 63;
+    p[9] = 17;
+    ip(arg('from-host')).copy(p, 12);
+    ip(arg('host')).copy(p, 16);
+    let sum = 0;
+    for (let i = 0; i < 20; i += 2) sum += p.readUInt16BE(i);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    p.writeUInt16BE(~sum & 0xffff, 10);
+    p.writeUInt16BE(40000 + id, 20);
+    p.writeUInt16BE(Number(arg('port')), 22);
+    p.writeUInt16BE(8 + 64, 24);
+    p.writeUInt32BE(id, 28); // the UDP checksum stays 0: none
+    return encoder.encode([p]).repairs[0];
+  };
+  const sealed: Buffer[] = [];
+  const datagrams: Buffer[] = [];
+  FORGED_KINDS.forEach((kind, k) => {
+    for (let i = 0; i < n; i++) {
+      if (kind === 'replay') { datagrams.push(sealed[i]); continue; }
+      const r = repairOf(k * n + i);
+      if (kind === 'unsealed') datagrams.push(r);
+      else if (kind === 'wrong-key') datagrams.push(other.seal(AUTH_KIND.repair, r));
+      else if (kind === 'bad-tag') { const d = other.seal(AUTH_KIND.repair, r); Buffer.from(key.id, 'hex').copy(d, 4); datagrams.push(d); }
+      else if (kind === 'truncated') datagrams.push(genuine.seal(AUTH_KIND.repair, r).subarray(0, 30));
+      else if (kind === 'stale') datagrams.push(stale.seal(AUTH_KIND.repair, r));
+      else { const d = genuine.seal(AUTH_KIND.repair, r); sealed.push(d); datagrams.push(d); }
+    }
+  });
+  const s = dgram.createSocket('udp4');
+  let sent = 0;
+  const next = () => {
+    if (sent === datagrams.length) { s.close(); printJson({ sent, genuine: sealed.length }); return; }
+    s.send(datagrams[sent++], Number(arg('repair-port', '7600')), arg('to'), () => setTimeout(next, 2));
   };
   next();
 }
 
 const modes: Record<string, () => void> = {
-  'feedback-forge': feedbackForge,
+  'feedback-forge': feedbackForge, 'repair-forge': repairForge,
   'tcp-recv': tcpRecv, 'tcp-send': tcpSend, 'udp-recv': udpRecv, 'udp-send': udpSend, 'udp-blast': udpBlast,
   'record-server': recordServer, 'record-client': () => { recordClient().catch((e: Error) => { printJson({ error: e.message }); process.exitCode = 1; }); },
 };

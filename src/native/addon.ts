@@ -136,6 +136,7 @@ export interface CodecBenchInput {
 
 export interface CodecBenchOutput {
   encode_GBps: number;
+  encode_sealed_GBps: number; // every repair sealed in the authentication envelope
   decode_GBps: number;
   memcpy_GBps: number;
   encode_packets: number;
@@ -212,6 +213,7 @@ export interface NativeEngineConfig {
   lanAddr?: string;      // feedback datagrams come from here; none without it
   feedbackPort?: number; // default 7601
   netsync?: NativeTrackerConfig;
+  masterKey?: Buffer;    // the pair's key (32 bytes): everything the gateway sends is sealed; absent: --insecure-no-auth
 }
 
 export interface NativeTrackerConfig {
@@ -297,6 +299,32 @@ export interface GatewayXdpStats {
   badRunt: number; badIhl: number; ipOptions: number; fragment: number; ttlExpired: number; nonIpv4: number;
 }
 
+// Verdicts of the authentication envelope's receiver (docs/protocol.md), one counter each.
+export const AUTH_VERDICTS = ['ok', 'truncated', 'notSealed', 'badVersion', 'badKind', 'unknownKey', 'badTag', 'stale', 'replayed'] as const;
+export type AuthVerdict = (typeof AUTH_VERDICTS)[number];
+export type AuthCounts = Record<AuthVerdict, number>;
+
+// 1 repair, 2 receiver report, 3 feedback.
+export const AUTH_KIND = { repair: 1, report: 2, feedback: 3 } as const;
+
+// One sender and one receiver of sealed datagrams (keys are purpose keys, 32 bytes).
+export interface NativeAuthChannel {
+  seal(kind: number, inner: Buffer): Buffer;
+  open(datagram: Buffer): { verdict: AuthVerdict; kind?: number; keyId?: string; counter?: bigint; inner?: Buffer };
+  setKeys(keys: Buffer[]): void;
+  counts(): AuthCounts;
+}
+
+// A gateway's keys: ids are 8 hex digits (of the gateway purpose keys); null without a key.
+export interface AuthState {
+  sendKey: string;
+  pendingKey: string | null;   // a rekey waiting for the peer to accept the new key
+  retiringKey: string | null;  // the old key after a switch, accepted a little longer
+  acceptedKeys: string[];
+  peer: { sendKey: string; acceptedKeys: string[] } | null;  // from its latest report
+  rotations: number;
+}
+
 export interface SocketDrops {
   rxDropped: number;
   rxRingFull: number;
@@ -350,6 +378,9 @@ export interface EngineStats {
   wanLoss: { sampled: number; missing: number; bursts: number }; // what our decoder sees
   peer: PeerReport | null;  // what the peer's decoder sees of our direction
   workers: WorkerStats[];   // one per engine thread
+  // The peer's datagrams (repairs, reports) by the envelope's verdict; unverifiable: sealed ones
+  // reaching a gateway run without a key; rotations: key switches completed.
+  auth: AuthCounts & { unverifiable: number; rotations: number };
 }
 
 // An engine thread: the RX queues it serves (LAN queue lanQueues[0] and WAN queue wanQueues[0]
@@ -370,6 +401,9 @@ export interface NativeEngine {
   info(): { running: boolean; zeroCopy: boolean; xdpMode: 'native' | 'skb'; epoch: number; trackerRing: number; workers: number };
   // A new code at run time: returns the new epoch, applied by the engine thread within 1 ms.
   retune(code: NativeEncoderConfig): number;
+  // A new master key at run time: its id; sealed with once the peer accepts it.
+  rekey(masterKey: Buffer): string;
+  auth(): AuthState | null;
   events(): NetsyncEvent[];
   setTrace(on: boolean): void;
   stop(): void;
@@ -393,6 +427,10 @@ export interface Addon {
   blast(config: { ifname: string; dstMac: Buffer; srcMac: Buffer; srcIp: string; dstIp: string; dstPort: number; ipLength: number; seconds: number }): { sent: number; errors: number; seconds: number };
   Engine: new (config: NativeEngineConfig) => NativeEngine;
   detachXdp(ifname: string, programName: string): number;
+  // The purpose key of a master key ('gateway' | 'feedback'), or of a purpose key ('as-is'), with its id.
+  authKey(key: Buffer, purpose: 'gateway' | 'feedback' | 'as-is'): { id: string; key: Buffer };
+  AuthChannel: new (config?: { sendKey?: Buffer; keys?: Buffer[]; session?: bigint; counter?: bigint; floorMs?: number }) => NativeAuthChannel;
+  authConstants: { overhead: number; headerBytes: number; tagBytes: number; window: number; clockSkewMs: number };
   versions(): { libbpf: string; xxhash: number; repairFormat: number; xor: string };
 }
 

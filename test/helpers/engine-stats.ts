@@ -1,6 +1,7 @@
 // A gateway's counters as the engine reports them (EngineStats), made up for tests of what reads
 // them: every counter 0 unless changed.
-import type { EngineStats, GatewayXdpStats } from '../../src/native/addon';
+import { AUTH_VERDICTS } from '../../src/native/addon';
+import type { AuthCounts, EngineStats, GatewayXdpStats } from '../../src/native/addon';
 
 export const XDP_COUNTERS: (keyof GatewayXdpStats)[] = [
   'lanSteered', 'lanLocal', 'lanNoSocket', 'lanNoRoute', 'wanData', 'wanRepair', 'wanOther', 'wanNoSocket',
@@ -35,6 +36,7 @@ export function engineStats(changes: Changes = {}): EngineStats {
     wanLoss: { sampled: 0, missing: 0, bursts: 0 },
     peer: null,
     workers: [{ lanQueues: [0], wanQueues: [0], cpu: null, lanToWanPackets: 0, wanToLanPackets: 0, repairsSent: 0, repairsReceived: 0, txDropped: 0 }],
+    auth: { ...(Object.fromEntries(AUTH_VERDICTS.map((v) => [v, 0])) as AuthCounts), unverifiable: 0, rotations: 0 },
   };
   const { netsync, xdp, ...rest } = changes;
   return { ...base, ...rest, netsync: { ...base.netsync, ...netsync }, xdp: { ...base.xdp, ...xdp } };

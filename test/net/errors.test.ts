@@ -78,9 +78,9 @@ function maelstrom(ns: string, args: string[]): Run {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function upArgs(o: { lan?: string; peer?: string; remote?: string; bpffs?: boolean } = {}): string[] {
+function upArgs(o: { lan?: string; peer?: string; remote?: string; bpffs?: boolean; key?: string[] } = {}): string[] {
   return ['up', '--lan', o.lan ?? 'lan0', '--wan', 'wan0', '--peer', o.peer ?? ADDRESSES.gwBWan, '--remote', o.remote ?? ADDRESSES.siteB,
-    ...(o.bpffs === false ? [] : ['--mount-bpffs']), '--control', ctl, '--pid-file', pidFile];
+    ...(o.bpffs === false ? [] : ['--mount-bpffs']), '--control', ctl, '--pid-file', pidFile, ...(o.key ?? ['--key-file', lab.keys.gateway])];
 }
 
 function xdpInterfaces(ns: string): string[] {
@@ -143,7 +143,18 @@ errors('every bad input of up: its code, its exit status, a message that says wh
     { what: 'no native XDP (loopback)', args: upArgs({ lan: 'lo' }), code: 'MAELSTROM_ERR_NO_XDP', message: /lo: .*run with --xdp-mode skb/ },
     { what: 'zero-copy on veth', args: [...upArgs(), '--zero-copy'], code: 'MAELSTROM_ERR_NO_ZERO_COPY', message: /lan0 queue 0 offers AF_XDP only in copy mode.*run without --zero-copy/ },
     { what: 'copy and zero-copy', args: [...upArgs(), '--copy', '--zero-copy'], code: 'MAELSTROM_ERR_CONFIG', message: /--copy and --zero-copy/ },
-    { what: 'MTU too small', args: [...upArgs(), '--no-mss-clamp'], code: 'MAELSTROM_ERR_MTU', message: /raise the WAN MTU to 1648 or keep TCP MSS clamping on/ },
+    { what: 'MTU too small', args: [...upArgs(), '--no-mss-clamp'], code: 'MAELSTROM_ERR_MTU', message: /raise the WAN MTU to 1688 or keep TCP MSS clamping on/ },
+    { what: 'MTU too small, unauthenticated', args: [...upArgs({ key: ['--insecure-no-auth'] }), '--no-mss-clamp'], code: 'MAELSTROM_ERR_MTU', message: /raise the WAN MTU to 1648 or keep TCP MSS clamping on/ },
+    { what: 'no key', args: upArgs({ key: [] }), code: 'MAELSTROM_ERR_KEY', message: /no key: .*maelstrom keygen > .*--key-file; or run with --insecure-no-auth/ },
+    { what: 'key and no key', args: upArgs({ key: ['--key-file', path.join(dir, 'open.key'), '--insecure-no-auth'] }), code: 'MAELSTROM_ERR_CONFIG', message: /--key-file and --insecure-no-auth contradict each other/ },
+    { what: 'key file missing', args: upArgs({ key: ['--key-file', path.join(dir, 'none.key')] }), code: 'MAELSTROM_ERR_KEY', message: /cannot read the key file .*none\.key.*maelstrom keygen > FILE/ },
+    {
+      what: 'key file others may read', args: upArgs({ key: ['--key-file', path.join(dir, 'open.key')] }), code: 'MAELSTROM_ERR_KEY', message: /open\.key has mode 0644: others than its owner may read it; chmod 600/,
+      setup: () => { fs.copyFileSync(lab.keys.gateway, path.join(dir, 'open.key')); fs.chmodSync(path.join(dir, 'open.key'), 0o644); },
+    },
+    {
+      what: 'a feedback key where the pair key goes', args: upArgs({ key: ['--key-file', lab.keys.feedback] }), code: 'MAELSTROM_ERR_KEY', message: /holds a feedback key where a gateway key is needed/,
+    },
     { what: 'bad prefix', args: upArgs({ remote: '10.2.0.0/33' }), code: 'MAELSTROM_ERR_CONFIG', message: /bad prefix '10.2.0.0\/33'/ },
     { what: 'bad peer address', args: upArgs({ peer: '10.99.0.256' }), code: 'MAELSTROM_ERR_CONFIG', message: /--peer 10.99.0.256 is not an IPv4 address/ },
     { what: 'r out of range', args: [...upArgs(), '--r', '0'], code: 'MAELSTROM_ERR_CONFIG', message: /r must be an integer from 1 to 255, got 0/ },
@@ -173,7 +184,7 @@ errors('every bad input of up: its code, its exit status, a message that says wh
 errors('up --daemon from a config file; refusals while it runs leave it running; down stops it and leaves nothing', async () => {
   const config = path.join(dir, 'gw.json');
   fs.writeFileSync(config, JSON.stringify({
-    lan: 'lan0', wan: 'wan0', peer: ADDRESSES.gwBWan, remote: [ADDRESSES.siteB], 'mount-bpffs': true,
+    lan: 'lan0', wan: 'wan0', peer: ADDRESSES.gwBWan, remote: [ADDRESSES.siteB], 'mount-bpffs': true, 'key-file': lab.keys.gateway,
     control: ctl, 'pid-file': pidFile, 'log-file': logFile, daemon: true, json: true,
   }));
   const r = maelstrom(lab.ns.gwA, ['up', '--config', config]);

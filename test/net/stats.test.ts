@@ -195,7 +195,7 @@ observe('up --metrics on an address in use: MAELSTROM_ERR_METRICS, logged, and n
       readline.createInterface({ input: squatter.stdout! }).once('line', () => resolve());
     });
     const up = lab.spawn(lab.ns.gwA, [process.execPath, cli, 'up', '--lan', 'lan0', '--wan', 'wan0', '--peer', ADDRESSES.gwBWan,
-      '--remote', ADDRESSES.siteB, '--mount-bpffs', '--control', controlPath(lab.ns.gwA), '--metrics', METRICS, '--log-file', logFile]);
+      '--remote', ADDRESSES.siteB, '--mount-bpffs', '--control', controlPath(lab.ns.gwA), '--metrics', METRICS, '--log-file', logFile, '--key-file', lab.keys.gateway]);
     let stderr = '';
     let stdout = '';
     up.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });

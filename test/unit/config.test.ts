@@ -61,6 +61,8 @@ const SAMPLES: Record<string, [unknown, string[]]> = {
   '--wan': ['eth8', ['--wan', 'eth8']],
   '--peer': ['192.0.2.7', ['--peer', '192.0.2.7']],
   '--remote': [['10.2.0.0/16', '10.3.0.0/16'], ['--remote', '10.2.0.0/16,10.3.0.0/16']],
+  '--key-file': ['/etc/maelstrom/pair.key', ['--key-file', '/etc/maelstrom/pair.key']],
+  '--insecure-no-auth': [true, ['--insecure-no-auth']],
   '--flush-timeout': [2.5, ['--flush-timeout', '2.5']],
   '--no-mss-clamp': [false, ['--no-mss-clamp']],
   '--xdp-mode': ['skb', ['--xdp-mode', 'skb']],

@@ -1,7 +1,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import dgram from 'node:dgram';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { feedbackKeyOf, newMasterKey, writeKeyFile } from '../../src/gateway/keys';
+import { AUTH_KIND, addon } from '../../src/native/addon';
 import { FEEDBACK_ENTRY, FEEDBACK_HEADER, encodeFeedback, parseFeedback } from '../../src/feedback/format';
 import type { FeedbackEntry } from '../../src/feedback/format';
 import { NetworkSyncError, NetworkSyncListener } from '../../src/feedback/listener';
@@ -27,7 +32,7 @@ format('malformed datagrams are named, never trusted', () => {
   assert.equal(bad((b) => b.subarray(0, b.length - 1)), { error: 'truncated' });
   assert.equal(bad((b) => Buffer.concat([b, Buffer.alloc(1)])), { error: 'bad_length' });
   assert.equal(bad((b) => { b[0] = 0; return b; }), { error: 'bad_magic' });
-  assert.equal(bad((b) => { b[2] = 2; return b; }), { error: 'bad_version' });
+  assert.equal(bad((b) => { b[2] = 1; return b; }), { error: 'bad_version' }, 'version 1 (unsealed, before authentication)');
   assert.equal(bad((b) => { b[3] = 1; return b; }), { error: 'bad_flags' });
   assert.equal(bad((b) => { b.writeUInt16BE(500, 4); return b; }), { error: 'truncated' });
   assert.equal(bad((b) => { b.writeBigUInt64BE(9999n, 12 + 16); return b; }), { error: 'bad_entry' }, 'safe beyond sent');
@@ -38,25 +43,41 @@ format.run();
 
 const listener = suite('NetworkSyncListener');
 
+// A site's feedback key in a key file of its own (mode 0600), and a gateway that seals with it.
+function siteKey(dir: string, name = 'feedback.key') {
+  const master = newMasterKey();
+  const file = path.join(dir, name);
+  writeKeyFile(file, 'feedback', feedbackKeyOf(master));
+  return { master, file, gateway: new (addon().AuthChannel)({ sendKey: feedbackKeyOf(master) }) };
+}
+
+async function send(l: NetworkSyncListener, b: Buffer, from = '127.0.0.1') {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, from, r));
+  await new Promise<void>((r) => s.send(b, l.port, '127.0.0.1', () => r()));
+  s.close();
+  await settle(l);
+}
+
 // A TCP connection on loopback, the client tracked by a listener that accepts feedback from
-// 127.0.0.1, and a fake gateway that sends feedback from a chosen source address.
+// 127.0.0.1 under the site's feedback key, and a fake gateway that seals feedback with that key
+// and sends it from a chosen source address (`seal` = false: bare, as an insecure gateway's).
 async function setup(timeoutMs = 2000, gateways = ['127.0.0.1']) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mfb-'));
+  const key = siteKey(dir);
   const server = net.createServer((s) => s.resume());
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
   await new Promise((r) => client.once('connect', r));
-  const l = await NetworkSyncListener.open({ gateways, port: 0, address: '127.0.0.1', timeoutMs });
+  const l = await NetworkSyncListener.open({ gateways, port: 0, address: '127.0.0.1', timeoutMs, keyFile: key.file });
   const t = l.track(client);
+  const datagram = (safe: bigint, o: Partial<FeedbackEntry> = {}) =>
+    encodeFeedback({ sequence: 1, entries: [{ ...t.flow, isnGuessed: false, safeOffset: safe, sentOffset: safe > t.writtenOffset ? safe : t.writtenOffset, repairsSent: 3, repairsPerPacket: 3, ...o }] });
   const feedback = async (safe: bigint, from = '127.0.0.1', o: Partial<FeedbackEntry> = {}) => {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, from, r));
-    const b = encodeFeedback({ sequence: 1, entries: [{ ...t.flow, isnGuessed: false, safeOffset: safe, sentOffset: safe > t.writtenOffset ? safe : t.writtenOffset, repairsSent: 3, repairsPerPacket: 3, ...o }] });
-    await new Promise<void>((r) => s.send(b, l.port, '127.0.0.1', () => r()));
-    s.close();
-    await settle(l);
+    await send(l, key.gateway.seal(AUTH_KIND.feedback, datagram(safe, o)), from);
   };
-  const close = async () => { client.destroy(); await l.close(); server.close(); };
-  return { l, t, client, feedback, close };
+  const close = async () => { client.destroy(); await l.close(); server.close(); fs.rmSync(dir, { recursive: true, force: true }); };
+  return { l, t, client, feedback, datagram, key, dir, close };
 }
 
 // Waits until the listener has handled every datagram sent so far.
@@ -120,8 +141,8 @@ listener('garbage datagrams are counted as malformed and change nothing', async 
     }
     s.close();
     for (let i = 0; i < 100 && l.counters().datagrams < 3; i++) await new Promise((r) => setTimeout(r, 5));
-    const m = l.counters().malformed;
-    assert.is(m.truncated + m.bad_magic + m.bad_version + m.bad_flags + m.bad_length + m.bad_entry, 3);
+    const u = l.counters().unauthenticated;
+    assert.is(u.truncated + u.notSealed, 3, 'none opens under the key: nothing of them is parsed');
     assert.is(await state(w), 'pending');
   } finally {
     await close();
@@ -145,6 +166,71 @@ listener('pending writes are rejected with a typed error on timeout and when the
   await b.feedback(3n);
   assert.is(b.l.counters().unknownFlow, 1, 'feedback for a closed socket finds no flow');
   await b.close();
+});
+
+listener('forged, replayed and stale feedback is counted and never resolves a write', async () => {
+  const { t, l, datagram, key, close } = await setup();
+  try {
+    const w = t.write(Buffer.alloc(1000));
+    const covering = datagram(1000n);
+    const other = siteKey(path.dirname(key.file), 'other.key');
+    const sealed = other.gateway.seal(AUTH_KIND.feedback, covering);
+    const forged = Buffer.from(sealed);
+    forged.set(key.gateway.seal(AUTH_KIND.feedback, datagram(0n)).subarray(4, 8), 4); // the real key's id, a tag without the key
+    const flipped = key.gateway.seal(AUTH_KIND.feedback, covering);
+    flipped[30] ^= 1;
+    const staleSender = new (addon().AuthChannel)({ sendKey: feedbackKeyOf(key.master), session: 7n, counter: BigInt(Date.now() - 10 * 60_000) << 22n });
+    const asRepair = key.gateway.seal(AUTH_KIND.repair, covering);
+    for (const b of [covering, sealed, forged, flipped, staleSender.seal(AUTH_KIND.feedback, covering), asRepair]) await send(l, b);
+    assert.is(await state(w), 'pending');
+    const u = l.counters().unauthenticated;
+    assert.equal([u.notSealed, u.unknownKey, u.badTag, u.stale, u.badKind], [1, 1, 2, 1, 1], 'bare, another key, a forged and a flipped tag, stale, not feedback');
+    const genuine = key.gateway.seal(AUTH_KIND.feedback, datagram(500n));
+    await send(l, genuine);
+    assert.is(t.safeOffset, 500n, 'genuine feedback is taken');
+    await send(l, genuine);
+    assert.is(l.counters().unauthenticated.replayed, 1, 'the same datagram again is a replay');
+    assert.is(l.counters().entries, 1);
+    assert.is(await state(w), 'pending');
+  } finally {
+    await close();
+  }
+});
+
+listener('each gateway has its own replay window; a rotated key is read from the key file when it first comes', async () => {
+  const { t, l, datagram, key, close } = await setup(2000, ['127.0.0.1', '127.0.0.2']);
+  try {
+    const w = t.write(Buffer.alloc(2000));
+    // A second gateway with the same key, whose counter lags the first one's by far.
+    const second = new (addon().AuthChannel)({ sendKey: feedbackKeyOf(key.master), session: 9n, counter: BigInt(Date.now() - 1000) << 22n });
+    await send(l, key.gateway.seal(AUTH_KIND.feedback, datagram(1000n)));
+    await send(l, second.seal(AUTH_KIND.feedback, datagram(1500n)), '127.0.0.2');
+    assert.is(t.safeOffset, 1500n, 'the second gateway\'s lower counter is no replay of the first\'s');
+    // Rotation: the gateways switch to a new key; the host's key file gains it.
+    const next = newMasterKey();
+    const rotated = new (addon().AuthChannel)({ sendKey: feedbackKeyOf(next) });
+    await send(l, rotated.seal(AUTH_KIND.feedback, datagram(1800n)));
+    assert.is(l.counters().unauthenticated.unknownKey, 1, 'not in the file yet');
+    const lines = fs.readFileSync(key.file, 'utf8');
+    const extra = path.join(path.dirname(key.file), 'next.key');
+    writeKeyFile(extra, 'feedback', feedbackKeyOf(next));
+    fs.writeFileSync(key.file, lines + fs.readFileSync(extra, 'utf8'));
+    await new Promise((r) => setTimeout(r, 1000)); // the listener reads the file at most once a second
+    await send(l, rotated.seal(AUTH_KIND.feedback, datagram(2000n)));
+    assert.is(t.safeOffset, 2000n, 'the new key opens once the file has it');
+    assert.is(l.counters().keyReloads, 2);
+    assert.is(await state(w), 'resolved');
+  } finally {
+    await close();
+  }
+});
+
+listener('a listener without a key refuses to open unless told to take unauthenticated feedback', async () => {
+  const err = await NetworkSyncListener.open({ gateways: ['127.0.0.1'], port: 0 }).then(() => undefined, (e: unknown) => e);
+  assert.is((err as { code?: string })?.code, 'MAELSTROM_ERR_KEY');
+  assert.match((err as Error).message, /maelstrom keygen --feedback/);
+  const l = await NetworkSyncListener.open({ gateways: ['127.0.0.1'], port: 0, address: '127.0.0.1', insecureNoAuth: true });
+  await l.close();
 });
 
 listener.run();

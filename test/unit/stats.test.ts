@@ -106,6 +106,7 @@ async function fakeGateway(dir: string, extra: Partial<EngineStats['netsync']> &
   const server = await ControlServer.open(path.join(dir, 'gw.sock'), {
     status: () => ({ pid: 4242, lan: 'lan0', wan: 'wan0', r: 8, c: 3 }),
     tune: () => { throw new Error('not in this test'); },
+    rekey: () => { throw new Error('not in this test'); },
     stats: () => {
       requests++;
       return engineStats({ lanToWanPackets: 1000 * requests, lanToWanBytes: 1_500_000 * requests, repairsSent: 375 * requests,
