@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab } from '../../src/lab/lab';
 import { startGateways } from '../../src/lab/gateways';
-import { promoteMirror, startLoad, startSmfsPair, verifyAcked } from '../../src/lab/smfs';
+import { labCredential, promoteMirror, startLoad, startSmfsPair, verifyAcked } from '../../src/lab/smfs';
 import type { LoadAck } from '../../src/lab/smfs';
 import type { AckLevel } from '../../src/smfs/mirror';
 import { segmentFiles } from '../helpers/smfs';
@@ -21,6 +21,10 @@ function tmpDirs(): { primary: string; mirror: string; remove(): void } {
   return { primary: path.join(root, 'primary'), mirror: path.join(root, 'mirror'), remove: () => fs.rmSync(root, { recursive: true, force: true }) };
 }
 
+// One credential for this file's lab runs, removed at the end.
+const credential = labCredential();
+const credentials = credential.file;
+
 // A lab with both gateways and a primary mirroring to hostB, for one test; all of it removed after.
 async function withPair(delayMs: number, fn: (lab: Lab, gw: Awaited<ReturnType<typeof startGateways>>, pair: Awaited<ReturnType<typeof startSmfsPair>>, dirs: ReturnType<typeof tmpDirs>) => Promise<void>): Promise<void> {
   const lab = await Lab.create({ delayMs });
@@ -28,7 +32,7 @@ async function withPair(delayMs: number, fn: (lab: Lab, gw: Awaited<ReturnType<t
   try {
     const gw = await startGateways(lab);
     try {
-      const pair = await startSmfsPair(lab, dirs);
+      const pair = await startSmfsPair(lab, credentials, dirs);
       try {
         await fn(lab, gw, pair, dirs);
       } finally {
@@ -47,11 +51,11 @@ async function withPair(delayMs: number, fn: (lab: Lab, gw: Awaited<ReturnType<t
 
 smfs("after a run at 1% WAN loss the mirror's log is byte-identical to the primary's", () => withPair(10, async (lab, gw, { primary, mirror }, dirs) => {
   await lab.wan.set({ loss: 0.01 });
-  const load = startLoad(lab, { level: 'network', logs: 3, blocks: 8, clients: 4, seconds: 4 });
+  const load = startLoad(lab, credentials, { level: 'network', logs: 3, blocks: 8, clients: 4, seconds: 4 });
   const summary = await load.done;
   await lab.wan.set({ loss: 0 });
   // One remote append after the rest: answered once the mirror has written every group.
-  const last = await startLoad(lab, { level: 'remote', logs: 3, appends: 1 }).done;
+  const last = await startLoad(lab, credentials, { level: 'remote', logs: 3, appends: 1 }).done;
   assert.is(last.appends, 1);
   assert.equal(summary.errors, {});
   assert.ok(summary.appends > 100, `${summary.appends} appends`);
@@ -71,7 +75,7 @@ smfs("after a run at 1% WAN loss the mirror's log is byte-identical to the prima
 }));
 
 smfs('every append is local, then network-safe, then remote, in that order, measured by the server', () => withPair(25, async (lab) => {
-  const timed = await startLoad(lab, { level: 'remote', appends: 200, clients: 2, timings: true }).done;
+  const timed = await startLoad(lab, credentials, { level: 'remote', appends: 200, clients: 2, timings: true }).done;
   assert.equal(timed.errors, {});
   const l = timed.levelsUs!;
   assert.is(l.local.n, 200);
@@ -84,7 +88,7 @@ smfs('every append is local, then network-safe, then remote, in that order, meas
   // And as the client sees it, one level at a time.
   const seen: Record<string, number> = {};
   for (const level of ['local', 'network', 'remote'] as AckLevel[]) {
-    const s = await startLoad(lab, { level, appends: 100 }).done;
+    const s = await startLoad(lab, credentials, { level, appends: 100 }).done;
     assert.equal(s.errors, {});
     seen[level] = s.latencyUs.p50;
   }
@@ -98,9 +102,9 @@ async function disaster(lab: Lab, level: AckLevel, loss: number): Promise<{ acke
   const dirs = tmpDirs();
   try {
     await lab.wan.set({ killed: false, loss: 0 });
-    const { primary, mirror } = await startSmfsPair(lab, dirs, { ackTimeoutMs: 30_000 });
+    const { primary, mirror } = await startSmfsPair(lab, credentials, dirs, { ackTimeoutMs: 30_000 });
     try {
-      const load = startLoad(lab, { level, clients: 4, blocks: 4, acks: true, seconds: 60 });
+      const load = startLoad(lab, credentials, { level, clients: 4, blocks: 4, acks: true, seconds: 60 });
       const warm = await new Promise<boolean>((resolve) => {
         const deadline = Date.now() + 15_000;
         const poll = setInterval(() => {
@@ -121,11 +125,11 @@ async function disaster(lab: Lab, level: AckLevel, loss: number): Promise<{ acke
       // What was on the wire reaches the mirror within a one-way delay and the flush timeout;
       // the mirror is read until it has everything, for at most 3 s.
       const deadline = Date.now() + 3000;
-      let check = await verifyAcked(lab, acked);
-      while (check.missing > 0 && Date.now() < deadline) check = await verifyAcked(lab, acked);
-      const promoted = promoteMirror(lab);
+      let check = await verifyAcked(lab, credentials, acked);
+      while (check.missing > 0 && Date.now() < deadline) check = await verifyAcked(lab, credentials, acked);
+      const promoted = promoteMirror(lab, credentials);
       assert.is(promoted.event, 'promoted');
-      check = await verifyAcked(lab, acked);
+      check = await verifyAcked(lab, credentials, acked);
       return { acked: acked.length, lost: check.missing, bad: check.bad };
     } finally {
       await primary.stop('SIGKILL');
@@ -161,5 +165,7 @@ smfs('disaster: loss for 0.5 s, then the WAN and the primary killed at once, the
     await lab.destroy();
   }
 });
+
+smfs.after(() => credential.remove());
 
 smfs.run();

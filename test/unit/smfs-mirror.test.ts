@@ -13,7 +13,7 @@ import { MirrorLink, ROLE_FILE, encodeGroup, readRole, writeRole } from '../../s
 import type { ShippedPart } from '../../src/smfs/store';
 import { Op, encodeU32 } from '../../src/smfs/wire';
 import type { MirrorStat } from '../../src/smfs/mirror';
-import { refusedWith, segmentFiles, withDir } from '../helpers/smfs';
+import { connectStorage, refusedWith, segmentFiles, testCredential, withDir } from '../helpers/smfs';
 
 const SEGMENT = 16 * 1024;
 
@@ -29,16 +29,16 @@ interface Site {
 async function startMirror(dir: string, port = 0): Promise<Site> {
   writeRole(dir, 'mirror');
   const store = await LogStore.open(dir, { segmentBytes: SEGMENT, mirror: true });
-  const server = await StorageServer.listen(store, { port, role: 'mirror' });
-  const client = await StorageClient.connect(server.address.port);
+  const server = await StorageServer.listen(store, { credential: testCredential(), port, role: 'mirror' });
+  const client = await connectStorage(server.address.port);
   return { dir, store, server, client, close: async () => { await client.close(); await server.close(); } };
 }
 
 async function startPrimary(dir: string, mirrorPort: number, ackTimeoutMs = 10_000): Promise<Site> {
   const store = await LogStore.open(dir, { segmentBytes: SEGMENT });
-  const link = new MirrorLink(store, { host: '127.0.0.1', port: mirrorPort, ackTimeoutMs, retryMs: 50 });
-  const server = await StorageServer.listen(store, { port: 0, mirror: link });
-  const client = await StorageClient.connect(server.address.port);
+  const link = new MirrorLink(store, { host: '127.0.0.1', port: mirrorPort, credential: testCredential(), ackTimeoutMs, retryMs: 50 });
+  const server = await StorageServer.listen(store, { credential: testCredential(), port: 0, mirror: link });
+  const client = await connectStorage(server.address.port);
   return { dir, store, server, client, link, close: async () => { await client.close(); await server.close(); } };
 }
 
@@ -167,8 +167,8 @@ mirror('a mirror refuses changes from clients and streams from non-primaries; a 
     // Without a mirror, only local.
     await withDir('mirror-c', async (dir) => {
       const store = await LogStore.open(dir);
-      const server = await StorageServer.listen(store, { port: 0 });
-      const c = await StorageClient.connect(server.address.port);
+      const server = await StorageServer.listen(store, { credential: testCredential(), port: 0 });
+      const c = await connectStorage(server.address.port);
       try {
         await c.createLog(1);
         await refusedWith(c.append([{ log: 1, data: block(1, 10) }], { level: 'remote' }), 'SMFS_ERR_REQUEST');
@@ -265,7 +265,7 @@ mirror('a mirror refuses malformed, damaged, misplaced and out-of-order groups, 
     const source = await LogStore.open(pdir, { segmentBytes: SEGMENT });
     const parts: ShippedPart[][] = [];
     source.onChange = (c) => { if (c.kind === 'group') parts.push(c.parts); };
-    const stream = await StorageClient.connect(m.server.address.port);
+    const stream = await connectStorage(m.server.address.port, { tls: true }); // a mirror takes the stream only over TLS
     try {
       await source.createLog(1);
       await source.append([{ log: 1, data: block(1, 500) }]);
