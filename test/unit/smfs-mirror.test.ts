@@ -11,7 +11,7 @@ import { LogStore } from '../../src/smfs/store';
 import { StorageServer } from '../../src/smfs/server';
 import { MirrorLink, ROLE_FILE, encodeGroup, readRole, writeRole } from '../../src/smfs/mirror';
 import type { ShippedPart } from '../../src/smfs/store';
-import { Op, encodeU32 } from '../../src/smfs/wire';
+import { Op, encodeFrame, encodeU32 } from '../../src/smfs/wire';
 import type { MirrorStat } from '../../src/smfs/mirror';
 import { connectStorage, refusedWith, segmentFiles, testCredential, withDir } from '../helpers/smfs';
 
@@ -97,6 +97,8 @@ mirror('the mirror log is byte-identical to the primary log; remote waits for th
       const ms = await m.client.stat();
       assert.is(ms.role, 'mirror');
       assert.is(ms.server.mirroredGroups, p.store.lastSeq);
+      assert.is(ms.primaryTls, true, 'the stream runs over TLS by default');
+      assert.is(stat.tls, true);
     } finally {
       await p.close();
       await m.close();
@@ -291,6 +293,13 @@ mirror('a mirror refuses malformed, damaged, misplaced and out-of-order groups, 
       await stream.request(Op.mirrorGroup, encodeGroup(1, parts[0]));
       await refusedWith(stream.request(Op.mirrorGroup, encodeGroup(1, parts[0])), 'SMFS_ERR_DIVERGED');
       await stream.request(Op.mirrorGroup, encodeGroup(2, parts[1]));
+      // A create-log and a group in the new log, in one write: the group waits for the log.
+      await source.createLog(2);
+      await source.append([{ log: 2, data: block(3, 500) }]);
+      const created = stream.expect(901, Op.mirrorCreate);
+      const grouped = stream.expect(902, Op.mirrorGroup);
+      stream.writeRaw(Buffer.concat([...encodeFrame(Op.mirrorCreate, 901, [encodeU32(2)]), ...encodeFrame(Op.mirrorGroup, 902, encodeGroup(3, parts[2]))]));
+      await Promise.all([created, grouped]);
       await m.client.sync();
       await source.sync();
       assertSameLogs(pdir, mdir);
