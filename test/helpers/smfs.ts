@@ -76,9 +76,10 @@ export interface StorageChild {
 }
 
 // Starts `smfs storage --port 0 --json` on `dir`, with the tests' credential unless `args` give
-// one, and waits for its "listening" line.
-export async function startStorage(dir: string, args: string[] = []): Promise<StorageChild> {
-  const credentials = args.includes('--credentials') ? [] : ['--credentials', testCredential().file];
+// one or `ownCredential` leaves it to the server (DIR/credentials), and waits for its
+// "listening" line.
+export async function startStorage(dir: string, args: string[] = [], options: { ownCredential?: boolean } = {}): Promise<StorageChild> {
+  const credentials = args.includes('--credentials') || options.ownCredential ? [] : ['--credentials', testCredential().file];
   const child = spawn(process.execPath, [SMFS_BIN, 'storage', '--dir', dir, '--port', '0', '--json', ...credentials, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
