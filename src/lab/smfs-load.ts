@@ -142,14 +142,17 @@ async function verify(): Promise<void> {
   printJson(result);
 }
 
-const modes: Record<string, () => Promise<void>> = { append, verify };
-const mode = modes[process.argv[2]];
-if (!mode) {
-  process.stderr.write(`usage: smfs-load append|verify ... (see the head of ${__filename})\n`);
-  process.exitCode = 2;
-} else {
-  mode().catch((err: Error) => {
-    printJson({ error: err.message });
-    process.exitCode = 1;
-  });
+// Run as a tool; imported (for blockData), nothing runs.
+if (require.main === module) {
+  const modes: Record<string, () => Promise<void>> = { append, verify };
+  const mode = modes[process.argv[2]];
+  if (!mode) {
+    process.stderr.write(`usage: smfs-load append|verify ... (see the head of ${__filename})\n`);
+    process.exitCode = 2;
+  } else {
+    mode().catch((err: Error) => {
+      printJson({ error: err.message });
+      process.exitCode = 1;
+    });
+  }
 }
