@@ -233,9 +233,12 @@ function firstByte(socket: net.Socket): Promise<number> {
   });
 }
 
-function tlsFailure(err: Error, peer: string): SmfsError {
+// A TLS alert or protocol error is a refusal; anything else (a reset, a timeout) is the
+// connection failing, and stays the error it was.
+function tlsFailure(err: Error, peer: string): Error {
   const code = (err as NodeJS.ErrnoException).code;
-  return new SmfsError('SMFS_ERR_AUTH', `the TLS-PSK handshake with the ${peer} failed (${code ?? err.message}): the two ends hold different credentials, or it does not speak TLS`, { cause: err });
+  if (!code?.startsWith('ERR_SSL_')) return err;
+  return new SmfsError('SMFS_ERR_AUTH', `the TLS-PSK handshake with the ${peer} failed (${code}): the two ends hold different credentials, or it does not speak TLS`, { cause: err });
 }
 
 // The server's side of a new connection: TLS if the client starts it, then the handshake, all
