@@ -32,8 +32,8 @@ export const AUTH_TIMEOUT_MS = 10_000;
 // The first byte of a TLS connection (a handshake record); no SMFS frame starts with it (its
 // length would be over 350 MiB).
 export const TLS_HANDSHAKE_BYTE = 0x16;
-// TLS 1.2 with the one suite that has forward secrecy (ECDHE), an AEAD, and a PSK: no
-// certificates; and it can be pinned, unlike TLS 1.3's PSK key exchange mode.
+// TLS 1.2 with one suite that has a PSK (no certificates), forward secrecy (ECDHE) and an AEAD;
+// its name pins the key exchange, which TLS 1.3 negotiates out of Node's sight (decision 50).
 export const TLS_OPTIONS = { ciphers: 'ECDHE-PSK-CHACHA20-POLY1305', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const;
 const EXPORTER_LABEL = 'EXPORTER-SMFS-auth-1';
 const NONCE = 32;
@@ -41,6 +41,8 @@ const MAC = 32;
 const HELLO_BODY = 1 + 8 + NONCE;
 // An answer in the handshake is at most an error with its message.
 const MAX_ANSWER_BODY = 4096;
+// Holding this much unread, the handshake stops reading: every frame it waits for is smaller.
+const HANDSHAKE_BUFFER = 8192;
 // A refused client is given this long to read its answer before the connection is cut.
 const REFUSED_GRACE_MS = 2000;
 
@@ -68,6 +70,7 @@ class HandshakeReader {
   private gone: Error | undefined;
   private readonly onData = (chunk: Buffer) => {
     this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    if (this.buffered.length >= HANDSHAKE_BUFFER) this.socket.pause();
     this.serve();
   };
   private readonly onClose = () => this.fail(new Error('the connection closed during authentication'));

@@ -254,6 +254,7 @@ auth('garbage, cut-off and slow handshakes are closed without holding up the ser
       ['random bytes', (s) => s.write(Buffer.concat([Buffer.of(0), crypto.randomBytes(4095)]))],
       ['random bytes after a TLS record type', (s) => s.write(Buffer.concat([Buffer.of(0x16), crypto.randomBytes(4095)]))],
       ['a hello frame claiming 4 GiB', (s) => s.write(huge)],
+      ['a hello, then 1 MiB of garbage', (s) => s.write(Buffer.concat([hello, crypto.randomBytes(1 << 20)]))],
       ['half a hello, then FIN', (s) => s.end(hello.subarray(0, 20))],
       ['half a hello, then silence', (s) => s.write(hello.subarray(0, 5))],
       ['the start of a TLS record, then silence', (s) => s.write(Buffer.of(0x16, 0x03, 0x01, 0x00, 0x50))],
