@@ -10,6 +10,7 @@ import { LogStore } from '../../src/smfs/store';
 import { StorageServer } from '../../src/smfs/server';
 import { ALL_LOGS, MAX_FRAME, Op, encodeAddress, encodeFrame, encodeU32 } from '../../src/smfs/wire';
 import { crc32 } from '../../src/smfs/checksum';
+import { SMFS_ERROR_CODES } from '../../src/smfs/errors';
 import { SMFS_BIN, connectStorage, refusedWith, startStorage, testCredential, withDir } from '../helpers/smfs';
 
 function appendBody(records: { log: number; data: Buffer; crc?: number; length?: number }[], flags = 0): Buffer[] {
@@ -219,6 +220,13 @@ server('smfs storage refuses bad options with exit 2 and a directory in use with
     for (const word of ['--dir', '--port', '--fsync', '--segment-size', '--json', 'Examples:']) assert.ok(help.stdout.includes(word), word);
     assert.match(smfs('--help').stdout, /storage/);
   });
+});
+
+server('every SMFS error code is in the error tables of docs/smfs.md and docs/smfs-files.md, and no other', () => {
+  const docs = ['smfs.md', 'smfs-files.md'].map((f) => fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'docs', f), 'utf8')).join('\n');
+  const rows = new Set<string>();
+  for (const m of docs.matchAll(/^\| ((?:`SMFS_ERR_\w+`(?:, )?)+) \|/gm)) for (const c of m[1].matchAll(/SMFS_ERR_\w+/g)) rows.add(c[0]);
+  assert.equal([...rows].sort(), [...SMFS_ERROR_CODES].sort());
 });
 
 server.run();
