@@ -24,20 +24,21 @@ function tmpDirs(): { primary: string; mirror: string; remove(): void } {
   return { primary: path.join(root, 'primary'), mirror: path.join(root, 'mirror'), remove: () => fs.rmSync(root, { recursive: true, force: true }) };
 }
 
-// One credential for this file's lab runs, removed at the end.
-const credential = labCredential();
-const credentials = credential.file;
+type Pair = Awaited<ReturnType<typeof startSmfsPair>>;
 
-// A lab with both gateways and a primary mirroring to hostB, for one test; all of it removed after.
-async function withPair(delayMs: number, fn: (lab: Lab, gw: Awaited<ReturnType<typeof startGateways>>, pair: Awaited<ReturnType<typeof startSmfsPair>>, dirs: ReturnType<typeof tmpDirs>) => Promise<void>): Promise<void> {
+// A lab with both gateways, a credential for it, and a primary mirroring to hostB, for one test;
+// all of it removed after.
+async function withPair(delayMs: number, fn: (lab: Lab, credentials: string, gw: Awaited<ReturnType<typeof startGateways>>, pair: Pair, dirs: ReturnType<typeof tmpDirs>) => Promise<void>): Promise<void> {
   const lab = await Lab.create({ delayMs });
   const dirs = tmpDirs();
+  const credential = labCredential();
+  const credentials = credential.file;
   try {
     const gw = await startGateways(lab);
     try {
       const pair = await startSmfsPair(lab, credentials, dirs);
       try {
-        await fn(lab, gw, pair, dirs);
+        await fn(lab, credentials, gw, pair, dirs);
       } finally {
         await pair.primary.stop('SIGKILL');
         await pair.mirror.stop('SIGKILL');
@@ -48,11 +49,12 @@ async function withPair(delayMs: number, fn: (lab: Lab, gw: Awaited<ReturnType<t
     }
   } finally {
     dirs.remove();
+    credential.remove();
     await lab.destroy();
   }
 }
 
-smfs("after a run at 1% WAN loss the mirror's log is byte-identical to the primary's", () => withPair(10, async (lab, gw, { primary, mirror }, dirs) => {
+smfs("after a run at 1% WAN loss the mirror's log is byte-identical to the primary's", () => withPair(10, async (lab, credentials, gw, { primary, mirror }, dirs) => {
   await lab.wan.set({ loss: 0.01 });
   const load = startLoad(lab, credentials, { level: 'network', logs: 3, blocks: 8, clients: 4, seconds: 4 });
   const summary = await load.done;
@@ -99,7 +101,7 @@ async function captureWan(lab: Lab, file: string): Promise<{ stop(): Promise<{ p
   };
 }
 
-smfs('the mirror stream is encrypted: a capture at the WAN holds none of the blocks appended, which it does with --mirror-tls off', () => withPair(5, async (lab, _gw, pair) => {
+smfs('the mirror stream is encrypted: a capture at the WAN holds none of the blocks appended, which it does with --mirror-tls off', () => withPair(5, async (lab, credentials, _gw, pair) => {
   const appends = 60;
   const blocks = 4;
   const blockSize = 4096;
@@ -145,7 +147,7 @@ smfs('the mirror stream is encrypted: a capture at the WAN holds none of the blo
   assert.ok(found.plain.seen > found.plain.slices / 2, 'without TLS the same capture shows them');
 }));
 
-smfs('every append is local, then network-safe, then remote, in that order, measured by the server', () => withPair(25, async (lab) => {
+smfs('every append is local, then network-safe, then remote, in that order, measured by the server', () => withPair(25, async (lab, credentials) => {
   const timed = await startLoad(lab, credentials, { level: 'remote', appends: 200, clients: 2, timings: true }).done;
   assert.equal(timed.errors, {});
   const l = timed.levelsUs!;
@@ -169,7 +171,7 @@ smfs('every append is local, then network-safe, then remote, in that order, meas
 
 // One run of the disaster: returns appends acknowledged before it began and how many of them
 // the promoted mirror lacks.
-async function disaster(lab: Lab, level: AckLevel, loss: number): Promise<{ acked: number; lost: number; bad: number }> {
+async function disaster(lab: Lab, credentials: string, level: AckLevel, loss: number): Promise<{ acked: number; lost: number; bad: number }> {
   const dirs = tmpDirs();
   try {
     await lab.wan.set({ killed: false, loss: 0 });
@@ -213,13 +215,14 @@ async function disaster(lab: Lab, level: AckLevel, loss: number): Promise<{ acke
 
 smfs('disaster: loss for 0.5 s, then the WAN and the primary killed at once, the mirror promoted: remote and network lose nothing acknowledged', async () => {
   const lab = await Lab.create({ delayMs: 50 });
+  const credential = labCredential();
   const report: string[] = [];
   try {
     const gw = await startGateways(lab);
     try {
       for (const loss of [0.001, 0.005, 0.01]) {
         for (const level of ['remote', 'network', 'network', 'network', 'network', 'network', 'local'] as AckLevel[]) {
-          const r = await disaster(lab, level, loss);
+          const r = await disaster(lab, credential.file, level, loss);
           report.push(`${level} @${loss * 100}%: acked ${r.acked} lost ${r.lost}`);
           assert.is(r.bad, 0, 'no acknowledged block reads back different');
           assert.ok(r.acked > 0);
@@ -233,10 +236,9 @@ smfs('disaster: loss for 0.5 s, then the WAN and the primary killed at once, the
       await gw.b.stop();
     }
   } finally {
+    credential.remove();
     await lab.destroy();
   }
 });
-
-smfs.after(() => credential.remove());
 
 smfs.run();
