@@ -90,12 +90,13 @@ class HandshakeReader {
     });
   }
 
-  // Stops reading; bytes that came after the handshake go back to the socket for its next reader.
+  // Stops reading; bytes that came after the handshake go back to the socket for its next
+  // reader. The error listener stays: an error before that reader has its own must not go
+  // unhandled (and would close the socket, which that reader sees).
   detach(): void {
     this.socket.pause();
     this.socket.off('data', this.onData);
     this.socket.off('close', this.onClose);
-    this.socket.off('error', this.onError);
     if (this.buffered.length > 0) this.socket.unshift(this.buffered);
     this.buffered = Buffer.alloc(0);
   }
