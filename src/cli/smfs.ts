@@ -267,7 +267,7 @@ Examples:
     await listener?.close();
     const stats = server.store.stat();
     const stopped = { event: 'stopped', signal, lastSeq: stats.lastSeq, durableSeq: stats.durableSeq, ...server.counters };
-    process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs storage: stopped on ${signal}; last group ${stats.lastSeq}, all on disk; ${server.counters.requests} requests, ${Object.values(server.counters.refused).reduce((a, b) => a + b, 0)} refused`) + '\n');
+    process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs storage: stopped on ${signal}; last group ${stats.lastSeq}, all on disk; ${server.counters.requests} requests, ${Object.values(server.counters.refused).reduce((a, b) => a + b, 0)} refused, ${server.counters.authFailed} connections not authenticated`) + '\n');
   });
 
 program
