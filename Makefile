@@ -22,7 +22,7 @@ endif
 
 # Debian packages the build, the tests and the lab use (checked one by one with dpkg-query).
 APT_PACKAGES := clang llvm libbpf-dev libxdp-dev bpftool xdp-tools iproute2 util-linux \
-	libxxhash-dev libclang-rt-14-dev pkg-config linux-libc-dev ethtool iputils-ping \
+	libxxhash-dev libclang-rt-14-dev pkg-config linux-libc-dev ethtool iputils-ping tcpdump \
 	libsodium-dev libssl-dev
 
 OUT        := out

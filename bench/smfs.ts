@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Lab } from '../src/lab/lab';
 import { startGateways } from '../src/lab/gateways';
-import { startLoad, startSmfsPair } from '../src/lab/smfs';
+import { labCredential, startLoad, startSmfsPair } from '../src/lab/smfs';
 import type { AckLevel } from '../src/smfs/mirror';
 
 export interface SmfsBenchOptions {
@@ -19,6 +19,7 @@ export interface SmfsBenchOptions {
   seconds?: number;    // per figure
   appendKiB?: number;
   blockKiB?: number;
+  credentials?: string; // the servers' and clients' credential file (default: one made for the run)
 }
 
 export interface SmfsBenchRow {
@@ -54,6 +55,8 @@ export async function runSmfsBench(o: SmfsBenchOptions = {}): Promise<{ rows: Sm
   const appendKiB = o.appendKiB ?? 512;
   const blockKiB = o.blockKiB ?? 4;
   const rows: SmfsBenchRow[] = [];
+  const made = o.credentials === undefined ? labCredential() : undefined;
+  const credentials = o.credentials ?? made!.file;
   const lab = await Lab.create({ delayMs: 0 });
   try {
     const gw = await startGateways(lab);
@@ -64,10 +67,10 @@ export async function runSmfsBench(o: SmfsBenchOptions = {}): Promise<{ rows: Sm
           for (const clients of clientCounts) {
             const root = fs.mkdtempSync(path.join(os.tmpdir(), 'smfs-bench-'));
             try {
-              const { primary, mirror } = await startSmfsPair(lab, { primary: path.join(root, 'p'), mirror: path.join(root, 'm') }, { ackTimeoutMs: 60_000 });
+              const { primary, mirror } = await startSmfsPair(lab, credentials, { primary: path.join(root, 'p'), mirror: path.join(root, 'm') }, { ackTimeoutMs: 60_000 });
               try {
                 for (const level of levels) {
-                  const s = await startLoad(lab, { level, clients, blocks: appendKiB / blockKiB, blockSize: blockKiB * 1024, seconds, logs: 4 }).done;
+                  const s = await startLoad(lab, credentials, { level, clients, blocks: appendKiB / blockKiB, blockSize: blockKiB * 1024, seconds, logs: 4 }).done;
                   rows.push({
                     delay_ms: delay, loss, clients, level, appends: s.appends, mbytes_per_s: s.bytes / s.seconds / 1e6,
                     p50_ms: s.latencyUs.p50 / 1000, p99_ms: s.latencyUs.p99 / 1000, errors: s.errors,
@@ -89,6 +92,7 @@ export async function runSmfsBench(o: SmfsBenchOptions = {}): Promise<{ rows: Sm
     }
   } finally {
     await lab.destroy();
+    made?.remove();
   }
   const checks: SmfsBenchCheck[] = [];
   for (const delay of delays) {

@@ -9,7 +9,6 @@ import { byteSize, decimal, decimalList, integer, integerList } from './parse';
 import { formatSmfsBench, runSmfsBench } from '../../bench/smfs';
 import { requireRoot } from '../gateway/gateway';
 import { ConfigError, MaelstromError } from '../errors';
-import { SmfsError } from '../smfs/errors';
 import { LIMITS } from '../smfs/format';
 import { FSYNC_POLICIES, LogStore, STORE_DEFAULTS } from '../smfs/store';
 import type { FsyncPolicy } from '../smfs/store';
@@ -30,6 +29,8 @@ import { FileServer } from '../smfs/fs/server';
 import { FileClient } from '../smfs/fs/client';
 import { FILES_PORT } from '../smfs/fs/protocol';
 import type { Change } from '../smfs/fs/tree';
+import { CREDENTIALS_ENV, CREDENTIAL_FILE, findCredential } from '../smfs/credentials';
+import type { Credential } from '../smfs/credentials';
 
 const { version } = require('../../../package.json') as { version: string };
 
@@ -88,8 +89,21 @@ async function readInput(file: string | undefined): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function withFiles<T>(server: Endpoint, fn: (c: FileClient) => Promise<T>): Promise<T> {
-  const c = await FileClient.connect(server);
+// --credentials, for every command that serves or connects.
+const credentialsOption = ['--credentials <file>', `the deployment's credential (mode 0600); default $${CREDENTIALS_ENV}`] as const;
+const credentialsHelp = `
+Every SMFS connection is authenticated both ways with the deployment's credential, a secret file
+of mode 0600 that all its servers and clients share: --credentials FILE, or ${CREDENTIALS_ENV}=FILE.
+A storage or metadata server given neither uses DIR/${CREDENTIAL_FILE}, made at its first start;
+copy that file (mode 0600) to the deployment's other hosts. A peer without it is refused
+(SMFS_ERR_AUTH).`;
+
+function clientCredential(o: { credentials?: string }, command: string): Credential {
+  return findCredential({ file: o.credentials, command }).credential;
+}
+
+async function withFiles<T>(o: { server: Endpoint; credentials?: string }, command: string, fn: (c: FileClient) => Promise<T>): Promise<T> {
+  const c = await FileClient.connect(o.server, clientCredential(o, `smfs ${command}`));
   try {
     return await fn(c);
   } finally {
@@ -100,7 +114,7 @@ async function withFiles<T>(server: Endpoint, fn: (c: FileClient) => Promise<T>)
 interface StorageOptions {
   dir: string; host: string; port: number; fsync: string; fsyncInterval: number; segmentSize: number; json?: boolean;
   role?: string; mirror?: Endpoint; gateway?: string; feedbackPort: number; feedbackKey?: string; insecureFeedback?: boolean;
-  ack?: string; ackTimeout: number;
+  ack?: string; ackTimeout: number; credentials?: string; mirrorTls: string;
 }
 
 function ipv4List(flag: string, text: string): string[] {
@@ -118,6 +132,8 @@ storage servers, 7611), files (a file tree kept in one log, 7612). The file comm
 read, ls, mkdir, rm, mv, put) talk to a file server, --server HOST:PORT (127.0.0.1:7612).
 A primary storage server mirrors to another (--mirror, --role mirror), acknowledging appends
 local-, network- (--gateway) or remote-sync; smfs promote makes the mirror the primary.
+Every connection is authenticated both ways with the deployment's credential (--credentials
+FILE or SMFS_CREDENTIALS; a storage server makes DIR/credentials if given none).
 Formats and protocols: docs/smfs.md, docs/smfs-files.md.
 
 Examples:
@@ -149,6 +165,8 @@ program
   .option('--insecure-feedback', 'with --gateway: trust unauthenticated feedback (gateways run with --insecure-no-auth; any LAN host could forge it)')
   .option('--ack <level>', "acknowledgement level of appends that do not ask: local, network or remote (default: network with --gateway, remote with --mirror alone, else local)")
   .option('--ack-timeout <ms>', 'an append not at its level in this long is answered SMFS_ERR_MIRROR (it stays written here)', integer('--ack-timeout'), 10_000)
+  .option(credentialsOption[0], `${credentialsOption[1]}, else DIR/${CREDENTIAL_FILE} (made if missing)`)
+  .option('--mirror-tls <on|off>', 'the mirror stream over TLS: a primary streams with TLS, a mirror takes the stream only with TLS; off: without TLS too (a trusted path only)', 'on')
   .option('--json', 'print the start and stop reports as JSON lines')
   .addHelpText('after', `
 Requests (docs/smfs.md has the frames): create-log, append (a group of records, for one log or
@@ -166,11 +184,15 @@ mirror lacks from its own log. Each append is answered at its level:
   local    written here (fsync per policy) and handed to the kernel for the mirror
   network  also on the WAN with its repairs, as the gateway reports (needs --gateway)
   remote   also written at the mirror (its fsync per its policy)
+The mirror stream runs over TLS (TLS-PSK, keyed from the credential: no certificates), which
+the mirror requires; --mirror-tls off at both ends streams in the clear.
+${credentialsHelp}
 
 Examples:
   smfs storage --dir /srv/smfs --port 7610
   smfs storage --dir /srv/mirror --role mirror --host 0.0.0.0          # at the remote site
   smfs storage --dir /srv/smfs --mirror 10.2.0.10 --gateway 10.1.0.1 --feedback-key /etc/smfs/feedback.key  # network-sync
+  smfs storage --dir /srv/mirror --role mirror --credentials /etc/smfs/credentials  # the primary's, copied
   smfs storage --dir /srv/smfs --host 0.0.0.0 --fsync interval --fsync-interval 5 --segment-size 64M
   smfs storage --dir /tmp/s --port 0 --json     # prints {"event":"listening","port":...}`)
   .action(async (o: StorageOptions) => {
@@ -184,6 +206,7 @@ Examples:
     if (o.ack !== undefined && !ACK_LEVELS.includes(o.ack as AckLevel)) throw new ConfigError(`--ack is one of ${ACK_LEVELS.join(', ')}, got '${o.ack}'`);
     if (o.ackTimeout < 1 || o.ackTimeout > 3_600_000) throw new ConfigError(`--ack-timeout is from 1 to 3600000 ms, got ${o.ackTimeout}`);
     if (o.feedbackPort < 1 || o.feedbackPort > 65535) throw new ConfigError(`--feedback-port is from 1 to 65535, got ${o.feedbackPort}`);
+    if (o.mirrorTls !== 'on' && o.mirrorTls !== 'off') throw new ConfigError(`--mirror-tls is on or off, got '${o.mirrorTls}'`);
     const onDisk = fs.existsSync(o.dir) ? readRole(o.dir) : 'primary';
     if (o.role === 'primary' && onDisk === 'mirror') throw new ConfigError(`${o.dir} is a mirror's directory; smfs promote makes it a primary`);
     const role: Role = (o.role as Role | undefined) ?? onDisk;
@@ -199,6 +222,8 @@ Examples:
       throw new MaelstromError('MAELSTROM_ERR_KEY', '--gateway needs the gateways\' feedback key, --feedback-key FILE (maelstrom keygen --feedback --key-file PAIR.key > FILE), '
         + 'or --insecure-feedback to trust unauthenticated feedback (then any LAN host can make appends look network-safe)');
     }
+    const { credential, created } = findCredential({ file: o.credentials, dir: o.dir, command: 'smfs storage' });
+    const mirrorTls = o.mirrorTls === 'on';
     const store = await LogStore.open(o.dir, { fsync: o.fsync as FsyncPolicy, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize, mirror: role === 'mirror' });
     let listener: NetworkSyncListener | undefined;
     let link: MirrorLink | undefined;
@@ -213,11 +238,11 @@ Examples:
       }
       if (o.mirror) {
         link = new MirrorLink(store, {
-          ...o.mirror, listener, ackTimeoutMs: o.ackTimeout,
+          ...o.mirror, credential, tls: mirrorTls, listener, ackTimeoutMs: o.ackTimeout,
           onEvent: (event, detail) => process.stdout.write((o.json ? JSON.stringify({ event, ...detail }) : `smfs storage: ${event} ${JSON.stringify(detail)}`) + '\n'),
         });
       }
-      server = await StorageServer.listen(store, { host: o.host, port: o.port, role, mirror: link, defaultLevel: level }).catch((err: Error) => {
+      server = await StorageServer.listen(store, { host: o.host, port: o.port, credential, role, mirror: link, defaultLevel: level, plainMirrorStream: !mirrorTls }).catch((err: Error) => {
         throw new ConfigError(`cannot listen on ${o.host}:${o.port}: ${err.message}`);
       });
     } catch (err) {
@@ -230,11 +255,16 @@ Examples:
     const info = {
       host, port, dir: store.dir, role, fsync: o.fsync, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize, pid: process.pid,
       mirror: o.mirror ? formatEndpoint(o.mirror) : null, gateways: gateways ?? null, defaultLevel: server.defaultLevel,
+      credentials: credential.file, credentialsCreated: created, mirrorTls,
     };
+    if (!mirrorTls) {
+      process.stderr.write(`smfs storage: warning: --mirror-tls off: ${role === 'mirror' ? 'a primary may stream to this mirror' : 'the stream to the mirror goes'} in the clear, readable and changeable by anyone on the path; use it only on a trusted network\n`);
+    }
     if (o.json) process.stdout.write(JSON.stringify({ event: 'listening', ...info, recovery: store.recovery }) + '\n');
     else {
       process.stdout.write(`smfs storage: ${role} listening on ${host}:${port}, dir ${store.dir}, fsync ${o.fsync}${o.fsync === 'interval' ? ` every ${o.fsyncInterval} ms` : ''}, segments of ${o.segmentSize} bytes\n`);
-      if (o.mirror) process.stdout.write(`smfs storage: mirroring to ${formatEndpoint(o.mirror)}; appends acknowledged ${server.defaultLevel} unless they ask${gateways ? `; network-sync feedback from ${gateways.join(', ')}` : ''}\n`);
+      process.stdout.write(`smfs storage: credential ${credential.file}${created ? ' (created: give this file, mode 0600, to the deployment\'s other servers and clients)' : ''}\n`);
+      if (o.mirror) process.stdout.write(`smfs storage: mirroring to ${formatEndpoint(o.mirror)}${mirrorTls ? ' over TLS' : ' WITHOUT TLS'}; appends acknowledged ${server.defaultLevel} unless they ask${gateways ? `; network-sync feedback from ${gateways.join(', ')}` : ''}\n`);
       process.stdout.write(formatRecovery(store.recovery) + '\n');
     }
     const signal = await new Promise<string>((resolve) => {
@@ -246,7 +276,7 @@ Examples:
     await listener?.close();
     const stats = server.store.stat();
     const stopped = { event: 'stopped', signal, lastSeq: stats.lastSeq, durableSeq: stats.durableSeq, ...server.counters };
-    process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs storage: stopped on ${signal}; last group ${stats.lastSeq}, all on disk; ${server.counters.requests} requests, ${Object.values(server.counters.refused).reduce((a, b) => a + b, 0)} refused`) + '\n');
+    process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs storage: stopped on ${signal}; last group ${stats.lastSeq}, all on disk; ${server.counters.requests} requests, ${Object.values(server.counters.refused).reduce((a, b) => a + b, 0)} refused, ${server.counters.authFailed} connections not authenticated`) + '\n');
   });
 
 program
@@ -259,6 +289,7 @@ program
   .option('--seconds <s>', 'appending per figure', decimal('--seconds'), 4)
   .option('--append-kib <n>', 'append size in KiB', integer('--append-kib'), 512)
   .option('--block-kib <n>', 'block (record) size in KiB', integer('--block-kib'), 4)
+  .option(credentialsOption[0], 'the credential for its servers and clients (default: one made for the run, removed after)')
   .option('--json', 'print one JSON object: rows (delay_ms, loss, clients, level, mbytes_per_s, p50_ms, p99_ms) and checks (network_vs_local_*, remote_p50_vs_rtt)')
   .addHelpText('after', `
 The paper's Table 2 workload: each append is a group of --append-kib / --block-kib blocks, over
@@ -266,7 +297,7 @@ four logs. Each (delay, loss, clients) gets a fresh primary and mirror, and the 
 turn against them. Targets, printed beside the figures: network within 10% of local in
 throughput and latency at every delay; remote latency at least one WAN round trip.
 About 16 x (levels x --seconds + 3) seconds with the defaults.`)
-  .action(async (o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; appendKib: number; blockKib: number; json?: boolean }) => {
+  .action(async (o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean }) => {
     requireRoot();
     const levels = o.levels.split(',').map((l) => l.trim()) as AckLevel[];
     for (const l of levels) if (!ACK_LEVELS.includes(l)) throw new ConfigError(`--levels are ${ACK_LEVELS.join(', ')}, got '${l}'`);
@@ -279,6 +310,7 @@ About 16 x (levels x --seconds + 3) seconds with the defaults.`)
     }
     const { rows, checks, appendKiB, blockKiB } = await runSmfsBench({
       delaysMs: o.delays, losses: o.losses.map((p) => p / 100), clients: o.clients, levels, seconds: o.seconds, appendKiB: o.appendKib, blockKiB: o.blockKib,
+      credentials: o.credentials === undefined ? undefined : findCredential({ file: o.credentials, command: 'smfs bench' }).credential.file,
     });
     process.stdout.write((o.json ? JSON.stringify({ append_kib: appendKiB, block_kib: blockKiB, rows, checks }) : formatSmfsBench(rows, checks, appendKiB, blockKiB)) + '\n');
   });
@@ -289,17 +321,20 @@ program
   .option('--host <addr>', 'the mirror storage server to promote (running)', '127.0.0.1')
   .option('--port <n>', 'its port', integer('--port'), STORAGE_PORT)
   .option('--dir <path>', 'promote a stopped mirror\'s directory instead (recovery runs on it)')
+  .option(credentialsOption[0], `${credentialsOption[1]} (not needed with --dir)`)
   .option('--json', 'print the result as JSON')
   .addHelpText('after', `
 A running mirror stops taking its primary's stream, closes and reopens its logs (recovery cuts
 anything a dead primary's stream left unfinished), and takes appends from then on. Point the
 clients (and a new mirror) at it. The old primary must not come back as a primary: its log may
-hold groups the mirror never got; reseed it as a mirror of the new primary.
+hold groups the mirror never got; reseed it as a mirror of the new primary. The request goes
+over TLS (it may cross the WAN), authenticated with the deployment's credential.
+${credentialsHelp}
 
 Examples:
-  smfs promote --host 10.2.0.10            # the mirror server at the remote site
+  smfs promote --host 10.2.0.10 --credentials /etc/smfs/credentials   # the mirror at the remote site
   smfs promote --dir /srv/mirror --json    # a mirror that is not running`)
-  .action(async (o: { host: string; port: number; dir?: string; json?: boolean }) => {
+  .action(async (o: { host: string; port: number; dir?: string; credentials?: string; json?: boolean }) => {
     let result: { lastSeq: number; logs: { log: number; segment: number; offset: number }[]; recovery: RecoveryReport };
     if (o.dir !== undefined) {
       if (!fs.existsSync(o.dir) || readRole(o.dir) !== 'mirror') throw new ConfigError(`${o.dir} is not a mirror's directory`);
@@ -308,9 +343,7 @@ Examples:
       await store.close();
       writeRole(store.dir, 'primary');
     } else {
-      const client = await StorageClient.connect(o.port, o.host).catch((err: Error) => {
-        throw new SmfsError('SMFS_ERR_CLOSED', `cannot reach the mirror at ${o.host}:${o.port}: ${err.message}`);
-      });
+      const client = await StorageClient.connect({ host: o.host, port: o.port }, clientCredential(o, 'smfs promote'), { tls: true });
       try {
         result = await client.promote();
       } finally {
@@ -331,24 +364,32 @@ program
   .requiredOption('--storage <host:port,...>', 'the storage servers to place logs on, in order of preference for ties', endpoints('--storage'))
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option('--port <n>', 'TCP port (0: any free port, printed at start)', integer('--port'), METADATA_PORT)
+  .option(credentialsOption[0], `${credentialsOption[1]}, else DIR/${CREDENTIAL_FILE} (made if missing); also for its storage servers`)
   .option('--json', 'print the start and stop reports as JSON lines')
   .addHelpText('after', `
 Requests (docs/smfs-files.md): create (a new log on the storage server with the fewest logs
 placed; ties go to the one named first), lookup (where a log lives), list. An intent is on disk
 before each create-log is sent, so a crash never gives one id out twice; at start, an intent
 whose log the storage server has is completed, one it lacks is dropped.
+${credentialsHelp}
 
 Examples:
-  smfs metadata --dir /srv/smfs-meta --storage 10.0.0.1:7610,10.0.0.2:7610
+  smfs metadata --dir /srv/smfs-meta --storage 10.0.0.1:7610,10.0.0.2:7610 --credentials /etc/smfs/credentials
   smfs metadata --dir /tmp/m --storage 127.0.0.1:7610 --port 0 --json`)
-  .action(async (o: { dir: string; storage: Endpoint[]; host: string; port: number; json?: boolean }) => {
+  .action(async (o: { dir: string; storage: Endpoint[]; host: string; port: number; credentials?: string; json?: boolean }) => {
     checkPort(o.port);
-    const m = await MetadataServer.open(o.dir, o.storage, { host: o.host, port: o.port });
+    const { credential, created } = findCredential({ file: o.credentials, dir: o.dir, command: 'smfs metadata' });
+    const m = await MetadataServer.open(o.dir, o.storage, { host: o.host, port: o.port, credential });
     const { host, port } = m.address;
     const list = m.list();
-    if (o.json) process.stdout.write(JSON.stringify({ event: 'listening', host, port, dir: m.dir, storage: o.storage.map(formatEndpoint), logs: list.logs.length, nextLog: list.nextLog, intents: m.intents, pid: process.pid }) + '\n');
-    else {
+    if (o.json) {
+      process.stdout.write(JSON.stringify({
+        event: 'listening', host, port, dir: m.dir, storage: o.storage.map(formatEndpoint), logs: list.logs.length, nextLog: list.nextLog, intents: m.intents,
+        credentials: credential.file, credentialsCreated: created, pid: process.pid,
+      }) + '\n');
+    } else {
       process.stdout.write(`smfs metadata: listening on ${host}:${port}, dir ${m.dir}, ${list.logs.length} logs on ${o.storage.map(formatEndpoint).join(', ')}\n`);
+      process.stdout.write(`smfs metadata: credential ${credential.file}${created ? ' (created: the storage servers must hold the same; give them this file, or start this server with theirs)' : ''}\n`);
       const { completed, dropped, pending } = m.intents;
       if (completed.length + dropped.length + pending.length > 0) {
         process.stdout.write(`  intents from before a crash: completed ${completed.join(' ') || '-'}, dropped ${dropped.join(' ') || '-'}, pending ${pending.join(' ') || '-'}\n`);
@@ -367,6 +408,7 @@ program
   .option('--log <n>', 'the log holding the tree (default: create a new log and print its id)', integer('--log'))
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option('--port <n>', 'TCP port (0: any free port, printed at start)', integer('--port'), FILES_PORT)
+  .option(...credentialsOption)
   .option('--json', 'print the start and stop reports as JSON lines')
   .addHelpText('after', `
 Without --log it asks the metadata server for a new log, writes an empty root directory to it
@@ -374,25 +416,28 @@ and prints the log's id: give that id with --log from then on. With --log it loo
 and reads the tree back from it (the log's newest record is the newest root inode). Every
 change is one append to the log: the changed data blocks, inodes and directories up to the
 root, all or none. Run one file server per log.
+${credentialsHelp} A file server has no directory: give it the credential.
 
 Examples:
+  export SMFS_CREDENTIALS=/srv/smfs/credentials       # made by the storage server
   smfs files --metadata 127.0.0.1:7611                # prints: log 1 (created) ...
   smfs files --metadata 127.0.0.1:7611 --log 1 --host 0.0.0.0
   smfs files --metadata 127.0.0.1:7611 --log 1 --port 0 --json`)
-  .action(async (o: { metadata: Endpoint; log?: number; host: string; port: number; json?: boolean }) => {
+  .action(async (o: { metadata: Endpoint; log?: number; host: string; port: number; credentials?: string; json?: boolean }) => {
     checkPort(o.port);
     if (o.log !== undefined && (o.log < 0 || o.log > LIMITS.maxLogId)) throw new ConfigError(`--log is from 0 to ${LIMITS.maxLogId}, got ${o.log}`);
-    const volume = await Volume.open(o.metadata, o.log);
+    const credential = clientCredential(o, 'smfs files');
+    const volume = await Volume.open(o.metadata, o.log, credential);
     let server: FileServer;
     try {
-      server = await FileServer.listen(volume, { host: o.host, port: o.port });
+      server = await FileServer.listen(volume, { host: o.host, port: o.port, credential });
     } catch (err) {
       await volume.close();
       throw new ConfigError(`cannot listen on ${o.host}:${o.port}: ${(err as Error).message}`);
     }
     const { host, port } = server.address;
     const st = await volume.stat();
-    if (o.json) process.stdout.write(JSON.stringify({ event: 'listening', host, port, created: volume.created, ...st, pid: process.pid }) + '\n');
+    if (o.json) process.stdout.write(JSON.stringify({ event: 'listening', host, port, created: volume.created, ...st, credentials: credential.file, pid: process.pid }) + '\n');
     else {
       process.stdout.write(`smfs files: log ${st.log}${volume.created ? ' (created; give --log ' + st.log + ' from now on)' : ''} on ${st.storage}, listening on ${host}:${port}\n`);
       process.stdout.write(`  ${st.files} files, ${st.dirs} directories, ${st.bytes} bytes; update ${st.update}, root inode at ${st.root}${st.leaked > 0 ? `; ${st.leaked} records no inode reaches (a crash before their free)` : ''}\n`);
@@ -411,14 +456,15 @@ program
   .argument('<path>', 'path in the tree, e.g. /docs/a.txt (its directory must exist)')
   .argument('[file]', 'local file to send; - or absent: stdin')
   .option(...serverOption)
+  .option(...credentialsOption)
   .addHelpText('after', `
 Examples:
   smfs write /docs/a.txt ./a.txt
   echo hello | smfs write /hello.txt
   smfs write /big.bin big.bin --server 10.0.0.5:7612`)
-  .action(async (path: string, file: string | undefined, o: { server: Endpoint }) => {
+  .action(async (path: string, file: string | undefined, o: { server: Endpoint; credentials?: string }) => {
     const data = await readInput(file);
-    await withFiles(o.server, (c) => c.write(path, data));
+    await withFiles(o, 'write', (c) => c.write(path, data));
   });
 
 program
@@ -426,12 +472,13 @@ program
   .description('Print a file of the file server to stdout')
   .argument('<path>', 'path in the tree')
   .option(...serverOption)
+  .option(...credentialsOption)
   .addHelpText('after', `
 Examples:
   smfs read /docs/a.txt
   smfs read /big.bin > big.bin`)
-  .action(async (path: string, o: { server: Endpoint }) => {
-    const data = await withFiles(o.server, (c) => c.read(path));
+  .action(async (path: string, o: { server: Endpoint; credentials?: string }) => {
+    const data = await withFiles(o, 'read', (c) => c.read(path));
     process.stdout.write(data);
   });
 
@@ -440,6 +487,7 @@ program
   .description('List a directory (or show one file) of the file server')
   .argument('[path]', 'path in the tree', '/')
   .option(...serverOption)
+  .option(...credentialsOption)
   .option('--json', 'print a JSON array of {name, type, size, mtime}')
   .addHelpText('after', `
 Each line: type (d directory, - file), size (bytes; for a directory its entries), mtime, name.
@@ -447,8 +495,8 @@ Each line: type (d directory, - file), size (bytes; for a directory its entries)
 Examples:
   smfs ls /
   smfs ls /docs --json`)
-  .action(async (path: string, o: { server: Endpoint; json?: boolean }) => {
-    const entries = await withFiles(o.server, (c) => c.list(path));
+  .action(async (path: string, o: { server: Endpoint; credentials?: string; json?: boolean }) => {
+    const entries = await withFiles(o, 'ls', (c) => c.list(path));
     if (o.json) process.stdout.write(JSON.stringify(entries) + '\n');
     else for (const e of entries) process.stdout.write(`${e.type === 'dir' ? 'd' : '-'} ${String(e.size).padStart(10)} ${e.mtime} ${e.name}${e.type === 'dir' ? '/' : ''}\n`);
   });
@@ -458,13 +506,14 @@ program
   .description('Make a directory on the file server')
   .argument('<path>', 'path in the tree')
   .option(...serverOption)
+  .option(...credentialsOption)
   .option('-p, --parents', 'make missing parents too; no error if it exists')
   .addHelpText('after', `
 Examples:
   smfs mkdir /docs
   smfs mkdir -p /backups/2024/01`)
-  .action(async (path: string, o: { server: Endpoint; parents?: boolean }) => {
-    await withFiles(o.server, (c) => c.mkdir(path, { parents: o.parents }));
+  .action(async (path: string, o: { server: Endpoint; credentials?: string; parents?: boolean }) => {
+    await withFiles(o, 'mkdir', (c) => c.mkdir(path, { parents: o.parents }));
   });
 
 program
@@ -472,13 +521,14 @@ program
   .description('Remove a file or an empty directory from the file server')
   .argument('<path>', 'path in the tree')
   .option(...serverOption)
+  .option(...credentialsOption)
   .option('-r, --recursive', 'remove a directory and everything under it')
   .addHelpText('after', `
 Examples:
   smfs rm /docs/a.txt
   smfs rm -r /backups/2023`)
-  .action(async (path: string, o: { server: Endpoint; recursive?: boolean }) => {
-    await withFiles(o.server, (c) => c.remove(path, { recursive: o.recursive }));
+  .action(async (path: string, o: { server: Endpoint; credentials?: string; recursive?: boolean }) => {
+    await withFiles(o, 'rm', (c) => c.remove(path, { recursive: o.recursive }));
   });
 
 program
@@ -487,12 +537,13 @@ program
   .argument('<from>', 'path in the tree')
   .argument('<to>', 'new path; a file may replace a file, a directory an empty directory')
   .option(...serverOption)
+  .option(...credentialsOption)
   .addHelpText('after', `
 Examples:
   smfs mv /docs/a.txt /docs/b.txt
   smfs mv /staging /release`)
-  .action(async (from: string, to: string, o: { server: Endpoint }) => {
-    await withFiles(o.server, (c) => c.rename(from, to));
+  .action(async (from: string, to: string, o: { server: Endpoint; credentials?: string }) => {
+    await withFiles(o, 'mv', (c) => c.rename(from, to));
   });
 
 program
@@ -500,6 +551,7 @@ program
   .description('Write several files and remove others as ONE update: all of it is committed, or none')
   .argument('<path=file...>', 'files to write: path in the tree = local file')
   .option(...serverOption)
+  .option(...credentialsOption)
   .option('--rm <path...>', 'paths to remove in the same update (before the writes)')
   .option('-r, --recursive', 'with --rm: remove directories and everything under them')
   .addHelpText('after', `
@@ -509,14 +561,14 @@ The removals come first, then the writes, in the order given. If any of them can
 Examples:
   smfs put /site/index.html=index.html /site/app.js=app.js
   smfs put /db/snapshot.2=snap.bin /db/CURRENT=current.txt --rm /db/snapshot.1`)
-  .action(async (pairs: string[], o: { server: Endpoint; rm?: string[]; recursive?: boolean }) => {
+  .action(async (pairs: string[], o: { server: Endpoint; credentials?: string; rm?: string[]; recursive?: boolean }) => {
     const changes: Change[] = (o.rm ?? []).map((path) => ({ op: 'remove', path, recursive: o.recursive }));
     for (const pair of pairs) {
       const at = pair.lastIndexOf('=');
       if (at <= 0 || at === pair.length - 1) throw new ConfigError(`put takes PATH=FILE, got '${pair}'`);
       changes.push({ op: 'write', path: pair.slice(0, at), data: await readInput(pair.slice(at + 1)) });
     }
-    await withFiles(o.server, (c) => c.group(changes));
+    await withFiles(o, 'put', (c) => c.group(changes));
   });
 
 void run(program, process.argv);

@@ -2,7 +2,8 @@
 // each TCP socket it mirrors over, and gets, per write, a promise that resolves once everything
 // written up to and including that write is network-safe (on the WAN with all its repairs, as
 // the gateway reports from its TX completions). Offsets in feedback count bytes from the start of
-// the stream, which is what the tracker counts as it writes.
+// the TCP stream, which is what the tracker counts as it writes: the socket's bytes, or for a TLS
+// socket made over a TcpCount (tcp-count.ts), the TCP bytes under it.
 //
 // Feedback is trusted only when it opens under the site's feedback key (docs/protocol.md,
 // "Authentication envelope"): forged, replayed or stale datagrams are counted by verdict and
@@ -14,6 +15,7 @@ import { keyId, readKeyFile } from '../gateway/keys';
 import { AUTH_KIND, AUTH_VERDICTS, addon } from '../native/addon';
 import type { AuthVerdict, NativeAuthChannel } from '../native/addon';
 import { FEEDBACK_PORT, flowId, parseFeedback } from './format';
+import { TcpCount } from './tcp-count';
 import type { FeedbackEntry, FeedbackParseError, FlowKey } from './format';
 
 export type NetworkSyncErrorCode = 'MAELSTROM_NETSYNC_CLOSED' | 'MAELSTROM_NETSYNC_TIMEOUT';
@@ -57,7 +59,7 @@ function plainIpv4(a: string | undefined): string {
 }
 
 interface PendingWrite {
-  end: bigint;
+  end: bigint | undefined; // the TCP offset of the write's end; under TLS known once TLS has written it
   deadline: number;
   resolve: () => void;
   reject: (e: NetworkSyncError) => void;
@@ -69,18 +71,23 @@ export class TrackedSocket {
   private safe = 0n;
   private readonly pending: PendingWrite[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private readonly tcp: TcpCount | undefined;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly timeoutMs: number,
     private readonly onClose: (t: TrackedSocket) => void,
   ) {
+    this.tcp = TcpCount.under(socket);
+    const flowSocket = this.tcp?.tcp ?? socket;
     this.flow = {
-      senderAddress: plainIpv4(socket.localAddress),
-      senderPort: socket.localPort ?? 0,
-      receiverAddress: plainIpv4(socket.remoteAddress),
-      receiverPort: socket.remotePort ?? 0,
+      senderAddress: plainIpv4(flowSocket.localAddress),
+      senderPort: flowSocket.localPort ?? 0,
+      receiverAddress: plainIpv4(flowSocket.remoteAddress),
+      receiverPort: flowSocket.remotePort ?? 0,
     };
+    // Bytes written before tracking began (a handshake) count too: offsets start at the stream's first byte.
+    this.written = this.tcp?.written ?? BigInt(socket.bytesWritten ?? 0);
     socket.once('close', () => {
       this.failAll(new NetworkSyncError('MAELSTROM_NETSYNC_CLOSED', `the socket ${flowId(this.flow)} closed before its writes were network-safe`));
       this.onClose(this);
@@ -92,20 +99,33 @@ export class TrackedSocket {
     return this.safe;
   }
 
+  // Bytes given to TCP so far, from the start of the stream.
   get writtenOffset(): bigint {
-    return this.written;
+    return this.tcp ? this.tcp.written : this.written;
   }
 
   // Writes to the socket; resolves when this write and all before it are network-safe.
   // `flushed` is socket.write's callback: the kernel has taken the bytes.
   write(data: Buffer | string, flushed?: (err?: Error | null) => void): Promise<void> {
-    const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-    this.written += BigInt(bytes);
-    const end = this.written;
+    const p: PendingWrite = { end: undefined, deadline: Date.now() + this.timeoutMs, resolve: () => undefined, reject: () => undefined };
     const done = new Promise<void>((resolve, reject) => {
-      this.pending.push({ end, deadline: Date.now() + this.timeoutMs, resolve, reject });
+      p.resolve = resolve;
+      p.reject = reject;
     });
-    this.socket.write(data, flushed);
+    this.pending.push(p);
+    if (this.tcp) {
+      // TLS calls back once the records carrying the write are in TCP: the count then covers them.
+      const tcp = this.tcp;
+      this.socket.write(data, (err) => {
+        if (!err) p.end = tcp.written;
+        this.settle();
+        flushed?.(err);
+      });
+    } else {
+      this.written += BigInt(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
+      p.end = this.written;
+      this.socket.write(data, flushed);
+    }
     this.arm();
     return done;
   }
@@ -113,12 +133,21 @@ export class TrackedSocket {
   // Applies one feedback entry; returns which counter it belongs to, if it was not applied.
   apply(e: FeedbackEntry): 'isnGuessed' | 'regressing' | 'beyondWritten' | undefined {
     if (e.isnGuessed) return 'isnGuessed';
-    if (e.safeOffset > this.written) return 'beyondWritten';
+    if (e.safeOffset > this.writtenOffset) return 'beyondWritten';
     if (e.safeOffset < this.safe) return 'regressing';
     this.safe = e.safeOffset;
-    while (this.pending.length && this.pending[0].end <= this.safe) this.pending.shift()!.resolve();
-    this.arm();
+    this.settle();
     return undefined;
+  }
+
+  // Resolves the writes, in order, whose end is known and safe.
+  private settle(): void {
+    let resolved = false;
+    while (this.pending.length && this.pending[0].end !== undefined && this.pending[0].end <= this.safe) {
+      this.pending.shift()!.resolve();
+      resolved = true;
+    }
+    if (resolved) this.arm();
   }
 
   private arm(): void {
@@ -134,7 +163,7 @@ export class TrackedSocket {
     while (this.pending.length && this.pending[0].deadline <= now) {
       const p = this.pending.shift()!;
       p.reject(new NetworkSyncError('MAELSTROM_NETSYNC_TIMEOUT',
-        `no network-sync feedback covering byte ${p.end} of ${flowId(this.flow)} within ${this.timeoutMs} ms (safe so far: ${this.safe}): is a gateway on the path and sending feedback here?`));
+        `no network-sync feedback covering ${p.end === undefined ? 'a write TLS had not yet put into TCP' : `byte ${p.end}`} of ${flowId(this.flow)} within ${this.timeoutMs} ms (safe so far: ${this.safe}): is a gateway on the path and sending feedback here?`));
     }
     this.arm();
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // SMFS load for lab experiments, run inside a host namespace next to a storage server. Every
-// line it prints is JSON.
+// line it prints is JSON. Both modes connect with the credential of --credentials FILE (or
+// $SMFS_CREDENTIALS).
 //   append --server H:P --level L [--logs N] [--blocks B] [--block-size S] [--clients C]
 //       [--appends N] [--seconds T] [--acks] [--timings]
 //     C clients (one connection each) append groups of B blocks (over the logs, round robin)
@@ -15,6 +16,8 @@
 //     different,"errors":{code:n} of the reads that failed}
 import readline from 'node:readline';
 import { StorageClient } from '../smfs/client';
+import { findCredential } from '../smfs/credentials';
+import type { Credential } from '../smfs/credentials';
 import { SmfsError } from '../smfs/errors';
 import { formatAddress, parseAddress } from '../smfs/format';
 import type { Address } from '../smfs/format';
@@ -37,13 +40,18 @@ function server(): { host: string; port: number } {
   return { host, port: Number(port ?? 7610) };
 }
 
+function credential(): Credential {
+  return findCredential({ file: arg('credentials', '') || undefined, command: 'smfs-load' }).credential;
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
 async function append(): Promise<void> {
-  const { host, port } = server();
+  const at = server();
+  const cred = credential();
   const level = arg('level') as AckLevel;
   const logs = Number(arg('logs', '1'));
   const blocks = Number(arg('blocks', '4'));
@@ -55,14 +63,14 @@ async function append(): Promise<void> {
   const timings = process.argv.includes('--timings');
   const levels: Record<AckLevel, number[]> = { local: [], network: [], remote: [] };
   let misordered = 0;
-  const setup = await StorageClient.connect(port, host);
+  const setup = await StorageClient.connect(at, cred);
   for (let log = 1; log <= logs; log++) {
     await setup.createLog(log).catch((err: unknown) => {
       if (!(err instanceof SmfsError && err.code === 'SMFS_ERR_LOG_EXISTS')) throw err;
     });
   }
   await setup.close();
-  const connections = await Promise.all(Array.from({ length: clients }, () => StorageClient.connect(port, host)));
+  const connections = await Promise.all(Array.from({ length: clients }, () => StorageClient.connect(at, cred)));
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   let next = 0;
@@ -109,9 +117,8 @@ async function append(): Promise<void> {
 }
 
 async function verify(): Promise<void> {
-  const { host, port } = server();
   const blockSize = Number(arg('block-size', '4096'));
-  const c = await StorageClient.connect(port, host);
+  const c = await StorageClient.connect(server(), credential());
   const result = { checked: 0, missing: 0, bad: 0, errors: {} as Record<string, number> };
   const lines = readline.createInterface({ input: process.stdin });
   for await (const line of lines) {
@@ -135,14 +142,17 @@ async function verify(): Promise<void> {
   printJson(result);
 }
 
-const modes: Record<string, () => Promise<void>> = { append, verify };
-const mode = modes[process.argv[2]];
-if (!mode) {
-  process.stderr.write(`usage: smfs-load append|verify ... (see the head of ${__filename})\n`);
-  process.exitCode = 2;
-} else {
-  mode().catch((err: Error) => {
-    printJson({ error: err.message });
-    process.exitCode = 1;
-  });
+// Run as a tool; imported (for blockData), nothing runs.
+if (require.main === module) {
+  const modes: Record<string, () => Promise<void>> = { append, verify };
+  const mode = modes[process.argv[2]];
+  if (!mode) {
+    process.stderr.write(`usage: smfs-load append|verify ... (see the head of ${__filename})\n`);
+    process.exitCode = 2;
+  } else {
+    mode().catch((err: Error) => {
+      printJson({ error: err.message });
+      process.exitCode = 1;
+    });
+  }
 }

@@ -1,20 +1,33 @@
 // SMFS in the lab: a primary storage server in hostA mirroring to one in hostB through the
-// gateways, the load that drives it (smfs-load.ts, in hostA) and the checks made at the mirror
-// site. What the SMFS network tests and `smfs bench` share.
+// gateways (over TLS unless told otherwise), the load that drives it (smfs-load.ts, in hostA)
+// and the checks made at the mirror site, all holding one credential made for the lab run.
+// What the SMFS network tests and `smfs bench` share.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Lab } from './lab';
 import { LabError, inNs } from './netns';
 import { ADDRESSES } from './topology';
 import type { AckLevel } from '../smfs/mirror';
+import { CREDENTIAL_FILE, createCredential } from '../smfs/credentials';
 
 const smfsBin = path.resolve(__dirname, '..', 'cli', 'smfs.js');
 const loadTool = path.resolve(__dirname, 'smfs-load.js');
 
 export const PRIMARY = `${ADDRESSES.hostA}:7610`;
 export const MIRROR = `${ADDRESSES.hostB}:7610`;
+
+// A credential for one lab run's servers and clients, in a directory of its own (mode 0700);
+// remove() deletes both.
+export function labCredential(): { file: string; remove(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smfs-lab-credential-'));
+  fs.chmodSync(dir, 0o700);
+  const { file } = createCredential(path.join(dir, CREDENTIAL_FILE));
+  return { file, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
 
 export interface SmfsServer {
   child: ChildProcess;
@@ -66,13 +79,16 @@ async function startServer(lab: Lab, ns: string, args: string[]): Promise<SmfsSe
   };
 }
 
-// The mirror in hostB and the primary in hostA, the primary trusting gateway A's feedback.
+// The mirror in hostB and the primary in hostA, the primary trusting gateway A's feedback, both
+// with the credential file `credentials`; the stream over TLS unless `mirrorTls` is false.
 // Resolves once the primary's link to the mirror is live.
-export async function startSmfsPair(lab: Lab, dirs: { primary: string; mirror: string }, options: { fsync?: string; ackTimeoutMs?: number } = {}): Promise<{ primary: SmfsServer; mirror: SmfsServer }> {
-  const fsync = ['--fsync', options.fsync ?? 'always'];
-  const mirror = await startServer(lab, lab.ns.hostB, ['--dir', dirs.mirror, '--role', 'mirror', '--host', ADDRESSES.hostB, '--port', '7610', ...fsync]);
+export async function startSmfsPair(
+  lab: Lab, credentials: string, dirs: { primary: string; mirror: string }, options: { fsync?: string; ackTimeoutMs?: number; mirrorTls?: boolean } = {},
+): Promise<{ primary: SmfsServer; mirror: SmfsServer }> {
+  const common = ['--fsync', options.fsync ?? 'always', '--credentials', credentials, '--mirror-tls', options.mirrorTls === false ? 'off' : 'on'];
+  const mirror = await startServer(lab, lab.ns.hostB, ['--dir', dirs.mirror, '--role', 'mirror', '--host', ADDRESSES.hostB, '--port', '7610', ...common]);
   try {
-    const primary = await startServer(lab, lab.ns.hostA, ['--dir', dirs.primary, '--host', ADDRESSES.hostA, '--port', '7610', ...fsync,
+    const primary = await startServer(lab, lab.ns.hostA, ['--dir', dirs.primary, '--host', ADDRESSES.hostA, '--port', '7610', ...common,
       '--mirror', MIRROR, '--gateway', ADDRESSES.gwALan, '--feedback-key', lab.keys.feedback, '--ack-timeout', String(options.ackTimeoutMs ?? 10_000)]);
     if (!await primary.until('mirror-live', 10_000)) {
       await primary.stop('SIGKILL');
@@ -114,8 +130,8 @@ export interface LoadOptions {
 }
 
 // smfs-load append in hostA against the primary.
-export function startLoad(lab: Lab, o: LoadOptions): { child: ChildProcess; acks: LoadAck[]; done: Promise<LoadSummary> } {
-  const child = lab.spawn(lab.ns.hostA, [process.execPath, loadTool, 'append', '--server', PRIMARY, '--level', o.level,
+export function startLoad(lab: Lab, credentials: string, o: LoadOptions): { child: ChildProcess; acks: LoadAck[]; done: Promise<LoadSummary> } {
+  const child = lab.spawn(lab.ns.hostA, [process.execPath, loadTool, 'append', '--server', PRIMARY, '--credentials', credentials, '--level', o.level,
     '--logs', String(o.logs ?? 1), '--blocks', String(o.blocks ?? 4), '--block-size', String(o.blockSize ?? 4096),
     '--clients', String(o.clients ?? 1), '--appends', String(o.appends ?? 1e9), '--seconds', String(o.seconds ?? 3600), ...(o.acks ? ['--acks'] : []), ...(o.timings ? ['--timings'] : [])]);
   const acks: LoadAck[] = [];
@@ -136,8 +152,8 @@ export function startLoad(lab: Lab, o: LoadOptions): { child: ChildProcess; acks
 }
 
 // Reads every acknowledged block back from the server at `server` (from the mirror's site).
-export function verifyAcked(lab: Lab, acks: LoadAck[], server = MIRROR, blockSize = 4096): Promise<{ checked: number; missing: number; bad: number; errors: Record<string, number> }> {
-  const [cmd, ...args] = inNs(lab.ns.hostB, [process.execPath, loadTool, 'verify', '--server', server, '--block-size', String(blockSize)]);
+export function verifyAcked(lab: Lab, credentials: string, acks: LoadAck[], server = MIRROR, blockSize = 4096): Promise<{ checked: number; missing: number; bad: number; errors: Record<string, number> }> {
+  const [cmd, ...args] = inNs(lab.ns.hostB, [process.execPath, loadTool, 'verify', '--server', server, '--credentials', credentials, '--block-size', String(blockSize)]);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -158,7 +174,7 @@ export function verifyAcked(lab: Lab, acks: LoadAck[], server = MIRROR, blockSiz
 }
 
 // `smfs promote` of the mirror in hostB.
-export function promoteMirror(lab: Lab): Record<string, unknown> {
-  const text = lab.exec(lab.ns.hostB, [process.execPath, smfsBin, 'promote', '--host', ADDRESSES.hostB, '--port', '7610', '--json']);
+export function promoteMirror(lab: Lab, credentials: string): Record<string, unknown> {
+  const text = lab.exec(lab.ns.hostB, [process.execPath, smfsBin, 'promote', '--host', ADDRESSES.hostB, '--port', '7610', '--credentials', credentials, '--json']);
   return JSON.parse(text.trim()) as Record<string, unknown>;
 }

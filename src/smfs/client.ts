@@ -1,20 +1,21 @@
-// A client of `smfs storage`: one TCP connection, requests pipelined and matched to answers by
-// id. Record checksums go both ways: the server checks what an append carries, the client
-// checks what a read brings back.
-import net from 'node:net';
+// A client of `smfs storage`: one TCP connection, authenticated both ways, requests pipelined
+// and matched to answers by id. Record checksums go both ways: the server checks what an
+// append carries, the client checks what a read brings back.
+import type net from 'node:net';
 import { crc32 } from './checksum';
+import type { Credential } from './credentials';
 import { SmfsError } from './errors';
 import type { Address } from './format';
 import type { CleanReport, StoreStat } from './store';
 import type { RecoveryReport } from './recovery';
 import type { ServerCounters } from './server';
-import { ALL_LOGS, AppendFlags, Cursor, LEVEL_CODES, NOT_REACHED, Op, STORAGE_PORT, encodeAddress, encodeU32 } from './wire';
-import { CONNECT_TIMEOUT_MS, FrameClient, unavailable } from './frame-client';
+import { ALL_LOGS, AppendFlags, Cursor, LEVEL_CODES, NOT_REACHED, Op, encodeAddress, encodeU32 } from './wire';
+import { FrameClient, connectSocket } from './frame-client';
 import type { Endpoint } from './frame-client';
 import type { AckLevel, MirrorStat, Role } from './mirror';
 
 export type ServerStat = StoreStat & {
-  recovery: RecoveryReport; server: ServerCounters; role: Role; defaultLevel: AckLevel; mirror: MirrorStat | null; primary: string | null;
+  recovery: RecoveryReport; server: ServerCounters; role: Role; defaultLevel: AckLevel; mirror: MirrorStat | null; primary: string | null; primaryTls: boolean | null;
 };
 
 export class StorageClient extends FrameClient {
@@ -25,15 +26,10 @@ export class StorageClient extends FrameClient {
     });
   }
 
-  static connect(port = STORAGE_PORT, host = '127.0.0.1'): Promise<StorageClient> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host });
-      socket.once('connect', () => {
-        socket.off('error', reject);
-        resolve(new StorageClient(socket, { host, port }));
-      });
-      socket.once('error', reject);
-    });
+  // Connects and authenticates with the deployment's credential; `tls` for a connection that
+  // crosses the WAN. Failing to connect is SMFS_ERR_UNAVAILABLE; a refusal SMFS_ERR_AUTH.
+  static async connect(e: Endpoint, credential: Credential, options: { tls?: boolean } = {}): Promise<StorageClient> {
+    return new StorageClient(await connectSocket(e, 'storage server', credential, options), e);
   }
 
   async createLog(log: number): Promise<void> {
@@ -114,24 +110,5 @@ export class StorageClient extends FrameClient {
     const a = c.address();
     c.end();
     return present === 1 ? a : undefined;
-  }
-}
-
-// A storage server, with the connection timeout and error of the other clients here.
-// StorageClient.connect has no timeout of its own: a connection that comes after ours gave
-// up is closed.
-export async function connectStorage(e: Endpoint): Promise<StorageClient> {
-  const connecting = StorageClient.connect(e.port, e.host);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([connecting, timeout]);
-  } catch (err) {
-    void connecting.then((c) => c.close(), () => undefined);
-    throw unavailable('storage server', e, err);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -19,6 +19,7 @@ export type SmfsErrorCode =
   | 'SMFS_ERR_READONLY'      // a change sent to a mirror: promote it first
   | 'SMFS_ERR_MIRROR'        // written locally, but not acknowledged at the level asked in time
   | 'SMFS_ERR_DIVERGED'     // the mirror's log is not a prefix of the primary's
+  | 'SMFS_ERR_AUTH'          // a peer without the deployment's credential, or a credential file that cannot be used
   | 'SMFS_ERR_UNAVAILABLE'   // a server this one depends on (storage, metadata) cannot be reached
   | 'SMFS_ERR_NOT_FOUND'     // file server: no file or directory at that path
   | 'SMFS_ERR_EXISTS'        // file server: something is already at that path
@@ -40,7 +41,7 @@ export class SmfsError extends MaelstromError {
 export const SMFS_ERROR_CODES: readonly SmfsErrorCode[] = [
   'SMFS_ERR_UNKNOWN_LOG', 'SMFS_ERR_LOG_EXISTS', 'SMFS_ERR_ADDRESS', 'SMFS_ERR_FREED', 'SMFS_ERR_TOO_LARGE',
   'SMFS_ERR_CHECKSUM', 'SMFS_ERR_FRAME', 'SMFS_ERR_REQUEST', 'SMFS_ERR_CORRUPT', 'SMFS_ERR_IO',
-  'SMFS_ERR_LOCKED', 'SMFS_ERR_CLOSED', 'SMFS_ERR_READONLY', 'SMFS_ERR_MIRROR', 'SMFS_ERR_DIVERGED',
+  'SMFS_ERR_LOCKED', 'SMFS_ERR_CLOSED', 'SMFS_ERR_READONLY', 'SMFS_ERR_MIRROR', 'SMFS_ERR_DIVERGED', 'SMFS_ERR_AUTH',
   'SMFS_ERR_UNAVAILABLE', 'SMFS_ERR_NOT_FOUND', 'SMFS_ERR_EXISTS', 'SMFS_ERR_NOT_DIR', 'SMFS_ERR_IS_DIR', 'SMFS_ERR_NOT_EMPTY', 'SMFS_ERR_PATH',
 ];
 

@@ -1,9 +1,12 @@
 // A client of a server speaking SMFS frames (storage, metadata and file servers): one TCP
-// connection, requests pipelined and matched to answers by id. Failing to connect, or losing
-// the connection, is SMFS_ERR_UNAVAILABLE naming the server (the storage client keeps its
-// SMFS_ERR_CLOSED), so a caller can tell "that server is gone" from a refusal. Also the
-// endpoint helpers ("host:port") the servers and CLI share.
+// connection, authenticated both ways (auth.ts), requests pipelined and matched to answers by
+// id. Failing to connect, or losing the connection, is SMFS_ERR_UNAVAILABLE naming the server
+// (the storage client keeps its SMFS_ERR_CLOSED once connected), so a caller can tell "that
+// server is gone" from a refusal; a server that refuses our credential, or cannot prove it
+// holds it, is SMFS_ERR_AUTH. Also the endpoint helpers ("host:port") the servers and CLI share.
 import net from 'node:net';
+import { secureClient } from './auth';
+import type { Credential } from './credentials';
 import { SmfsError } from './errors';
 import { ANSWER_FLAG, FrameReader, decodeError, encodeFrame } from './wire';
 
@@ -30,21 +33,25 @@ export function unavailable(what: string, e: Endpoint, err: unknown): SmfsError 
   return new SmfsError('SMFS_ERR_UNAVAILABLE', `cannot reach the ${what} at ${formatEndpoint(e)}: ${(err as Error).message}; is it running?`, { cause: err });
 }
 
-export function connectSocket(e: Endpoint, what: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port: e.port, host: e.host });
-    const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', fail);
-      resolve(socket);
+// Connects and authenticates, over TLS if asked, within CONNECT_TIMEOUT_MS.
+export async function connectSocket(e: Endpoint, what: string, credential: Credential, options: { tls?: boolean } = {}): Promise<net.Socket> {
+  const tcp = net.connect({ port: e.port, host: e.host });
+  const timer = setTimeout(() => tcp.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('connect', () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+      tcp.once('error', reject);
     });
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      reject(unavailable(what, e, err));
-    };
-    socket.once('error', fail);
-  });
+    return await secureClient(tcp, { credential, tls: options.tls ?? false, peer: `${what} at ${formatEndpoint(e)}` });
+  } catch (err) {
+    tcp.destroy();
+    throw err instanceof SmfsError ? err : unavailable(what, e, err);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 interface Pending {
@@ -59,7 +66,8 @@ export class FrameClient {
   private nextId = 1;
   private failure: SmfsError | undefined;
 
-  // `lost` makes the error pending requests fail with when the connection breaks or closes.
+  // `socket` is authenticated (connectSocket). `lost` makes the error pending requests fail with
+  // when the connection breaks or closes.
   protected constructor(
     private readonly socket: net.Socket, readonly endpoint: Endpoint, what: string,
     lost: { error: (err: Error) => SmfsError; closed: () => SmfsError } = {
@@ -82,6 +90,7 @@ export class FrameClient {
     });
     socket.on('error', (err) => this.failAll(lost.error(err)));
     socket.on('close', () => this.failAll(lost.closed()));
+    socket.resume();
   }
 
   // Sends one request; resolves to the answer's body (after the status byte).

@@ -1,14 +1,21 @@
 // A TCP server speaking SMFS frames (wire.ts), for the storage, metadata and file servers: each
-// connection may pipeline requests, each is answered under its id by `dispatch`, a refused
+// connection is authenticated first (auth.ts: TLS if the client starts it, then the
+// handshake), then may pipeline requests, each answered under its id by `dispatch`; a refused
 // request is answered with its error code, and the connection goes on with its next frame.
+// Nothing a connection sends before it has authenticated is dispatched.
 import net from 'node:net';
+import tls from 'node:tls';
+import { AUTH_TIMEOUT_MS, secureServer } from './auth';
+import type { Credential } from './credentials';
 import { SmfsError } from './errors';
 import { FrameReader, encodeAnswer, encodeErrorAnswer } from './wire';
 import type { Frame } from './wire';
 
 export interface ConnectionCounters {
-  connections: number;     // open now
-  accepted: number;
+  connections: number;     // open now, authenticated
+  accepted: number;        // TCP connections taken, authenticated or not
+  tls: number;             // connections authenticated over TLS
+  authFailed: number;      // connections that did not authenticate (refused, TLS failed, cut off, or gone)
   requests: number;
   refused: Record<string, number>; // answers with an error, by code
 }
@@ -30,6 +37,7 @@ export class Connection {
   private draining = false;
   readonly closed: Promise<void>;
 
+  // `socket` has authenticated (secureServer) and is paused.
   constructor(readonly socket: net.Socket, private readonly server: FrameServer) {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => {
@@ -42,6 +50,11 @@ export class Connection {
     });
     socket.on('error', () => undefined); // a reset by the client; 'close' follows
     socket.setNoDelay(true);
+    this.flow();
+  }
+
+  get tls(): boolean {
+    return this.socket instanceof tls.TLSSocket;
   }
 
   // Stops taking requests, answers those in flight, then closes.
@@ -101,36 +114,62 @@ export class Connection {
   }
 }
 
+export interface FrameServerOptions {
+  port: number;
+  host?: string;
+  credential: Credential;  // the deployment's: every connection proves it holds it, and so does the server
+  authTimeoutMs?: number;  // a connection not authenticated in this long is closed (default 10 s)
+  opNames?: Record<number, string>;
+}
+
+export function connectionCounters(): ConnectionCounters {
+  return { connections: 0, accepted: 0, tls: 0, authFailed: 0, requests: 0, refused: {} };
+}
+
 export class FrameServer {
   private readonly connections = new Set<Connection>();
+  private readonly authenticating = new Set<net.Socket>();
   private closing: Promise<void> | undefined;
 
   private constructor(
     readonly name: string, readonly dispatch: Dispatch, private readonly server: net.Server,
-    readonly counters: ConnectionCounters, readonly opNames: Record<number, string>,
+    readonly counters: ConnectionCounters, private readonly options: FrameServerOptions,
   ) {
-    server.on('connection', (socket) => {
+    server.on('connection', (tcp) => {
       if (this.closing) {
-        socket.destroy();
+        tcp.destroy();
         return;
       }
-      const c = new Connection(socket, this);
-      this.connections.add(c);
       this.counters.accepted++;
-      this.counters.connections++;
-      void c.closed.then(() => {
-        this.connections.delete(c);
-        this.counters.connections--;
+      this.authenticating.add(tcp);
+      secureServer(tcp, options.credential, options.authTimeoutMs ?? AUTH_TIMEOUT_MS).then((socket) => {
+        this.authenticating.delete(tcp);
+        if (this.closing) {
+          socket.destroy();
+          return;
+        }
+        const c = new Connection(socket, this);
+        this.connections.add(c);
+        if (c.tls) this.counters.tls++;
+        this.counters.connections++;
+        void c.closed.then(() => {
+          this.connections.delete(c);
+          this.counters.connections--;
+        });
+      }, () => {
+        this.authenticating.delete(tcp);
+        this.counters.authFailed++;
       });
     });
   }
 
+  get opNames(): Record<number, string> {
+    return this.options.opNames ?? {};
+  }
+
   // `name` prefixes internal errors printed to stderr ("smfs metadata", "smfs files").
   // `counters` may be a server's own, larger record; its connection fields are kept here.
-  static async listen(
-    name: string, dispatch: Dispatch, options: { port: number; host?: string; opNames?: Record<number, string> },
-    counters: ConnectionCounters = { connections: 0, accepted: 0, requests: 0, refused: {} },
-  ): Promise<FrameServer> {
+  static async listen(name: string, dispatch: Dispatch, options: FrameServerOptions, counters = connectionCounters()): Promise<FrameServer> {
     const server = net.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -139,7 +178,7 @@ export class FrameServer {
         resolve();
       });
     });
-    return new FrameServer(name, dispatch, server, counters, options.opNames ?? {});
+    return new FrameServer(name, dispatch, server, counters, options);
   }
 
   get address(): { host: string; port: number } {
@@ -151,6 +190,7 @@ export class FrameServer {
   close(): Promise<void> {
     this.closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      for (const tcp of this.authenticating) tcp.destroy();
       for (const c of this.connections) c.drain();
       const grace = setTimeout(() => { for (const c of this.connections) c.destroy(); }, SHUTDOWN_GRACE_MS);
       await Promise.all([...this.connections].map((c) => c.closed));

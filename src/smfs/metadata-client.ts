@@ -1,5 +1,6 @@
 // A client of `smfs metadata`: create a log (placed by the metadata server on one of its
 // storage servers), look up where a log lives, list every log.
+import type { Credential } from './credentials';
 import { FrameClient, connectSocket } from './frame-client';
 import type { Endpoint } from './frame-client';
 import { MetadataOp } from './metadata';
@@ -13,8 +14,8 @@ function readEndpoint(c: Cursor): Endpoint {
 }
 
 export class MetadataClient extends FrameClient {
-  static async connect(e: Endpoint): Promise<MetadataClient> {
-    return new MetadataClient(await connectSocket(e, 'metadata server'), e, 'metadata server');
+  static async connect(e: Endpoint, credential: Credential): Promise<MetadataClient> {
+    return new MetadataClient(await connectSocket(e, 'metadata server', credential), e, 'metadata server');
   }
 
   async create(): Promise<LogPlacement> {

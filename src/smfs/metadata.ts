@@ -10,14 +10,15 @@
 // way when the server crashed.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { StorageClient } from './client';
 import { SmfsError } from './errors';
 import { fsyncDirectory } from './files';
 import { LIMITS } from './format';
 import { formatEndpoint } from './frame-client';
-import { connectStorage } from './client';
+import { StorageClient } from './client';
+import type { Credential } from './credentials';
 import type { Endpoint } from './frame-client';
 import { FrameServer } from './frame-server';
+import type { FrameServerOptions } from './frame-server';
 import { DirectoryLock } from './lock';
 import { encodeText, encodeU16 } from './text';
 import { Cursor, encodeJson, encodeU32 } from './wire';
@@ -95,19 +96,21 @@ export class MetadataServer {
     readonly storage: Endpoint[],
     private readonly lock: DirectoryLock,
     private state: State,
+    private readonly credential: Credential,
   ) {
     this.intents = { completed: [], dropped: [], pending: [] };
   }
 
   // Opens the state in `dir` (created if missing), settles what intents it can, and listens.
-  static async open(dir: string, storage: Endpoint[], options: { port: number; host?: string }): Promise<MetadataServer> {
+  // `options.credential` also serves its own connections to the storage servers.
+  static async open(dir: string, storage: Endpoint[], options: FrameServerOptions): Promise<MetadataServer> {
     if (storage.length === 0) throw new SmfsError('SMFS_ERR_REQUEST', 'a metadata server needs at least one storage server');
     fs.mkdirSync(dir, { recursive: true });
     const lock = DirectoryLock.take(dir);
     let m: MetadataServer | undefined;
     try {
       fs.rmSync(path.join(dir, `${STATE_FILE}.tmp`), { force: true });
-      m = new MetadataServer(path.resolve(dir), storage, lock, readState(path.join(dir, STATE_FILE)));
+      m = new MetadataServer(path.resolve(dir), storage, lock, readState(path.join(dir, STATE_FILE)), options.credential);
       Object.assign(m.intents, await m.settleIntents());
       m.frames = await FrameServer.listen('smfs metadata', (op, body) => m!.dispatch(op, body), options);
       return m;
@@ -259,7 +262,7 @@ export class MetadataServer {
     const key = formatEndpoint(e);
     let client = this.links.get(key);
     if (!client) {
-      client = connectStorage(e);
+      client = StorageClient.connect(e, this.credential);
       this.links.set(key, client);
       const mine = client;
       mine.catch(() => { if (this.links.get(key) === mine) this.links.delete(key); });

@@ -1,8 +1,9 @@
 // Mirroring, the primary's side (docs/smfs.md, "Mirroring"): a MirrorLink streams every change
-// of a LogStore to the mirror's storage server, over one TCP connection, in the order the
-// writer made them, as the very bytes it wrote. It keeps what each acknowledgement level waits
-// for: the newest group network-safe on that connection (from the gateway's feedback) and the
-// newest group the mirror has written (its answers).
+// of a LogStore to the mirror's storage server, over one TCP connection (TLS by default, both
+// ends authenticated: auth.ts), in the order the writer made them, as the very bytes it wrote.
+// It keeps what each acknowledgement level waits for: the newest group network-safe on that
+// connection (from the gateway's feedback; under TLS, counted in the TCP bytes under it) and
+// the newest group the mirror has written (its answers).
 //
 // Nothing is held in memory for the mirror but sequence numbers: the log on disk is the
 // backlog. On every (re)connection the mirror says where each of its logs ends, and the link
@@ -10,6 +11,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { secureClient } from './auth';
+import type { Credential } from './credentials';
 import { SmfsError } from './errors';
 import { SEGMENT_HEADER, decodePart, decodePartHead, formatAddress, PART_HEADER } from './format';
 import { fsyncDirectory } from './files';
@@ -68,6 +71,8 @@ export function encodeGroup(seq: number, parts: ShippedPart[]): Uint8Array[] {
 export interface MirrorOptions {
   host: string;
   port: number;
+  credential: Credential;         // the deployment's; the mirror must hold the same
+  tls?: boolean;                  // the stream over TLS (default true; off only where the path is trusted)
   listener?: NetworkSyncListener; // feedback from the gateways: needed for level 'network'
   ackTimeoutMs?: number;          // a level not reached in this long fails the append (default 10000)
   retryMs?: number;               // wait before reconnecting (default 500, doubling to 5000)
@@ -81,6 +86,8 @@ export interface MirrorStat {
   state: LinkState;
   connects: number;
   lastError: string | null;
+  tls: boolean;
+  authFailures: number;  // connections on which the mirror refused our credential or could not prove it holds it
   sentSeq: number;       // newest group sent on the current connection
   kernelSeq: number;     // every group up to here was taken by the kernel for sending
   networkSeq: number;    // every group up to here is network-safe (or at the mirror)
@@ -104,7 +111,8 @@ interface Waiter {
 const HIGH_WATER = 16 * 1024 * 1024;
 
 interface Connection {
-  socket: net.Socket;
+  socket: net.Socket;    // the TCP socket, then once authenticated the TLS socket over it
+  failed: boolean;
   tracked: TrackedSocket | undefined;
   reader: FrameReader;
   nextId: number;
@@ -118,6 +126,7 @@ export class MirrorLink {
   private state: LinkState = 'connecting';
   private connects = 0;
   private lastError: string | null = null;
+  private authFailures = 0;
   private sentSeq = 0;
   private kernelSeq = 0;
   private networkSeq = 0;
@@ -169,7 +178,7 @@ export class MirrorLink {
 
   stat(): MirrorStat {
     return {
-      mirror: this.target, state: this.state, connects: this.connects, lastError: this.lastError,
+      mirror: this.target, state: this.state, connects: this.connects, lastError: this.lastError, tls: this.tls, authFailures: this.authFailures,
       sentSeq: this.sentSeq, networkSeq: Math.max(this.networkSeq, this.remoteSeq), remoteSeq: this.remoteSeq,
       pendingGroups: this.conn?.inflight.filter((f) => f.seq > 0).length ?? 0, caughtUpGroups: this.caughtUpGroups, sentBytes: this.sentBytes,
       kernelSeq: Math.max(this.kernelSeq, this.remoteSeq),
@@ -195,6 +204,10 @@ export class MirrorLink {
     return `${this.options.host}:${this.options.port}`;
   }
 
+  private get tls(): boolean {
+    return this.options.tls ?? true;
+  }
+
   private event(event: string, detail: Record<string, unknown> = {}): void {
     this.options.onEvent?.(event, { mirror: this.target, ...detail });
   }
@@ -202,18 +215,29 @@ export class MirrorLink {
   private connect(): void {
     if (this.closed) return;
     this.state = 'connecting';
-    const socket = net.connect({ host: this.options.host, port: this.options.port });
-    socket.setNoDelay(true);
-    const conn: Connection = { socket, tracked: undefined, reader: new FrameReader(true), nextId: 1, inflight: [], cursors: new Map() };
+    const tcp = net.connect({ host: this.options.host, port: this.options.port });
+    tcp.setNoDelay(true);
+    const conn: Connection = { socket: tcp, failed: false, tracked: undefined, reader: new FrameReader(true), nextId: 1, inflight: [], cursors: new Map() };
     this.conn = conn;
-    socket.on('data', (chunk: Buffer) => this.answers(conn, chunk));
-    socket.on('error', (err) => { this.lastError = err.message; });
-    socket.once('close', () => this.lost(conn));
-    socket.once('connect', () => {
-      // The gateway counts the flow's bytes from its first one: track it before writing any.
-      conn.tracked = this.options.listener?.track(socket);
+    const failed = (err: Error) => { if (!conn.failed) this.lastError = err.message; };
+    tcp.on('error', failed);
+    tcp.once('close', () => this.lost(conn));
+    tcp.once('connect', () => {
       this.connects++;
-      void this.start(conn).catch((err: unknown) => this.fail(conn, err));
+      void (async () => {
+        const socket = await secureClient(tcp, { credential: this.options.credential, tls: this.tls, peer: `mirror at ${this.target}` });
+        if (socket !== tcp) {
+          socket.on('error', failed);
+          socket.once('close', () => tcp.destroy());
+        }
+        conn.socket = socket;
+        socket.on('data', (chunk: Buffer) => this.answers(conn, chunk));
+        socket.resume();
+        // The gateway counts the flow's bytes from its first one; the tracker counts the
+        // handshake's as written.
+        conn.tracked = this.options.listener?.track(socket);
+        await this.start(conn);
+      })().catch((err: unknown) => this.fail(conn, err));
     });
   }
 
@@ -231,8 +255,14 @@ export class MirrorLink {
   }
 
   private fail(conn: Connection, err: unknown): void {
+    if (conn.failed) return;
+    conn.failed = true;
     this.lastError = err instanceof Error ? err.message : String(err);
     if (err instanceof SmfsError && err.code === 'SMFS_ERR_DIVERGED') this.event('mirror-diverged', { error: this.lastError });
+    if (err instanceof SmfsError && err.code === 'SMFS_ERR_AUTH') {
+      this.authFailures++;
+      this.event('mirror-auth-failed', { error: this.lastError });
+    }
     conn.socket.destroy();
   }
 

@@ -1,5 +1,5 @@
-// `smfs storage`: a LogStore served over TCP (docs/smfs.md, "Protocol"). Each connection may
-// send many requests without waiting; each is answered under its request id, changes are
+// `smfs storage`: a LogStore served over TCP (docs/smfs.md, "Protocol"). Each connection
+// authenticates first (frame-server.ts), then may send many requests without waiting; each is answered under its request id, changes are
 // applied in the order they arrive, and a request that is refused is answered with its error
 // code while the connection's other requests go on.
 import { SmfsError } from './errors';
@@ -9,8 +9,8 @@ import { LogStore } from './store';
 import type { AppendRecord, ShippedPart } from './store';
 import { ACK_LEVELS, writeRole } from './mirror';
 import type { AckLevel, MirrorLink, Role } from './mirror';
-import { FrameServer } from './frame-server';
-import type { Connection, ConnectionCounters } from './frame-server';
+import { FrameServer, connectionCounters } from './frame-server';
+import type { Connection, ConnectionCounters, FrameServerOptions } from './frame-server';
 import { ALL_LOGS, AppendFlags, Cursor, NOT_REACHED, OP_NAMES, Op, encodeAddress, encodeJson, encodeU32, encodeU64 } from './wire';
 
 export interface ServerCounters extends ConnectionCounters {
@@ -19,10 +19,9 @@ export interface ServerCounters extends ConnectionCounters {
   primaryStreams: number;  // as a mirror: primaries that said hello (a newer one replaces the older)
 }
 
-export interface ServerOptions {
-  port: number;
-  host?: string;
+export interface ServerOptions extends Omit<FrameServerOptions, 'opNames'> {
   role?: Role;             // default primary
+  plainMirrorStream?: boolean; // as a mirror: take the primary's stream without TLS too (default: only over TLS)
   mirror?: MirrorLink;     // a primary's link to its mirror
   defaultLevel?: AckLevel; // for appends that do not ask (default: local without a mirror, else network with feedback, else remote)
 }
@@ -32,9 +31,7 @@ function microsSince(t0: bigint): number {
 }
 
 export class StorageServer {
-  readonly counters: ServerCounters = {
-    connections: 0, accepted: 0, requests: 0, refused: {}, appends: { local: 0, network: 0, remote: 0 }, mirroredGroups: 0, primaryStreams: 0,
-  };
+  readonly counters: ServerCounters = { ...connectionCounters(), appends: { local: 0, network: 0, remote: 0 }, mirroredGroups: 0, primaryStreams: 0 };
   private role: Role;
   private readonly mirror: MirrorLink | undefined;
   readonly defaultLevel: AckLevel;
@@ -43,7 +40,7 @@ export class StorageServer {
   private frames!: FrameServer;
   private closing: Promise<void> | undefined;
 
-  private constructor(private storeNow: LogStore, options: ServerOptions) {
+  private constructor(private storeNow: LogStore, private readonly options: ServerOptions) {
     this.role = options.role ?? 'primary';
     this.mirror = options.mirror;
     this.defaultLevel = options.defaultLevel ?? (!this.mirror ? 'local' : this.mirror.networkSync ? 'network' : 'remote');
@@ -54,7 +51,7 @@ export class StorageServer {
     if (options.defaultLevel && options.defaultLevel !== 'local' && !options.mirror) throw new SmfsError('SMFS_ERR_REQUEST', `a default level '${options.defaultLevel}' needs a mirror`);
     if (options.defaultLevel === 'network' && !options.mirror?.networkSync) throw new SmfsError('SMFS_ERR_REQUEST', "a default level 'network' needs feedback from the gateways");
     const s = new StorageServer(store, options);
-    s.frames = await FrameServer.listen('smfs storage', (op, body, conn) => s.dispatch(op, body, conn), { port: options.port, host: options.host, opNames: OP_NAMES }, s.counters);
+    s.frames = await FrameServer.listen('smfs storage', (op, body, conn) => s.dispatch(op, body, conn), { ...options, opNames: OP_NAMES }, s.counters);
     return s;
   }
 
@@ -70,6 +67,7 @@ export class StorageServer {
     return {
       ...this.store.stat(), recovery: this.store.recovery, server: this.counters, role: this.role, defaultLevel: this.defaultLevel,
       mirror: this.mirror?.stat() ?? null, primary: this.primaryStream ? `${this.primaryStream.socket.remoteAddress}:${this.primaryStream.socket.remotePort}` : null,
+      primaryTls: this.primaryStream?.tls ?? null,
     };
   }
 
@@ -207,6 +205,9 @@ export class StorageServer {
       case Op.mirrorHello: {
         c.end();
         if (this.role !== 'mirror') throw new SmfsError('SMFS_ERR_REQUEST', 'this server is not a mirror (start it with --role mirror)');
+        if (!conn.tls && !this.options.plainMirrorStream) {
+          throw new SmfsError('SMFS_ERR_AUTH', 'this mirror takes the mirror stream only over TLS, and the primary came without (--mirror-tls off); turn TLS on at the primary, or start the mirror with --mirror-tls off');
+        }
         // A primary that reconnects replaces its old connection, which may be half dead.
         if (this.primaryStream && this.primaryStream !== conn) this.primaryStream.destroy();
         this.primaryStream = conn;

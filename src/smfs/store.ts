@@ -151,6 +151,7 @@ export class LogStore {
   readonly options: Required<StoreOptions>;
   readonly recovery: RecoveryReport;
   private readonly logs: Map<number, LogState>;
+  private readonly creating = new Set<number>(); // logs whose create-log is queued or being written
   private seq: number;
   private durable: number;
   private readonly queue: Job[] = [];
@@ -217,7 +218,12 @@ export class LogStore {
 
   async createLog(log: number): Promise<void> {
     checkLogId(log);
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'create', log, resolve, reject }));
+    this.creating.add(log);
+    try {
+      return await new Promise((resolve, reject) => this.enqueue({ kind: 'create', log, resolve, reject }));
+    } finally {
+      this.creating.delete(log);
+    }
   }
 
   // Appends a group: the records are given addresses in the order given and all of them are
@@ -261,7 +267,8 @@ export class LogStore {
     if (parts.length === 0) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'a mirrored group needs at least one part'));
     const decoded: Part[] = [];
     for (const [i, p] of parts.entries()) {
-      if (!this.logs.has(p.log)) return Promise.reject(new SmfsError('SMFS_ERR_UNKNOWN_LOG', `mirrored group ${seq}, part ${i}: no log ${p.log} on this mirror`));
+      // A log whose create-log is queued ahead counts as there; the writer checks again.
+      if (!this.logs.has(p.log) && !this.creating.has(p.log)) return Promise.reject(new SmfsError('SMFS_ERR_UNKNOWN_LOG', `mirrored group ${seq}, part ${i}: no log ${p.log} on this mirror`));
       const part = decodePart(p.bytes, p.log, p.offset);
       if (typeof part === 'string') return Promise.reject(new SmfsError('SMFS_ERR_CHECKSUM', `mirrored group ${seq}, part ${i} (log ${p.log}): not a whole part (${part})`));
       if (part.seq !== seq) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}, part ${i} (log ${p.log}) carries group ${part.seq}`));

@@ -8,7 +8,7 @@ import readline from 'node:readline';
 import { LogStore } from '../../src/smfs/store';
 import { StorageServer } from '../../src/smfs/server';
 import type { Endpoint } from '../../src/smfs/frame-client';
-import { SMFS_BIN } from './smfs';
+import { SMFS_BIN, testCredential } from './smfs';
 export { refusedWith } from './smfs';
 
 export interface Storage {
@@ -19,7 +19,7 @@ export interface Storage {
 
 export async function startStorageHere(dir: string, port = 0): Promise<Storage> {
   const store = await LogStore.open(dir, { segmentBytes: 1 << 20 });
-  const server = await StorageServer.listen(store, { port });
+  const server = await StorageServer.listen(store, { credential: testCredential(), port });
   return { server, at: { host: '127.0.0.1', port: server.address.port }, close: () => server.close() };
 }
 
@@ -32,6 +32,11 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+// The environment of the smfs commands run here: the tests' credential in SMFS_CREDENTIALS.
+function withCredential(): NodeJS.ProcessEnv {
+  return { ...process.env, SMFS_CREDENTIALS: testCredential().file };
+}
+
 export interface CliResult {
   status: number | null;
   stdout: Buffer;
@@ -40,7 +45,7 @@ export interface CliResult {
 
 export function smfsCli(args: string[], input?: Buffer): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SMFS_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [SMFS_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: withCredential() });
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -60,7 +65,7 @@ export interface SmfsChild {
 
 // Starts `smfs <args> --port 0 --json` and waits for its "listening" line.
 export async function startSmfs(args: string[]): Promise<SmfsChild> {
-  const child = spawn(process.execPath, [SMFS_BIN, ...args, '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [SMFS_BIN, ...args, '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: withCredential() });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));

@@ -1,6 +1,6 @@
-// Helpers for the SMFS tests: temporary store directories, records that say which group they
-// belong to (so a test can tell a whole group from part of one by reading the log back), and
-// `smfs storage` run as a child process.
+// Helpers for the SMFS tests: temporary store directories, the credential the tests' servers
+// and clients share, records that say which group they belong to (so a test can tell a whole
+// group from part of one by reading the log back), and `smfs storage` run as a child process.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import * as assert from 'uvu/assert';
+import { StorageClient } from '../../src/smfs/client';
+import { createCredential } from '../../src/smfs/credentials';
+import type { Credential } from '../../src/smfs/credentials';
 import { SmfsError } from '../../src/smfs/errors';
 
 export const SMFS_BIN = path.resolve(__dirname, '..', '..', 'src', 'cli', 'smfs.js');
@@ -19,6 +22,23 @@ export async function withDir<T>(prefix: string, fn: (dir: string) => Promise<T>
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+// One credential for a test process's servers and clients, in a directory of its own, removed
+// when the process exits.
+let shared: Credential | undefined;
+export function testCredential(): Credential {
+  if (!shared) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'smfs-credential-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    shared = createCredential(path.join(dir, 'credentials'));
+  }
+  return shared;
+}
+
+// A client of the storage server on 127.0.0.1:port, with the tests' credential.
+export function connectStorage(port: number, options: { tls?: boolean } = {}): Promise<StorageClient> {
+  return StorageClient.connect({ host: '127.0.0.1', port }, testCredential(), options);
 }
 
 // A record's bytes: a 12-byte tag (group, index in the group, records in the group) and then a
@@ -55,9 +75,12 @@ export interface StorageChild {
   stderr(): string;
 }
 
-// Starts `smfs storage --port 0 --json` on `dir` and waits for its "listening" line.
-export async function startStorage(dir: string, args: string[] = []): Promise<StorageChild> {
-  const child = spawn(process.execPath, [SMFS_BIN, 'storage', '--dir', dir, '--port', '0', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+// Starts `smfs storage --port 0 --json` on `dir`, with the tests' credential unless `args` give
+// one or `ownCredential` leaves it to the server (DIR/credentials), and waits for its
+// "listening" line.
+export async function startStorage(dir: string, args: string[] = [], options: { ownCredential?: boolean } = {}): Promise<StorageChild> {
+  const credentials = args.includes('--credentials') || options.ownCredential ? [] : ['--credentials', testCredential().file];
+  const child = spawn(process.execPath, [SMFS_BIN, 'storage', '--dir', dir, '--port', '0', '--json', ...credentials, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));

@@ -1,11 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { StorageClient } from '../../src/smfs/client';
 import { LogStore } from '../../src/smfs/store';
 import type { FsyncPolicy } from '../../src/smfs/store';
 import { formatAddress } from '../../src/smfs/format';
 import { Rng } from '../helpers/packets';
-import { readTag, startStorage, taggedRecord, withDir } from '../helpers/smfs';
+import { connectStorage, readTag, startStorage, taggedRecord, withDir } from '../helpers/smfs';
 
 const LOGS = [1, 2, 3];
 const PIPELINE = 4;          // groups in flight at once, so the server is always writing one
@@ -56,7 +55,7 @@ crash('SIGKILL in the middle of groups: after restart every group is all or none
       rounds++;
       const fsync: FsyncPolicy = rounds % 3 === 0 ? 'always' : 'never';
       const server = await startStorage(dir, ['--fsync', fsync, '--segment-size', '2M']);
-      const client = await StorageClient.connect(server.port);
+      const client = await connectStorage(server.port);
       const sent: number[] = [];
       const answered = new Set<number>();
       const killAfter = rng.int(2, 8);

@@ -3,7 +3,6 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { StorageClient } from '../../src/smfs/client';
 import { MetadataServer } from '../../src/smfs/metadata';
 import { FileClient } from '../../src/smfs/fs/client';
 import { BLOCK_BYTES, MAX_FILE_BYTES } from '../../src/smfs/fs/format';
@@ -13,7 +12,7 @@ import { Volume } from '../../src/smfs/fs/volume';
 import type { Endpoint } from '../../src/smfs/frame-client';
 import { Op, encodeU32 } from '../../src/smfs/wire';
 import { encodeText } from '../../src/smfs/text';
-import { startStorage, withDir } from '../helpers/smfs';
+import { connectStorage, startStorage, testCredential, withDir } from '../helpers/smfs';
 import { freePort, refusedWith, smfsCli, startSmfs, startStorageHere } from '../helpers/smfs-files';
 import type { Storage } from '../helpers/smfs-files';
 
@@ -32,23 +31,23 @@ interface Setup {
 async function withFiles(fn: (s: Setup) => Promise<void>): Promise<void> {
   await withDir('files', async (dir) => {
     const storage = await startStorageHere(path.join(dir, 'storage'));
-    const metadata = await MetadataServer.open(path.join(dir, 'meta'), [storage.at], { port: 0 });
-    const volume = await Volume.open(metadata.address);
+    const metadata = await MetadataServer.open(path.join(dir, 'meta'), [storage.at], { port: 0, credential: testCredential() });
+    const volume = await Volume.open(metadata.address, undefined, testCredential());
     const s: Setup = {
       dir, storage, metadata, log: volume.log,
-      server: await FileServer.listen(volume, { port: 0 }),
+      server: await FileServer.listen(volume, { port: 0, credential: testCredential() }),
       c: undefined as unknown as FileClient,
       async restart() {
         await s.c.close();
         await s.server.close();
-        s.server = await FileServer.listen(await Volume.open(metadata.address, s.log), { port: 0 });
-        s.c = await FileClient.connect(s.server.address);
+        s.server = await FileServer.listen(await Volume.open(metadata.address, s.log, testCredential()), { port: 0, credential: testCredential() });
+        s.c = await FileClient.connect(s.server.address, testCredential());
       },
       async liveRecords() {
         return s.storage.server.store.stat().logs.find((l) => l.id === s.log)!.liveRecords;
       },
     };
-    s.c = await FileClient.connect(s.server.address);
+    s.c = await FileClient.connect(s.server.address, testCredential());
     try {
       await fn(s);
     } finally {
@@ -65,7 +64,7 @@ const tail = suite('smfs storage op 8: tail');
 tail('tail is the newest data record of a log, freed or not, and none for a log without records', async () => {
   await withDir('tail', async (dir) => {
     const s = await startStorageHere(dir);
-    const c = await StorageClient.connect(s.at.port);
+    const c = await connectStorage(s.at.port);
     try {
       await c.createLog(1);
       await c.createLog(2);
@@ -253,11 +252,11 @@ files('every refusal has its code, changes nothing, and the connection goes on',
 files('a log that is not a file server\'s is CORRUPT, an unknown log UNKNOWN_LOG, a storage server that is gone UNAVAILABLE', async () => {
   await withFiles(async (s) => {
     const placement = await s.metadata.create();
-    const direct = await StorageClient.connect(s.storage.at.port);
+    const direct = await connectStorage(s.storage.at.port);
     await direct.append([{ log: placement.log, data: Buffer.from('not an inode') }]);
     await direct.close();
-    await refusedWith(Volume.open(s.metadata.address, placement.log), 'SMFS_ERR_CORRUPT');
-    await refusedWith(Volume.open(s.metadata.address, 999), 'SMFS_ERR_UNKNOWN_LOG');
+    await refusedWith(Volume.open(s.metadata.address, placement.log, testCredential()), 'SMFS_ERR_CORRUPT');
+    await refusedWith(Volume.open(s.metadata.address, 999, testCredential()), 'SMFS_ERR_UNKNOWN_LOG');
     await s.c.write('/f', Buffer.from('f'));
     await s.storage.close();
     await refusedWith(s.c.write('/g', Buffer.from('g')), 'SMFS_ERR_UNAVAILABLE');
@@ -299,10 +298,10 @@ files('group updates under SIGKILL of the storage server: every group wholly the
     let storage = await startStorage(sdir);
     const port = storage.port;
     const at: Endpoint = { host: '127.0.0.1', port };
-    const metadata = await MetadataServer.open(path.join(dir, 'meta'), [at], { port: 0 });
-    let volume = await Volume.open(metadata.address);
-    let server = await FileServer.listen(volume, { port: 0 });
-    let c = await FileClient.connect(server.address);
+    const metadata = await MetadataServer.open(path.join(dir, 'meta'), [at], { port: 0, credential: testCredential() });
+    let volume = await Volume.open(metadata.address, undefined, testCredential());
+    let server = await FileServer.listen(volume, { port: 0, credential: testCredential() });
+    let c = await FileClient.connect(server.address, testCredential());
     try {
       await c.mkdir('/g');
       let next = 0;
@@ -349,9 +348,9 @@ files('group updates under SIGKILL of the storage server: every group wholly the
       // A file server started afresh on the log finds the same tree.
       await c.close();
       await server.close();
-      volume = await Volume.open(metadata.address, volume.log);
-      server = await FileServer.listen(volume, { port: 0 });
-      c = await FileClient.connect(server.address);
+      volume = await Volume.open(metadata.address, volume.log, testCredential());
+      server = await FileServer.listen(volume, { port: 0, credential: testCredential() });
+      c = await FileClient.connect(server.address, testCredential());
       assert.is(await checkGroups(c, acknowledged), acknowledged);
       assert.ok(acknowledged + 1 >= 3 + 7 + 12 + 5, `${acknowledged + 1} groups committed over four kills`);
     } finally {

@@ -2,11 +2,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { StorageClient } from '../../src/smfs/client';
 import { MetadataServer, MetadataOp, STATE_FILE } from '../../src/smfs/metadata';
 import { MetadataClient } from '../../src/smfs/metadata-client';
 import { encodeFrame, encodeU32 } from '../../src/smfs/wire';
-import { withDir } from '../helpers/smfs';
+import { connectStorage, testCredential, withDir } from '../helpers/smfs';
 import { freePort, refusedWith, smfsCli, startStorageHere } from '../helpers/smfs-files';
 import type { Storage } from '../helpers/smfs-files';
 
@@ -29,8 +28,8 @@ async function storageLogs(s: Storage): Promise<number[]> {
 metadata('create places logs on the storage server with the fewest (ties: the order given), lookup finds them, list counts them', async () => {
   await withDir('meta', async (dir) => {
     await withStorage(dir, 2, async ([a, b]) => {
-      const m = await MetadataServer.open(path.join(dir, 'm'), [a.at, b.at], { port: 0 });
-      const c = await MetadataClient.connect(m.address);
+      const m = await MetadataServer.open(path.join(dir, 'm'), [a.at, b.at], { port: 0, credential: testCredential() });
+      const c = await MetadataClient.connect(m.address, testCredential());
       try {
         const made = [];
         for (let i = 0; i < 5; i++) made.push(await c.create());
@@ -48,7 +47,7 @@ metadata('create places logs on the storage server with the fewest (ties: the or
         await m.close();
       }
       // Given in the other order, the least loaded still wins: b has 2, a has 3.
-      const again = await MetadataServer.open(path.join(dir, 'm'), [a.at, b.at], { port: 0 });
+      const again = await MetadataServer.open(path.join(dir, 'm'), [a.at, b.at], { port: 0, credential: testCredential() });
       try {
         assert.is((await again.create()).port, b.at.port);
         assert.is((await again.create()).port, a.at.port, 'a tie (3 and 3) goes to the one named first');
@@ -63,15 +62,15 @@ metadata('the state survives a restart: lookups answer, ids go on, the file is w
   await withDir('meta', async (dir) => {
     await withStorage(dir, 1, async ([a]) => {
       const mdir = path.join(dir, 'm');
-      const first = await MetadataServer.open(mdir, [a.at], { port: 0 });
+      const first = await MetadataServer.open(mdir, [a.at], { port: 0, credential: testCredential() });
       const one = await first.create();
       const two = await first.create();
       await first.close();
       const state = JSON.parse(fs.readFileSync(path.join(mdir, STATE_FILE), 'utf8'));
       assert.equal(state, { version: 1, nextLog: 3, logs: [one, two], intents: [] });
       assert.not.ok(fs.existsSync(path.join(mdir, `${STATE_FILE}.tmp`)));
-      const second = await MetadataServer.open(mdir, [a.at], { port: 0 });
-      const c = await MetadataClient.connect(second.address);
+      const second = await MetadataServer.open(mdir, [a.at], { port: 0, credential: testCredential() });
+      const c = await MetadataClient.connect(second.address, testCredential());
       try {
         assert.equal(await c.lookup(2), two);
         assert.is((await c.create()).log, 3);
@@ -89,13 +88,13 @@ metadata('an intent left by a crash is completed if its log exists and dropped i
       const mdir = path.join(dir, 'm');
       fs.mkdirSync(mdir);
       // Crashed after create-log of 7 was done, and before create-log of 8 was sent.
-      const direct = await StorageClient.connect(a.at.port);
+      const direct = await connectStorage(a.at.port);
       await direct.createLog(7);
       await direct.close();
       const at = { host: a.at.host, port: a.at.port };
       fs.writeFileSync(path.join(mdir, STATE_FILE), JSON.stringify({ version: 1, nextLog: 9, logs: [], intents: [{ log: 7, ...at }, { log: 8, ...at }] }));
       fs.writeFileSync(path.join(mdir, `${STATE_FILE}.tmp`), 'half a write');
-      const m = await MetadataServer.open(mdir, [a.at], { port: 0 });
+      const m = await MetadataServer.open(mdir, [a.at], { port: 0, credential: testCredential() });
       try {
         assert.equal(m.intents, { completed: [7], dropped: [8], pending: [] });
         assert.equal(await m.lookup(7), { log: 7, ...at });
@@ -116,7 +115,7 @@ metadata('an intent whose storage server is down stays pending; a lookup settles
     const mdir = path.join(dir, 'm');
     fs.mkdirSync(mdir);
     fs.writeFileSync(path.join(mdir, STATE_FILE), JSON.stringify({ version: 1, nextLog: 4, logs: [], intents: [{ log: 3, host: '127.0.0.1', port }] }));
-    const m = await MetadataServer.open(mdir, [{ host: '127.0.0.1', port }], { port: 0 });
+    const m = await MetadataServer.open(mdir, [{ host: '127.0.0.1', port }], { port: 0, credential: testCredential() });
     try {
       assert.equal(m.intents.pending, [3]);
       await refusedWith(m.lookup(3), 'SMFS_ERR_UNAVAILABLE');
@@ -137,9 +136,9 @@ metadata('an intent whose storage server is down stays pending; a lookup settles
 metadata('an unreachable storage server is SMFS_ERR_UNAVAILABLE and uses up no id', async () => {
   await withDir('meta', async (dir) => {
     const port = await freePort();
-    const m = await MetadataServer.open(path.join(dir, 'm'), [{ host: '127.0.0.1', port }], { port: 0 });
+    const m = await MetadataServer.open(path.join(dir, 'm'), [{ host: '127.0.0.1', port }], { port: 0, credential: testCredential() });
     const at = m.address;
-    const c = await MetadataClient.connect(at);
+    const c = await MetadataClient.connect(at, testCredential());
     try {
       const message = await refusedWith(c.create(), 'SMFS_ERR_UNAVAILABLE');
       assert.match(message, new RegExp(`127\\.0\\.0\\.1:${port}`));
@@ -148,15 +147,15 @@ metadata('an unreachable storage server is SMFS_ERR_UNAVAILABLE and uses up no i
       await c.close();
       await m.close();
     }
-    await refusedWith(MetadataClient.connect(at), 'SMFS_ERR_UNAVAILABLE', 'a metadata server that is gone');
+    await refusedWith(MetadataClient.connect(at, testCredential()), 'SMFS_ERR_UNAVAILABLE', 'a metadata server that is gone');
   });
 });
 
 metadata('bad requests get their codes and the connection goes on', async () => {
   await withDir('meta', async (dir) => {
     await withStorage(dir, 1, async ([a]) => {
-      const m = await MetadataServer.open(path.join(dir, 'm'), [a.at], { port: 0 });
-      const c = await MetadataClient.connect(m.address);
+      const m = await MetadataServer.open(path.join(dir, 'm'), [a.at], { port: 0, credential: testCredential() });
+      const c = await MetadataClient.connect(m.address, testCredential());
       try {
         const made = await c.create();
         const cases: [string, number, Buffer[], string][] = [
@@ -189,13 +188,13 @@ metadata('a damaged state file or a directory in use refuses to open', async () 
     fs.mkdirSync(mdir);
     const at = [{ host: '127.0.0.1', port: await freePort() }];
     fs.writeFileSync(path.join(mdir, STATE_FILE), '{"version":1,');
-    await refusedWith(MetadataServer.open(mdir, at, { port: 0 }), 'SMFS_ERR_CORRUPT');
+    await refusedWith(MetadataServer.open(mdir, at, { port: 0, credential: testCredential() }), 'SMFS_ERR_CORRUPT');
     fs.writeFileSync(path.join(mdir, STATE_FILE), '{"version":1,"nextLog":"x","logs":[],"intents":[]}');
-    await refusedWith(MetadataServer.open(mdir, at, { port: 0 }), 'SMFS_ERR_CORRUPT');
+    await refusedWith(MetadataServer.open(mdir, at, { port: 0, credential: testCredential() }), 'SMFS_ERR_CORRUPT');
     fs.rmSync(path.join(mdir, STATE_FILE));
-    const held = await MetadataServer.open(mdir, at, { port: 0 });
+    const held = await MetadataServer.open(mdir, at, { port: 0, credential: testCredential() });
     try {
-      await refusedWith(MetadataServer.open(mdir, at, { port: 0 }), 'SMFS_ERR_LOCKED');
+      await refusedWith(MetadataServer.open(mdir, at, { port: 0, credential: testCredential() }), 'SMFS_ERR_LOCKED');
     } finally {
       await held.close();
     }

@@ -11,9 +11,9 @@ import { LogStore } from '../../src/smfs/store';
 import { StorageServer } from '../../src/smfs/server';
 import { MirrorLink, ROLE_FILE, encodeGroup, readRole, writeRole } from '../../src/smfs/mirror';
 import type { ShippedPart } from '../../src/smfs/store';
-import { Op, encodeU32 } from '../../src/smfs/wire';
+import { Op, encodeFrame, encodeU32 } from '../../src/smfs/wire';
 import type { MirrorStat } from '../../src/smfs/mirror';
-import { refusedWith, segmentFiles, withDir } from '../helpers/smfs';
+import { connectStorage, refusedWith, segmentFiles, testCredential, withDir } from '../helpers/smfs';
 
 const SEGMENT = 16 * 1024;
 
@@ -29,16 +29,16 @@ interface Site {
 async function startMirror(dir: string, port = 0): Promise<Site> {
   writeRole(dir, 'mirror');
   const store = await LogStore.open(dir, { segmentBytes: SEGMENT, mirror: true });
-  const server = await StorageServer.listen(store, { port, role: 'mirror' });
-  const client = await StorageClient.connect(server.address.port);
+  const server = await StorageServer.listen(store, { credential: testCredential(), port, role: 'mirror' });
+  const client = await connectStorage(server.address.port);
   return { dir, store, server, client, close: async () => { await client.close(); await server.close(); } };
 }
 
 async function startPrimary(dir: string, mirrorPort: number, ackTimeoutMs = 10_000): Promise<Site> {
   const store = await LogStore.open(dir, { segmentBytes: SEGMENT });
-  const link = new MirrorLink(store, { host: '127.0.0.1', port: mirrorPort, ackTimeoutMs, retryMs: 50 });
-  const server = await StorageServer.listen(store, { port: 0, mirror: link });
-  const client = await StorageClient.connect(server.address.port);
+  const link = new MirrorLink(store, { host: '127.0.0.1', port: mirrorPort, credential: testCredential(), ackTimeoutMs, retryMs: 50 });
+  const server = await StorageServer.listen(store, { credential: testCredential(), port: 0, mirror: link });
+  const client = await connectStorage(server.address.port);
   return { dir, store, server, client, link, close: async () => { await client.close(); await server.close(); } };
 }
 
@@ -97,6 +97,8 @@ mirror('the mirror log is byte-identical to the primary log; remote waits for th
       const ms = await m.client.stat();
       assert.is(ms.role, 'mirror');
       assert.is(ms.server.mirroredGroups, p.store.lastSeq);
+      assert.is(ms.primaryTls, true, 'the stream runs over TLS by default');
+      assert.is(stat.tls, true);
     } finally {
       await p.close();
       await m.close();
@@ -167,8 +169,8 @@ mirror('a mirror refuses changes from clients and streams from non-primaries; a 
     // Without a mirror, only local.
     await withDir('mirror-c', async (dir) => {
       const store = await LogStore.open(dir);
-      const server = await StorageServer.listen(store, { port: 0 });
-      const c = await StorageClient.connect(server.address.port);
+      const server = await StorageServer.listen(store, { credential: testCredential(), port: 0 });
+      const c = await connectStorage(server.address.port);
       try {
         await c.createLog(1);
         await refusedWith(c.append([{ log: 1, data: block(1, 10) }], { level: 'remote' }), 'SMFS_ERR_REQUEST');
@@ -265,7 +267,7 @@ mirror('a mirror refuses malformed, damaged, misplaced and out-of-order groups, 
     const source = await LogStore.open(pdir, { segmentBytes: SEGMENT });
     const parts: ShippedPart[][] = [];
     source.onChange = (c) => { if (c.kind === 'group') parts.push(c.parts); };
-    const stream = await StorageClient.connect(m.server.address.port);
+    const stream = await connectStorage(m.server.address.port, { tls: true }); // a mirror takes the stream only over TLS
     try {
       await source.createLog(1);
       await source.append([{ log: 1, data: block(1, 500) }]);
@@ -291,6 +293,13 @@ mirror('a mirror refuses malformed, damaged, misplaced and out-of-order groups, 
       await stream.request(Op.mirrorGroup, encodeGroup(1, parts[0]));
       await refusedWith(stream.request(Op.mirrorGroup, encodeGroup(1, parts[0])), 'SMFS_ERR_DIVERGED');
       await stream.request(Op.mirrorGroup, encodeGroup(2, parts[1]));
+      // A create-log and a group in the new log, in one write: the group waits for the log.
+      await source.createLog(2);
+      await source.append([{ log: 2, data: block(3, 500) }]);
+      const created = stream.expect(901, Op.mirrorCreate);
+      const grouped = stream.expect(902, Op.mirrorGroup);
+      stream.writeRaw(Buffer.concat([...encodeFrame(Op.mirrorCreate, 901, [encodeU32(2)]), ...encodeFrame(Op.mirrorGroup, 902, encodeGroup(3, parts[2]))]));
+      await Promise.all([created, grouped]);
       await m.client.sync();
       await source.sync();
       assertSameLogs(pdir, mdir);

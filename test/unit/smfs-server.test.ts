@@ -10,7 +10,8 @@ import { LogStore } from '../../src/smfs/store';
 import { StorageServer } from '../../src/smfs/server';
 import { ALL_LOGS, MAX_FRAME, Op, encodeAddress, encodeFrame, encodeU32 } from '../../src/smfs/wire';
 import { crc32 } from '../../src/smfs/checksum';
-import { SMFS_BIN, refusedWith, startStorage, withDir } from '../helpers/smfs';
+import { SMFS_ERROR_CODES } from '../../src/smfs/errors';
+import { SMFS_BIN, connectStorage, refusedWith, startStorage, testCredential, withDir } from '../helpers/smfs';
 
 function appendBody(records: { log: number; data: Buffer; crc?: number; length?: number }[], flags = 0): Buffer[] {
   const body = [encodeU32(flags), encodeU32(records.length)];
@@ -32,8 +33,8 @@ function frame(op: number, id: number, body: Buffer[] = []): Buffer {
 async function withServer(fn: (c: StorageClient, server: StorageServer, dir: string) => Promise<void>): Promise<void> {
   await withDir('server', async (dir) => {
     const store = await LogStore.open(dir, { segmentBytes: 16 * 1024 });
-    const server = await StorageServer.listen(store, { port: 0 });
-    const client = await StorageClient.connect(server.address.port);
+    const server = await StorageServer.listen(store, { credential: testCredential(), port: 0 });
+    const client = await connectStorage(server.address.port);
     try {
       await fn(client, server, dir);
     } finally {
@@ -157,7 +158,7 @@ server('a frame over the limit is answered TOO_LARGE and skipped without being h
     c.writeRaw(head);
     await refusedWith(q, 'SMFS_ERR_TOO_LARGE');
     await refusedWith(c.read(good), 'SMFS_ERR_CLOSED');
-    const other = await StorageClient.connect(srv.address.port);
+    const other = await connectStorage(srv.address.port);
     assert.is((await other.read(good)).toString(), 'good');
     await other.close();
   });
@@ -168,7 +169,7 @@ server('smfs storage: SIGTERM answers what is in flight, closes the store and ex
     const s = await startStorage(dir, ['--segment-size', '64K']);
     assert.is(s.listening.event, 'listening');
     assert.is(s.listening.segmentBytes, 65536);
-    const c = await StorageClient.connect(s.port);
+    const c = await connectStorage(s.port);
     await c.createLog(4);
     const inFlight = Array.from({ length: 50 }, (_, i) => c.append([{ log: 4, data: Buffer.alloc(2000, i) }]).then((a) => a[0], () => undefined));
     await inFlight[0];
@@ -186,7 +187,7 @@ server('smfs storage: SIGTERM answers what is in flight, closes the store and ex
     const recovery = again.listening.recovery as { truncated: unknown[]; lastSeq: number };
     assert.equal(recovery.truncated, [], 'a graceful stop leaves nothing torn');
     assert.ok(recovery.lastSeq >= answered.length);
-    const c2 = await StorageClient.connect(again.port);
+    const c2 = await connectStorage(again.port);
     for (const a of answered) assert.is((await c2.read(a)).length, 2000);
     await c2.close();
     again.child.kill('SIGTERM');
@@ -219,6 +220,13 @@ server('smfs storage refuses bad options with exit 2 and a directory in use with
     for (const word of ['--dir', '--port', '--fsync', '--segment-size', '--json', 'Examples:']) assert.ok(help.stdout.includes(word), word);
     assert.match(smfs('--help').stdout, /storage/);
   });
+});
+
+server('every SMFS error code is in the error tables of docs/smfs.md and docs/smfs-files.md, and no other', () => {
+  const docs = ['smfs.md', 'smfs-files.md'].map((f) => fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'docs', f), 'utf8')).join('\n');
+  const rows = new Set<string>();
+  for (const m of docs.matchAll(/^\| ((?:`SMFS_ERR_\w+`(?:, )?)+) \|/gm)) for (const c of m[1].matchAll(/SMFS_ERR_\w+/g)) rows.add(c[0]);
+  assert.equal([...rows].sort(), [...SMFS_ERROR_CODES].sort());
 });
 
 server.run();

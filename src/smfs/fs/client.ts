@@ -3,6 +3,7 @@
 // number of the update that committed it.
 import type { Endpoint } from '../frame-client';
 import { FrameClient, connectSocket } from '../frame-client';
+import type { Credential } from '../credentials';
 import { encodeText } from '../text';
 import { Cursor, encodeU32 } from '../wire';
 import { FileOp, changeOp, encodeChange } from './protocol';
@@ -20,8 +21,8 @@ function updateNumber(body: Buffer): number {
 }
 
 export class FileClient extends FrameClient {
-  static async connect(e: Endpoint): Promise<FileClient> {
-    return new FileClient(await connectSocket(e, 'file server'), e, 'file server');
+  static async connect(e: Endpoint, credential: Credential): Promise<FileClient> {
+    return new FileClient(await connectSocket(e, 'file server', credential), e, 'file server');
   }
 
   async change(change: Change): Promise<number> {

@@ -2,6 +2,7 @@
 // they come; every change goes through the volume's one writer.
 import { SmfsError } from '../errors';
 import { FrameServer } from '../frame-server';
+import type { FrameServerOptions } from '../frame-server';
 import { Cursor, encodeJson, encodeU64 } from '../wire';
 import { CHANGE_OPS, FileOp, readChange, readPath } from './protocol';
 import type { Change } from './tree';
@@ -10,7 +11,7 @@ import type { Volume } from './volume';
 export class FileServer {
   private constructor(readonly volume: Volume, private readonly frames: FrameServer) {}
 
-  static async listen(volume: Volume, options: { port: number; host?: string }): Promise<FileServer> {
+  static async listen(volume: Volume, options: FrameServerOptions): Promise<FileServer> {
     let server: FileServer | undefined;
     const frames = await FrameServer.listen('smfs files', (op, body) => server!.dispatch(op, body), options);
     server = new FileServer(volume, frames);

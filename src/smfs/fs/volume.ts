@@ -6,12 +6,12 @@
 // If the storage server goes away in the middle of an append, whether the group landed is not
 // known here: the volume marks itself stale, and before its next request it looks the log up
 // again (the log may have moved to a mirror), reconnects and reloads the tree from the log.
-import type { StorageClient } from '../client';
 import { SmfsError } from '../errors';
 import { LIMITS, formatAddress } from '../format';
 import type { Address } from '../format';
 import { formatEndpoint } from '../frame-client';
-import { connectStorage } from '../client';
+import { StorageClient } from '../client';
+import type { Credential } from '../credentials';
 import type { Endpoint } from '../frame-client';
 import { MetadataClient } from '../metadata-client';
 import { BLOCK_BYTES, decodeDirBlock, decodeInode } from './format';
@@ -66,11 +66,13 @@ export class Volume {
   private stale = false;
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly metadata: Endpoint, readonly log: number, private storageAt: Endpoint, private storage: StorageClient) {}
+  private constructor(
+    readonly metadata: Endpoint, readonly log: number, private readonly credential: Credential, private storageAt: Endpoint, private storage: StorageClient,
+  ) {}
 
   // Creates a new log through the metadata server (no `log`), or opens an existing one.
-  static async open(metadata: Endpoint, log?: number): Promise<Volume> {
-    const m = await MetadataClient.connect(metadata);
+  static async open(metadata: Endpoint, log: number | undefined, credential: Credential): Promise<Volume> {
+    const m = await MetadataClient.connect(metadata, credential);
     let placement;
     try {
       placement = log === undefined ? await m.create() : await m.lookup(log);
@@ -78,7 +80,7 @@ export class Volume {
       await m.close();
     }
     const storageAt = { host: placement.host, port: placement.port };
-    const v = new Volume(metadata, placement.log, storageAt, await connectStorage(storageAt));
+    const v = new Volume(metadata, placement.log, credential, storageAt, await StorageClient.connect(storageAt, credential));
     try {
       await v.load();
     } catch (err) {
@@ -183,7 +185,7 @@ export class Volume {
 
   private async freshen(): Promise<void> {
     if (!this.stale) return;
-    const m = await MetadataClient.connect(this.metadata);
+    const m = await MetadataClient.connect(this.metadata, this.credential);
     let placement;
     try {
       placement = await m.lookup(this.log);
@@ -191,7 +193,7 @@ export class Volume {
       await m.close();
     }
     const storageAt = { host: placement.host, port: placement.port };
-    const storage = await connectStorage(storageAt);
+    const storage = await StorageClient.connect(storageAt, this.credential);
     await this.storage.close();
     this.storage = storage;
     this.storageAt = storageAt;
