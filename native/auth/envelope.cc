@@ -75,7 +75,7 @@ uint64_t realtime_ms() {
 uint64_t first_counter(uint64_t now_ms) { return now_ms << kCounterTimeShift; }
 
 Sender::Sender() : counter_(first_counter(realtime_ms())) { random_bytes(&session_, sizeof session_); }
-Sender::Sender(uint64_t session, uint64_t counter) : session_(session), counter_(counter) {}
+Sender::Sender(uint64_t session, uint64_t counter, uint32_t time_s) : session_(session), counter_(counter), time_s_(time_s) {}
 
 void Sender::set_key(const Key& key) {
   key_ = key;
@@ -94,6 +94,7 @@ size_t Sender::seal(Kind kind, uint8_t* d, size_t inner_len) {
   put32(d + 4, key_.id);
   put64(d + 8, session_);
   put64(d + 16, counter);
+  put32(d + 24, time_s_ ? time_s_ : uint32_t(realtime_ms() / 1000));
   size_t signed_len = kHeaderBytes + inner_len;
   gmac_.tag(counter, d, signed_len, d + signed_len);
   return signed_len + kTagBytes;
@@ -121,7 +122,7 @@ void ReplayWindow::mark(uint64_t counter) {
   bits_[(counter / 64) % kWords] |= uint64_t(1) << (counter % 64);
 }
 
-Receiver::Receiver(uint64_t floor) : floor_(floor) {}
+Receiver::Receiver(uint64_t floor_s) : floor_s_(floor_s) {}
 
 void Receiver::set_keys(const std::vector<Key>& keys) {
   keys_ = keys;
@@ -169,10 +170,11 @@ Verdict Receiver::check(const uint8_t* d, size_t len, Opened* out) {
     return Verdict::BadTag;
   }
   if (fresh_entry && sessions_.size() > kMaxSessions) sessions_.pop_back();
-  if (counter < floor_) return Verdict::Stale;
+  uint32_t time_s = get32(d + 24);
+  if (time_s < floor_s_) return Verdict::Stale;
   if (!window_.fresh(counter)) return Verdict::Replayed;
   window_.mark(counter);
-  *out = Opened{Kind(d[3]), id, counter, d + kHeaderBytes, len - kOverhead};
+  *out = Opened{Kind(d[3]), id, counter, time_s, d + kHeaderBytes, len - kOverhead};
   return Verdict::Ok;
 }
 

@@ -5,7 +5,8 @@
 //   0  u16 magic 0x4D41 ("MA")    2  u8 version (2)    3  u8 kind (1 repair, 2 report, 3 feedback)
 //   4  u32 key id                 8  u64 session (random, per sender start)
 //  16  u64 counter (per sender, +1 per datagram, starts at its start time in ms << 22)
-//  24  the inner datagram
+//  24  u32 time: the sender's clock when it sealed, seconds since 1970
+//  28  the inner datagram
 //  end - 16: tag, AES-256-GCM with an empty plaintext (GMAC) over bytes 0 .. end - 16, under the
 //      session key HMAC-SHA256(key, "maelstrom v2 session" || session), nonce 0^32 || counter.
 //
@@ -15,10 +16,11 @@
 // first four bytes of HMAC-SHA256(key, "maelstrom v2 key id").
 //
 // A receiver checks, in this order and before it uses anything inside: the header, the key id
-// (one it holds), the tag, then freshness: the counter above the floor (its own start time less
-// the clock skew allowed, so datagrams from before it started are not replayed into it) and not
-// seen before in a sliding window of kWindow counters (RFC 6479), wide enough for the
-// reordering of several WAN queues.
+// (one it holds), the tag, then freshness: the time not below the floor (its own start time
+// less the clock skew allowed, so datagrams recorded before it started cannot be replayed into
+// its empty window) and the counter not seen before in a sliding window of kWindow counters
+// (RFC 6479), wide enough for the reordering of several WAN queues. The counter starts at the
+// sender's start time, so a restarted sender counts on above everything it sent before.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -31,11 +33,11 @@ namespace maelstrom::auth {
 
 constexpr uint16_t kMagic = 0x4D41;
 constexpr uint8_t kVersion = 2;
-constexpr size_t kHeaderBytes = 24;
+constexpr size_t kHeaderBytes = 28;
 constexpr size_t kOverhead = kHeaderBytes + kTagBytes;
 constexpr unsigned kCounterTimeShift = 22;  // counter = ms << 22 at start: 4M datagrams per ms
 constexpr uint64_t kWindow = 8192;          // counters a receiver remembers behind the newest
-constexpr uint64_t kClockSkewMs = 60'000;   // how far a sender's clock may lag the receiver's
+constexpr uint64_t kClockSkewS = 60;        // how far a sender's clock may lag the receiver's
 
 enum class Kind : uint8_t { Repair = 1, Report = 2, Feedback = 3 };
 enum class Purpose : uint8_t { Gateway, Feedback };
@@ -49,7 +51,7 @@ enum class Verdict : uint8_t {
   BadKind,
   UnknownKey,  // a key id this receiver does not hold
   BadTag,      // forged, corrupted, or sealed under another key with the same id
-  Stale,       // counter below the floor: from before this receiver started
+  Stale,       // sealed before this receiver started (less the clock skew allowed)
   Replayed,    // counter seen before, or too far behind the newest
   Count_
 };
@@ -72,7 +74,8 @@ uint64_t first_counter(uint64_t now_ms);
 class Sender {
  public:
   Sender();  // a random session, the counter from the clock
-  Sender(uint64_t session, uint64_t counter);
+  // A given session and counter; time_s fixes the time it seals with (0: the clock's).
+  Sender(uint64_t session, uint64_t counter, uint32_t time_s = 0);
   void set_key(const Key& key);
   bool keyed() const { return keyed_; }
   uint32_t key_id() const { return key_.id; }
@@ -84,6 +87,7 @@ class Sender {
   Key key_;
   bool keyed_ = false;
   uint64_t session_, counter_;
+  uint32_t time_s_ = 0;
   Gmac gmac_;
 };
 
@@ -105,6 +109,7 @@ struct Opened {
   Kind kind;
   uint32_t key_id;
   uint64_t counter;
+  uint32_t time_s;
   const uint8_t* inner;
   size_t len;
 };
@@ -112,8 +117,8 @@ struct Opened {
 // Opens the datagrams of one sender (the peer gateway, or one gateway's feedback).
 class Receiver {
  public:
-  // Counters below `floor` are stale (first_counter(start ms - kClockSkewMs)).
-  explicit Receiver(uint64_t floor);
+  // Datagrams sealed before floor_s (seconds since 1970: its start less kClockSkewS) are stale.
+  explicit Receiver(uint64_t floor_s);
   void set_keys(const std::vector<Key>& keys);
   const std::vector<Key>& keys() const { return keys_; }
   Verdict open(const uint8_t* d, size_t len, Opened* out);
@@ -129,7 +134,7 @@ class Receiver {
   Verdict check(const uint8_t* d, size_t len, Opened* out);
   Gmac* session_gmac(const Key& key, uint64_t session, bool* fresh_entry);
 
-  uint64_t floor_;
+  uint64_t floor_s_;
   std::vector<Key> keys_;
   std::vector<Session> sessions_;  // newest first, a few at most
   ReplayWindow window_;

@@ -35,7 +35,8 @@ Napi::Value AuthKey(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// new AuthChannel({ sendKey?, keys?, session?, counter?, floorMs? }):
+// new AuthChannel({ sendKey?, keys?, session?, counter?, timeS?, floorS? }): a sender with the
+// given session, counter and sealing time (tests), a receiver refusing what was sealed before floorS.
 //   seal(kind, inner) -> Buffer           the envelope around inner (kind 1 repair, 2 report, 3 feedback)
 //   open(datagram) -> { verdict, kind?, keyId?, counter?, inner? }
 //   setKeys(keys), counts()
@@ -52,13 +53,14 @@ class AuthChannelWrap : public Napi::ObjectWrap<AuthChannelWrap> {
     Napi::Env env = info.Env();
     Napi::Object o = info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
     if (o.Has("session") && o.Has("counter"))
-      sender_.emplace(bigint(o.Get("session")), bigint(o.Get("counter")));
+      sender_.emplace(bigint(o.Get("session")), bigint(o.Get("counter")),
+                      o.Get("timeS").IsNumber() ? o.Get("timeS").As<Napi::Number>().Uint32Value() : 0);
     else
       sender_.emplace();
     if (o.Get("sendKey").IsBuffer()) sender_->set_key(key_arg(env, o.Get("sendKey")));
-    uint64_t floor_ms = o.Get("floorMs").IsNumber() ? uint64_t(o.Get("floorMs").As<Napi::Number>().DoubleValue())
-                                                    : auth::realtime_ms() - auth::kClockSkewMs;
-    receiver_ = std::make_unique<auth::Receiver>(auth::first_counter(floor_ms));
+    uint64_t floor_s = o.Get("floorS").IsNumber() ? uint64_t(o.Get("floorS").As<Napi::Number>().DoubleValue())
+                                                  : auth::realtime_ms() / 1000 - auth::kClockSkewS;
+    receiver_ = std::make_unique<auth::Receiver>(floor_s);
     if (o.Get("keys").IsArray()) SetKeysFrom(env, o.Get("keys").As<Napi::Array>());
   }
 
@@ -91,6 +93,7 @@ class AuthChannelWrap : public Napi::ObjectWrap<AuthChannelWrap> {
       o["kind"] = double(opened.kind);
       o["keyId"] = key_id_hex(opened.key_id);
       o["counter"] = Napi::BigInt::New(env, opened.counter);
+      o["timeS"] = double(opened.time_s);
       o["inner"] = Napi::Buffer<uint8_t>::Copy(env, opened.inner, opened.len);
     }
     return o;
@@ -129,7 +132,7 @@ void init_auth(Napi::Env env, Napi::Object exports) {
   c["headerBytes"] = double(auth::kHeaderBytes);
   c["tagBytes"] = double(auth::kTagBytes);
   c["window"] = double(auth::kWindow);
-  c["clockSkewMs"] = double(auth::kClockSkewMs);
+  c["clockSkewS"] = double(auth::kClockSkewS);
   exports["authConstants"] = c;
 }
 

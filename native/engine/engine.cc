@@ -325,7 +325,7 @@ int Engine::start(const EngineConfig& config, std::string* error) {
     pending_ = false;
     wan_sender_.set_key(current_.gateway);
     feedback_sender_.set_key(current_.feedback);
-    wan_receiver_ = std::make_unique<auth::Receiver>(auth::first_counter(auth::realtime_ms() - auth::kClockSkewMs));
+    wan_receiver_ = std::make_unique<auth::Receiver>(auth::realtime_ms() / 1000 - auth::kClockSkewS);
     set_receiver_keys();
   }
   encoder_ = std::make_unique<fec::Encoder>(config.encoder);

@@ -84,6 +84,10 @@ export function formatStats(r: StatsReport & { time: string }): string {
     `  decoder   window ${of(d.window, d.windowCapacity)}${d.windowOccupancy === null ? '' : ` (${(d.windowOccupancy * 100).toFixed(1)}%)`}   pending repairs ${of(d.pending, d.pendingCapacity)}`,
     `  netsync   flows ${count(ns.flows)}   feedback ${rate(ns.feedbackDatagramsPerS)} datagrams/s   safe latency ${latency}`,
   ];
+  const refused = Object.keys(r.auth)
+    .filter((k) => !k.endsWith('PerS') && k !== 'ok' && r.auth[k as keyof StatsReport['auth']] > 0)
+    .map((k) => `${k} ${rate(r.auth[`${k}PerS` as keyof StatsReport['auth']])}/s (${count(r.auth[k as keyof StatsReport['auth']])})`);
+  lines.push(`  auth      peer datagrams opened ${rate(r.auth.okPerS)}/s (${count(r.auth.ok)})   ${refused.length ? `REFUSED ${refused.join('   ')}` : 'refused 0'}`);
   if (!xdp.length) lines.push('  XDP       all counters 0');
   for (let i = 0; i < xdp.length; i += 3) lines.push(`  ${i ? '         ' : 'XDP      '} ${xdp.slice(i, i + 3).join('   ')}`);
   return lines.join('\n') + '\n';

@@ -17,7 +17,6 @@ const IP_UDP = 28;
 const REPAIR_HEADER = 24;
 const RECIPE_ENTRY = 12;
 const TCP_IP = 40;
-const AUTH_OVERHEAD = 40; // the authentication envelope: 24 bytes before, a 16-byte tag after (native/auth/envelope.h)
 const GW_MAX_QUEUES = 64; // bpf/gateway.h: XSKMAP keys per interface
 
 export interface GatewayOptions extends CodecOptions {
@@ -89,7 +88,7 @@ export function parsePrefix(text: string): Prefix {
 // Bytes a repair adds around the longest packet it covers: IP + UDP + header + r recipe entries,
 // and the authentication envelope when the gateways seal.
 export function repairOverhead(r: number, sealed = true): number {
-  return IP_UDP + REPAIR_HEADER + RECIPE_ENTRY * r + (sealed ? AUTH_OVERHEAD : 0);
+  return IP_UDP + REPAIR_HEADER + RECIPE_ENTRY * r + (sealed ? addon().authConstants.overhead : 0);
 }
 
 // The master key of `up`: from --key-file, or none with --insecure-no-auth; refused without

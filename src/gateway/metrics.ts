@@ -5,6 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, MaelstromError } from '../errors';
+import { AUTH_VERDICTS } from '../native/addon';
 import type { EngineStats, GatewayXdpStats, SocketDrops } from '../native/addon';
 
 export interface MetricsSource {
@@ -97,6 +98,17 @@ export class GatewayMetrics {
         for (const k of Object.keys(xdp) as (keyof GatewayXdpStats)[]) this.inc({ outcome: snake(k) }, xdp[k]);
       },
     });
+    new Counter({
+      name: 'maelstrom_auth_datagrams_total', help: 'The peer gateway\'s datagrams (repairs, reports) by the authentication envelope\'s verdict: ok, or why refused',
+      labelNames: ['verdict'], registers: [r],
+      collect() {
+        const a = now().stats.auth;
+        this.reset();
+        for (const v of AUTH_VERDICTS) this.inc({ verdict: snake(v) }, a[v]);
+        this.inc({ verdict: 'unverifiable' }, a.unverifiable);
+      },
+    });
+    counter('maelstrom_key_rotations_total', 'Switches to a new key (maelstrom rekey) completed', (s) => s.auth.rotations);
     new Counter({
       name: 'maelstrom_xsk_drops_total', help: 'Frames the kernel dropped at the AF_XDP sockets, by interface and reason (XDP_STATISTICS)',
       labelNames: ['interface', 'reason'], registers: [r],

@@ -4,7 +4,8 @@
 // A counter lower in the second snapshot than in the first has been reset (the gateway restarted
 // between them, or a counter wrapped): its increase is taken to be its new value, counted from
 // zero, as Prometheus' rate() does. A rate is never negative.
-import type { EngineStats, GatewayXdpStats } from '../native/addon';
+import { AUTH_VERDICTS } from '../native/addon';
+import type { AuthVerdict, EngineStats, GatewayXdpStats } from '../native/addon';
 
 export interface StatsSample {
   stats: EngineStats;
@@ -20,6 +21,8 @@ export interface SafeLatency {
 }
 
 type XdpName = keyof GatewayXdpStats;
+type AuthName = AuthVerdict | 'unverifiable';
+const AUTH_NAMES: AuthName[] = [...AUTH_VERDICTS, 'unverifiable'];
 
 export interface StatsReport {
   intervalS: number;
@@ -49,6 +52,8 @@ export interface StatsReport {
     safeLatencyUs: SafeLatency | null;
   };
   xdp: Record<XdpName | `${XdpName}PerS`, number>;
+  // The peer's datagrams by the authentication envelope's verdict (all 0 from a gateway without a key).
+  auth: Record<AuthName | `${AuthName}PerS`, number>;
 }
 
 // The increase of a counter between two readings; a reset counts from zero.
@@ -88,6 +93,11 @@ export function statsRates(first: StatsSample, second: StatsSample): StatsReport
   for (const name of Object.keys(b.xdp) as XdpName[]) {
     xdp[name] = b.xdp[name];
     xdp[`${name}PerS`] = perS(a.xdp[name] ?? 0, b.xdp[name]);
+  }
+  const auth = {} as StatsReport['auth'];
+  for (const name of AUTH_NAMES) {
+    auth[name] = b.auth?.[name] ?? 0;
+    auth[`${name}PerS`] = perS(a.auth?.[name] ?? 0, auth[name]);
   }
   const windowCapacity = optional(b.decoderWindowCapacity);
   const report: StatsReport = {
@@ -136,6 +146,7 @@ export function statsRates(first: StatsSample, second: StatsSample): StatsReport
       safeLatencyUs: safeLatency((b.netsync as unknown as Record<string, unknown>).safeLatencyUs),
     },
     xdp,
+    auth,
   };
   report.counterResets = counterResets;
   return report;

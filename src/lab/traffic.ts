@@ -292,8 +292,8 @@ function feedbackForge(): void {
 // Repairs an attacker on the WAN path would send the gateway at --to (from its peer's address),
 // each rebuilding an invented UDP packet from --from-host to --host:--port whose payload starts
 // with its id (as udp-send's, so udp-recv counts them). N of each kind, in this order, ids from
-// 0: unsealed, sealed under another key, a forged tag (the real key's id), truncated, stale (a
-// counter from before the gateway started), genuine (under the pair's key), then the genuine
+// 0: unsealed, sealed under another key, a forged tag (the real key's id), truncated, stale (sealed
+// an hour before the gateway started), genuine (under the pair's key), then the genuine
 // ones sent again (replays). A plain XOR of one packet (r = 1): whatever opens, rebuilds.
 const FORGED_KINDS = ['unsealed', 'wrong-key', 'bad-tag', 'truncated', 'stale', 'genuine', 'replay'] as const;
 
@@ -306,7 +306,7 @@ function repairForge(): void {
   const key = native.authKey(master, 'gateway');
   const genuine = new native.AuthChannel({ sendKey: key.key });
   const other = new native.AuthChannel({ sendKey: randomBytes(32) });
-  const stale = new native.AuthChannel({ sendKey: key.key, session: 1n, counter: BigInt(Date.now() - 3_600_000) << 22n });
+  const stale = new native.AuthChannel({ sendKey: key.key, session: 1n, counter: BigInt(Date.now()) << 22n, timeS: Math.floor(Date.now() / 1000) - 3600 });
   const encoder = new native.Encoder({ r: 1, interleaves: [1], flushTimeoutNs: 1e12, maxPacketSize: 1500 });
   const ip = (a: string) => Buffer.from(a.split('.').map(Number));
   const repairOf = (id: number): Buffer => {

@@ -310,7 +310,7 @@ export const AUTH_KIND = { repair: 1, report: 2, feedback: 3 } as const;
 // One sender and one receiver of sealed datagrams (keys are purpose keys, 32 bytes).
 export interface NativeAuthChannel {
   seal(kind: number, inner: Buffer): Buffer;
-  open(datagram: Buffer): { verdict: AuthVerdict; kind?: number; keyId?: string; counter?: bigint; inner?: Buffer };
+  open(datagram: Buffer): { verdict: AuthVerdict; kind?: number; keyId?: string; counter?: bigint; timeS?: number; inner?: Buffer };
   setKeys(keys: Buffer[]): void;
   counts(): AuthCounts;
 }
@@ -429,8 +429,10 @@ export interface Addon {
   detachXdp(ifname: string, programName: string): number;
   // The purpose key of a master key ('gateway' | 'feedback'), or of a purpose key ('as-is'), with its id.
   authKey(key: Buffer, purpose: 'gateway' | 'feedback' | 'as-is'): { id: string; key: Buffer };
-  AuthChannel: new (config?: { sendKey?: Buffer; keys?: Buffer[]; session?: bigint; counter?: bigint; floorMs?: number }) => NativeAuthChannel;
-  authConstants: { overhead: number; headerBytes: number; tagBytes: number; window: number; clockSkewMs: number };
+  // A sender (sendKey; session, counter and timeS fixed for tests) and a receiver (keys; what
+  // was sealed before floorS, seconds since 1970, is stale: by default now less the skew allowed).
+  AuthChannel: new (config?: { sendKey?: Buffer; keys?: Buffer[]; session?: bigint; counter?: bigint; timeS?: number; floorS?: number }) => NativeAuthChannel;
+  authConstants: { overhead: number; headerBytes: number; tagBytes: number; window: number; clockSkewS: number };
   versions(): { libbpf: string; xxhash: number; repairFormat: number; xor: string };
 }
 

@@ -143,7 +143,7 @@ errors('every bad input of up: its code, its exit status, a message that says wh
     { what: 'no native XDP (loopback)', args: upArgs({ lan: 'lo' }), code: 'MAELSTROM_ERR_NO_XDP', message: /lo: .*run with --xdp-mode skb/ },
     { what: 'zero-copy on veth', args: [...upArgs(), '--zero-copy'], code: 'MAELSTROM_ERR_NO_ZERO_COPY', message: /lan0 queue 0 offers AF_XDP only in copy mode.*run without --zero-copy/ },
     { what: 'copy and zero-copy', args: [...upArgs(), '--copy', '--zero-copy'], code: 'MAELSTROM_ERR_CONFIG', message: /--copy and --zero-copy/ },
-    { what: 'MTU too small', args: [...upArgs(), '--no-mss-clamp'], code: 'MAELSTROM_ERR_MTU', message: /raise the WAN MTU to 1688 or keep TCP MSS clamping on/ },
+    { what: 'MTU too small', args: [...upArgs(), '--no-mss-clamp'], code: 'MAELSTROM_ERR_MTU', message: /raise the WAN MTU to 1692 or keep TCP MSS clamping on/ },
     { what: 'MTU too small, unauthenticated', args: [...upArgs({ key: ['--insecure-no-auth'] }), '--no-mss-clamp'], code: 'MAELSTROM_ERR_MTU', message: /raise the WAN MTU to 1648 or keep TCP MSS clamping on/ },
     { what: 'no key', args: upArgs({ key: [] }), code: 'MAELSTROM_ERR_KEY', message: /no key: .*maelstrom keygen > .*--key-file; or run with --insecure-no-auth/ },
     { what: 'key and no key', args: upArgs({ key: ['--key-file', path.join(dir, 'open.key'), '--insecure-no-auth'] }), code: 'MAELSTROM_ERR_CONFIG', message: /--key-file and --insecure-no-auth contradict each other/ },

@@ -12,7 +12,7 @@ import { AUTH_KIND, addon } from '../../src/native/addon';
 
 const envelope = suite('authentication envelope');
 const { AuthChannel, authKey, authConstants } = addon();
-const HEADER = 24;
+const HEADER = 28;
 const TAG = 16;
 
 // The envelope as docs/protocol.md writes it, computed with node:crypto alone.
@@ -39,6 +39,7 @@ envelope('the layout, keys, ids and tags are as documented (checked against node
   const d = tx.seal(AUTH_KIND.repair, inner);
   assert.is(d.length, inner.length + HEADER + TAG);
   assert.equal([d.readUInt16BE(0), d[2], d[3]], [0x4d41, 2, AUTH_KIND.repair]);
+  assert.ok(Math.abs(d.readUInt32BE(24) - Date.now() / 1000) < 5, 'the time it was sealed, seconds since 1970');
   assert.is(d.subarray(4, 8).toString('hex'), gateway.id);
   assert.is(d.readBigUInt64BE(8), 0x0102030405060708n);
   assert.is(d.readBigUInt64BE(16), 42n);
@@ -59,19 +60,24 @@ envelope('a receiver opens what verifies, once, and names why it refuses the res
   assert.is(opened.kind, AUTH_KIND.repair);
   const mutate = (f: (b: Buffer) => Buffer) => rx.open(f(Buffer.from(tx.seal(AUTH_KIND.repair, inner)))).verdict;
   assert.is(rx.open(good).verdict, 'replayed');
-  assert.is(mutate((b) => b.subarray(0, 39)), 'truncated');
+  assert.is(mutate((b) => b.subarray(0, 43)), 'truncated');
   assert.is(mutate((b) => b.subarray(0, 1)), 'truncated');
   assert.is(rx.open(Buffer.from('ML\x01\x00not sealed at all')).verdict, 'notSealed');
   assert.is(mutate((b) => { b[2] = 1; return b; }), 'badVersion');
   assert.is(mutate((b) => { b[3] = 9; return b; }), 'badKind');
   assert.is(mutate((b) => { b[4] ^= 0xff; return b; }), 'unknownKey');
-  for (const at of [9, 17, HEADER, HEADER + 7, -1, -16]) {
-    assert.is(mutate((b) => { b[at < 0 ? b.length + at : at] ^= 0x01; return b; }), 'badTag', `a bit flipped at ${at} (session, counter, inner, tag)`);
+  for (const at of [9, 17, 25, HEADER, HEADER + 7, -1, -16]) {
+    assert.is(mutate((b) => { b[at < 0 ? b.length + at : at] ^= 0x01; return b; }), 'badTag', `a bit flipped at ${at} (session, counter, time, inner, tag)`);
   }
   const other = new AuthChannel({ sendKey: authKey(newMasterKey(), 'gateway').key });
   assert.is(rx.open(other.seal(AUTH_KIND.repair, inner)).verdict, 'unknownKey');
-  const stale = new AuthChannel({ sendKey: key, session: 1n, counter: BigInt(Date.now() - 2 * authConstants.clockSkewMs) << 22n });
-  assert.is(rx.open(stale.seal(AUTH_KIND.repair, inner)).verdict, 'stale', 'from before the receiver started, less the clock skew allowed');
+  const nowS = Math.floor(Date.now() / 1000);
+  const stale = new AuthChannel({ sendKey: key, session: 1n, counter: BigInt(Date.now()) << 23n, timeS: nowS - 2 * authConstants.clockSkewS });
+  assert.is(rx.open(stale.seal(AUTH_KIND.repair, inner)).verdict, 'stale', 'sealed before the receiver started, less the clock skew allowed');
+  // A sender started long ago and quiet since: its counter is far behind the clock, yet what it
+  // seals now is fresh (the time sealed counts, not the counter).
+  const old = new AuthChannel({ sendKey: key, session: 2n, counter: BigInt(Date.now() - 7_200_000) << 22n });
+  assert.is(new AuthChannel({ keys: [key] }).open(old.seal(AUTH_KIND.repair, inner)).verdict, 'ok', 'a long-running sender meets a restarted receiver');
   const c = rx.counts();
   assert.is(c.ok, 1);
   assert.is(c.replayed, 1);

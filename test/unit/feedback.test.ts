@@ -6,6 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { feedbackKeyOf, newMasterKey, writeKeyFile } from '../../src/gateway/keys';
+import { testFeedbackKey } from '../helpers/feedback-key';
 import { AUTH_KIND, addon } from '../../src/native/addon';
 import { FEEDBACK_ENTRY, FEEDBACK_HEADER, encodeFeedback, parseFeedback } from '../../src/feedback/format';
 import type { FeedbackEntry } from '../../src/feedback/format';
@@ -43,14 +44,6 @@ format.run();
 
 const listener = suite('NetworkSyncListener');
 
-// A site's feedback key in a key file of its own (mode 0600), and a gateway that seals with it.
-function siteKey(dir: string, name = 'feedback.key') {
-  const master = newMasterKey();
-  const file = path.join(dir, name);
-  writeKeyFile(file, 'feedback', feedbackKeyOf(master));
-  return { master, file, gateway: new (addon().AuthChannel)({ sendKey: feedbackKeyOf(master) }) };
-}
-
 async function send(l: NetworkSyncListener, b: Buffer, from = '127.0.0.1') {
   const s = dgram.createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, from, r));
@@ -64,7 +57,7 @@ async function send(l: NetworkSyncListener, b: Buffer, from = '127.0.0.1') {
 // and sends it from a chosen source address (`seal` = false: bare, as an insecure gateway's).
 async function setup(timeoutMs = 2000, gateways = ['127.0.0.1']) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mfb-'));
-  const key = siteKey(dir);
+  const key = testFeedbackKey(dir);
   const server = net.createServer((s) => s.resume());
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
@@ -173,13 +166,13 @@ listener('forged, replayed and stale feedback is counted and never resolves a wr
   try {
     const w = t.write(Buffer.alloc(1000));
     const covering = datagram(1000n);
-    const other = siteKey(path.dirname(key.file), 'other.key');
+    const other = testFeedbackKey(path.dirname(key.file), 'other.key');
     const sealed = other.gateway.seal(AUTH_KIND.feedback, covering);
     const forged = Buffer.from(sealed);
     forged.set(key.gateway.seal(AUTH_KIND.feedback, datagram(0n)).subarray(4, 8), 4); // the real key's id, a tag without the key
     const flipped = key.gateway.seal(AUTH_KIND.feedback, covering);
     flipped[30] ^= 1;
-    const staleSender = new (addon().AuthChannel)({ sendKey: feedbackKeyOf(key.master), session: 7n, counter: BigInt(Date.now() - 10 * 60_000) << 22n });
+    const staleSender = new (addon().AuthChannel)({ sendKey: feedbackKeyOf(key.master), session: 7n, counter: BigInt(Date.now()) << 23n, timeS: Math.floor(Date.now() / 1000) - 600 });
     const asRepair = key.gateway.seal(AUTH_KIND.repair, covering);
     for (const b of [covering, sealed, forged, flipped, staleSender.seal(AUTH_KIND.feedback, covering), asRepair]) await send(l, b);
     assert.is(await state(w), 'pending');

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { secureClient, secureServer } from '../../src/smfs/auth';
 import { LogStore } from '../../src/smfs/store';
@@ -17,6 +18,7 @@ import type { TrackedSocket } from '../../src/feedback/listener';
 import { encodeFeedback } from '../../src/feedback/format';
 import type { FlowKey } from '../../src/feedback/format';
 import { connectStorage, testCredential, withDir } from '../helpers/smfs';
+import { testFeedbackKey } from '../helpers/feedback-key';
 
 const tlsSuite = suite('smfs mirror stream over TLS');
 
@@ -32,13 +34,17 @@ async function until(f: () => boolean, what: string, timeoutMs = 5000): Promise<
   }
 }
 
+// The feedback key the fake gateway seals with and the listeners open with.
+const feedbackDir = fs.mkdtempSync(path.join(os.tmpdir(), 'smfs-tls-fb-'));
+const feedbackKey = testFeedbackKey(feedbackDir);
+
 // A fake gateway: sends the listener one feedback entry for `flow`, from 127.0.0.1, and waits
 // until the listener has taken it.
 async function report(listener: NetworkSyncListener, flow: FlowKey, safe: bigint): Promise<void> {
   const seen = listener.counters().datagrams;
   const s = dgram.createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const b = encodeFeedback({ sequence: 1, entries: [{ ...flow, isnGuessed: false, safeOffset: safe, sentOffset: safe, repairsSent: 3, repairsPerPacket: 3 }] });
+  const b = feedbackKey.seal(encodeFeedback({ sequence: 1, entries: [{ ...flow, isnGuessed: false, safeOffset: safe, sentOffset: safe, repairsSent: 3, repairsPerPacket: 3 }] }));
   await new Promise<void>((r) => s.send(b, listener.port, '127.0.0.1', () => r()));
   s.close();
   await until(() => listener.counters().datagrams > seen, 'the listener to take the feedback');
@@ -98,7 +104,7 @@ tlsSuite('over TLS a tracked write resolves only once the TCP bytes that carry i
   const port = (server.address() as net.AddressInfo).port;
   const tcp = net.connect(port, '127.0.0.1');
   await new Promise((r) => tcp.once('connect', r));
-  const listener = await NetworkSyncListener.open({ gateways: ['127.0.0.1'], port: 0, address: '127.0.0.1' });
+  const listener = await NetworkSyncListener.open({ gateways: ['127.0.0.1'], port: 0, address: '127.0.0.1', keyFile: feedbackKey.file });
   try {
     const socket = await secureClient(tcp, { credential: testCredential(), tls: true, peer: 'test server' });
     const t: TrackedSocket = listener.track(socket);
@@ -169,7 +175,7 @@ async function fakeGateway(mirrorPort: number, listener: NetworkSyncListener): P
 tlsSuite('network-sync over TLS end to end: a network append is answered once the TCP bytes carrying it are reported, and not before', async () => {
   await withDir('tls-netsync', async (dir) => {
     const mirror = await startMirror(path.join(dir, 'mirror'));
-    const listener = await NetworkSyncListener.open({ gateways: ['127.0.0.1'], port: 0, address: '127.0.0.1', timeoutMs: 3000 });
+    const listener = await NetworkSyncListener.open({ gateways: ['127.0.0.1'], port: 0, address: '127.0.0.1', timeoutMs: 3000, keyFile: feedbackKey.file });
     const gateway = await fakeGateway(mirror.address.port, listener);
     const store = await LogStore.open(path.join(dir, 'primary'));
     const link = new MirrorLink(store, { host: '127.0.0.1', port: gateway.port, credential: testCredential(), listener, ackTimeoutMs: 3000, retryMs: 20 });
@@ -201,5 +207,7 @@ tlsSuite('network-sync over TLS end to end: a network append is answered once th
     }
   });
 });
+
+tlsSuite.after(() => fs.rmSync(feedbackDir, { recursive: true, force: true }));
 
 tlsSuite.run();
