@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import { Lab } from '../../src/lab/lab';
 import { controlPath, startGateways } from '../../src/lab/gateways';
 import type { GatewayProcess } from '../../src/lab/gateways';
+import { AUTH_VERDICTS } from '../../src/native/addon';
 import { tcpTransfer } from '../../src/lab/runs';
 import { ADDRESSES } from '../../src/lab/topology';
 
@@ -30,11 +31,14 @@ function documented(heading: string): string[] {
     .flatMap((l) => [...l.split('|')[1].matchAll(/`([^`]+)`/g)].map((m) => m[1]));
 }
 
-// Every field of a stats object as a documented path: xdp counters as xdp.<counter>[PerS].
+// Every field of a stats object as a documented path: xdp counters as xdp.<counter>[PerS],
+// authentication verdicts as auth.<verdict>[PerS].
+const TEMPLATED: Record<string, string> = { 'xdp.': 'xdp.<counter>', 'auth.': 'auth.<verdict>' };
+
 function paths(o: Record<string, unknown>, prefix = ''): string[] {
   return Object.entries(o).flatMap(([k, v]) => {
     const p = prefix + k;
-    if (prefix === 'xdp.') return [k.endsWith('PerS') ? 'xdp.<counter>PerS' : 'xdp.<counter>'];
+    if (TEMPLATED[prefix]) return [TEMPLATED[prefix] + (k.endsWith('PerS') ? 'PerS' : '')];
     if (p === 'netsync.safeLatencyUs' || v === null || typeof v !== 'object') return [p];
     return paths(v as Record<string, unknown>, p + '.');
   });
@@ -118,7 +122,7 @@ observe('stats --json --count 2 during a TCP transfer: every documented field, p
     assert.ok(fields.length > 30, `${fields.length} fields documented`);
     for (const report of [...a, ...b]) {
       for (const f of fields) {
-        if (f.startsWith('xdp.<counter>')) continue;
+        if (f.includes('<')) continue; // templated: checked below
         assert.ok(lookup(report, f) !== undefined, `documented field ${f} is in the output`);
       }
       for (const p of paths(report)) assert.ok(fields.includes(p), `${p} is documented in docs/gateway.md, Stats`);
@@ -130,6 +134,9 @@ observe('stats --json --count 2 during a TCP transfer: every documented field, p
       const latency = report.netsync.safeLatencyUs;
       assert.ok(latency === null || ['p50', 'p99', 'max', 'count'].every((k) => typeof latency[k] === 'number'), `safeLatencyUs ${JSON.stringify(latency)}`);
       for (const k of Object.keys(report.xdp).filter((k) => !k.endsWith('PerS'))) assert.type(report.xdp[`${k}PerS`], 'number', k);
+      for (const v of [...AUTH_VERDICTS, 'unverifiable']) assert.type(report.auth[`${v}PerS`], 'number', `auth.${v}PerS`);
+      const refused = [...AUTH_VERDICTS, 'unverifiable'].filter((v) => v !== 'ok').reduce((n, v) => n + report.auth[v], 0);
+      assert.is(refused, 0, `an authenticated pair refuses none of each other's datagrams: ${JSON.stringify(report.auth)}`);
     }
     // Gateway A sends the data onto the WAN with c/r repairs per packet (more when bins flush early).
     for (const r of a) {
@@ -145,6 +152,7 @@ observe('stats --json --count 2 during a TCP transfer: every documented field, p
       assert.ok(r.wanToLan.packetsPerS > 500, `B: ${r.wanToLan.packetsPerS} packets/s WAN->LAN`);
       assert.ok(r.wanToLan.repairsReceivedPerS > 0);
       assert.ok(r.xdp.wanRepairPerS > 0 && r.xdp.wanDataPerS > 0);
+      assert.ok(r.auth.okPerS >= r.wanToLan.repairsReceivedPerS, 'every repair opened under the key');
     }
     assert.ok(b[1].wanToLan.recovered > 0, 'B rebuilt packets lost at 1% loss');
     const f = (x: number) => Math.round(x).toLocaleString('en-US');
