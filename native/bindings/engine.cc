@@ -213,13 +213,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (s.peer.received_ns) {  // the peer's view of ours
       Napi::Object p = Napi::Object::New(env);
       p["reports"] = double(s.peer.reports);
-      p["epoch"] = double(s.peer.epoch);
-      p["window"] = double(s.peer.window);
-      p["sampled"] = double(s.peer.sampled);
-      p["missing"] = double(s.peer.missing);
-      p["bursts"] = double(s.peer.bursts);
-      p["recovered"] = double(s.peer.recovered);
-      p["unrecoverable"] = double(s.peer.unrecoverable);
+      p["epoch"] = double(s.peer.last.epoch);
+      p["window"] = double(s.peer.last.window);
+      p["sampled"] = double(s.peer.last.sampled);
+      p["missing"] = double(s.peer.last.missing);
+      p["bursts"] = double(s.peer.last.bursts);
+      p["recovered"] = double(s.peer.last.recovered);
+      p["unrecoverable"] = double(s.peer.last.unrecoverable);
       p["ageMs"] = double(monotonic_ns() - s.peer.received_ns) / 1e6;
       o["peer"] = p;
     } else {

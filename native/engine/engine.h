@@ -1,5 +1,5 @@
-// The gateway engine: one thread per RX queue (worker), each owning the AF_XDP sockets of its
-// queue on both interfaces, with the code shared between them.
+// The gateway engine: one thread per queue pair (worker), each owning the AF_XDP sockets of its
+// queues on both interfaces, with the code shared between them.
 //   LAN -> WAN: each steered frame is sent on the WAN unaltered (the XDP program already routed
 //   it) and fed to the encoder; fired repairs go to the peer gateway as UDP, beside the data.
 //   WAN -> LAN: data frames go to the LAN and into the decoder's window (a frame the decoder
@@ -13,6 +13,13 @@
 // The encoder, decoder and network-sync tracker are shared under one lock taken once per batch:
 // the encoder's sequence numbers and the decoder's window span all queues, as the far gateway
 // sees one stream. The copies between the interfaces' UMEMs run outside it, in parallel.
+//
+// Where each step lives (docs/architecture.md):
+//   setup.cc     start and stop: the XDP program and its maps, the AF_XDP sockets, the threads
+//   datapath.cc  the packet path: run, lan_batch, wan_batch, and the housekeeping of each turn
+//   sinks.h      where the codec's output goes: repairs to the WAN, rebuilt packets to the kernel,
+//                completions to the tracker
+//   control.cc   what is not per packet: retunes, keys, receiver reports, feedback, snapshots
 #pragma once
 #include <array>
 #include <atomic>
@@ -26,6 +33,7 @@
 #include <vector>
 
 #include "auth/envelope.h"
+#include "engine/report_format.h"
 #include "fec/decoder.h"
 #include "fec/encoder.h"
 #include "netsync/tracker.h"
@@ -101,14 +109,11 @@ struct WorkerSnapshot {
   EngineCounters counters;
 };
 
-// The receiving peer's view of our WAN direction (docs/protocol.md, "Receiver reports"):
+// The receiving peer's view of our WAN direction (docs/protocol.md, "Receiver report"):
 // cumulative counts from its decoder, as of its latest report.
 struct PeerReport {
   uint64_t reports = 0;
-  uint32_t epoch = 0;    // the newest epoch of ours it decodes
-  uint32_t window = 0;   // packets its decoder keeps
-  uint64_t sampled = 0, missing = 0, bursts = 0;
-  uint64_t recovered = 0, unrecoverable = 0;
+  ReceiverReport last;
   uint64_t received_ns = 0;  // CLOCK_MONOTONIC of its arrival, 0: none yet
 };
 
@@ -119,7 +124,7 @@ struct PeerReport {
 struct AuthState {
   bool enabled = false;
   uint32_t send_key = 0, pending_key = 0, retiring_key = 0;
-  uint32_t peer_send_key = 0, peer_accepts[2] = {};
+  uint32_t peer_send_key = 0, peer_accepts[2] = {};  // from the peer's latest report
   uint64_t rotations = 0;  // switches to a new key completed
   uint64_t received[size_t(auth::Verdict::Count_)] = {};  // the peer's datagrams, by verdict
 };
@@ -174,8 +179,9 @@ class Engine {
 
  private:
   // What a WAN UMEM frame in flight carries, read back when it completes.
+  enum class FrameKind : uint8_t { None, Data, Repair };
   struct FrameTag {
-    uint8_t kind;  // 0 none, 1 data, 2 repair
+    FrameKind kind;
     uint8_t layer, count;
     uint16_t interleave;
     uint32_t seq;
@@ -283,7 +289,6 @@ class Engine {
   uint64_t retire_at_ns_ = 0;
   auth::Sender wan_sender_, feedback_sender_;
   std::unique_ptr<auth::Receiver> wan_receiver_;
-  uint32_t peer_send_key_ = 0, peer_accepts_[2] = {};
   uint64_t rotations_ = 0;
 
   std::mutex snapshot_mutex_;

@@ -2,14 +2,14 @@
 
 #include <algorithm>
 
+#include "common/bytes.h"
+
 namespace maelstrom::netsync {
 namespace {
 
 constexpr uint32_t kNone = UINT32_MAX;
 constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
 
-uint32_t get32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
-uint16_t get16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 
 struct Segment {
   FlowKey key;
