@@ -33,7 +33,8 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -Wall -Werror -I bpf -I /usr/include/$
 
 NATIVE_SRC := $(shell find native -name '*.cc' -o -name '*.h' | grep -v fuzz) binding.gyp
 ADDON      := build/Release/maelstrom.node
-TS_SRC     := $(shell find src test bench -name '*.ts') tsconfig.json
+CONSTANTS_TS := src/native/constants.ts
+TS_SRC     := $(shell find src test bench -name '*.ts') $(CONSTANTS_TS) tsconfig.json
 TS_STAMP   := dist/.stamp
 
 FUZZ_SECONDS ?= 20
@@ -70,6 +71,12 @@ $(ADDON): $(NATIVE_SRC)
 	$(Q)mkdir -p $(OUT)
 	$(Q)npx --no-install node-gyp rebuild --nodedir=/usr -j 2 >$(OUT)/node-gyp.log 2>&1 \
 		|| { cat $(OUT)/node-gyp.log; exit 1; }
+	$(Q)touch $@
+
+# The facts C and C++ own, for TypeScript (rewritten only when the addon says otherwise).
+$(CONSTANTS_TS): $(ADDON) scripts/gen-constants.mjs
+	$(msg) GEN $@
+	$(Q)node scripts/gen-constants.mjs
 	$(Q)touch $@
 
 $(TS_STAMP): $(TS_SRC)

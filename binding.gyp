@@ -7,6 +7,7 @@
         "native/auth/envelope.cc",
         "native/auth/gmac.cc",
         "native/bindings/auth.cc",
+        "native/bindings/constants.cc",
         "native/bindings/engine.cc",
         "native/engine/control.cc",
         "native/engine/datapath.cc",
@@ -35,7 +36,7 @@
         "native",
         "bpf"
       ],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_ENABLE_TYPE_CHECK_ON_AS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -1,5 +1,8 @@
 // N-API bindings, nothing else: argument shapes are validated in TypeScript (src/fec/), so
-// this layer copies plain values into the C++ config structs and trusts them.
+// this layer copies plain values into the C++ config structs and trusts them; a value of the
+// wrong type is a JavaScript TypeError (NODE_ADDON_API_ENABLE_TYPE_CHECK_ON_AS), never undefined
+// behaviour. Every time ("nowNs") is CLOCK_MONOTONIC nanoseconds, a BigInt or a number, now
+// when absent (bindings/util.h time_arg).
 #include <bpf/libbpf.h>
 #include <napi.h>
 #include <xxhash.h>
@@ -14,8 +17,10 @@
 #include "fec/repair_format.h"
 #include "fec/simulate.h"
 #include "bindings/auth.h"
+#include "bindings/constants.h"
 #include "bindings/engine.h"
 #include "bindings/lab.h"
+#include "bindings/live.h"
 #include "bindings/netsync.h"
 #include "bindings/fec_config.h"
 #include "bindings/util.h"
@@ -156,10 +161,10 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
       : Napi::ObjectWrap<DecoderWrap>(info), decoder_(decoder_config(info[0].As<Napi::Object>())) {}
 
  private:
-  // receiveData(packets, nowNs = 0)
+  // receiveData(packets, nowNs?)
   Napi::Value ReceiveData(const Napi::CallbackInfo& info) {
     Napi::Array packets = info[0].As<Napi::Array>();
-    uint64_t now = info[1].IsNumber() ? uint64_t(info[1].As<Napi::Number>().DoubleValue()) : 0;
+    uint64_t now = time_arg(info, 1);
     BufferCollector out(info.Env());
     for (uint32_t i = 0; i < packets.Length(); i++) {
       Napi::Buffer<uint8_t> b = packets.Get(i).As<Napi::Buffer<uint8_t>>();
@@ -168,10 +173,10 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
     return out.result();
   }
 
-  // receiveRepairs(repairs, nowNs = 0)
+  // receiveRepairs(repairs, nowNs?)
   Napi::Value ReceiveRepairs(const Napi::CallbackInfo& info) {
     Napi::Array repairs = info[0].As<Napi::Array>();
-    uint64_t now = info[1].IsNumber() ? uint64_t(info[1].As<Napi::Number>().DoubleValue()) : 0;
+    uint64_t now = time_arg(info, 1);
     BufferCollector out(info.Env());
     for (uint32_t i = 0; i < repairs.Length(); i++) {
       Napi::Buffer<uint8_t> b = repairs.Get(i).As<Napi::Buffer<uint8_t>>();
@@ -183,7 +188,7 @@ class DecoderWrap : public Napi::ObjectWrap<DecoderWrap> {
   // poll(nowNs): what repairs held for the grace rebuild at nowNs.
   Napi::Value Poll(const Napi::CallbackInfo& info) {
     BufferCollector out(info.Env());
-    decoder_.poll(uint64_t(info[0].As<Napi::Number>().DoubleValue()), out);
+    decoder_.poll(time_arg(info, 0), out);
     return out.result();
   }
 
@@ -350,16 +355,8 @@ Napi::Value DetachXdp(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, n);
 }
 
-Napi::Value Versions(const Napi::CallbackInfo& info) {
-  Napi::Object o = Napi::Object::New(info.Env());
-  o["libbpf"] = libbpf_version_string();
-  o["xxhash"] = double(XXH_versionNumber());
-  o["repairFormat"] = double(fec::kRepairVersion);
-  o["xor"] = fec::xor_name(fec::xor_active());
-  return o;
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  maelstrom::bindings::init_instance_data(env);
   exports["Encoder"] = EncoderWrap::Init(env);
   exports["Decoder"] = DecoderWrap::Init(env);
   exports["parseRepair"] = Napi::Function::New<ParseRepair>(env);
@@ -371,8 +368,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["benchCodec"] = Napi::Function::New<BenchCodec>(env);
   exports["xdpAttached"] = Napi::Function::New<XdpAttached>(env);
   exports["detachXdp"] = Napi::Function::New<DetachXdp>(env);
-  exports["versions"] = Napi::Function::New<Versions>(env);
   maelstrom::bindings::init_auth(env, exports);
+  maelstrom::bindings::init_constants(env, exports);
   maelstrom::bindings::init_lab(env, exports);
   maelstrom::bindings::init_engine(env, exports);
   maelstrom::bindings::init_netsync(env, exports);

@@ -127,13 +127,6 @@ Napi::Object auth_counts_object(Napi::Env env, const uint64_t* counts) {
 void init_auth(Napi::Env env, Napi::Object exports) {
   exports["authKey"] = Napi::Function::New(env, AuthKey, "authKey");
   exports["AuthChannel"] = AuthChannelWrap::Init(env);
-  Napi::Object c = Napi::Object::New(env);
-  c["overhead"] = double(auth::kOverhead);
-  c["headerBytes"] = double(auth::kHeaderBytes);
-  c["tagBytes"] = double(auth::kTagBytes);
-  c["window"] = double(auth::kWindow);
-  c["clockSkewS"] = double(auth::kClockSkewS);
-  exports["authConstants"] = c;
 }
 
 }  // namespace maelstrom::bindings

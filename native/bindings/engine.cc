@@ -4,11 +4,12 @@
 
 #include <array>
 #include <cstring>
-#include <set>
 #include <vector>
 
 #include "bindings/auth.h"
+#include "bindings/constants.h"
 #include "bindings/fec_config.h"
+#include "bindings/live.h"
 #include "bindings/netsync.h"
 #include "common/clock.h"
 #include "engine/engine.h"
@@ -16,8 +17,6 @@
 
 namespace maelstrom::bindings {
 namespace {
-
-std::set<engine::Engine*> live_engines;
 
 uint32_t ipv4(Napi::Env env, const Napi::Value& v) {
   std::string s = v.As<Napi::String>();
@@ -52,10 +51,6 @@ void mac(const Napi::Value& v, uint8_t out[6]) {
   std::memcpy(out, b.Data(), 6);
 }
 
-const char* const kBpfStats[] = {"lanSteered", "lanLocal", "lanNoSocket", "lanNoRoute", "wanData", "wanRepair",
-                                 "wanOther", "wanNoSocket", "wanForgedRepair", "badRunt", "badIhl", "ipOptions",
-                                 "fragment", "ttlExpired", "nonIpv4"};
-static_assert(sizeof kBpfStats / sizeof kBpfStats[0] == GW_STAT_MAX, "a name for every gw_stat");
 
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
@@ -112,14 +107,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       e.Set("step", Napi::String::New(env, engine_.failed_step()));
       throw e;
     }
-    live_engines.insert(&engine_);
+    live_->add(this, [this] { engine_.stop(); });
   }
   ~EngineWrap() override { Close(); }
 
  private:
   void Close() {
     engine_.stop();
-    live_engines.erase(&engine_);
+    live_->remove(this);
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
@@ -173,7 +168,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       o[name] = so;
     }
     Napi::Object bpf = Napi::Object::New(env);
-    for (size_t k = 0; k < GW_STAT_MAX; k++) bpf[kBpfStats[k]] = double(s.bpf[k]);
+    for (size_t k = 0; k < GW_STAT_MAX; k++) bpf[kXdpStatNames[k]] = double(s.bpf[k]);
     o["xdp"] = bpf;
     o["epoch"] = double(engine_.epoch());
     o["epochChanges"] = double(e.epoch_changes);
@@ -299,6 +294,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return info.Env().Undefined();
   }
 
+  std::shared_ptr<Live> live_ = live(Env());
   engine::Engine engine_;
   fec::DecoderConfig decoder_capacity_;  // what decoderWindow and decoderPending fill
 };
@@ -307,10 +303,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
 void init_engine(Napi::Env env, Napi::Object exports) {
   exports["Engine"] = EngineWrap::Init(env);
-  env.AddCleanupHook([] {
-    for (engine::Engine* e : live_engines) e->stop();
-    live_engines.clear();
-  });
 }
 
 }  // namespace maelstrom::bindings

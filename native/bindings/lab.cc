@@ -1,24 +1,18 @@
 #include "bindings/lab.h"
 
-#include "bindings/util.h"
-
 #include <arpa/inet.h>
 #include <net/if.h>
 
 #include <cstring>
-#include <set>
 
+#include "bindings/live.h"
+#include "bindings/util.h"
 #include "lab/blaster.h"
 #include "lab/delay_line.h"
 #include "lab/wan_loss.h"
 
 namespace maelstrom::bindings {
 namespace {
-
-// Everything still open when the environment goes away is closed, so no thread or XDP
-// program outlives the process.
-std::set<lab::DelayLine*> live_delay_lines;
-std::set<lab::WanLoss*> live_losses;
 
 Napi::Object direction(Napi::Env env, const lab::DirectionStats& s) {
   Napi::Object o = Napi::Object::New(env);
@@ -52,14 +46,14 @@ class DelayLineWrap : public Napi::ObjectWrap<DelayLineWrap> {
     c.delay_ns = uint64_t(o.Get("delayNs").As<Napi::Number>().DoubleValue());
     if (o.Get("maxQueueBytes").IsNumber()) c.max_queue_bytes = size_t(o.Get("maxQueueBytes").As<Napi::Number>().DoubleValue());
     check(env, line_.start(c), "cannot open the delay line's packet sockets");
-    live_delay_lines.insert(&line_);
+    live_->add(this, [this] { line_.stop(); });
   }
   ~DelayLineWrap() override { Close(); }
 
  private:
   void Close() {
     line_.stop();
-    live_delay_lines.erase(&line_);
+    live_->remove(this);
   }
   Napi::Value SetDelay(const Napi::CallbackInfo& info) {
     line_.set_delay_ns(uint64_t(info[0].As<Napi::Number>().DoubleValue()));
@@ -78,6 +72,7 @@ class DelayLineWrap : public Napi::ObjectWrap<DelayLineWrap> {
     Close();
     return info.Env().Undefined();
   }
+  std::shared_ptr<Live> live_ = live(Env());
   lab::DelayLine line_;
 };
 
@@ -95,11 +90,11 @@ class WanLossWrap : public Napi::ObjectWrap<WanLossWrap> {
   explicit WanLossWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WanLossWrap>(info) {
     std::string path = info[0].As<Napi::String>();
     check(info.Env(), loss_.open(path), "cannot load " + path);
-    live_losses.insert(&loss_);
+    live_->add(this, [this] { loss_.close(); });
   }
   ~WanLossWrap() override {
     loss_.close();
-    live_losses.erase(&loss_);
+    live_->remove(this);
   }
 
  private:
@@ -132,9 +127,10 @@ class WanLossWrap : public Napi::ObjectWrap<WanLossWrap> {
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     loss_.close();
-    live_losses.erase(&loss_);
+    live_->remove(this);
     return info.Env().Undefined();
   }
+  std::shared_ptr<Live> live_ = live(Env());
   lab::WanLoss loss_;
 };
 
@@ -170,12 +166,6 @@ void init_lab(Napi::Env env, Napi::Object exports) {
   exports["DelayLine"] = DelayLineWrap::Init(env);
   exports["WanLoss"] = WanLossWrap::Init(env);
   exports["blast"] = Napi::Function::New<Blast>(env);
-  env.AddCleanupHook([] {
-    for (lab::DelayLine* d : live_delay_lines) d->stop();
-    for (lab::WanLoss* l : live_losses) l->close();
-    live_delay_lines.clear();
-    live_losses.clear();
-  });
 }
 
 }  // namespace maelstrom::bindings

@@ -2,7 +2,7 @@
 // The gateway engine calls the same C++ directly, never through here.
 import { ConfigError } from '../errors';
 import { addon } from '../native/addon';
-import type { DecoderStats, EncoderStats, NativeDecoder, NativeEncoder } from '../native/addon';
+import type { DecoderStats, EncoderStats, NativeDecoder, NativeEncoder, NowNs } from '../native/addon';
 import { codecConfig, decoderConfig, nativeEncoderConfig } from './config';
 import type { CodecConfig, CodecOptions, DecoderOptions } from './config';
 
@@ -38,13 +38,13 @@ export class Encoder {
   }
 
   // nowNs: the time the packets are sent, for the flush timeout (default: the monotonic clock).
-  encode(packets: Buffer[], nowNs?: number): EncodeResult {
+  encode(packets: Buffer[], nowNs?: NowNs): EncodeResult {
     checkBuffers('packets', packets);
     return this.native.encode(packets, nowNs);
   }
 
   // Repairs of bins whose flush timeout has passed by nowNs.
-  poll(nowNs?: number): Buffer[] {
+  poll(nowNs?: NowNs): Buffer[] {
     return this.native.poll(nowNs);
   }
 
@@ -67,20 +67,20 @@ export class Decoder {
 
   // Data packets as received (at nowNs, which matters with a grace); returns the packets they
   // let the decoder rebuild.
-  receiveData(packets: Buffer[], nowNs = 0): Buffer[] {
+  receiveData(packets: Buffer[], nowNs?: NowNs): Buffer[] {
     checkBuffers('packets', packets);
     return this.native.receiveData(packets, nowNs);
   }
 
   // Repair payloads as received (at nowNs, which matters with a grace); returns the packets
   // rebuilt, each exactly once.
-  receiveRepairs(repairs: Buffer[], nowNs = 0): Buffer[] {
+  receiveRepairs(repairs: Buffer[], nowNs?: NowNs): Buffer[] {
     checkBuffers('repairs', repairs);
     return this.native.receiveRepairs(repairs, nowNs);
   }
 
   // With a grace: the packets that repairs held since at least graceUs before nowNs rebuild.
-  poll(nowNs: number): Buffer[] {
+  poll(nowNs?: NowNs): Buffer[] {
     return this.native.poll(nowNs);
   }
 

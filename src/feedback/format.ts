@@ -13,12 +13,10 @@
 //      24 u64 sent offset: bytes from the start of the stream forwarded so far
 //      32 u8 repairs sent for the newest bytes   33 u8 repairs per packet (c)   34 u16 reserved
 //      36 u32 reserved
-export const FEEDBACK_MAGIC = 0x4d46;
-export const FEEDBACK_VERSION = 2;
-export const FEEDBACK_PORT = 7601;
-export const FEEDBACK_HEADER = 12;
-export const FEEDBACK_ENTRY = 40;
-export const FLAG_ISN_GUESSED = 1;
+// The numbers are the native format's (native/netsync/feedback_format.h), read from the addon.
+import { FEEDBACK_ENTRY_BYTES, FEEDBACK_HEADER_BYTES, FEEDBACK_ISN_GUESSED, FEEDBACK_MAGIC, FEEDBACK_PORT, FEEDBACK_VERSION } from '../native/constants';
+
+export { FEEDBACK_ENTRY_BYTES, FEEDBACK_HEADER_BYTES, FEEDBACK_PORT };
 
 export interface FlowKey {
   senderAddress: string;
@@ -58,29 +56,29 @@ export function flowId(k: FlowKey): string {
 
 // Parses without trusting any length or count.
 export function parseFeedback(b: Buffer): FeedbackDatagram | { error: FeedbackParseError } {
-  if (b.length < FEEDBACK_HEADER) return { error: 'truncated' };
+  if (b.length < FEEDBACK_HEADER_BYTES) return { error: 'truncated' };
   if (b.readUInt16BE(0) !== FEEDBACK_MAGIC) return { error: 'bad_magic' };
   if (b[2] !== FEEDBACK_VERSION) return { error: 'bad_version' };
   if (b[3] !== 0 || b.readUInt16BE(6) !== 0) return { error: 'bad_flags' };
   const count = b.readUInt16BE(4);
-  const want = FEEDBACK_HEADER + count * FEEDBACK_ENTRY;
+  const want = FEEDBACK_HEADER_BYTES + count * FEEDBACK_ENTRY_BYTES;
   if (b.length < want) return { error: 'truncated' };
   if (b.length > want || count === 0) return { error: 'bad_length' };
   const entries: FeedbackEntry[] = [];
   for (let i = 0; i < count; i++) {
-    const at = FEEDBACK_HEADER + i * FEEDBACK_ENTRY;
+    const at = FEEDBACK_HEADER_BYTES + i * FEEDBACK_ENTRY_BYTES;
     const flags = b.readUInt32BE(at + 12);
     const safeOffset = b.readBigUInt64BE(at + 16);
     const sentOffset = b.readBigUInt64BE(at + 24);
     const repairsSent = b[at + 32];
     const repairsPerPacket = b[at + 33];
-    if ((flags & ~FLAG_ISN_GUESSED) !== 0 || safeOffset > sentOffset || repairsSent > repairsPerPacket) return { error: 'bad_entry' };
+    if ((flags & ~FEEDBACK_ISN_GUESSED) !== 0 || safeOffset > sentOffset || repairsSent > repairsPerPacket) return { error: 'bad_entry' };
     entries.push({
       senderAddress: ipv4(b, at),
       receiverAddress: ipv4(b, at + 4),
       senderPort: b.readUInt16BE(at + 8),
       receiverPort: b.readUInt16BE(at + 10),
-      isnGuessed: (flags & FLAG_ISN_GUESSED) !== 0,
+      isnGuessed: (flags & FEEDBACK_ISN_GUESSED) !== 0,
       safeOffset,
       sentOffset,
       repairsSent,
@@ -91,18 +89,18 @@ export function parseFeedback(b: Buffer): FeedbackDatagram | { error: FeedbackPa
 }
 
 export function encodeFeedback(d: FeedbackDatagram): Buffer {
-  const b = Buffer.alloc(FEEDBACK_HEADER + d.entries.length * FEEDBACK_ENTRY);
+  const b = Buffer.alloc(FEEDBACK_HEADER_BYTES + d.entries.length * FEEDBACK_ENTRY_BYTES);
   b.writeUInt16BE(FEEDBACK_MAGIC, 0);
   b[2] = FEEDBACK_VERSION;
   b.writeUInt16BE(d.entries.length, 4);
   b.writeUInt32BE(d.sequence >>> 0, 8);
   d.entries.forEach((e, i) => {
-    const at = FEEDBACK_HEADER + i * FEEDBACK_ENTRY;
+    const at = FEEDBACK_HEADER_BYTES + i * FEEDBACK_ENTRY_BYTES;
     writeIpv4(b, at, e.senderAddress);
     writeIpv4(b, at + 4, e.receiverAddress);
     b.writeUInt16BE(e.senderPort, at + 8);
     b.writeUInt16BE(e.receiverPort, at + 10);
-    b.writeUInt32BE(e.isnGuessed ? FLAG_ISN_GUESSED : 0, at + 12);
+    b.writeUInt32BE(e.isnGuessed ? FEEDBACK_ISN_GUESSED : 0, at + 12);
     b.writeBigUInt64BE(e.safeOffset, at + 16);
     b.writeBigUInt64BE(e.sentOffset, at + 24);
     b[at + 32] = e.repairsSent;

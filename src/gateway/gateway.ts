@@ -8,16 +8,13 @@ import { ConfigError, MaelstromError } from '../errors';
 import { LIMITS, codecConfig, decoderConfig, nativeEncoderConfig } from '../fec/config';
 import type { CodecConfig, CodecOptions } from '../fec/config';
 import { addon } from '../native/addon';
+import { AUTH_OVERHEAD, FEEDBACK_PORT, MAX_QUEUES, RECIPE_ENTRY_BYTES, REPAIR_HEADER_BYTES, REPAIR_PORT } from '../native/constants';
 import type { AuthState, EngineStats, NativeEngine } from '../native/addon';
 import { bpffsMounted, interfaceInfo, mountBpffs, nextHop, rxQueues } from './host';
 import { keyId, readKeyFile } from './keys';
 
-export const REPAIR_PORT = 7600;
 const IP_UDP = 28;
-const REPAIR_HEADER = 24;
-const RECIPE_ENTRY = 12;
 const TCP_IP = 40;
-const GW_MAX_QUEUES = 64; // bpf/gateway.h: XSKMAP keys per interface
 
 export interface GatewayOptions extends CodecOptions {
   lan: string;
@@ -43,7 +40,7 @@ export interface GatewayOptions extends CodecOptions {
   insecureNoAuth?: boolean;  // run without a key: anyone who can send to the repair port can inject packets
 }
 
-export const FEEDBACK_PORT = 7601;
+export { FEEDBACK_PORT, REPAIR_PORT };
 
 // A change of code at run time (maelstrom tune, or --auto): what is not given stays.
 export interface TuneRequest {
@@ -88,7 +85,7 @@ export function parsePrefix(text: string): Prefix {
 // Bytes a repair adds around the longest packet it covers: IP + UDP + header + r recipe entries,
 // and the authentication envelope when the gateways seal.
 export function repairOverhead(r: number, sealed = true): number {
-  return IP_UDP + REPAIR_HEADER + RECIPE_ENTRY * r + (sealed ? addon().authConstants.overhead : 0);
+  return IP_UDP + REPAIR_HEADER_BYTES + RECIPE_ENTRY_BYTES * r + (sealed ? AUTH_OVERHEAD : 0);
 }
 
 // The master key of `up`: from --key-file, or none with --insecure-no-auth; refused without
@@ -103,18 +100,18 @@ export function gatewayKey(o: Pick<GatewayOptions, 'keyFile' | 'insecureNoAuth'>
 }
 
 // The RX queues to bind on an interface with `available` of them: those asked for (LAN,
-// --queues), or all. The XDP program's socket map has GW_MAX_QUEUES slots per interface.
+// --queues), or all. The XDP program's socket map has MAX_QUEUES slots per interface.
 export function selectQueues(ifname: string, available: number, wanted?: number[]): number[] {
   const range = available === 1 ? 'queue 0 only' : `queues 0 to ${available - 1}`;
   if (wanted === undefined) {
-    if (available > GW_MAX_QUEUES) {
-      throw new ConfigError(`${ifname} has ${available} RX queues and the gateway binds at most ${GW_MAX_QUEUES}: choose them with --queues (LAN), or lower the count (ethtool -L ${ifname} combined ${GW_MAX_QUEUES})`);
+    if (available > MAX_QUEUES) {
+      throw new ConfigError(`${ifname} has ${available} RX queues and the gateway binds at most ${MAX_QUEUES}: choose them with --queues (LAN), or lower the count (ethtool -L ${ifname} combined ${MAX_QUEUES})`);
     }
     return [...Array(available).keys()];
   }
   if (wanted.length === 0) throw new ConfigError('--queues: give at least one RX queue');
-  const bad = wanted.filter((q) => !Number.isInteger(q) || q < 0 || q >= Math.min(available, GW_MAX_QUEUES));
-  if (bad.length) throw new ConfigError(`--queues ${wanted.join(',')}: ${ifname} has ${range}${available > GW_MAX_QUEUES ? ` (the gateway binds 0 to ${GW_MAX_QUEUES - 1})` : ''}`);
+  const bad = wanted.filter((q) => !Number.isInteger(q) || q < 0 || q >= Math.min(available, MAX_QUEUES));
+  if (bad.length) throw new ConfigError(`--queues ${wanted.join(',')}: ${ifname} has ${range}${available > MAX_QUEUES ? ` (the gateway binds 0 to ${MAX_QUEUES - 1})` : ''}`);
   const queues = [...new Set(wanted)].sort((x, y) => x - y);
   if (queues.length !== wanted.length) throw new ConfigError(`--queues ${wanted.join(',')} names a queue twice`);
   return queues;

@@ -3,6 +3,13 @@
 import path from 'node:path';
 import { MaelstromError } from '../errors';
 import type { FeedbackEntry, FlowKey } from '../feedback/format';
+import type { AuthVerdict, ParseErrorName, XdpStat } from './constants';
+
+export { AUTH_VERDICTS, PARSE_ERRORS, XDP_STATS } from './constants';
+export type { AuthVerdict, ParseErrorName, XdpStat } from './constants';
+
+// A time for the native code: CLOCK_MONOTONIC nanoseconds, a BigInt or a number; absent, now.
+export type NowNs = bigint | number;
 
 export interface NativeEncoderConfig {
   r: number;
@@ -31,10 +38,6 @@ export interface EncoderStats {
   nextSeq: number;
   nextDeadlineNs: number | null;
 }
-
-export type ParseErrorName =
-  | 'truncated' | 'bad_magic' | 'bad_version' | 'bad_flags' | 'bad_count'
-  | 'bad_layout' | 'bad_length' | 'bad_entry';
 
 export interface DecoderCounters {
   data: number;
@@ -70,16 +73,16 @@ export interface DecoderStats extends DecoderCounters {
 }
 
 export interface NativeEncoder {
-  encode(packets: Buffer[], nowNs?: number): { seqs: number[]; repairs: Buffer[] };
-  poll(nowNs?: number): Buffer[];
+  encode(packets: Buffer[], nowNs?: NowNs): { seqs: number[]; repairs: Buffer[] };
+  poll(nowNs?: NowNs): Buffer[];
   flush(): Buffer[];
   stats(): EncoderStats;
 }
 
 export interface NativeDecoder {
-  receiveData(packets: Buffer[], nowNs?: number): Buffer[];
-  receiveRepairs(repairs: Buffer[], nowNs?: number): Buffer[];
-  poll(nowNs: number): Buffer[];
+  receiveData(packets: Buffer[], nowNs?: NowNs): Buffer[];
+  receiveRepairs(repairs: Buffer[], nowNs?: NowNs): Buffer[];
+  poll(nowNs?: NowNs): Buffer[];
   stats(): DecoderStats;
 }
 
@@ -278,30 +281,24 @@ export interface RepairCoverage {
 }
 
 export interface NativeSyncTracker {
-  sent(ipPacket: Buffer, seq: number, nowNs: bigint | number): void;
+  sent(ipPacket: Buffer, seq: number, nowNs?: NowNs): void;
   uncovered(seq: number): void;
-  received(ipPacket: Buffer, nowNs: bigint | number): void;
+  received(ipPacket: Buffer, nowNs?: NowNs): void;
   setLayers(c: number): void; // records sent from now on need c repairs (an epoch change)
-  dataCompleted(seq: number, nowNs: bigint | number): void;
-  repairCompleted(repair: RepairCoverage, nowNs: bigint | number): void;
+  dataCompleted(seq: number, nowNs?: NowNs): void;
+  repairCompleted(repair: RepairCoverage, nowNs?: NowNs): void;
   repairLost(repair: RepairCoverage): void;
-  poll(nowNs: bigint | number): FeedbackDue[];
+  poll(nowNs?: NowNs): FeedbackDue[];
   nextDeadline(): bigint | null;
   setTrace(on: boolean): void;
   events(): NetsyncEvent[];
   stats(): TrackerStats;
 }
 
-// Mirror of enum gw_stat (bpf/gateway.h), summed over both interfaces and all CPUs.
-export interface GatewayXdpStats {
-  lanSteered: number; lanLocal: number; lanNoSocket: number; lanNoRoute: number;
-  wanData: number; wanRepair: number; wanOther: number; wanNoSocket: number; wanForgedRepair: number;
-  badRunt: number; badIhl: number; ipOptions: number; fragment: number; ttlExpired: number; nonIpv4: number;
-}
+// The XDP program's counters (enum gw_stat, bpf/gateway.h), summed over both interfaces and all CPUs.
+export type GatewayXdpStats = Record<XdpStat, number>;
 
 // Verdicts of the authentication envelope's receiver (docs/protocol.md), one counter each.
-export const AUTH_VERDICTS = ['ok', 'truncated', 'notSealed', 'badVersion', 'badKind', 'unknownKey', 'badTag', 'stale', 'replayed'] as const;
-export type AuthVerdict = (typeof AUTH_VERDICTS)[number];
 export type AuthCounts = Record<AuthVerdict, number>;
 
 // 1 repair, 2 receiver report, 3 feedback.
@@ -432,8 +429,10 @@ export interface Addon {
   // A sender (sendKey; session, counter and timeS fixed for tests) and a receiver (keys; what
   // was sealed before floorS, seconds since 1970, is stale: by default now less the skew allowed).
   AuthChannel: new (config?: { sendKey?: Buffer; keys?: Buffer[]; session?: bigint; counter?: bigint; timeS?: number; floorS?: number }) => NativeAuthChannel;
-  authConstants: { overhead: number; headerBytes: number; tagBytes: number; window: number; clockSkewS: number };
-  versions(): { libbpf: string; xxhash: number; repairFormat: number; xor: string };
+  // The facts C and C++ own (generated into ./constants.ts, which is what TypeScript reads).
+  constants: Record<string, number | string[]>;
+  // struct gw_config (bpf/gateway.h) as the XDP program reads it.
+  packGatewayConfig(config: { lanIfindex: number; wanIfindex: number; peerAddr: string; repairPort: number }): Buffer;
 }
 
 // dist/src/native/addon.js -> <root>/build/Release/maelstrom.node

@@ -1,12 +1,8 @@
 // A gateway's counters as the engine reports them (EngineStats), made up for tests of what reads
 // them: every counter 0 unless changed.
-import { AUTH_VERDICTS } from '../../src/native/addon';
+import { AUTH_VERDICTS, XDP_STATS } from '../../src/native/addon';
 import type { AuthCounts, EngineStats, GatewayXdpStats } from '../../src/native/addon';
 
-export const XDP_COUNTERS: (keyof GatewayXdpStats)[] = [
-  'lanSteered', 'lanLocal', 'lanNoSocket', 'lanNoRoute', 'wanData', 'wanRepair', 'wanOther', 'wanNoSocket',
-  'wanForgedRepair', 'badRunt', 'badIhl', 'ipOptions', 'fragment', 'ttlExpired', 'nonIpv4',
-];
 
 type Changes = Partial<Omit<EngineStats, 'netsync' | 'xdp'>> & {
   netsync?: Partial<EngineStats['netsync']> & Record<string, unknown>;
@@ -31,7 +27,7 @@ export function engineStats(changes: Changes = {}): EngineStats {
     },
     lanSockets: sockets(),
     wanSockets: sockets(),
-    xdp: Object.fromEntries(XDP_COUNTERS.map((k) => [k, 0])) as unknown as GatewayXdpStats,
+    xdp: Object.fromEntries(XDP_STATS.map((k) => [k, 0])) as unknown as GatewayXdpStats,
     epoch: 0, epochChanges: 0, epochFlushed: 0, peerEpochChanges: 0, reportsSent: 0, reportsReceived: 0, badReports: 0,
     wanLoss: { sampled: 0, missing: 0, bursts: 0 },
     peer: null,

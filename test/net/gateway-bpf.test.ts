@@ -6,13 +6,15 @@ import * as assert from 'uvu/assert';
 import { ADDRESSES, createTopology, destroyTopology } from '../../src/lab/topology';
 import { nsRun } from '../../src/lab/netns';
 import { frame, ipv4Bytes } from '../helpers/frames';
+import { addon } from '../../src/native/addon';
+import { REPAIR_PORT, XDP_STATS } from '../../src/native/constants';
 import { runInBpfSandbox, xdpContext } from '../helpers/bpf-sandbox';
 import type { Scenario } from '../helpers/bpf-sandbox';
 
 const XDP_DROP = 1;
 const XDP_PASS = 2;
-const STATS = ['lan_steered', 'lan_local', 'lan_no_socket', 'lan_no_route', 'wan_data', 'wan_repair', 'wan_other',
-  'wan_no_socket', 'wan_forged_repair', 'bad_runt', 'bad_ihl', 'ip_options', 'fragment', 'ttl_expired', 'non_ipv4'] as const;
+// gw_stats is indexed by enum gw_stat, in the order of the addon's names.
+const STATS = XDP_STATS;
 
 const gw = suite('gateway XDP program');
 
@@ -22,28 +24,24 @@ gw('passes, drops and counts every kind of frame, and leaves passed frames untou
     const ifindex = (dev: string) => Number(JSON.parse(nsRun(t.ns.gwA, ['ip', '-j', 'link', 'show', dev]))[0].ifindex);
     const lan = ifindex('lan0');
     const wan = ifindex('wan0');
-    const config = Buffer.alloc(16);
-    config.writeUInt32LE(lan, 0);
-    config.writeUInt32LE(wan, 4);
-    Buffer.from(ipv4Bytes(ADDRESSES.gwBWan)).copy(config, 8);
-    config.writeUInt16BE(7600, 12);
+    const config = addon().packGatewayConfig({ lanIfindex: lan, wanIfindex: wan, peerAddr: ADDRESSES.gwBWan, repairPort: REPAIR_PORT });
     // Remote site 10.2.0.0/24: LPM key { prefixlen u32 LE, addr network order }.
     const remote = { map: 'gw_remote', key: [24, 0, 0, 0, ...ipv4Bytes('10.2.0.0')], value: [1] };
     const hostA = ADDRESSES.hostA;
     const hostB = ADDRESSES.hostB;
     const cases: [string, Buffer, number, number, (typeof STATS)[number]][] = [
-      ['remote-bound, no engine socket: fail-open', frame({ src: hostA, dst: hostB }), lan, XDP_PASS, 'lan_no_socket'],
-      ['local traffic on the LAN', frame({ src: hostA, dst: ADDRESSES.gwALan }), lan, XDP_PASS, 'lan_local'],
-      ['ARP', frame({ src: hostA, dst: hostB, etherType: 0x0806 }), lan, XDP_PASS, 'non_ipv4'],
-      ['runt', frame({ src: hostA, dst: hostB }).subarray(0, 20), lan, XDP_PASS, 'bad_runt'],
-      ['IHL below 5', (() => { const f = frame({ src: hostA, dst: hostB }); f[14] = 0x44; return f; })(), lan, XDP_PASS, 'bad_ihl'],
-      ['IHL past the frame', (() => { const f = frame({ src: hostA, dst: hostB }).subarray(0, 40); f[14] = 0x4f; return f; })(), lan, XDP_PASS, 'bad_ihl'],
-      ['IP options', frame({ src: hostA, dst: hostB, ihl: 6 }), lan, XDP_PASS, 'ip_options'],
+      ['remote-bound, no engine socket: fail-open', frame({ src: hostA, dst: hostB }), lan, XDP_PASS, 'lanNoSocket'],
+      ['local traffic on the LAN', frame({ src: hostA, dst: ADDRESSES.gwALan }), lan, XDP_PASS, 'lanLocal'],
+      ['ARP', frame({ src: hostA, dst: hostB, etherType: 0x0806 }), lan, XDP_PASS, 'nonIpv4'],
+      ['runt', frame({ src: hostA, dst: hostB }).subarray(0, 20), lan, XDP_PASS, 'badRunt'],
+      ['IHL below 5', (() => { const f = frame({ src: hostA, dst: hostB }); f[14] = 0x44; return f; })(), lan, XDP_PASS, 'badIhl'],
+      ['IHL past the frame', (() => { const f = frame({ src: hostA, dst: hostB }).subarray(0, 40); f[14] = 0x4f; return f; })(), lan, XDP_PASS, 'badIhl'],
+      ['IP options', frame({ src: hostA, dst: hostB, ihl: 6 }), lan, XDP_PASS, 'ipOptions'],
       ['fragment', frame({ src: hostA, dst: hostB, fragment: true }), lan, XDP_PASS, 'fragment'],
-      ['repair from the peer, no engine socket', frame({ src: ADDRESSES.gwBWan, dst: ADDRESSES.gwAWan, dstPort: 7600 }), wan, XDP_DROP, 'wan_no_socket'],
-      ['forged repair from another host', frame({ src: '10.99.0.77', dst: ADDRESSES.gwAWan, dstPort: 7600 }), wan, XDP_DROP, 'wan_forged_repair'],
-      ['data from the remote site, no engine socket', frame({ src: hostB, dst: hostA }), wan, XDP_PASS, 'wan_no_socket'],
-      ['other WAN traffic', frame({ src: '10.99.0.77', dst: ADDRESSES.gwAWan }), wan, XDP_PASS, 'wan_other'],
+      ['repair from the peer, no engine socket', frame({ src: ADDRESSES.gwBWan, dst: ADDRESSES.gwAWan, dstPort: 7600 }), wan, XDP_DROP, 'wanNoSocket'],
+      ['forged repair from another host', frame({ src: '10.99.0.77', dst: ADDRESSES.gwAWan, dstPort: 7600 }), wan, XDP_DROP, 'wanForgedRepair'],
+      ['data from the remote site, no engine socket', frame({ src: hostB, dst: hostA }), wan, XDP_PASS, 'wanNoSocket'],
+      ['other WAN traffic', frame({ src: '10.99.0.77', dst: ADDRESSES.gwAWan }), wan, XDP_PASS, 'wanOther'],
     ];
     const scenarios: Scenario[] = cases.map(([name, packet, ifi], i) => ({
       name,

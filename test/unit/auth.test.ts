@@ -9,9 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { feedbackKeyOf, keyId, newMasterKey, readKeyFile, writeKeyFile } from '../../src/gateway/keys';
 import { AUTH_KIND, addon } from '../../src/native/addon';
+import { AUTH_CLOCK_SKEW_S, AUTH_OVERHEAD, AUTH_WINDOW } from '../../src/native/constants';
 
 const envelope = suite('authentication envelope');
-const { AuthChannel, authKey, authConstants } = addon();
+const { AuthChannel, authKey } = addon();
 const HEADER = 28;
 const TAG = 16;
 
@@ -33,7 +34,7 @@ envelope('the layout, keys, ids and tags are as documented (checked against node
   assert.equal(feedback.key, createHmac('sha256', master).update('maelstrom v2 feedback').digest());
   assert.is(gateway.id, createHmac('sha256', gateway.key).update('maelstrom v2 key id').digest().subarray(0, 4).toString('hex'));
   assert.is.not(gateway.id, feedback.id, 'the purposes have keys of their own');
-  assert.equal(authConstants.overhead, HEADER + TAG);
+  assert.equal(AUTH_OVERHEAD, HEADER + TAG);
   const inner = randomBytes(1337);
   const tx = new AuthChannel({ sendKey: gateway.key, session: 0x0102030405060708n, counter: 42n });
   const d = tx.seal(AUTH_KIND.repair, inner);
@@ -72,7 +73,7 @@ envelope('a receiver opens what verifies, once, and names why it refuses the res
   const other = new AuthChannel({ sendKey: authKey(newMasterKey(), 'gateway').key });
   assert.is(rx.open(other.seal(AUTH_KIND.repair, inner)).verdict, 'unknownKey');
   const nowS = Math.floor(Date.now() / 1000);
-  const stale = new AuthChannel({ sendKey: key, session: 1n, counter: BigInt(Date.now()) << 23n, timeS: nowS - 2 * authConstants.clockSkewS });
+  const stale = new AuthChannel({ sendKey: key, session: 1n, counter: BigInt(Date.now()) << 23n, timeS: nowS - 2 * AUTH_CLOCK_SKEW_S });
   assert.is(rx.open(stale.seal(AUTH_KIND.repair, inner)).verdict, 'stale', 'sealed before the receiver started, less the clock skew allowed');
   // A sender started long ago and quiet since: its counter is far behind the clock, yet what it
   // seals now is fresh (the time sealed counts, not the counter).
@@ -89,7 +90,7 @@ envelope('the replay window: reordered datagrams open once; duplicates and those
   const base = BigInt(Date.now()) << 22n;
   const at = (n: bigint) => new AuthChannel({ sendKey: key, session: 5n, counter: base + n }).seal(AUTH_KIND.repair, Buffer.from([1]));
   const rx = new AuthChannel({ keys: [key] });
-  const W = BigInt(authConstants.window);
+  const W = BigInt(AUTH_WINDOW);
   const order = [10n, 3n, 7n, 4n, 10n, 3n, 200n, 11n, 199n + W, 200n, 199n, 250n, 262n + W, 260n, 500n + 5n * W, 300n + 5n * W, 499n + 5n * W, 300n + 5n * W];
   const verdicts = order.map((n) => rx.open(at(n)).verdict);
   assert.equal(verdicts, [

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { feedbackKeyOf, newMasterKey, writeKeyFile } from '../../src/gateway/keys';
 import { testFeedbackKey } from '../helpers/feedback-key';
 import { AUTH_KIND, addon } from '../../src/native/addon';
-import { FEEDBACK_ENTRY, FEEDBACK_HEADER, encodeFeedback, parseFeedback } from '../../src/feedback/format';
+import { FEEDBACK_ENTRY_BYTES, FEEDBACK_HEADER_BYTES, encodeFeedback, parseFeedback } from '../../src/feedback/format';
 import type { FeedbackEntry } from '../../src/feedback/format';
 import { NetworkSyncError, NetworkSyncListener } from '../../src/feedback/listener';
 
@@ -22,7 +22,7 @@ const entry = (o: Partial<FeedbackEntry> = {}): FeedbackEntry => ({
 format('round trip, every field', () => {
   const d = { sequence: 0xfffffffe, entries: [entry(), entry({ senderPort: 1, isnGuessed: true, safeOffset: 2n ** 40n, sentOffset: 2n ** 41n, repairsSent: 1 })] };
   const b = encodeFeedback(d);
-  assert.is(b.length, FEEDBACK_HEADER + 2 * FEEDBACK_ENTRY);
+  assert.is(b.length, FEEDBACK_HEADER_BYTES + 2 * FEEDBACK_ENTRY_BYTES);
   assert.equal(parseFeedback(b), d);
 });
 

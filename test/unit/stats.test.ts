@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { ControlServer } from '../../src/gateway/control';
 import { increase, statsRates } from '../../src/gateway/rates';
 import type { EngineStats } from '../../src/native/addon';
-import { XDP_COUNTERS, engineStats } from '../helpers/engine-stats';
+import { engineStats } from '../helpers/engine-stats';
+import { XDP_STATS } from '../../src/native/constants';
 
 const bin = path.resolve(__dirname, '..', '..', 'src', 'cli', 'maelstrom.js');
 const S = 1_000_000_000n;
@@ -44,7 +45,7 @@ rates('counters become totals and rates per second over the interval; bytes beco
   assert.is(r.xdp.lanSteered, 5000);
   assert.is(r.xdp.lanSteeredPerS, 2000);
   assert.is(r.xdp.wanRepairPerS, 5);
-  for (const k of XDP_COUNTERS) assert.type(r.xdp[`${k}PerS`], 'number', k);
+  for (const k of XDP_STATS) assert.type(r.xdp[`${k}PerS`], 'number', k);
 });
 
 rates('a counter that went back (gateway restarted, or wrapped) counts from zero: no negative rate', () => {
@@ -68,7 +69,7 @@ rates('random snapshot pairs, resets included, never give a negative or non-fini
     const n = () => Math.floor(rand() * 2 ** 40);
     return engineStats({ lanToWanPackets: n(), lanToWanBytes: n(), wanToLanPackets: n(), wanToLanBytes: n(), repairsSent: n(),
       repairBytesSent: n(), repairsReceived: n(), recovered: n(), unrecoverable: n(), malformed: n(), repairsFlushed: n(), unprotected: n(),
-      txDropped: n(), netsync: { feedbackDatagrams: n() }, xdp: Object.fromEntries(XDP_COUNTERS.map((k) => [k, n()])) });
+      txDropped: n(), netsync: { feedbackDatagrams: n() }, xdp: Object.fromEntries(XDP_STATS.map((k) => [k, n()])) });
   };
   const numbers = (o: unknown): number[] => (typeof o === 'number' ? [o] : o && typeof o === 'object' ? Object.values(o).flatMap(numbers) : []);
   for (let i = 0; i < 500; i++) {
