@@ -9,7 +9,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { connectControl } from '../gateway/control';
 import { MaelstromError, isErrorCode } from '../errors';
-import { commandLine, processAlive, readPidFile, removePidFile } from './pid-file';
+import { commandLine, processAlive, readPidFile, removePidFile } from '../gateway/pid-file';
 
 const CHILD_ENV = 'MAELSTROM_DAEMON_CHILD';
 const START_TIMEOUT_MS = 30_000;

@@ -5,28 +5,26 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { runModel } from '../model/redundancy';
 import type { ModelReport } from '../model/redundancy';
-import { formatCodecBench, runCodecBench } from '../../bench/codec';
-import { formatEngineBench, runEngineBench } from '../../bench/engine';
-import { formatFeedbackBench, runFeedbackBench } from '../../bench/feedback';
 import { DEFAULTS, LIMITS, defaultInterleaves, defaultWindow } from '../fec/config';
-import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REORDER_GRACE_US, REPAIR_PORT, detachGateway, requireRoot, startGateway } from '../gateway/gateway';
+import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REORDER_GRACE_US, REPAIR_PORT, detachGateway, requireRoot } from '../gateway/gateway';
 import type { EpochRecord, TuneRequest } from '../gateway/gateway';
-import type { AuthState } from '../native/addon';
-import { AUTO_DEFAULTS, AutoRedundancy } from '../gateway/auto';
+import type { AuthState, EngineStats } from '../native/addon';
+import { AUTO_DEFAULTS } from '../gateway/auto';
 import type { AutoOptions } from '../gateway/auto';
-import { ControlServer, control, controlPathState, defaultControlPath, request } from '../gateway/control';
+import { control, controlPathState, defaultControlPath, request } from '../gateway/control';
 import { feedbackKeyOf, formatKeyFile, newMasterKey, readKeyFile } from '../gateway/keys';
-import { GatewayMetrics, parseMetricsAddress, serveMetrics } from '../gateway/metrics';
-import type { MetricsAddress, MetricsServer } from '../gateway/metrics';
+import { parseMetricsAddress } from '../gateway/metrics';
+import type { MetricsAddress } from '../gateway/metrics';
+import { runGateway } from '../gateway/run';
 import { withLogger } from '../log';
 import type { Logger } from '../log';
 import { withConfigFile } from './config';
 import { announceUp, isDaemonChild, relayFailure, startDaemon, stopDaemon } from './daemon';
 import { decimal, integer, integerList } from './parse';
-import { defaultLogPath, defaultPidPath, removePidFile, writePidFile } from './pid-file';
+import { defaultLogPath, defaultPidPath } from '../gateway/pid-file';
 import { run } from './run';
 import { STATS_INTERVAL_S, checkStatsOptions, runStats } from './stats';
-import { ConfigError, MaelstromError } from '../errors';
+import { ConfigError } from '../errors';
 
 const { version } = require('../../../package.json') as { version: string };
 
@@ -89,7 +87,9 @@ withCode(bench
   .option('--pool <packets>', 'distinct packets cycled through (default 65536, ~98 MB at 1500 bytes)', integer('--pool'), 65536)
   .option('--seconds <s>', 'minimum time per figure', decimal('--seconds'), 0.5)
   .option('--json', 'print one JSON object: encode_GBps, decode_GBps, memcpy_GBps, ...')
-  .action((o: { r: number; c?: number; interleaves?: number[]; packetLength: number; loss: number; pool: number; seconds: number; json?: boolean }) => {
+  .action(async (o: { r: number; c?: number; interleaves?: number[]; packetLength: number; loss: number; pool: number; seconds: number; json?: boolean }) => {
+    // Benchmarks load when asked for, not with every command.
+    const { formatCodecBench, runCodecBench } = await import('../../bench/codec');
     const b = runCodecBench({ r: o.r, c: o.c, interleaves: o.interleaves, packetLength: o.packetLength, loss: o.loss, poolPackets: o.pool, seconds: o.seconds, maxPacketSize: Math.max(o.packetLength, DEFAULTS.maxPacketSize) });
     process.stdout.write((o.json ? JSON.stringify(b) : formatCodecBench(b)) + '\n');
   });
@@ -102,6 +102,7 @@ bench
   .option('--json', 'print one JSON object: engine_mpps_1500, kernel_mpps_1500, ...')
   .action(async (o: { seconds: number; sizes: number[]; json?: boolean }) => {
     if (o.sizes.some((s) => s < 32 || s > 1500)) throw new ConfigError('--sizes are IP packet sizes from 32 to 1500');
+    const { formatEngineBench, runEngineBench } = await import('../../bench/engine');
     const { rows, json } = await runEngineBench({ seconds: o.seconds, sizes: o.sizes });
     process.stdout.write((o.json ? JSON.stringify(json) : formatEngineBench(rows)) + '\n');
   });
@@ -117,6 +118,7 @@ bench
   .action(async (o: { delays: number[]; records: number; intervalMs: number; flushTimeout: number; json?: boolean }) => {
     if (o.delays.some((d) => d < 0 || d > 200)) throw new ConfigError('--delays are one-way delays from 0 to 200 ms');
     if (o.records < 10) throw new ConfigError('--records: at least 10 per delay, for a p99');
+    const { formatFeedbackBench, runFeedbackBench } = await import('../../bench/feedback');
     const { rows, flushTimeoutMs } = await runFeedbackBench({ delaysMs: o.delays, records: o.records, intervalMs: o.intervalMs, flushTimeoutMs: o.flushTimeout });
     process.stdout.write((o.json ? JSON.stringify({ flush_timeout_ms: flushTimeoutMs, rows }) : formatFeedbackBench(rows, flushTimeoutMs)) + '\n');
   });
@@ -237,97 +239,33 @@ Examples (gateway A of the lab):
       process.stdout.write((o.json ? JSON.stringify(report) : formatUp(report)) + '\n');
       return;
     }
-    const started = process.hrtime.bigint();
-    const controlPath = o.control ?? defaultControlPath(o.lan);
     const pidFile = o.pidFile ?? (o.daemon ? defaultPidPath(o.lan) : undefined);
     // From here on a signal stops the gateway cleanly, also one that comes while it starts.
     const stopRequested = new Promise<string>((resolve) => {
       for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve(signal));
     });
     log.info({ event: 'starting', lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves, flushTimeoutMs: o.flushTimeout, auto }, 'starting the gateway');
-    let controller: AutoRedundancy | undefined;
-    const announce = (e: EpochRecord) => {
-      log.info({ event: 'epoch', ...e }, `epoch ${e.epoch}: (r=${e.r}, c=${e.c}) by ${e.reason}`);
-      process.stdout.write((o.json ? JSON.stringify({ event: 'epoch', ...e }) : formatEpoch(e)) + '\n');
-    };
-    const { gw, server, status, metrics } = await relayFailure(async () => {
-      if (await controlPathState(controlPath) === 'stale') log.warn({ event: 'control-stale', path: controlPath }, `replacing ${controlPath}, left by a gateway that is gone`);
-      const gw = await startGateway({
-        lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
-        flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
-        requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
-        feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
-        rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, defaultInterleaves(auto.cMax)) : undefined),
-        reorderGraceUs: o.reorderGrace, keyFile: o.keyFile, insecureNoAuth: o.insecureNoAuth,
-      });
-      const status = () => ({
-        lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, ...gw.info, auth: gw.auth(), control: controlPath, pid: process.pid,
-        pidFile: pidFile ?? null, uptimeS: Number(process.hrtime.bigint() - started) / 1e9,
-        auto: auto ? { cMin: auto.cMin, cMax: auto.cMax, target: auto.target } : null,
-        epochs: gw.epochs,
-      });
-      const tune = (change: TuneRequest) => {
-        const e = gw.retune(change, 'tune');
-        controller?.reset(e.c, e.r);
-        announce(e);
-        return e;
-      };
-      let server: ControlServer | undefined;
-      let metrics: MetricsServer | undefined;
-      try {
-        const rekey = (file: string) => {
-          const id = gw.rekey(file);
-          log.info({ event: 'rekey', keyId: id, keyFile: file }, `rekey to ${id}: sealed with once the peer accepts it`);
-          return { keyId: id, auth: gw.auth() };
-        };
-        server = await ControlServer.open(controlPath, { status, stats: () => gw.stats(), setTrace: (on) => gw.engine.setTrace(on), tune, rekey });
-        log.info({ event: 'control', path: controlPath }, 'control socket open');
-        if (o.metrics) {
-          metrics = await serveMetrics(new GatewayMetrics({ stats: () => gw.stats(), status }), o.metrics);
-          log.info({ event: 'metrics', url: metrics.url }, 'serving metrics');
-        }
-        if (pidFile) writePidFile(pidFile, process.pid);
-      } catch (err) {
-        gw.stop();
-        await server?.close();
-        throw err;
-      }
-      return { gw, server, status, metrics };
-    });
-    controller = auto ? new AutoRedundancy(auto, gw.info.c) : undefined;
-    const report = { event: 'up', ...status() };
-    if (gw.info.insecure) log.warn({ event: 'insecure' }, 'running with --insecure-no-auth: repairs, reports and feedback are neither sealed nor checked');
+    const gw = await relayFailure(() => runGateway({
+      lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
+      flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
+      requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
+      feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
+      rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, defaultInterleaves(auto.cMax)) : undefined),
+      reorderGraceUs: o.reorderGrace, keyFile: o.keyFile, insecureNoAuth: o.insecureNoAuth,
+      control: o.control, pidFile, metrics: o.metrics, auto,
+    }, { log, onEpoch: (e) => process.stdout.write((o.json ? JSON.stringify({ event: 'epoch', ...e }) : formatEpoch(e)) + '\n') }));
+    const report = { event: 'up', ...gw.status() };
     log.info({ ...report, pid: undefined }, 'gateway up'); // every record has the pid already
     process.stdout.write((o.json ? JSON.stringify(report) : formatUp(report)) + '\n');
     await announceUp(report);
-    const print = () => process.stdout.write(JSON.stringify({ event: 'stats', ...gw.stats() }) + '\n');
-    const timer = o.statsInterval > 0 ? setInterval(print, o.statsInterval * 1000) : undefined;
-    // Events leave the engine in batches; unwatched ones are dropped here.
-    const drain = setInterval(() => server.publish(gw.engine.events()), 10);
-    const adapt = controller && setInterval(() => {
-      const peer = gw.stats().peer;
-      const d = peer && controller!.observe(peer, Date.now());
-      if (!d) return;
-      try {
-        announce(gw.retune({ c: d.c, interleaves: d.interleaves }, 'auto', { loss: d.loss, burst: d.burst, modelled: d.modelled }));
-      } catch (err) {
-        controller!.reset(gw.info.c, gw.info.r);
-        log.warn({ event: 'auto-refused', c: d.c, loss: d.loss, burst: d.burst, code: (err as MaelstromError).code, message: (err as Error).message }, '--auto could not change c');
-      }
-    }, 200);
+    const print = (stats: EngineStats) => process.stdout.write(JSON.stringify({ event: 'stats', ...stats }) + '\n');
+    const timer = o.statsInterval > 0 ? setInterval(() => print(gw.stats()), o.statsInterval * 1000) : undefined;
     const signal = await stopRequested;
     log.info({ event: 'stopping', signal }, 'stopping the gateway');
-    clearInterval(drain);
-    if (adapt) clearInterval(adapt);
     if (timer) clearInterval(timer);
-    await metrics?.close();
-    print();
-    const counters = gw.stats();
-    gw.stop();
-    server.publish(gw.engine.events());
-    await server.close();
-    if (pidFile) removePidFile(pidFile, process.pid);
-    log.info({ event: 'stopped', uptimeS: Number(process.hrtime.bigint() - started) / 1e9, counters }, 'gateway stopped');
+    const counters = await gw.stop();
+    print(counters);
+    log.info({ event: 'stopped', uptimeS: gw.status().uptimeS, counters }, 'gateway stopped');
   }));
 withConfigFile(up);
 

@@ -6,7 +6,6 @@ import fs from 'node:fs';
 import { Command } from 'commander';
 import { run } from './run';
 import { byteSize, decimal, decimalList, integer, integerList } from './parse';
-import { formatSmfsBench, runSmfsBench } from '../../bench/smfs';
 import { requireRoot } from '../gateway/gateway';
 import { ConfigError, MaelstromError } from '../errors';
 import { LIMITS } from '../smfs/format';
@@ -308,6 +307,7 @@ About 16 x (levels x --seconds + 3) seconds with the defaults.`)
     if (o.blockKib < 1 || o.appendKib < o.blockKib || o.appendKib % o.blockKib !== 0 || o.appendKib > 60 * 1024) {
       throw new ConfigError('--append-kib is a multiple of --block-kib, at most 61440 (a group holds 64 MiB)');
     }
+    const { formatSmfsBench, runSmfsBench } = await import('../../bench/smfs');
     const { rows, checks, appendKiB, blockKiB } = await runSmfsBench({
       delaysMs: o.delays, losses: o.losses.map((p) => p / 100), clients: o.clients, levels, seconds: o.seconds, appendKiB: o.appendKib, blockKiB: o.blockKib,
       credentials: o.credentials === undefined ? undefined : findCredential({ file: o.credentials, command: 'smfs bench' }).credential.file,

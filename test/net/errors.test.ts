@@ -11,7 +11,7 @@ import { Lab } from '../../src/lab/lab';
 import { inNs, listNamespaces, nsRun, run } from '../../src/lab/netns';
 import { ADDRESSES } from '../../src/lab/topology';
 import { request } from '../../src/gateway/control';
-import { processAlive } from '../../src/cli/pid-file';
+import { processAlive } from '../../src/gateway/pid-file';
 import { exitStatus } from '../../src/errors';
 import type { ErrorCode } from '../../src/errors';
 

@@ -152,7 +152,7 @@ observe('stats --json --count 2 during a TCP transfer: every documented field, p
       assert.ok(r.wanToLan.packetsPerS > 500, `B: ${r.wanToLan.packetsPerS} packets/s WAN->LAN`);
       assert.ok(r.wanToLan.repairsReceivedPerS > 0);
       assert.ok(r.xdp.wanRepairPerS > 0 && r.xdp.wanDataPerS > 0);
-      assert.ok(r.auth.okPerS >= r.wanToLan.repairsReceivedPerS, 'every repair opened under the key');
+      assert.ok(r.auth.ok >= r.wanToLan.repairsReceived, 'every repair opened under the key (the verdicts are read live, the engine counters up to 10 ms late)');
     }
     assert.ok(b[1].wanToLan.recovered > 0, 'B rebuilt packets lost at 1% loss');
     const f = (x: number) => Math.round(x).toLocaleString('en-US');

@@ -3,7 +3,7 @@
 // once the gateway on the control socket confirms that PID as its own.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CONTROL_DIR } from '../gateway/control';
+import { CONTROL_DIR } from './control';
 import { MaelstromError } from '../errors';
 
 export function defaultPidPath(lan: string): string {
