@@ -4,7 +4,7 @@
 // everything there (link killed), so nothing downstream limits the figure. Prints figures; never
 // passes or fails on them.
 import { Lab } from '../src/lab/lab';
-import { startGateways } from '../src/lab/gateways';
+import { withGateways, withLab } from '../src/lab/fixture';
 import { udpBlast } from '../src/lab/runs';
 import { ADDRESSES } from '../src/lab/topology';
 
@@ -36,8 +36,7 @@ function txPackets(lab: Lab): number {
 export async function runEngineBench(options: EngineBenchOptions = {}): Promise<{ rows: EngineBenchRow[]; json: Record<string, number> }> {
   const seconds = options.seconds ?? 2;
   const sizes = options.sizes ?? [64, 512, 1500];
-  const lab = await Lab.create();
-  try {
+  return withLab({}, async (lab) => {
     for (const [ns, dev] of [[lab.ns.gwA, 'wan0'], [lab.ns.wan, 'a0'], [lab.ns.wan, 'b0'], [lab.ns.gwB, 'wan0']]) {
       sh(lab, ns, ['ip', 'link', 'set', 'dev', dev, 'mtu', String(WAN_MTU)]);
     }
@@ -51,9 +50,8 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
       kernel.set(size, { pps: (txPackets(lab) - before) / b.seconds, offered: b.sent / b.seconds });
     }
     await lab.wan.set({ killed: false });
-    const gw = await startGateways(lab);
     const rows: EngineBenchRow[] = [];
-    try {
+    await withGateways(lab, {}, async (gw) => {
       await lab.wan.set({ killed: true });
       for (const size of sizes) {
         await new Promise((r) => setTimeout(r, 300));
@@ -72,10 +70,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
           engine_gbps: (engine * size * 8) / 1e9,
         });
       }
-    } finally {
-      await gw.a.stop();
-      await gw.b.stop();
-    }
+    });
     const json: Record<string, number> = {};
     for (const r of rows) {
       json[`engine_mpps_${r.size}`] = r.engine_mpps;
@@ -85,9 +80,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
       json[`offered_mpps_${r.size}`] = r.offered_mpps;
     }
     return { rows, json };
-  } finally {
-    await lab.destroy();
-  }
+  });
 }
 
 export function formatEngineBench(rows: EngineBenchRow[]): string {

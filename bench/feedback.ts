@@ -4,7 +4,7 @@
 // acknowledgement, and the LAN ping RTT hostA -> gateway A measured in the same run. Prints
 // figures; never passes or fails on them.
 import { Lab } from '../src/lab/lab';
-import { startGateways } from '../src/lab/gateways';
+import { withLabGateways } from '../src/lab/fixture';
 import { startRecordClient, startRecordServer } from '../src/lab/records';
 import { ADDRESSES } from '../src/lab/topology';
 import { DEFAULTS } from '../src/fec/config';
@@ -45,42 +45,34 @@ export async function runFeedbackBench(o: FeedbackBenchOptions = {}): Promise<{ 
   const intervalMs = o.intervalMs ?? 5;
   const flushTimeoutMs = o.flushTimeoutMs ?? DEFAULTS.flushTimeoutMs;
   const warmupBytes = 1 << 20;
-  const lab = await Lab.create({ delayMs: 0 });
-  try {
-    const gw = await startGateways(lab, ['--flush-timeout', String(flushTimeoutMs)]);
+  const { result: rows } = await withLabGateways({ delayMs: 0 }, { extra: ['--flush-timeout', String(flushTimeoutMs)] }, async ({ lab }) => {
     const rows: FeedbackBenchRow[] = [];
-    try {
-      for (const [i, delay] of delays.entries()) {
-        await lab.wan.set({ delayMs: delay });
-        const lan = lanRttUs(lab);
-        const port = 5040 + i;
-        const server = await startRecordServer(lab, port, { ack: true, skipBytes: warmupBytes });
-        const client = startRecordClient(lab, { port, records, intervalMs, warmupBytes, remoteAcks: true, timeoutMs: 60_000 });
-        const done = await client.done;
-        server.stop();
-        if (done.resolved !== records) throw new Error(`only ${done.resolved} of ${records} network-sync promises resolved at ${delay} ms`);
-        const lat = (level: string) => client.acks.filter((a) => a.level === level).map((a) => Number(a.ackedNs - a.writtenNs) / 1000).sort((a, b) => a - b);
-        const net = lat('network');
-        const remote = lat('remote');
-        rows.push({
-          delay_ms: delay,
-          records,
-          netsync_p50_us: quantile(net, 0.5),
-          netsync_p99_us: quantile(net, 0.99),
-          lan_rtt_us: lan,
-          remote_ack_ms: quantile(remote, 0.5) / 1000,
-          remote_ack_p99_ms: quantile(remote, 0.99) / 1000,
-          target_us: 2 * lan + flushTimeoutMs * 1000,
-        });
-      }
-    } finally {
-      await gw.a.stop();
-      await gw.b.stop();
+    for (const [i, delay] of delays.entries()) {
+      await lab.wan.set({ delayMs: delay });
+      const lan = lanRttUs(lab);
+      const port = 5040 + i;
+      const server = await startRecordServer(lab, port, { ack: true, skipBytes: warmupBytes });
+      const client = startRecordClient(lab, { port, records, intervalMs, warmupBytes, remoteAcks: true, timeoutMs: 60_000 });
+      const done = await client.done;
+      server.stop();
+      if (done.resolved !== records) throw new Error(`only ${done.resolved} of ${records} network-sync promises resolved at ${delay} ms`);
+      const lat = (level: string) => client.acks.filter((a) => a.level === level).map((a) => Number(a.ackedNs - a.writtenNs) / 1000).sort((a, b) => a - b);
+      const net = lat('network');
+      const remote = lat('remote');
+      rows.push({
+        delay_ms: delay,
+        records,
+        netsync_p50_us: quantile(net, 0.5),
+        netsync_p99_us: quantile(net, 0.99),
+        lan_rtt_us: lan,
+        remote_ack_ms: quantile(remote, 0.5) / 1000,
+        remote_ack_p99_ms: quantile(remote, 0.99) / 1000,
+        target_us: 2 * lan + flushTimeoutMs * 1000,
+      });
     }
-    return { rows, flushTimeoutMs };
-  } finally {
-    await lab.destroy();
-  }
+    return rows;
+  });
+  return { rows, flushTimeoutMs };
 }
 
 export function formatFeedbackBench(rows: FeedbackBenchRow[], flushTimeoutMs: number): string {

@@ -41,8 +41,9 @@ struct {
 	__type(value, __u8);
 } gw_remote SEC(".maps");
 
-/* The engine's AF_XDP sockets, by RX queue. Shared by both interfaces: the engine binds one
- * socket per (interface, queue) and keeps them apart by queue ranges (see native/engine). */
+/* The engine's AF_XDP sockets, by RX queue: on the LAN at the queue's number, on the WAN at
+ * GW_MAX_QUEUES + its number. The engine opens this object once per interface, so each
+ * interface's program has maps of its own and fills only its range (native/engine/setup.cc). */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
 	__uint(max_entries, 2 * GW_MAX_QUEUES);

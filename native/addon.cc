@@ -313,15 +313,15 @@ Napi::Value BenchCodec(const Napi::CallbackInfo& info) {
   c.min_seconds = get_number(o, "minSeconds", c.min_seconds);
   fec::BenchResult r = fec::bench_codec(c);
   Napi::Object out = Napi::Object::New(info.Env());
-  out["encode_GBps"] = r.encode_GBps;
-  out["encode_sealed_GBps"] = r.encode_sealed_GBps;
-  out["decode_GBps"] = r.decode_GBps;
-  out["memcpy_GBps"] = r.memcpy_GBps;
-  out["encode_packets"] = double(r.encode_packets);
-  out["decode_packets"] = double(r.decode_packets);
-  out["decode_lost"] = double(r.decode_lost);
-  out["decode_recovered"] = double(r.decode_recovered);
-  out["xor_impl"] = r.xor_impl;
+  out["encodeGBps"] = r.encode_GBps;
+  out["encodeSealedGBps"] = r.encode_sealed_GBps;
+  out["decodeGBps"] = r.decode_GBps;
+  out["memcpyGBps"] = r.memcpy_GBps;
+  out["encodePackets"] = double(r.encode_packets);
+  out["decodePackets"] = double(r.decode_packets);
+  out["decodeLost"] = double(r.decode_lost);
+  out["decodeRecovered"] = double(r.decode_recovered);
+  out["xorImpl"] = r.xor_impl;
   return out;
 }
 

@@ -51,7 +51,8 @@ class Port {
   bool zero_copy() const { return zero_copy_; }
   uint32_t frame_size() const { return config_.frame_size; }
 
-  // Up to max received frames; each must be given back with recycle() (or sent with forward()).
+  // Up to max received frames; each must be given back with recycle() once the caller is done
+  // with its bytes (the engine copies what it forwards into the other interface's UMEM).
   uint32_t receive(RxFrame* out, uint32_t max);
   void recycle(uint64_t addr) { free_.push_back(addr); }
 

@@ -86,7 +86,7 @@ withCode(bench
   .option('--loss <p>', 'loss applied to the decoder\'s stream', decimal('--loss'), 0.01)
   .option('--pool <packets>', 'distinct packets cycled through (default 65536, ~98 MB at 1500 bytes)', integer('--pool'), 65536)
   .option('--seconds <s>', 'minimum time per figure', decimal('--seconds'), 0.5)
-  .option('--json', 'print one JSON object: encode_GBps, decode_GBps, memcpy_GBps, ...')
+  .option('--json', 'print one JSON object: encode_GBps, encode_sealed_GBps, decode_GBps, memcpy_GBps, ... (docs/cli.md)')
   .action(async (o: { r: number; c?: number; interleaves?: number[]; packetLength: number; loss: number; pool: number; seconds: number; json?: boolean }) => {
     // Benchmarks load when asked for, not with every command.
     const { formatCodecBench, runCodecBench } = await import('../../bench/codec');

@@ -20,7 +20,7 @@ function uint32(what: string, v: number): number {
 
 function checkBuffers(what: string, list: Buffer[]): void {
   if (!Array.isArray(list) || !list.every((b) => Buffer.isBuffer(b))) {
-    throw new TypeError(`${what} must be an array of Buffers`);
+    throw new ConfigError(`${what} must be an array of Buffers`);
   }
 }
 

@@ -14,6 +14,7 @@
 //      32 u8 repairs sent for the newest bytes   33 u8 repairs per packet (c)   34 u16 reserved
 //      36 u32 reserved
 // The numbers are the native format's (native/netsync/feedback_format.h), read from the addon.
+import { ConfigError } from '../errors';
 import { FEEDBACK_ENTRY_BYTES, FEEDBACK_HEADER_BYTES, FEEDBACK_ISN_GUESSED, FEEDBACK_MAGIC, FEEDBACK_PORT, FEEDBACK_VERSION } from '../native/constants';
 
 export { FEEDBACK_ENTRY_BYTES, FEEDBACK_HEADER_BYTES, FEEDBACK_PORT };
@@ -46,7 +47,7 @@ function ipv4(b: Buffer, at: number): string {
 
 function writeIpv4(b: Buffer, at: number, addr: string): void {
   const parts = addr.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new TypeError(`not an IPv4 address: ${addr}`);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new ConfigError(`not an IPv4 address: ${addr}`);
   parts.forEach((p, i) => { b[at + i] = p; });
 }
 

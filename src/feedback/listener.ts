@@ -10,7 +10,7 @@
 // never resolve a write. Each gateway has a replay window of its own.
 import dgram from 'node:dgram';
 import type net from 'node:net';
-import { MaelstromError } from '../errors';
+import { ConfigError, MaelstromError } from '../errors';
 import { keyId, readKeyFile } from '../gateway/keys';
 import { AUTH_KIND, AUTH_VERDICTS, addon } from '../native/addon';
 import type { AuthVerdict, NativeAuthChannel } from '../native/addon';
@@ -20,12 +20,10 @@ import type { FeedbackEntry, FeedbackParseError, FlowKey } from './format';
 
 export type NetworkSyncErrorCode = 'MAELSTROM_NETSYNC_CLOSED' | 'MAELSTROM_NETSYNC_TIMEOUT';
 
-export class NetworkSyncError extends Error {
-  readonly code: NetworkSyncErrorCode;
+export class NetworkSyncError extends MaelstromError<NetworkSyncErrorCode> {
   constructor(code: NetworkSyncErrorCode, message: string) {
-    super(message);
+    super(code, message);
     this.name = 'NetworkSyncError';
-    this.code = code;
   }
 }
 
@@ -199,8 +197,8 @@ export class NetworkSyncListener {
   }
 
   static async open(options: ListenerOptions): Promise<NetworkSyncListener> {
-    if (!options.gateways.length) throw new TypeError('give the gateway addresses feedback may come from');
-    if (options.keyFile !== undefined && options.insecureNoAuth) throw new TypeError('keyFile and insecureNoAuth contradict each other');
+    if (!options.gateways.length) throw new ConfigError('give the gateway addresses feedback may come from');
+    if (options.keyFile !== undefined && options.insecureNoAuth) throw new ConfigError('keyFile and insecureNoAuth contradict each other');
     if (options.keyFile === undefined && !options.insecureNoAuth) {
       throw new MaelstromError('MAELSTROM_ERR_KEY', 'network-sync feedback is trusted only under the site\'s feedback key: give its file (maelstrom keygen --feedback --key-file PAIR.key > FILE), '
         + 'or take unauthenticated feedback (insecure: any host on the LAN could then make writes look network-safe)');

@@ -138,15 +138,15 @@ export interface CodecBenchInput {
 }
 
 export interface CodecBenchOutput {
-  encode_GBps: number;
-  encode_sealed_GBps: number; // every repair sealed in the authentication envelope
-  decode_GBps: number;
-  memcpy_GBps: number;
-  encode_packets: number;
-  decode_packets: number;
-  decode_lost: number;
-  decode_recovered: number;
-  xor_impl: string;
+  encodeGBps: number;
+  encodeSealedGBps: number; // every repair sealed in the authentication envelope
+  decodeGBps: number;
+  memcpyGBps: number;
+  encodePackets: number;
+  decodePackets: number;
+  decodeLost: number;
+  decodeRecovered: number;
+  xorImpl: string;
 }
 
 export interface XdpAttachment {

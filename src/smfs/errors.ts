@@ -28,13 +28,10 @@ export type SmfsErrorCode =
   | 'SMFS_ERR_NOT_EMPTY'     // file server: removing or replacing a directory that has entries
   | 'SMFS_ERR_PATH';         // file server: a malformed path (empty component, '..', NUL, too long)
 
-export class SmfsError extends MaelstromError {
-  override readonly code: SmfsErrorCode;
-
+export class SmfsError extends MaelstromError<SmfsErrorCode> {
   constructor(code: SmfsErrorCode, message: string, options: { cause?: unknown } = {}) {
     super(code, message, options);
     this.name = 'SmfsError';
-    this.code = code;
   }
 }
 

@@ -22,6 +22,7 @@ import type { FrameServerOptions } from './frame-server';
 import { DirectoryLock } from './lock';
 import { encodeText, encodeU16 } from './text';
 import { Cursor, encodeJson, encodeU32 } from './wire';
+import { Serial } from '../serial';
 
 export const METADATA_PORT = 7611;
 export const STATE_FILE = 'metadata.json';
@@ -88,7 +89,7 @@ function isUnavailable(err: unknown): boolean {
 export class MetadataServer {
   readonly intents: IntentReport;
   private readonly links = new Map<string, Promise<StorageClient>>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
   private frames: FrameServer | undefined;
 
   private constructor(
@@ -131,7 +132,7 @@ export class MetadataServer {
 
   // Gives out the next log id and creates the log on the storage server with the fewest logs.
   create(): Promise<LogPlacement> {
-    return this.serialized(async () => {
+    return this.serial.run(async () => {
       await this.settleIntents();
       const counts = this.storage.map((e) => this.state.logs.filter((l) => l.host === e.host && l.port === e.port).length);
       const target = this.storage[counts.indexOf(Math.min(...counts))];
@@ -162,7 +163,7 @@ export class MetadataServer {
     const placed = this.state.logs.find((l) => l.log === log);
     if (placed) return Promise.resolve(placed);
     if (!this.state.intents.some((i) => i.log === log)) return Promise.reject(new SmfsError('SMFS_ERR_UNKNOWN_LOG', `no log ${log} was created through this metadata server`));
-    return this.serialized(async () => {
+    return this.serial.run(async () => {
       const report = await this.settleIntents();
       const found = this.state.logs.find((l) => l.log === log);
       if (found) return found;
@@ -182,7 +183,7 @@ export class MetadataServer {
 
   async close(): Promise<void> {
     await this.frames?.close();
-    await this.queue.catch(() => undefined);
+    await this.serial.idle();
     await this.closeLinks();
     this.lock.release();
   }
@@ -207,12 +208,6 @@ export class MetadataServer {
       default:
         throw new SmfsError('SMFS_ERR_FRAME', `unknown op ${op}; the metadata server knows ${Object.entries(MetadataOp).map(([k, v]) => `${v} (${k})`).join(', ')}`);
     }
-  }
-
-  private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.catch(() => undefined).then(fn);
-    this.queue = run;
-    return run;
   }
 
   // Asks each intent's storage server whether the log is there (tail answers for any log it

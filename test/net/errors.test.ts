@@ -14,6 +14,7 @@ import { request } from '../../src/gateway/control';
 import { processAlive } from '../../src/gateway/pid-file';
 import { exitStatus } from '../../src/errors';
 import type { ErrorCode } from '../../src/errors';
+import { until } from '../helpers/until';
 
 const cli = path.resolve(__dirname, '..', '..', 'src', 'cli', 'maelstrom.js');
 const errors = suite('maelstrom up and down: refusals, the daemon, and what they leave behind');
@@ -101,14 +102,6 @@ function assertRefused(r: Run, code: ErrorCode, message: RegExp, what: string): 
   assert.is(r.stdout, '', `${what}: no start report`);
 }
 
-async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
-}
 
 const ask = (socket: string, cmd: 'status' | 'stats') => request(socket, { cmd });
 

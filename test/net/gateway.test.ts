@@ -2,8 +2,8 @@
 // Needs root.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Lab } from '../../src/lab/lab';
-import { startGateways } from '../../src/lab/gateways';
+import type { Lab } from '../../src/lab/lab';
+import { withGateways, withLab } from '../../src/lab/fixture';
 import { ADDRESSES } from '../../src/lab/topology';
 import { parsePing } from '../helpers/ping';
 import { tcpRetransmissions, tcpTransfer, udpStream } from '../../src/lab/runs';
@@ -18,16 +18,14 @@ function warmUp(lab: Lab): void {
 gateway('a 50 MB TCP transfer arrives intact at 0% and 1% loss, with 5x fewer retransmissions than without gateways', async () => {
   // A WAN, not a LAN: with a 2 ms RTT, TCP's reordering window (RTT/4) is shorter than the time a
   // repair takes to come, and rebuilt packets look reordered to it.
-  const lab = await Lab.create({ delayMs: 10, loss: 0.01 });
-  try {
+  await withLab({ delayMs: 10, loss: 0.01 }, async (lab) => {
     warmUp(lab);
     let before = tcpRetransmissions(lab, lab.ns.hostA);
     const plain = await tcpTransfer(lab, 50 * MB, 5001);
     const plainRetrans = tcpRetransmissions(lab, lab.ns.hostA) - before;
     assert.is(plain.got.sha256, plain.sent.sha256);
 
-    const gw = await startGateways(lab);
-    try {
+    const { a, b } = await withGateways(lab, {}, async () => {
       // On this 2-core machine the two engines, the delay line and both TCP ends share the CPUs;
       // a stall of a few ms makes TCP send tail-loss probes, which count as retransmissions. The
       // median of three transfers is the typical one.
@@ -46,48 +44,34 @@ gateway('a 50 MB TCP transfer arrives intact at 0% and 1% loss, with 5x fewer re
       await lab.wan.set({ loss: 0 });
       const clean = await tcpTransfer(lab, 50 * MB, 5003);
       assert.is(clean.got.sha256, clean.sent.sha256);
-    } finally {
-      const a = await gw.a.stop();
-      const b = await gw.b.stop();
-      assert.ok(b!.recovered > 0, 'gateway B rebuilt packets lost on the way');
-      assert.ok(a!.repairsSent > 0 && b!.repairsReceived > 0);
-      assert.is(b!.verifyFailed + a!.verifyFailed, 0);
-      assert.ok(a!.mssClamped >= 1, 'the SYNs\' MSS was clamped so repairs fit the WAN MTU');
-      // No network-sync listener on hostA: its port unreachable quiets the feedback to it.
-      assert.ok(a!.netsync.feedbackUnreachable >= 1 && a!.netsync.feedbackSuppressed > a!.netsync.feedbackDatagrams,
-        `feedback to a host without a listener: ${a!.netsync.feedbackDatagrams} datagrams, ${a!.netsync.feedbackSuppressed} entries held back`);
-    }
-  } finally {
-    await lab.destroy();
-  }
+    });
+    assert.ok(b!.recovered > 0, 'gateway B rebuilt packets lost on the way');
+    assert.ok(a!.repairsSent > 0 && b!.repairsReceived > 0);
+    assert.is(b!.verifyFailed + a!.verifyFailed, 0);
+    assert.ok(a!.mssClamped >= 1, 'the SYNs\' MSS was clamped so repairs fit the WAN MTU');
+    // No network-sync listener on hostA: its port unreachable quiets the feedback to it.
+    assert.ok(a!.netsync.feedbackUnreachable >= 1 && a!.netsync.feedbackSuppressed > a!.netsync.feedbackDatagrams,
+      `feedback to a host without a listener: ${a!.netsync.feedbackDatagrams} datagrams, ${a!.netsync.feedbackSuppressed} entries held back`);
+  });
 });
 
 gateway('a UDP stream at 1% iid loss delivers at least 99.9% of its datagrams with (8,3)', async () => {
-  const lab = await Lab.create({ delayMs: 1, loss: 0.01 });
-  try {
+  await withLab({ delayMs: 1, loss: 0.01 }, async (lab) => {
     warmUp(lab);
-    const gw = await startGateways(lab);
-    try {
+    await withGateways(lab, {}, async () => {
       const n = 20_000;
       const r = await udpStream(lab, n, 5000);
       assert.ok(r.received >= 0.999 * n, `${r.received} of ${n} delivered`);
       assert.is(r.duplicates, 0);
-    } finally {
-      await gw.a.stop();
-      await gw.b.stop();
-    }
-  } finally {
-    await lab.destroy();
-  }
+    });
+  });
 });
 
 gateway('a burst of 50 consecutive lost data packets is rebuilt with interleaves 1,10,100', async () => {
-  const lab = await Lab.create({ delayMs: 1 });
-  try {
+  await withLab({ delayMs: 1 }, async (lab) => {
     warmUp(lab);
     // A long flush timeout lets the bins fill at this rate, so the widest layer does the work.
-    const gw = await startGateways(lab, ['--r', '8', '--interleaves', '1,10,100', '--flush-timeout', '1000']);
-    try {
+    const { b } = await withGateways(lab, { extra: ['--r', '8', '--interleaves', '1,10,100', '--flush-timeout', '1000'] }, async () => {
       const n = 6000;
       const r = await udpStream(lab, n, 4000, 5004, async () => {
         await new Promise((resolve) => setTimeout(resolve, 500));
@@ -96,47 +80,37 @@ gateway('a burst of 50 consecutive lost data packets is rebuilt with interleaves
       const { loss } = await lab.wan.status();
       assert.ok(loss.dropped >= 50, `the burst dropped ${loss.dropped} frames`);
       assert.is(r.received, n, `${n - r.received} datagrams lost to a burst of 50`);
-    } finally {
-      await gw.a.stop();
-      const b = await gw.b.stop();
-      assert.ok(b!.recovered >= 50, `gateway B rebuilt ${b!.recovered}`);
-    }
-  } finally {
-    await lab.destroy();
-  }
+    });
+    assert.ok(b!.recovered >= 50, `gateway B rebuilt ${b!.recovered}`);
+  });
 });
 
 gateway('fail-open: after kill -9 of a gateway the transfer still completes through the kernel', async () => {
-  const lab = await Lab.create({ delayMs: 1 });
-  try {
+  await withLab({ delayMs: 1 }, async (lab) => {
     warmUp(lab);
-    const gw = await startGateways(lab);
-    let killedAt = 0;
-    const killed = new Promise((resolve) => gw.a.child.once('exit', (_code, signal) => { killedAt = Date.now(); resolve(signal); }));
-    setTimeout(() => gw.a.child.kill('SIGKILL'), 150);
-    const t = await tcpTransfer(lab, 100 * MB, 5005);
-    const endedAt = Date.now();
-    assert.is(await killed, 'SIGKILL');
-    assert.ok(killedAt > 0 && killedAt < endedAt, 'the gateway died before the transfer ended');
-    assert.is(t.got.sha256, t.sent.sha256);
-    const left = lab.exec(lab.ns.gwA, ['ip', '-j', 'link', 'show', 'lan0']);
-    assert.match(left, /"xdp"/, 'the killed engine left its XDP program behind...');
-    const down = lab.exec(lab.ns.gwA, [process.execPath, require.resolve('../../src/cli/maelstrom.js'), 'down', '--lan', 'lan0', '--wan', 'wan0']);
-    assert.match(down, /detached 2 gateway programs/);
-    assert.not.match(lab.exec(lab.ns.gwA, ['ip', '-j', 'link', 'show', 'lan0']), /"xdp"/, '...and down removed it');
-    await gw.b.stop();
-  } finally {
-    await lab.destroy();
-  }
+    await withGateways(lab, {}, async (gw) => {
+      let killedAt = 0;
+      const killed = new Promise((resolve) => gw.a.child.once('exit', (_code, signal) => { killedAt = Date.now(); resolve(signal); }));
+      setTimeout(() => gw.a.child.kill('SIGKILL'), 150);
+      const t = await tcpTransfer(lab, 100 * MB, 5005);
+      const endedAt = Date.now();
+      assert.is(await killed, 'SIGKILL');
+      assert.ok(killedAt > 0 && killedAt < endedAt, 'the gateway died before the transfer ended');
+      assert.is(t.got.sha256, t.sent.sha256);
+      const left = lab.exec(lab.ns.gwA, ['ip', '-j', 'link', 'show', 'lan0']);
+      assert.match(left, /"xdp"/, 'the killed engine left its XDP program behind...');
+      const down = lab.exec(lab.ns.gwA, [process.execPath, require.resolve('../../src/cli/maelstrom.js'), 'down', '--lan', 'lan0', '--wan', 'wan0']);
+      assert.match(down, /detached 2 gateway programs/);
+      assert.not.match(lab.exec(lab.ns.gwA, ['ip', '-j', 'link', 'show', 'lan0']), /"xdp"/, '...and down removed it');
+    });
+  });
 });
 
 for (const auth of [true, false]) {
   gateway(`garbage and truncated repairs from the peer address are counted (${auth ? 'by the envelope' : 'as malformed, --insecure-no-auth'}); forwarding goes on`, async () => {
-    const lab = await Lab.create({ delayMs: 1 });
-    try {
+    await withLab({ delayMs: 1 }, async (lab) => {
       warmUp(lab);
-      const gw = await startGateways(lab, auth ? [] : ['--insecure-no-auth']);
-      try {
+      const { a } = await withGateways(lab, { extra: auth ? [] : ['--insecure-no-auth'] }, async () => {
         // From gateway B's own namespace, so the source is the peer address the XDP filter admits.
         const script = `const s=require('dgram').createSocket('udp4');let n=0;const go=()=>{if(n===300)return s.close();`
           + `const b=Buffer.alloc(1+(n*37)%1400,n&255);if(n%3===0){b[0]=0x4d;b[1]=0x4c;b[2]=1;b[3]=0}`
@@ -144,17 +118,12 @@ for (const auth of [true, false]) {
         lab.exec(lab.ns.gwB, [process.execPath, '-e', script]);
         const p = parsePing(lab.exec(lab.ns.hostA, ['ping', '-c', '20', '-i', '0.02', '-q', ADDRESSES.hostB], { allowFail: true }));
         assert.is(p.received, 20);
-      } finally {
-        const a = await gw.a.stop();
-        await gw.b.stop();
-        const counted = auth ? a!.auth.notSealed + a!.auth.truncated : a!.malformed;
-        assert.ok(counted >= 300, `${counted} counted`);
-        if (auth) assert.is(a!.malformed, 0, 'nothing unsealed reached the repair parser');
-        assert.is(a!.recovered, 0, 'nothing rebuilt from garbage');
-      }
-    } finally {
-      await lab.destroy();
-    }
+      });
+      const counted = auth ? a!.auth.notSealed + a!.auth.truncated : a!.malformed;
+      assert.ok(counted >= 300, `${counted} counted`);
+      if (auth) assert.is(a!.malformed, 0, 'nothing unsealed reached the repair parser');
+      assert.is(a!.recovered, 0, 'nothing rebuilt from garbage');
+    });
   });
 }
 

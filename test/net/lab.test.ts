@@ -3,6 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab } from '../../src/lab/lab';
+import { withLab } from '../../src/lab/fixture';
 import { listNamespaces } from '../../src/lab/netns';
 import { parsePing } from '../helpers/ping';
 
@@ -22,67 +23,61 @@ function assertRtt(p: { minMs: number; medianMs: number }, oneWayMs: number, wha
 }
 
 lab('the delay line holds each frame for the one-way delay: RTT at least 2D, median within 5% of it, frames within 0.1 ms', async () => {
-  const l = await Lab.create({ delayMs: 25 });
-  try {
-    ping(l, 3, 0.05); // ARP on both links
-    const p = ping(l, 40, 0.02);
-    assert.is(p.received, 40);
-    assertRtt(p, 25, 'at 25 ms');
-    await l.wan.set({ delayMs: 5 });
-    const q = ping(l, 20, 0.02);
-    assertRtt(q, 5, 'after a change to 5 ms');
-    const { delay } = await l.wan.status();
-    for (const d of [delay.aToB, delay.bToA]) {
-      assert.ok(d.packets >= 63);
-      // A 2-core VM deschedules the thread now and then (the kernel may still be tearing down an
-      // earlier test's namespaces): nearly every frame must be on time, not every one.
-      assert.ok(d.lateOver100us <= Math.ceil(0.05 * d.packets), `${d.lateOver100us} of ${d.packets} frames over 0.1 ms late (mean ${d.lateMeanNs} ns, max ${d.lateMaxNs} ns)`);
-    }
-  } finally {
-    await l.destroy();
+  await withLab({ delayMs: 25 }, async (l) => {
+  ping(l, 3, 0.05); // ARP on both links
+  const p = ping(l, 40, 0.02);
+  assert.is(p.received, 40);
+  assertRtt(p, 25, 'at 25 ms');
+  await l.wan.set({ delayMs: 5 });
+  const q = ping(l, 20, 0.02);
+  assertRtt(q, 5, 'after a change to 5 ms');
+  const { delay } = await l.wan.status();
+  for (const d of [delay.aToB, delay.bToA]) {
+    assert.ok(d.packets >= 63);
+    // A 2-core VM deschedules the thread now and then (the kernel may still be tearing down an
+    // earlier test's namespaces): nearly every frame must be on time, not every one.
+    assert.ok(d.lateOver100us <= Math.ceil(0.05 * d.packets), `${d.lateOver100us} of ${d.packets} frames over 0.1 ms late (mean ${d.lateMeanNs} ns, max ${d.lateMaxNs} ns)`);
   }
+  });
 });
 
 lab('loss: iid drops lie in the binomial interval; bursts keep the average; a killed link drops all', async () => {
-  const l = await Lab.create({ delayMs: 1 });
-  try {
-    ping(l, 3, 0.05);
-    const before = (await l.wan.status()).loss;
-    const p = 0.05;
-    await l.wan.set({ loss: p });
-    const r = ping(l, 1500, 0.002);
-    const after = (await l.wan.status()).loss;
-    const n = after.passed + after.dropped - before.passed - before.dropped;
-    const dropped = after.dropped - before.dropped;
-    const sigma = Math.sqrt(n * p * (1 - p));
-    assert.ok(Math.abs(dropped - n * p) <= 4 * sigma, `${dropped} of ${n} dropped at p=${p}`);
-    // A ping comes back when neither the request nor the reply was dropped.
-    const q = (1 - p) ** 2;
-    const s = Math.sqrt(r.transmitted * q * (1 - q));
-    assert.ok(Math.abs(r.received - r.transmitted * q) <= 4 * s, `${r.received} of ${r.transmitted} pings back`);
+  await withLab({ delayMs: 1 }, async (l) => {
+  ping(l, 3, 0.05);
+  const before = (await l.wan.status()).loss;
+  const p = 0.05;
+  await l.wan.set({ loss: p });
+  const r = ping(l, 1500, 0.002);
+  const after = (await l.wan.status()).loss;
+  const n = after.passed + after.dropped - before.passed - before.dropped;
+  const dropped = after.dropped - before.dropped;
+  const sigma = Math.sqrt(n * p * (1 - p));
+  assert.ok(Math.abs(dropped - n * p) <= 4 * sigma, `${dropped} of ${n} dropped at p=${p}`);
+  // A ping comes back when neither the request nor the reply was dropped.
+  const q = (1 - p) ** 2;
+  const s = Math.sqrt(r.transmitted * q * (1 - q));
+  assert.ok(Math.abs(r.received - r.transmitted * q) <= 4 * s, `${r.received} of ${r.transmitted} pings back`);
 
-    await l.wan.set({ loss: 0.05, burstLength: 8 });
-    const b0 = (await l.wan.status()).loss;
-    ping(l, 2000, 0.002);
-    const b1 = (await l.wan.status()).loss;
-    const bn = b1.passed + b1.dropped - b0.passed - b0.dropped;
-    const bd = b1.dropped - b0.dropped;
-    // Drops of a Gilbert-Elliott chain are correlated: the variance of their count is the iid
-    // one times (1 + lambda) / (1 - lambda), lambda = 1 - enter - leave the chain's second eigenvalue.
-    const leave = 1 / 8;
-    const enter = (0.05 * leave) / 0.95;
-    const lambda = 1 - enter - leave;
-    const bs = Math.sqrt(bn * 0.05 * 0.95 * ((1 + lambda) / (1 - lambda)));
-    assert.ok(Math.abs(bd - bn * 0.05) <= 4 * bs, `bursty: ${bd} of ${bn} dropped (4 sigma: ${(4 * bs).toFixed(0)})`);
+  await l.wan.set({ loss: 0.05, burstLength: 8 });
+  const b0 = (await l.wan.status()).loss;
+  ping(l, 2000, 0.002);
+  const b1 = (await l.wan.status()).loss;
+  const bn = b1.passed + b1.dropped - b0.passed - b0.dropped;
+  const bd = b1.dropped - b0.dropped;
+  // Drops of a Gilbert-Elliott chain are correlated: the variance of their count is the iid
+  // one times (1 + lambda) / (1 - lambda), lambda = 1 - enter - leave the chain's second eigenvalue.
+  const leave = 1 / 8;
+  const enter = (0.05 * leave) / 0.95;
+  const lambda = 1 - enter - leave;
+  const bs = Math.sqrt(bn * 0.05 * 0.95 * ((1 + lambda) / (1 - lambda)));
+  assert.ok(Math.abs(bd - bn * 0.05) <= 4 * bs, `bursty: ${bd} of ${bn} dropped (4 sigma: ${(4 * bs).toFixed(0)})`);
 
-    await l.wan.set({ loss: 0, burstLength: 1, killed: true });
-    const k = ping(l, 5, 0.05, ['-W', '1']);
-    assert.is(k.received, 0);
-    await l.wan.set({ killed: false });
-    assert.is(ping(l, 5, 0.05).received, 5, 'the link comes back');
-  } finally {
-    await l.destroy();
-  }
+  await l.wan.set({ loss: 0, burstLength: 1, killed: true });
+  const k = ping(l, 5, 0.05, ['-W', '1']);
+  assert.is(k.received, 0);
+  await l.wan.set({ killed: false });
+  assert.is(ping(l, 5, 0.05).received, 5, 'the link comes back');
+  });
 });
 
 lab('nothing of the lab is left after destroy, also when building it fails half-way', async () => {

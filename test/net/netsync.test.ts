@@ -6,8 +6,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Lab } from '../../src/lab/lab';
-import { startGateways } from '../../src/lab/gateways';
+import { withLabGateways } from '../../src/lab/fixture';
 import type { GatewayProcess } from '../../src/lab/gateways';
 import { ADDRESSES } from '../../src/lab/topology';
 import { RECORD_SIZE, startRecordClient, startRecordServer } from '../../src/lab/records';
@@ -55,64 +54,53 @@ async function watch(gw: GatewayProcess) {
 }
 
 netsync('10,000 records of 4 KB: every promise resolves, in order, never before the trace shows the data and all c repairs complete', async () => {
-  const lab = await Lab.create({ delayMs: 5 });
-  try {
-    const gw = await startGateways(lab);
-    try {
-      const status = spawnSync(process.execPath, [cli, 'status', '--control', gw.a.control, '--json'], { encoding: 'utf8' });
-      assert.is(status.status, 0, status.stderr);
-      const s = JSON.parse(status.stdout);
-      assert.is(s.lan, 'lan0');
-      assert.is(s.xdpMode, 'native');
-      assert.is(s.zeroCopy, false, 'veth offers copy mode only');
-      assert.equal([s.r, s.c, s.interleaves], [8, 3, [1, 10, 100]]);
-      assert.equal(s.feedback, { from: ADDRESSES.gwALan, port: 7601 });
-      assert.ok(s.uptimeS > 0 && s.pid > 0);
-      const trace = await watch(gw.a);
-      const records = 10_000;
-      const server = await startRecordServer(lab, 5010);
-      const client = startRecordClient(lab, { port: 5010, records });
-      const flow = flowId(await client.flow);
-      const done = await client.done;
-      assert.is(done.resolved, records, `${done.failures} promises failed`);
-      assert.is(done.listener.beyondWritten + done.listener.regressing + done.listener.foreignSource, 0);
-      const total = BigInt(records * RECORD_SIZE);
-      assert.ok(await trace.until((e) => e.type === 'feedback' && flowId(e) === flow && e.safeOffset >= total, 10_000), 'the last feedback reached the trace');
-      trace.stop();
-      assert.ok(await server.reach(records, 10_000), `${server.records()} records at the mirror site`);
-      assert.is(server.bad(), 0);
+  await withLabGateways({ delayMs: 5 }, {}, async ({ lab, gw }) => {
+    const status = spawnSync(process.execPath, [cli, 'status', '--control', gw.a.control, '--json'], { encoding: 'utf8' });
+    assert.is(status.status, 0, status.stderr);
+    const s = JSON.parse(status.stdout);
+    assert.is(s.lan, 'lan0');
+    assert.is(s.xdpMode, 'native');
+    assert.is(s.zeroCopy, false, 'veth offers copy mode only');
+    assert.equal([s.r, s.c, s.interleaves], [8, 3, [1, 10, 100]]);
+    assert.equal(s.feedback, { from: ADDRESSES.gwALan, port: 7601 });
+    assert.ok(s.uptimeS > 0 && s.pid > 0);
+    const trace = await watch(gw.a);
+    const records = 10_000;
+    const server = await startRecordServer(lab, 5010);
+    const client = startRecordClient(lab, { port: 5010, records });
+    const flow = flowId(await client.flow);
+    const done = await client.done;
+    assert.is(done.resolved, records, `${done.failures} promises failed`);
+    assert.is(done.listener.beyondWritten + done.listener.regressing + done.listener.foreignSource, 0);
+    const total = BigInt(records * RECORD_SIZE);
+    assert.ok(await trace.until((e) => e.type === 'feedback' && flowId(e) === flow && e.safeOffset >= total, 10_000), 'the last feedback reached the trace');
+    trace.stop();
+    assert.ok(await server.reach(records, 10_000), `${server.records()} records at the mirror site`);
+    assert.is(server.bad(), 0);
 
-      const order = client.acks.map((a) => a.record);
-      assert.equal(order, Array.from({ length: records }, (_, i) => i), 'promises resolve in write order');
-      const audit = safePrefixes(trace.events, 3).get(flow);
-      assert.ok(audit && audit.length > 0, 'the trace has completions of the flow');
-      let early = 0;
-      let worstMarginNs = BigInt(Number.MAX_SAFE_INTEGER);
-      for (const a of client.acks) {
-        const since = safeSince(audit, BigInt((a.record + 1) * RECORD_SIZE));
-        if (since === undefined || since > a.ackedNs) early++;
-        else if (a.ackedNs - since < worstMarginNs) worstMarginNs = a.ackedNs - since;
-      }
-      assert.is(early, 0, `${early} records resolved before the trace shows them network-safe`);
-      assert.ok(trace.events.every((e) => e.type !== 'safe-by-ack'), 'nothing was passed on an ACK alone');
-      const stats = gw.a.latest()!;
-      assert.is(stats.netsync.eventsDropped, 0, 'the trace is complete');
-      assert.ok(stats.netsync.feedbackDatagrams > 0 && stats.netsync.feedbackSendErrors === 0);
-      assert.ok(stats.netsync.flowsOpened >= 1);
-      console.log(`  ${records} records acknowledged network-sync; closest promise came ${Number(worstMarginNs) / 1000} us after the trace made it safe`);
-    } finally {
-      await gw.a.stop();
-      await gw.b.stop();
+    const order = client.acks.map((a) => a.record);
+    assert.equal(order, Array.from({ length: records }, (_, i) => i), 'promises resolve in write order');
+    const audit = safePrefixes(trace.events, 3).get(flow);
+    assert.ok(audit && audit.length > 0, 'the trace has completions of the flow');
+    let early = 0;
+    let worstMarginNs = BigInt(Number.MAX_SAFE_INTEGER);
+    for (const a of client.acks) {
+      const since = safeSince(audit, BigInt((a.record + 1) * RECORD_SIZE));
+      if (since === undefined || since > a.ackedNs) early++;
+      else if (a.ackedNs - since < worstMarginNs) worstMarginNs = a.ackedNs - since;
     }
-  } finally {
-    await lab.destroy();
-  }
+    assert.is(early, 0, `${early} records resolved before the trace shows them network-safe`);
+    assert.ok(trace.events.every((e) => e.type !== 'safe-by-ack'), 'nothing was passed on an ACK alone');
+    const stats = gw.a.latest()!;
+    assert.is(stats.netsync.eventsDropped, 0, 'the trace is complete');
+    assert.ok(stats.netsync.feedbackDatagrams > 0 && stats.netsync.feedbackSendErrors === 0);
+    assert.ok(stats.netsync.flowsOpened >= 1);
+    console.log(`  ${records} records acknowledged network-sync; closest promise came ${Number(worstMarginNs) / 1000} us after the trace made it safe`);
+  });
 });
 
 netsync('rolling disaster x5: WAN delay 50 ms, 1% loss for 0.5 s, then link and client killed at once; every acknowledged record reaches the mirror', async () => {
-  const lab = await Lab.create({ delayMs: 50 });
-  try {
-    const gw = await startGateways(lab);
+  await withLabGateways({ delayMs: 50 }, {}, async ({ lab }) => {
     const report: { acked: number; received: number; lost: number }[] = [];
     try {
       for (let run = 0; run < 5; run++) {
@@ -141,19 +129,13 @@ netsync('rolling disaster x5: WAN delay 50 ms, 1% loss for 0.5 s, then link and 
     } finally {
       console.log(`  rolling disaster: ${report.map((r) => `acked ${r.acked} received ${r.received} lost ${r.lost}`).join('; ')}`);
       await lab.wan.set({ killed: false }).catch(() => undefined);
-      await gw.a.stop();
-      await gw.b.stop();
     }
-  } finally {
-    await lab.destroy();
-  }
+  });
 });
 
 netsync('forged feedback (another source; from the gateway\'s address unsealed, under another key, with a forged tag, truncated) is counted and resolves nothing', async () => {
-  const lab = await Lab.create({ delayMs: 1 });
-  try {
+  await withLabGateways({ delayMs: 1 }, { extra: ['--no-feedback'] }, async ({ lab }) => {
     // No feedback from the gateway: only forged datagrams reach the client.
-    const gw = await startGateways(lab, ['--no-feedback']);
     try {
       await startRecordServer(lab, 5030);
       const client = startRecordClient(lab, { port: 5030, records: 20, timeoutMs: 8000 });
@@ -178,12 +160,8 @@ netsync('forged feedback (another source; from the gateway\'s address unsealed, 
       assert.is(done.listener.entries, 0);
     } finally {
       await lab.wan.set({ killed: false }).catch(() => undefined);
-      await gw.a.stop();
-      await gw.b.stop();
     }
-  } finally {
-    await lab.destroy();
-  }
+  });
 });
 
 netsync.run();

@@ -4,11 +4,9 @@
 // repairs covering it arrived on. Needs root and two CPUs.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Lab } from '../../src/lab/lab';
-import { startGateways } from '../../src/lab/gateways';
+import { withGateways, withLab } from '../../src/lab/fixture';
 import { steerByPort } from '../../src/lab/topology';
 import { tcpTransfer } from '../../src/lab/runs';
-import type { EngineStats } from '../../src/native/addon';
 
 const MB = 1_000_000;
 // Segments of a 20 MB flow at most: each carries up to 1448 bytes (MTU 1500, timestamps).
@@ -16,14 +14,10 @@ const SEGMENTS = Math.floor((20 * MB) / 1448);
 const queues = suite('engine threads: one per queue pair, one code across them');
 
 queues('two flows on two LAN queues: each has its engine thread, both arrive intact through 1% loss, the far gateway rebuilds across its queues', async () => {
-  const lab = await Lab.create({ delayMs: 5, loss: 0.01, queues: 2 });
-  try {
+  await withLab({ delayMs: 5, loss: 0.01, queues: 2 }, async (lab) => {
     steerByPort(lab.ns.hostA, 'eth0');
     steerByPort(lab.ns.hostB, 'eth0');
-    const gw = await startGateways(lab, ['--cpu', '0,1']);
-    let a: EngineStats | undefined;
-    let b: EngineStats | undefined;
-    try {
+    const { a, b } = await withGateways(lab, { extra: ['--cpu', '0,1'] }, async (gw) => {
       for (const g of [gw.a, gw.b]) {
         assert.equal(g.up.workers, 2, 'two queue pairs, two engine threads');
         assert.equal(g.up.cpu, [0, 1]);
@@ -35,10 +29,7 @@ queues('two flows on two LAN queues: each has its engine thread, both arrive int
         assert.is(r.got.bytes, 20 * MB);
         assert.is(r.got.sha256, r.sent.sha256);
       }
-    } finally {
-      a = await gw.a.stop();
-      b = await gw.b.stop();
-    }
+    });
     assert.ok(a && b, 'both gateways reported their counters');
     assert.equal(a.workers.map((w) => w.lanQueues), [[0], [1]]);
     for (const w of a.workers) {
@@ -57,9 +48,7 @@ queues('two flows on two LAN queues: each has its engine thread, both arrive int
     // Repairs that overtook their packets (another queue, another thread) were held for the grace.
     assert.ok(b.held > 0, 'repairs missing one packet waited for it');
     console.log(`  A's threads forwarded ${a.workers.map((w) => w.lanToWanPackets).join(' and ')} frames; B: ${b.recovered} rebuilt, ${b.unrecoverable} unrecoverable; ${b.held} repairs held, ${b.heldArrived} of them saw their packet come; ${b.duplicatesDropped} arrived after their rebuild; loss sample ${(100 * b.wanLoss.missing / b.wanLoss.sampled).toFixed(1)}%`);
-  } finally {
-    await lab.destroy();
-  }
+  });
 });
 
 queues.run();

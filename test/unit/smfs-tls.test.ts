@@ -19,6 +19,7 @@ import { encodeFeedback } from '../../src/feedback/format';
 import type { FlowKey } from '../../src/feedback/format';
 import { connectStorage, testCredential, withDir } from '../helpers/smfs';
 import { testFeedbackKey } from '../helpers/feedback-key';
+import { until } from '../helpers/until';
 
 const tlsSuite = suite('smfs mirror stream over TLS');
 
@@ -26,12 +27,9 @@ function state(p: Promise<unknown>): Promise<string> {
   return Promise.race([p.then(() => 'resolved', (e: Error) => `rejected: ${e.message}`), new Promise<string>((r) => setImmediate(() => r('pending')))]);
 }
 
-async function until(f: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!f()) {
-    if (Date.now() > deadline) assert.unreachable(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+// Waits for f, failing the test with `what` after timeoutMs.
+async function waitFor(f: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  if (!(await until(f, timeoutMs, 5))) assert.unreachable(`timed out waiting for ${what}`);
 }
 
 // The feedback key the fake gateway seals with and the listeners open with.
@@ -47,7 +45,7 @@ async function report(listener: NetworkSyncListener, flow: FlowKey, safe: bigint
   const b = feedbackKey.seal(encodeFeedback({ sequence: 1, entries: [{ ...flow, isnGuessed: false, safeOffset: safe, sentOffset: safe, repairsSent: 3, repairsPerPacket: 3 }] }));
   await new Promise<void>((r) => s.send(b, listener.port, '127.0.0.1', () => r()));
   s.close();
-  await until(() => listener.counters().datagrams > seen, 'the listener to take the feedback');
+  await waitFor(() => listener.counters().datagrams > seen, 'the listener to take the feedback');
 }
 
 async function startMirror(dir: string, options: { plainMirrorStream?: boolean } = {}): Promise<StorageServer> {
@@ -63,7 +61,7 @@ tlsSuite('a mirror takes the mirror stream only over TLS, unless told to take it
     const store = await LogStore.open(path.join(dir, 'primary'));
     const plain = new MirrorLink(store, { host: '127.0.0.1', port: strict.address.port, credential: testCredential(), tls: false, retryMs: 20 });
     try {
-      await until(() => plain.stat().authFailures >= 1, 'the strict mirror to refuse the plain stream');
+      await waitFor(() => plain.stat().authFailures >= 1, 'the strict mirror to refuse the plain stream');
       assert.match(plain.stat().lastError ?? '', /takes the mirror stream only over TLS/);
       assert.ok(strict.counters.refused.SMFS_ERR_AUTH >= 1, 'refused after authenticating: counted as a refusal');
       assert.is(strict.counters.primaryStreams, 0);
@@ -115,7 +113,7 @@ tlsSuite('over TLS a tracked write resolves only once the TCP bytes that carry i
     const data = Buffer.alloc(100_000, 7);
     let flushed = false;
     const w = t.write(data, () => { flushed = true; });
-    await until(() => flushed, 'TLS to call the write back');
+    await waitFor(() => flushed, 'TLS to call the write back');
     const end = BigInt(tcp.bytesWritten);
     assert.is(t.writtenOffset, end, 'the tracker counts what went into TCP');
     assert.ok(end - start > BigInt(data.length), `TLS added its own bytes (${end - start - BigInt(data.length)})`);
@@ -183,7 +181,7 @@ tlsSuite('network-sync over TLS end to end: a network append is answered once th
     const c = await connectStorage(primary.address.port);
     try {
       await c.createLog(1);
-      await until(() => link.stat().state === 'live', 'the link to go live');
+      await waitFor(() => link.stat().state === 'live', 'the link to go live');
       assert.is(primary.defaultLevel, 'network');
       await c.append([{ log: 1, data: Buffer.alloc(5000, 1) }], { level: 'network' });
       gateway.hold(true);

@@ -20,6 +20,7 @@ import { layOut } from './layout';
 import { parsePath } from './path';
 import { Draft, find } from './tree';
 import type { Change, DirNode, FileNode, TreeNode } from './tree';
+import { Serial } from '../../serial';
 
 export interface ListEntry {
   name: string;
@@ -64,7 +65,7 @@ export class Volume {
   private update = 0;
   private leaked = 0;
   private stale = false;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
 
   private constructor(
     readonly metadata: Endpoint, readonly log: number, private readonly credential: Credential, private storageAt: Endpoint, private storage: StorageClient,
@@ -94,7 +95,7 @@ export class Volume {
   // Applies changes in order as one update: all of them, or none. Resolves to the update's
   // number (the previous one when nothing changed).
   apply(changes: Change[]): Promise<number> {
-    return this.serialized(async () => {
+    return this.serial.run(async () => {
       await this.freshen();
       const draft = new Draft(this.root, Date.now());
       for (const c of changes) draft.apply(c);
@@ -148,26 +149,20 @@ export class Volume {
   }
 
   async close(): Promise<void> {
-    await this.queue.catch(() => undefined);
+    await this.serial.idle();
     await this.storage.close();
-  }
-
-  private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.catch(() => undefined).then(fn);
-    this.queue = run;
-    return run;
   }
 
   // Runs a read on a fresh tree. A read is safe to repeat, so one that finds the storage
   // connection lost (as when the storage server restarted since the last request) reloads
   // and tries once more.
   private async reading<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.stale) await this.serialized(() => this.freshen());
+    if (this.stale) await this.serial.run(() => this.freshen());
     try {
       return await fn();
     } catch (err) {
       if (!this.stale) throw err;
-      await this.serialized(() => this.freshen());
+      await this.serial.run(() => this.freshen());
       return fn();
     }
   }
