@@ -24,6 +24,7 @@
 #include "bindings/netsync.h"
 #include "bindings/fec_config.h"
 #include "bindings/util.h"
+#include "common/checksum.h"
 #include "fec/xor.h"
 #include "xsk/xdp_query.h"
 
@@ -257,6 +258,13 @@ Napi::Value PacketIdentity(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// completeChecksum(ipPacket): what the engine does to a LAN packet before anything reads it:
+// a partial TCP/UDP checksum completed in place; true when it was.
+Napi::Value CompleteChecksum(const Napi::CallbackInfo& info) {
+  Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+  return Napi::Boolean::New(info.Env(), maelstrom::complete_partial_checksum(b.Data(), b.Length()));
+}
+
 // xorInto(dst, src, impl): the named implementation, so tests can compare them.
 Napi::Value XorInto(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> dst = info[0].As<Napi::Buffer<uint8_t>>();
@@ -363,6 +371,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports["sealRepair"] = Napi::Function::New<SealRepair>(env);
   exports["packetId"] = Napi::Function::New<PacketIdentity>(env);
   exports["xorInto"] = Napi::Function::New<XorInto>(env);
+  exports["completeChecksum"] = Napi::Function::New<CompleteChecksum>(env);
   exports["xorImplementations"] = Napi::Function::New<XorImplementations>(env);
   exports["simulate"] = Napi::Function::New<Simulate>(env);
   exports["benchCodec"] = Napi::Function::New<BenchCodec>(env);

@@ -39,10 +39,11 @@ function step(name, command, args) {
 }
 
 function nothingLeftBehind() {
-  console.log('\n== nothing of ours left: no lab namespace (mlab*), no wan_emu or gateway XDP program, no lab control socket');
+  console.log('\n== nothing of ours left: no lab namespace (mlab*), no wan_emu or gateway XDP program, no lab control socket or namespace directory');
   const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith('mlab'));
   const progs = spawnSync('bpftool', ['prog', 'show'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => / name (wan_emu|gateway) /.test(l));
-  const sockets = existsSync('/run/maelstrom') ? readdirSync('/run/maelstrom').filter((f) => f.startsWith('mlab')) : [];
+  // Lab gateways keep their sockets in /run/maelstrom/netns-<inode> (gone with the lab).
+  const sockets = existsSync('/run/maelstrom') ? readdirSync('/run/maelstrom').filter((f) => f.startsWith('mlab') || f.startsWith('netns-')) : [];
   if (ns.length === 0 && progs.length === 0 && sockets.length === 0) passed++;
   else {
     console.log(`!! left behind: ${[...ns, ...progs, ...sockets].join('; ')}`);

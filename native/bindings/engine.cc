@@ -136,6 +136,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["malformed"] = double(s.decoder.malformed_total() + e.bad_repair_frames);
     o["duplicatesDropped"] = double(e.duplicates_dropped);
     o["mssClamped"] = double(e.mss_clamped);
+    o["lanChecksumCompleted"] = double(e.lan_checksum_completed);
     o["unprotected"] = double(e.unprotected);
     o["txDropped"] = double(e.tx_dropped);
     o["decoderPending"] = double(s.decoder_pending);

@@ -86,6 +86,9 @@ void Engine::lan_batch(Worker& w, xsk::Port& lan, const xsk::RxFrame* batch, uin
   for (uint32_t i = 0; i < n; i++) {
     const xsk::RxFrame& f = batch[i];
     if (f.len <= kEth + kIp) continue;
+    // Before anything reads the packet: both gateways must agree on its bytes (its identity in
+    // the repairs), and the far host drops a partial checksum.
+    if (complete_partial_checksum(f.data + kEth, f.len - kEth)) w.counters.lan_checksum_completed++;
     if (config_.mss_clamp) clamp_mss(w, f.data + kEth, f.len - kEth);
     uint64_t addr;
     uint8_t* buf = f.len <= wan.frame_size() ? wan.tx_buffer(&addr) : nullptr;

@@ -86,6 +86,7 @@ struct EngineCounters {
   uint64_t recovered_send_errors = 0;
   uint64_t duplicates_dropped = 0;
   uint64_t mss_clamped = 0;
+  uint64_t lan_checksum_completed = 0;  // TCP/UDP checksums left partial by a host's offload
   uint64_t unprotected = 0;     // too long for a repair to fit the WAN MTU: forwarded, not covered
   uint64_t bad_repair_frames = 0;  // truncated headers or a bad UDP checksum
   uint64_t tx_dropped = 0;      // no frame or TX ring space

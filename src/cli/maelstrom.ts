@@ -184,7 +184,7 @@ const up = withCode(program
   .option('--mount-bpffs', 'mount bpffs at /sys/fs/bpf when it is missing (in a private mount namespace)')
   .option('--stats-interval <s>', 'print counters as a JSON line every s seconds (0: only at exit)', decimal('--stats-interval'), 0)
   .option('--json', 'print the start report as JSON')
-  .option('--control <path>', 'control socket for watch/status/stats/tune (default /run/maelstrom/<lan>.sock)')
+  .option('--control <path>', 'control socket for watch/status/stats/tune/rekey (default /run/maelstrom/<lan>.sock; in another network namespace /run/maelstrom/netns-<inode>/<lan>.sock)')
   .option('--no-feedback', 'send no network-sync feedback to LAN senders')
   .option('--feedback-port <port>', 'UDP port of the senders\' network-sync listeners', integer('--feedback-port'), FEEDBACK_PORT)
   .option('--max-flows <n>', 'TCP flows tracked at once; the least recently seen is evicted beyond', integer('--max-flows'), NETSYNC_DEFAULTS.maxFlows)
@@ -447,8 +447,8 @@ program
   .description('Stop a gateway daemon (up --daemon), then detach gateway XDP programs left on its interfaces')
   .requiredOption('--lan <if>', 'LAN interface')
   .option('--wan <if>', 'WAN interface (default: the one the running daemon reports; needed after a crash)')
-  .option('--pid-file <path>', 'the daemon\'s PID file (default /run/maelstrom/<lan>.pid)')
-  .option('--control <path>', 'the daemon\'s control socket (default /run/maelstrom/<lan>.sock)')
+  .option('--pid-file <path>', 'the daemon\'s PID file (default /run/maelstrom/<lan>.pid, or the namespace\'s directory as for up)')
+  .option('--control <path>', 'the daemon\'s control socket (default /run/maelstrom/<lan>.sock, or the namespace\'s directory as for up)')
   .option('--timeout <s>', 'how long the daemon has to exit after SIGTERM', decimal('--timeout'), 10)
   .addHelpText('after', `
 The daemon is signalled only when the gateway on the control socket confirms the PID file's

@@ -19,8 +19,34 @@ import type { NetsyncEvent } from '../native/addon';
 
 export const CONTROL_DIR = '/run/maelstrom';
 
+// Where a gateway of this network namespace keeps its control socket, PID file and log by
+// default: /run/maelstrom in the machine's own namespace, /run/maelstrom/netns-<inode> in any
+// other (a container's, the lab's), so that gateways whose LAN interfaces share a name in
+// different namespaces of one machine do not meet. Commands run in the same namespace find the
+// same directory.
+export function runDir(): string {
+  let own: number;
+  try {
+    own = fs.statSync('/proc/self/ns/net').ino;
+  } catch {
+    return CONTROL_DIR; // no /proc: one namespace is all we can tell
+  }
+  return own === initialNamespace() ? CONTROL_DIR : path.join(CONTROL_DIR, `netns-${own}`);
+}
+
+// The inode of the machine's own network namespace: PID 1's where we may read it (not always,
+// even as root), else the one the kernel gives init_net (PROC_NET_INIT_INO, Linux 6.x).
+const PROC_NET_INIT_INO = 0xeffffff9;
+function initialNamespace(): number {
+  try {
+    return fs.statSync('/proc/1/ns/net').ino;
+  } catch {
+    return PROC_NET_INIT_INO;
+  }
+}
+
 export function defaultControlPath(lan: string): string {
-  return path.join(CONTROL_DIR, `${lan}.sock`);
+  return path.join(runDir(), `${lan}.sock`);
 }
 
 export type ControlRequest = { cmd: 'status' } | { cmd: 'stats' } | { cmd: 'watch'; trace?: boolean } | ({ cmd: 'tune' } & TuneRequest)
@@ -108,6 +134,10 @@ export class ControlServer {
     for (const sock of this.watchers.keys()) sock.end();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     fs.rmSync(this.path, { force: true });
+    // A namespace's directory goes with its last gateway.
+    if (path.basename(path.dirname(this.path)).startsWith('netns-')) {
+      try { fs.rmdirSync(path.dirname(this.path)); } catch { /* not empty: another gateway, or its PID file */ }
+    }
   }
 
   private accept(sock: net.Socket): void {

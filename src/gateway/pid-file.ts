@@ -3,15 +3,15 @@
 // once the gateway on the control socket confirms that PID as its own.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CONTROL_DIR } from './control';
+import { runDir } from './control';
 import { MaelstromError } from '../errors';
 
 export function defaultPidPath(lan: string): string {
-  return path.join(CONTROL_DIR, `${lan}.pid`);
+  return path.join(runDir(), `${lan}.pid`);
 }
 
 export function defaultLogPath(lan: string): string {
-  return path.join(CONTROL_DIR, `${lan}.log`);
+  return path.join(runDir(), `${lan}.log`);
 }
 
 // The PID a file holds: a number, 'missing' (no file) or 'invalid' (anything else).

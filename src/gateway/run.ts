@@ -111,8 +111,8 @@ export async function runGateway(o: RunOptions, hooks: { log: Logger; onEpoch?: 
         const counters = gw.stats();
         gw.stop();
         control.publish(gw.engine.events());
-        await control.close();
         if (o.pidFile) removePidFile(o.pidFile, process.pid);
+        await control.close();
         return counters;
       })();
       return stopping;

@@ -1,5 +1,6 @@
 // Runs `maelstrom up` on both gateways of a lab and follows their counters.
 import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -20,8 +21,14 @@ export interface GatewayProcess {
   stop(): Promise<EngineStats | undefined>;
 }
 
+// Where a gateway in the lab namespace `ns` keeps its control socket when not told (as
+// runDir() finds it from inside: the namespace's inode names its directory).
+export function labRunDir(ns: string): string {
+  return path.join(CONTROL_DIR, `netns-${fs.statSync(path.join('/run/netns', ns)).ino}`);
+}
+
 export function controlPath(ns: string): string {
-  return path.join(CONTROL_DIR, `${ns}.sock`);
+  return path.join(labRunDir(ns), 'lan0.sock');
 }
 
 async function startOne(lab: Lab, ns: string, peer: string, remote: string, cpu: number, extra: string[]): Promise<GatewayProcess> {
@@ -29,7 +36,7 @@ async function startOne(lab: Lab, ns: string, peer: string, remote: string, cpu:
   // The lab's key, unless the caller chose (another key file, or --insecure-no-auth).
   const key = extra.includes('--key-file') || extra.includes('--insecure-no-auth') ? [] : ['--key-file', lab.keys.gateway];
   const child = lab.spawn(ns, [process.execPath, cli, 'up', '--lan', 'lan0', '--wan', 'wan0', '--peer', peer,
-    '--remote', remote, '--mount-bpffs', '--stats-interval', '0.2', '--json', '--control', control, '--cpu', String(cpu), ...key, ...extra]);
+    '--remote', remote, '--mount-bpffs', '--stats-interval', '0.2', '--json', '--cpu', String(cpu), ...key, ...extra]);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
   let latest: EngineStats | undefined;

@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CONTROL_DIR } from '../gateway/control';
 import { feedbackKeyOf, newMasterKey, writeKeyFile } from '../gateway/keys';
+import { labRunDir } from './gateways';
 import { inNs, nsRun } from './netns';
 import { createTopology, destroyTopology } from './topology';
 import type { Topology } from './topology';
@@ -41,11 +41,11 @@ export class Lab {
     this.keys = keys;
   }
 
-  static async create(settings: Partial<WanSettings> & { congestionControl?: string; queues?: number } = {}): Promise<Lab> {
+  static async create(settings: Partial<WanSettings> & { congestionControl?: string; queues?: number; hostOffloads?: boolean } = {}): Promise<Lab> {
     const keys = makeKeys();
     let t: Topology | undefined;
     try {
-      t = createTopology(settings.congestionControl, settings.queues);
+      t = createTopology(settings.congestionControl, settings.queues, settings.hostOffloads);
       const wan = await Wan.start(t, { delayMs: 0, loss: 0, burstLength: 1, killed: false, ...settings });
       return new Lab(t, wan, keys);
     } catch (err) {
@@ -76,9 +76,11 @@ export class Lab {
   async destroy(): Promise<void> {
     for (const child of this.children) child.kill('SIGKILL');
     await this.wan.stop().catch(() => undefined);
+    // What gateways killed on purpose (fail-open tests) leave in their namespaces' directory.
+    for (const ns of [this.topology.ns.gwA, this.topology.ns.gwB]) {
+      try { fs.rmSync(labRunDir(ns), { recursive: true, force: true }); } catch { /* the namespace is gone already */ }
+    }
     destroyTopology(this.topology);
     fs.rmSync(this.keys.dir, { recursive: true, force: true });
-    // Control sockets of gateways killed on purpose (fail-open tests) stay behind otherwise.
-    for (const ns of Object.values(this.topology.ns)) fs.rmSync(path.join(CONTROL_DIR, `${ns}.sock`), { force: true });
   }
 }

@@ -76,7 +76,10 @@ export const HOST_TCP_REORDERING = 100;
 // `queues`: RX and TX queues of every veth (1 by default). With more, veth delivers a frame on
 // the RX queue of the TX queue it was sent on, so hosts can spread flows over the gateways'
 // queues (see steerByPort) as a multi-queue NIC's RSS would.
-export function createTopology(congestionControl = HOST_CONGESTION_CONTROL, queues = 1): Topology {
+// hostOffloads: the hosts keep their interfaces' offloads as the kernel sets them (TX checksum
+// offload: TCP and UDP leave with a partial checksum, as from containers and VMs); without it
+// every interface sends plain, complete frames.
+export function createTopology(congestionControl = HOST_CONGESTION_CONTROL, queues = 1, hostOffloads = false): Topology {
   hookExit();
   const prefix = `${PREFIX_BASE}${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
   const ns = {
@@ -98,7 +101,7 @@ export function createTopology(congestionControl = HOST_CONGESTION_CONTROL, queu
       const q = ['numrxqueues', String(queues), 'numtxqueues', String(queues)];
       run(['ip', '-n', a, 'link', 'add', ifa, ...q, 'type', 'veth', 'peer', 'name', ifb, 'netns', b, ...q]);
       for (const [n, i] of [[a, ifa], [b, ifb]]) {
-        plainEthernet(n, i);
+        if (!(hostOffloads && (n === ns.hostA || n === ns.hostB))) plainEthernet(n, i);
         nsRun(n, ['ip', 'link', 'set', i, 'up']);
       }
     };

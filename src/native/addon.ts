@@ -344,6 +344,7 @@ export interface EngineStats {
   malformed: number;
   duplicatesDropped: number;
   mssClamped: number;
+  lanChecksumCompleted: number; // TCP/UDP checksums a host's offload left partial, completed before forwarding
   unprotected: number;
   txDropped: number;
   decoderPending: number;          // repairs waiting for a second missing packet
@@ -415,6 +416,8 @@ export interface Addon {
   // Recomputes a repair's recipe check in place (tests and tools that forge repairs).
   sealRepair(repair: Buffer): void;
   xorInto(dst: Buffer, src: Buffer, impl: 'portable' | 'avx2'): void;
+  // A partial TCP/UDP checksum (a host's offload) completed in place, as the engine does; true when it was.
+  completeChecksum(ipPacket: Buffer): boolean;
   xorImplementations(): { active: string; available: string[] };
   simulate(input: SimulationInput): SimulationOutput;
   benchCodec(input: CodecBenchInput): CodecBenchOutput;

@@ -14,7 +14,7 @@ export function engineStats(changes: Changes = {}): EngineStats {
   const base: EngineStats = {
     lanToWanPackets: 0, lanToWanBytes: 0, wanToLanPackets: 0, wanToLanBytes: 0,
     repairsSent: 0, repairBytesSent: 0, repairsReceived: 0, recovered: 0, recoveredForwarded: 0,
-    recoveredSendErrors: 0, unrecoverable: 0, malformed: 0, duplicatesDropped: 0, mssClamped: 0,
+    recoveredSendErrors: 0, unrecoverable: 0, malformed: 0, duplicatesDropped: 0, mssClamped: 0, lanChecksumCompleted: 0,
     unprotected: 0, txDropped: 0, decoderPending: 0, decoderWindow: 0, decoderPendingCapacity: 1024,
     decoderWindowCapacity: 1600, staleEpoch: 0, outOfWindow: 0, verifyFailed: 0, repairsFlushed: 0,
     repairsDropped: 0, pendingEvicted: 0, pendingExpired: 0, lateArrivals: 0, held: 0, heldArrived: 0,
