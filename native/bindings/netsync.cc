@@ -113,6 +113,7 @@ Napi::Object tracker_stats_object(Napi::Env env, const netsync::TrackerStats& s)
   o["safeByAck"] = double(s.safe_by_ack);
   o["feedbackEntries"] = double(s.feedback_entries);
   o["staleCompletions"] = double(s.stale_completions);
+  o["afterClose"] = double(s.after_close);
   // Quantiles as the top of their histogram bucket (at most 19% above the true value).
   uint64_t count = 0;
   for (uint64_t n : s.safe_latency) count += n;

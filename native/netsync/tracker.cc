@@ -148,6 +148,13 @@ void Tracker::close_flow(uint32_t slot, CloseReason reason, uint64_t now_ns) {
     default: break;
   }
   index_.erase(f.key);
+  if (reason == CloseReason::Fin || reason == CloseReason::Rst) {
+    if (closed_order_.size() >= kClosedMemory) {
+      closed_.erase(closed_order_.front());
+      closed_order_.pop_front();
+    }
+    if (closed_.insert_or_assign(f.key, now_ns).second) closed_order_.push_back(f.key);
+  }
   lru_unlink(slot);
   f.used = f.dirty = f.fin = false;
   f.gen++;
@@ -190,6 +197,10 @@ void Tracker::sent(const uint8_t* ip, size_t len, uint32_t seq, uint64_t now_ns)
     }
   } else if (slot == kNone) {
     if (!s.payload) return;  // a bare ACK or FIN of a flow we do not know
+    if (auto c = closed_.find(s.key); c != closed_.end() && now_ns - c->second < kClosedMemoryNs) {
+      stats_.after_close++;  // a late retransmission of a flow just closed
+      return;
+    }
     slot = open_flow(s.key, now_ns);
     flows_[slot].isn = s.seq - 1;  // the first byte seen counts as offset 0
     flows_[slot].isn_guessed = true;

@@ -101,6 +101,7 @@ struct TrackerStats {
   uint64_t safe_by_ack = 0;        // advances of the safe offset by the receiver's ACK
   uint64_t feedback_entries = 0;
   uint64_t stale_completions = 0;  // completions for records already gone
+  uint64_t after_close = 0;        // segments of a flow closed by FIN or RST moments before: ignored
   // Microseconds from sent() to the record's last completion (data and all its repairs), as a
   // histogram with four buckets per power of two (latency_bucket()); the largest seen apart.
   static constexpr unsigned kLatencyBuckets = 96;
@@ -211,6 +212,13 @@ class Tracker {
   uint32_t lru_head_ = UINT32_MAX, lru_tail_ = UINT32_MAX;  // head: most recently seen
   std::vector<uint32_t> dirty_;
   std::vector<uint32_t> finished_;  // FIN seen: evicted once everything is safe and reported
+  // Flows closed by FIN or RST in the last kClosedMemoryNs (at most kClosedMemory of them): a
+  // late retransmission of one does not open it again, without its SYN, to wait out the idle
+  // timeout (TIME_WAIT, in short).
+  static constexpr uint64_t kClosedMemoryNs = 60'000'000'000ull;
+  static constexpr size_t kClosedMemory = 16384;
+  std::unordered_map<FlowKey, uint64_t, FlowKeyHash> closed_;
+  std::deque<FlowKey> closed_order_;
   LastSent last_;
   uint64_t next_deadline_ = UINT64_MAX;
   EventSink* sink_ = nullptr;

@@ -90,6 +90,8 @@ export class GatewayMetrics {
     counter('maelstrom_feedback_datagrams_total', 'Network-sync feedback datagrams sent to LAN senders', (s) => s.netsync.feedbackDatagrams);
     counter('maelstrom_feedback_send_errors_total', 'Network-sync feedback datagrams that failed to send', (s) => s.netsync.feedbackSendErrors);
     counter('maelstrom_netsync_flows_opened_total', 'TCP flows the network-sync tracker started to follow', (s) => s.netsync.flowsOpened);
+    counter('maelstrom_netsync_flows_isn_guessed_total', 'TCP flows first seen mid-stream (no SYN): their feedback is not usable', (s) => s.netsync.flowsIsnGuessed);
+    counter('maelstrom_netsync_after_close_total', 'Late segments of a flow closed by FIN or RST within the last minute, not taken for a new flow', (s) => s.netsync.afterClose);
     new Counter({
       name: 'maelstrom_xdp_packets_total', help: 'Packets counted by the XDP program, by outcome (enum gw_stat), summed over CPUs and both interfaces',
       labelNames: ['outcome'], registers: [r],

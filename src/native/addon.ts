@@ -255,6 +255,7 @@ export interface TrackerStats {
   safeByAck: number;
   feedbackEntries: number;
   staleCompletions: number;
+  afterClose: number;  // segments of a flow closed by FIN or RST within the last minute: not reopened
   // From a frame handed to the WAN to its data and all its repairs completing, since start;
   // quantiles are the top of their histogram bucket (at most 19% high).
   safeLatencyUs: { count: number; p50: number; p99: number; max: number };

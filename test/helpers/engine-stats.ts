@@ -21,7 +21,7 @@ export function engineStats(changes: Changes = {}): EngineStats {
     netsync: {
       flows: 0, flowsOpened: 0, flowsIsnGuessed: 0, evictedFin: 0, evictedRst: 0, evictedIdle: 0,
       evictedPressure: 0, segments: 0, retransmissions: 0, recordsCompleted: 0, recordsAbandoned: 0,
-      safeByAck: 0, feedbackEntries: 0, staleCompletions: 0, feedbackDatagrams: 0, feedbackSendErrors: 0,
+      safeByAck: 0, feedbackEntries: 0, staleCompletions: 0, afterClose: 0, feedbackDatagrams: 0, feedbackSendErrors: 0,
       feedbackUnreachable: 0, feedbackSuppressed: 0, eventsDropped: 0,
       safeLatencyUs: { count: 0, p50: 0, p99: 0, max: 0 },
     },

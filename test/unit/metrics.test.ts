@@ -29,7 +29,7 @@ exposition('engine counters become counters, gauges and code parameters, read on
   const { s, src } = source(engineStats({
     lanToWanPackets: 5000, wanToLanPackets: 30, lanToWanBytes: 7_500_000, repairsSent: 600, repairsReceived: 17, recovered: 9,
     unrecoverable: 2, malformed: 4, decoderWindow: 400, decoderPending: 12, txDropped: 3,
-    netsync: { flows: 2, feedbackDatagrams: 240, flowsOpened: 5 }, xdp: { lanSteered: 5000, wanForgedRepair: 1 },
+    netsync: { flows: 2, feedbackDatagrams: 240, flowsOpened: 5, flowsIsnGuessed: 1, afterClose: 7 }, xdp: { lanSteered: 5000, wanForgedRepair: 1 },
     wanSockets: { rxDropped: 6, rxRingFull: 0, fillRingEmpty: 0, txInvalid: 0 },
   }));
   const m = new GatewayMetrics(src);
@@ -51,6 +51,8 @@ exposition('engine counters become counters, gauges and code parameters, read on
     ['maelstrom_decoder_pending_capacity_repairs', 1024],
     ['maelstrom_netsync_flows', 2],
     ['maelstrom_netsync_flows_opened_total', 5],
+    ['maelstrom_netsync_flows_isn_guessed_total', 1],
+    ['maelstrom_netsync_after_close_total', 7],
     ['maelstrom_feedback_datagrams_total', 240],
     ['maelstrom_xdp_packets_total{outcome="lan_steered"}', 5000],
     ['maelstrom_xdp_packets_total{outcome="wan_forged_repair"}', 1],

@@ -244,6 +244,30 @@ test('flow table: FIN after everything is safe, RST, idle, and pressure evict', 
   assert.equal(closes, ['fin', 'rst', 'pressure', 'idle', 'idle']);
 });
 
+test('a retransmission after the FIN does not open the flow again', () => {
+  const t = new (addon().SyncTracker)({ layers: 1, feedbackIntervalNs: 0, idleTimeoutNs: 1e9 });
+  t.sent(tcp({ seq: 0, flags: SYN }), 0, 1);
+  t.sent(tcp({ seq: 1, payload: 10, flags: 'FA' }), 1, 2);
+  t.dataCompleted(1, 3);
+  repairsFor(t, 1, 1, 3);
+  t.poll(4);
+  assert.is(t.stats().evictedFin, 1);
+  t.sent(tcp({ seq: 1, payload: 10, flags: 'FA' }), 2, 5);
+  assert.is(t.stats().afterClose, 1, 'the late copy is counted...');
+  assert.is(t.stats().flows, 0, '...and opens nothing');
+  assert.is(t.stats().flowsIsnGuessed, 0);
+  t.sent(tcp({ seq: 500, flags: SYN }), 3, 6);
+  assert.is(t.stats().flows, 1, 'a new connection on the same ports opens with its SYN');
+  t.sent(tcp({ seq: 1, payload: 10, sport: 9 }), 4, 7);
+  assert.is(t.stats().flowsIsnGuessed, 1, 'a flow never closed here still opens mid-stream');
+  t.sent(tcp({ seq: 501, flags: RST }), 5, 8);
+  t.sent(tcp({ seq: 501, payload: 10 }), 6, 9);
+  assert.is(t.stats().afterClose, 2, 'after a RST too');
+  t.sent(tcp({ seq: 501, payload: 10 }), 7, 9 + 61e9);
+  assert.is(t.stats().afterClose, 2, 'a minute on, the memory of the close is gone');
+  assert.is(t.stats().flowsIsnGuessed, 2);
+});
+
 test('a SYN with a new ISN restarts the flow\'s offsets', () => {
   const t = new (addon().SyncTracker)({ layers: 1, feedbackIntervalNs: 0 });
   t.sent(tcp({ seq: 100, flags: SYN }), 0, 1);
