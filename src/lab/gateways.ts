@@ -31,7 +31,15 @@ export function controlPath(ns: string): string {
   return path.join(labRunDir(ns), 'lan0.sock');
 }
 
-async function startOne(lab: Lab, ns: string, peer: string, remote: string, cpu: number, extra: string[]): Promise<GatewayProcess> {
+// What a gateway needs of the lab it runs in: a way to start processes in a namespace (killed
+// with the lab), and the lab's pair key.
+export interface GatewayHost {
+  spawn: Lab['spawn'];
+  keys: { gateway: string };
+}
+
+// `maelstrom up --lan lan0 --wan wan0` in namespace `ns`, its counters followed.
+export async function startGatewayIn(lab: GatewayHost, ns: string, peer: string, remote: string, cpu: number, extra: string[]): Promise<GatewayProcess> {
   const control = controlPath(ns);
   // The lab's key, unless the caller chose (another key file, or --insecure-no-auth).
   const key = extra.includes('--key-file') || extra.includes('--insecure-no-auth') ? [] : ['--key-file', lab.keys.gateway];
@@ -73,9 +81,9 @@ async function startOne(lab: Lab, ns: string, peer: string, remote: string, cpu:
 // `extra` goes to both gateways, `only.a` and `only.b` to one.
 export async function startGateways(lab: Lab, extra: string[] = [], only: { a?: string[]; b?: string[] } = {}): Promise<{ a: GatewayProcess; b: GatewayProcess }> {
   const cpus = os.cpus().length;
-  const a = await startOne(lab, lab.ns.gwA, ADDRESSES.gwBWan, ADDRESSES.siteB, 0, [...extra, ...(only.a ?? [])]);
+  const a = await startGatewayIn(lab, lab.ns.gwA, ADDRESSES.gwBWan, ADDRESSES.siteB, 0, [...extra, ...(only.a ?? [])]);
   try {
-    const b = await startOne(lab, lab.ns.gwB, ADDRESSES.gwAWan, ADDRESSES.siteA, 1 % cpus, [...extra, ...(only.b ?? [])]);
+    const b = await startGatewayIn(lab, lab.ns.gwB, ADDRESSES.gwAWan, ADDRESSES.siteA, 1 % cpus, [...extra, ...(only.b ?? [])]);
     return { a, b };
   } catch (err) {
     await a.stop();

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { feedbackKeyOf, newMasterKey, writeKeyFile } from '../gateway/keys';
+import { feedbackKeyOf, formatKeyFile, newMasterKey, writeKeyFile } from '../gateway/keys';
 import { labRunDir } from './gateways';
 import { inNs, nsRun } from './netns';
 import { createTopology, destroyTopology } from './topology';
@@ -16,20 +16,31 @@ import type { WanSettings } from './wan';
 // their own (0700, files 0600), so the gateways and storage servers of a lab run authenticated.
 export interface LabKeys {
   dir: string;
-  gateway: string;   // maelstrom up --key-file
-  feedback: string;  // NetworkSyncListener keyFile, smfs storage --feedback-key
+  gateway: string;   // maelstrom up --key-file (the first pair's)
+  pairs: string[];   // each pair's key file, one pair per key (pairs.ts)
+  feedback: string;  // NetworkSyncListener keyFile, smfs storage --feedback-key: every pair's feedback key
 }
 
-function makeKeys(): LabKeys {
+export function makeKeys(pairs = 1): LabKeys {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mlab-keys-'));
-  const master = newMasterKey();
-  const keys = { dir, gateway: path.join(dir, 'pair.key'), feedback: path.join(dir, 'feedback.key') };
-  writeKeyFile(keys.gateway, 'gateway', master);
-  writeKeyFile(keys.feedback, 'feedback', feedbackKeyOf(master));
-  return keys;
+  const masters = Array.from({ length: pairs }, () => newMasterKey());
+  const files = masters.map((_, i) => path.join(dir, i === 0 ? 'pair.key' : `pair${i + 1}.key`));
+  masters.forEach((m, i) => writeKeyFile(files[i], 'gateway', m));
+  const feedback = path.join(dir, 'feedback.key');
+  fs.writeFileSync(feedback, masters.map((m) => formatKeyFile('feedback', feedbackKeyOf(m))).join(''), { mode: 0o600 });
+  return { dir, gateway: files[0], pairs: files, feedback };
 }
 
-export class Lab {
+// What runs between the hosts of a lab needs of it: its two hosts' namespaces, running commands
+// in them, and its keys. Both labs have it (this one and the several-pairs one, pairs.ts).
+export interface LabHosts {
+  ns: { hostA: string; hostB: string };
+  keys: LabKeys;
+  exec(ns: string, argv: string[], options?: { allowFail?: boolean; timeoutMs?: number }): string;
+  spawn(ns: string, argv: string[]): ChildProcess;
+}
+
+export class Lab implements LabHosts {
   readonly topology: Topology;
   readonly wan: Wan;
   readonly keys: LabKeys;

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import readline from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
-import type { Lab } from './lab';
+import type { LabHosts } from './lab';
 import { ADDRESSES } from './topology';
 import type { FlowKey } from '../feedback/format';
 import type { ListenerCounters } from '../feedback/listener';
@@ -20,7 +20,7 @@ export interface RecordServer {
   stop(): void;
 }
 
-export async function startRecordServer(lab: Lab, port: number, options: { ack?: boolean; skipBytes?: number } = {}): Promise<RecordServer> {
+export async function startRecordServer(lab: LabHosts, port: number, options: { ack?: boolean; skipBytes?: number } = {}): Promise<RecordServer> {
   const child = lab.spawn(lab.ns.hostB, [process.execPath, tool, 'record-server', '--port', String(port),
     '--size', String(RECORD_SIZE), '--skip-bytes', String(options.skipBytes ?? 0), ...(options.ack ? ['--ack'] : [])]);
   let records = 0;
@@ -88,11 +88,12 @@ export interface RecordClientOptions {
   remoteAcks?: boolean;
   timeoutMs?: number;
   insecureFeedback?: boolean; // take unsealed feedback (gateways run with --insecure-no-auth); else the lab's feedback key
+  gateways?: string[];        // whose feedback to take (default: gateway A's LAN address)
 }
 
-export function startRecordClient(lab: Lab, o: RecordClientOptions): RecordClient {
+export function startRecordClient(lab: LabHosts, o: RecordClientOptions): RecordClient {
   const child = lab.spawn(lab.ns.hostA, [process.execPath, tool, 'record-client', '--to', ADDRESSES.hostB,
-    '--port', String(o.port), '--records', String(o.records), '--size', String(RECORD_SIZE), '--gateway', ADDRESSES.gwALan,
+    '--port', String(o.port), '--records', String(o.records), '--size', String(RECORD_SIZE), '--gateway', (o.gateways ?? [ADDRESSES.gwALan]).join(','),
     '--interval-ms', String(o.intervalMs ?? 0), '--warmup-bytes', String(o.warmupBytes ?? 0),
     '--timeout-ms', String(o.timeoutMs ?? 30_000), ...(o.remoteAcks ? ['--remote-acks'] : []),
     ...(o.insecureFeedback ? ['--insecure-feedback'] : ['--key-file', lab.keys.feedback])]);

@@ -2,14 +2,14 @@
 // for the tests, the demo and the engine benchmark.
 import path from 'node:path';
 import readline from 'node:readline';
-import type { Lab } from './lab';
+import type { LabHosts } from './lab';
 import { ADDRESSES } from './topology';
 
 const tool = path.resolve(__dirname, 'traffic.js');
 
 // Starts a receiver in hostB; resolves once it listens, with a promise of its final report
 // (wrapped: an async function returning a bare promise would wait for it).
-async function receiver(lab: Lab, args: string[]): Promise<{ report: Promise<Record<string, number | string>> }> {
+async function receiver(lab: LabHosts, args: string[]): Promise<{ report: Promise<Record<string, number | string>> }> {
   const child = lab.spawn(lab.ns.hostB, [process.execPath, tool, ...args]);
   const lines = readline.createInterface({ input: child.stdout! });
   let report: (r: Record<string, number | string>) => void = () => undefined;
@@ -26,7 +26,7 @@ async function receiver(lab: Lab, args: string[]): Promise<{ report: Promise<Rec
 }
 
 // Runs a sender in hostA without blocking the event loop (timers in tests must fire meanwhile).
-function send(lab: Lab, args: string[], timeoutMs: number): Promise<Record<string, number | string>> {
+function send(lab: LabHosts, args: string[], timeoutMs: number): Promise<Record<string, number | string>> {
   const child = lab.spawn(lab.ns.hostA, [process.execPath, tool, ...args]);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
@@ -44,7 +44,7 @@ function send(lab: Lab, args: string[], timeoutMs: number): Promise<Record<strin
 }
 
 // A TCP transfer hostA -> hostB of a number of bytes, or for { seconds }.
-export async function tcpTransfer(lab: Lab, amount: number | { seconds: number }, port = 5001, timeoutMs = 300_000) {
+export async function tcpTransfer(lab: LabHosts, amount: number | { seconds: number }, port = 5001, timeoutMs = 300_000) {
   const done = await receiver(lab, ['tcp-recv', '--port', String(port)]);
   const how = typeof amount === 'number' ? ['--bytes', String(amount)] : ['--seconds', String(amount.seconds)];
   const sent = await send(lab, ['tcp-send', '--to', ADDRESSES.hostB, '--port', String(port), ...how], timeoutMs);
@@ -54,12 +54,12 @@ export async function tcpTransfer(lab: Lab, amount: number | { seconds: number }
 
 // A receiver in hostB of datagrams whose payload starts with a u32 id: distinct ids and
 // duplicates, reported once it has `count` of them or heard nothing for idleMs.
-export async function udpReceive(lab: Lab, port: number, count: number, idleMs: number): Promise<{ report: Promise<{ received: number; duplicates: number }> }> {
+export async function udpReceive(lab: LabHosts, port: number, count: number, idleMs: number): Promise<{ report: Promise<{ received: number; duplicates: number }> }> {
   const done = await receiver(lab, ['udp-recv', '--port', String(port), '--count', String(count), '--idle-ms', String(idleMs)]);
   return done as { report: Promise<{ received: number; duplicates: number }> };
 }
 
-export async function udpStream(lab: Lab, count: number, pps: number, port = 5002, onSending?: () => Promise<void>) {
+export async function udpStream(lab: LabHosts, count: number, pps: number, port = 5002, onSending?: () => Promise<void>) {
   const done = await receiver(lab, ['udp-recv', '--port', String(port), '--count', String(count), '--idle-ms', '3000']);
   const sending = onSending?.();
   await send(lab, ['udp-send', '--to', ADDRESSES.hostB, '--port', String(port), '--count', String(count), '--pps', String(pps), '--size', '1000'], 120_000);
@@ -68,7 +68,7 @@ export async function udpStream(lab: Lab, count: number, pps: number, port = 500
 }
 
 // TCP segments the sender retransmitted, from /proc/net/snmp of its namespace.
-export function tcpRetransmissions(lab: Lab, ns: string): number {
+export function tcpRetransmissions(lab: LabHosts, ns: string): number {
   const lines = lab.exec(ns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Tcp:'));
   const names = lines[0].split(/\s+/);
   const values = lines[1].split(/\s+/);
@@ -76,7 +76,7 @@ export function tcpRetransmissions(lab: Lab, ns: string): number {
 }
 
 // Raw UDP frames from hostA through `via` (a MAC) as fast as one packet socket goes.
-export async function udpBlast(lab: Lab, ipLength: number, seconds: number, via: string): Promise<{ sent: number; seconds: number }> {
+export async function udpBlast(lab: LabHosts, ipLength: number, seconds: number, via: string): Promise<{ sent: number; seconds: number }> {
   const r = await send(lab, ['udp-blast', '--to', ADDRESSES.hostB, '--via', via, '--size', String(ipLength), '--seconds', String(seconds)], seconds * 1000 + 30_000);
   return { sent: Number(r.sent), seconds: Number(r.seconds) };
 }

@@ -31,7 +31,8 @@ export interface Topology {
   ifs: { host: 'eth0'; lan: 'lan0'; wan: 'wan0'; wanA: 'a0'; wanB: 'b0' };
 }
 
-const live = new Set<string>();
+// Prefixes of labs alive in this process, removed at exit and on a fatal signal.
+export const live = new Set<string>();
 let hooked = false;
 
 function cleanupAll(): void {
@@ -39,7 +40,7 @@ function cleanupAll(): void {
   live.clear();
 }
 
-function hookExit(): void {
+export function hookExit(): void {
   if (hooked) return;
   hooked = true;
   process.on('exit', cleanupAll);
@@ -51,13 +52,18 @@ function hookExit(): void {
   }
 }
 
+// A prefix no other lab of this machine has: the process and a random part.
+export function newLabPrefix(): string {
+  return `${PREFIX_BASE}${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
+}
+
 export function removeByPrefix(prefix: string): void {
   for (const ns of listNamespaces()) if (ns.startsWith(`${prefix}-`)) deleteNamespace(ns);
 }
 
 // Offloads that would hand the delay line frames larger than the MTU, or with checksums left to
 // hardware that is not there, are turned off on every lab interface.
-function plainEthernet(ns: string, dev: string): void {
+export function plainEthernet(ns: string, dev: string): void {
   nsRun(ns, ['ethtool', '-K', dev, 'tx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off'], { allowFail: true });
 }
 
@@ -81,7 +87,7 @@ export const HOST_TCP_REORDERING = 100;
 // every interface sends plain, complete frames.
 export function createTopology(congestionControl = HOST_CONGESTION_CONTROL, queues = 1, hostOffloads = false): Topology {
   hookExit();
-  const prefix = `${PREFIX_BASE}${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
+  const prefix = newLabPrefix();
   const ns = {
     hostA: `${prefix}-hostA`,
     gwA: `${prefix}-gwA`,

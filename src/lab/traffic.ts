@@ -9,7 +9,7 @@
 //   record-server --port P [--size S] [--ack]   accept one connection of fixed-size records, check
 //       each, report {"records","bad"} as they arrive (every 20 ms) and at the end; --ack answers
 //       each intact record with its index (u32), the remote acknowledgement
-//   record-client --to IP --port P --records N [--size S] --gateway GW [--interval-ms T]
+//   record-client --to IP --port P --records N [--size S] --gateway GW[,GW...] [--interval-ms T]
 //       [--warmup-bytes B] [--remote-acks]   write records over TCP, each with a network-sync
 //       promise (src/feedback/); one line per promise resolved, in the order they resolve:
 //       {"record":i,"level":"network","writtenNs":"...","ackedNs":"..."} (and "remote" with
@@ -205,7 +205,7 @@ async function recordClient(): Promise<void> {
   const warmup = Number(arg('warmup-bytes', '0'));
   const remoteAcks = process.argv.includes('--remote-acks');
   const insecure = process.argv.includes('--insecure-feedback');
-  const listener = await NetworkSyncListener.open({ gateways: [arg('gateway')], timeoutMs: Number(arg('timeout-ms', '30000')),
+  const listener = await NetworkSyncListener.open({ gateways: arg('gateway').split(','), timeoutMs: Number(arg('timeout-ms', '30000')),
     keyFile: insecure ? undefined : arg('key-file'), insecureNoAuth: insecure });
   const sock = net.connect(Number(arg('port')), arg('to'));
   sock.setNoDelay(true);

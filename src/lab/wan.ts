@@ -32,16 +32,21 @@ export class Wan {
     this.child = child;
   }
 
-  static async start(t: Topology, settings: WanSettings): Promise<Wan> {
+  static start(t: Topology, settings: WanSettings): Promise<Wan> {
+    return Wan.startOn({ ns: t.ns.wan, a: t.ifs.wanA, b: t.ifs.wanB }, settings);
+  }
+
+  // The emulator on the link between interfaces a and b of namespace ns.
+  static async startOn(link: { ns: string; a: string; b: string }, settings: WanSettings): Promise<Wan> {
     if (!(settings.delayMs >= 0 && settings.delayMs <= 200)) throw new LabError(`WAN delay must be 0 to 200 ms, got ${settings.delayMs}`);
     if (settings.rateMbit !== undefined) {
-      for (const dev of [t.ifs.wanA, t.ifs.wanB]) {
-        nsRun(t.ns.wan, ['tc', 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${settings.rateMbit}mbit`, 'burst', '64kb', 'latency', '400ms']);
+      for (const dev of [link.a, link.b]) {
+        nsRun(link.ns, ['tc', 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${settings.rateMbit}mbit`, 'burst', '64kb', 'latency', '400ms']);
       }
     }
     const daemon = path.resolve(__dirname, 'wan-daemon.js');
-    const args = { a: t.ifs.wanA, b: t.ifs.wanB, delayMs: settings.delayMs, loss: settings.loss, burstLength: settings.burstLength, killed: settings.killed, generic: false };
-    const [cmd, ...rest] = inNs(t.ns.wan, [process.execPath, daemon, JSON.stringify(args)]);
+    const args = { a: link.a, b: link.b, delayMs: settings.delayMs, loss: settings.loss, burstLength: settings.burstLength, killed: settings.killed, generic: false };
+    const [cmd, ...rest] = inNs(link.ns, [process.execPath, daemon, JSON.stringify(args)]);
     const child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
     const wan = new Wan(child);
     let stderr = '';
