@@ -18,7 +18,7 @@ import type { MetricsAddress } from '../gateway/metrics';
 import { runGateway } from '../gateway/run';
 import { withLogger } from '../log';
 import type { Logger } from '../log';
-import { withConfigFile } from './config';
+import { readConfigFile, withConfigFile } from './config';
 import { announceUp, isDaemonChild, relayFailure, startDaemon, stopDaemon } from './daemon';
 import { decimal, integer, integerList } from './parse';
 import { defaultLogPath, defaultPidPath } from '../gateway/pid-file';
@@ -121,6 +121,22 @@ bench
     const { formatFeedbackBench, runFeedbackBench } = await import('../../bench/feedback');
     const { rows, flushTimeoutMs } = await runFeedbackBench({ delaysMs: o.delays, records: o.records, intervalMs: o.intervalMs, flushTimeoutMs: o.flushTimeout });
     process.stdout.write((o.json ? JSON.stringify({ flush_timeout_ms: flushTimeoutMs, rows }) : formatFeedbackBench(rows, flushTimeoutMs)) + '\n');
+  });
+
+bench
+  .command('soak')
+  .description('A gateway pair at its ceiling for minutes, 1% loss, TCP flows coming and going: memory, decoder tables and flows sampled (root)')
+  .option('--minutes <n>', 'how long', decimal('--minutes'), 10)
+  .option('--sample <s>', 'seconds between samples', decimal('--sample'), 30)
+  .option('--json', 'print one JSON object: samples (at_s, gateway, rss_mb, decoder_window, decoder_pending, netsync_flows, ...), tcp_flows, summary')
+  .action(async (o: { minutes: number; sample: number; json?: boolean }) => {
+    if (!(o.minutes > 0 && o.minutes <= 24 * 60)) throw new ConfigError('--minutes is above 0 and at most a day');
+    if (!(o.sample >= 1 && o.sample <= 3600)) throw new ConfigError('--sample is 1 to 3600 seconds');
+    requireRoot();
+    const { formatSoak, runSoak } = await import('../../bench/soak');
+    // Progress on stderr as it goes; the figures on stdout at the end.
+    const r = await runSoak({ minutes: o.minutes, sampleSeconds: o.sample, onSample: (s) => process.stderr.write(`soak: ${s.at_s} s, gateway ${s.gateway}: ${s.rss_mb.toFixed(1)} MB, ${s.netsync_flows} flows, ${s.decoder_pending} pending\n`) });
+    process.stdout.write((o.json ? JSON.stringify({ samples: r.samples, tcp_flows: r.tcpFlows, summary: r.summary }) : formatSoak(r)) + '\n');
   });
 
 function formatEpoch(e: EpochRecord): string {
@@ -442,23 +458,40 @@ Examples:
     }
   });
 
+// What `down` needs of a gateway's config file: its interfaces and where its PID file and control
+// socket are (a crashed gateway cannot say which WAN it used; its config file can).
+function downFromConfig(file: string | undefined): { lan?: string; wan?: string; pidFile?: string; control?: string } {
+  if (file === undefined) return {};
+  const c = readConfigFile(file);
+  const text = (key: string) => {
+    const v = c[key];
+    if (v !== undefined && typeof v !== 'string') throw new ConfigError(`${file}: "${key}" must be a string`);
+    return v as string | undefined;
+  };
+  return { lan: text('lan'), wan: text('wan'), pidFile: text('pid-file'), control: text('control') };
+}
+
 program
   .command('down')
   .description('Stop a gateway daemon (up --daemon), then detach gateway XDP programs left on its interfaces')
-  .requiredOption('--lan <if>', 'LAN interface')
-  .option('--wan <if>', 'WAN interface (default: the one the running daemon reports; needed after a crash)')
+  .option('--lan <if>', 'LAN interface (or from --config)')
+  .option('--wan <if>', 'WAN interface (default: the one the running daemon reports; needed after a crash, or from --config)')
   .option('--pid-file <path>', 'the daemon\'s PID file (default /run/maelstrom/<lan>.pid, or the namespace\'s directory as for up)')
   .option('--control <path>', 'the daemon\'s control socket (default /run/maelstrom/<lan>.sock, or the namespace\'s directory as for up)')
   .option('--timeout <s>', 'how long the daemon has to exit after SIGTERM', decimal('--timeout'), 10)
+  .option('--config <file>', 'take the LAN and WAN interfaces, the PID file and the control socket from the gateway\'s config file (the other keys are up\'s); the command line wins')
   .addHelpText('after', `
 The daemon is signalled only when the gateway on the control socket confirms the PID file's
 process as its own; a stale PID file is removed and its process left alone.
 
 Examples:
   maelstrom down --lan lan0               # stop the daemon started by up --daemon --lan lan0
-  maelstrom down --lan lan0 --wan wan0    # after a crash: detach what the gateway left attached`)
-  .action(async (o: { lan: string; wan?: string; pidFile?: string; control?: string; timeout: number }) => {
+  maelstrom down --lan lan0 --wan wan0    # after a crash: detach what the gateway left attached
+  maelstrom down --config /etc/maelstrom/lan0.json   # the same, the interfaces from the gateway's config`)
+  .action(async (given: { lan?: string; wan?: string; pidFile?: string; control?: string; timeout: number; config?: string }) => {
     requireRoot();
+    const o = { ...downFromConfig(given.config), ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as typeof given & { lan: string };
+    if (!o.lan) throw new ConfigError('give --lan IF, or --config FILE naming "lan"');
     const controlPath = o.control ?? defaultControlPath(o.lan);
     const { stopped, notes } = await stopDaemon(o.pidFile ?? defaultPidPath(o.lan), controlPath, o.timeout * 1000);
     for (const note of notes) process.stdout.write(note + '\n');

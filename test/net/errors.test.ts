@@ -204,9 +204,10 @@ errors('up --daemon from a config file; refusals while it runs leave it running;
     for (const f of other) assert.not.ok(fs.existsSync(f), `${f} not created`);
     assert.is((await ask(ctl, 'status')).pid, pid, 'the first gateway still answers');
 
-    const down = maelstrom(lab.ns.gwA, ['down', '--lan', 'lan0', '--pid-file', pidFile, '--control', ctl]);
+    // As the systemd unit stops it: everything from the config file.
+    const down = maelstrom(lab.ns.gwA, ['down', '--config', config]);
     assert.is(down.status, 0, down.stderr);
-    assert.match(down.stdout, new RegExp(`stopped the gateway daemon, pid ${pid}\\ndetached 0 gateway programs`), 'the daemon detached its own; down needed no --wan');
+    assert.match(down.stdout, new RegExp(`stopped the gateway daemon, pid ${pid}\\ndetached 0 gateway programs`), 'the daemon detached its own');
     assert.not.ok(processAlive(pid), 'down returns once the daemon has exited');
     assertClean('after up --daemon and down');
     assertNoGatewayBpf('after up --daemon and down');
@@ -241,7 +242,11 @@ errors('a crashed daemon: up refuses its leftovers, down reports the stale PID f
   assert.match(noWan.stderr, /give --wan IF: no gateway daemon of lan0 runs/);
   assert.not.ok(fs.existsSync(pidFile));
 
-  const down = maelstrom(lab.ns.gwA, ['down', '--lan', 'lan0', '--wan', 'wan0', '--pid-file', pidFile, '--control', ctl]);
+  // As the systemd unit's ExecStartPre cleans up before a restart: the config file names the WAN
+  // interface the crashed gateway cannot.
+  const config = path.join(dir, 'crashed.json');
+  fs.writeFileSync(config, JSON.stringify({ lan: 'lan0', wan: 'wan0', 'pid-file': pidFile, control: ctl, peer: ADDRESSES.gwBWan }));
+  const down = maelstrom(lab.ns.gwA, ['down', '--config', config]);
   assert.is(down.status, 0, down.stderr);
   assert.match(down.stdout, /detached 2 gateway programs/);
   assert.match(down.stdout, /removed .*gw\.sock, left by a gateway that is gone/);
