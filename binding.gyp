@@ -8,6 +8,8 @@
         "native/auth/gmac.cc",
         "native/bindings/auth.cc",
         "native/bindings/engine.cc",
+        "native/bindings/fuse.cc",
+        "native/fuse/session.cc",
         "native/engine/engine.cc",
         "native/bindings/lab.cc",
         "native/bindings/netsync.cc",
@@ -29,13 +31,14 @@
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "native",
-        "bpf"
+        "bpf",
+        "<!@(pkg-config --cflags-only-I fuse3 | sed s/-I//g)"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "libraries": ["-lxdp", "-lbpf", "-lxxhash", "-lsodium", "-lcrypto"]
+      "libraries": ["-lxdp", "-lbpf", "-lxxhash", "-lsodium", "-lcrypto", "<!@(pkg-config --libs fuse3)"]
     }
   ]
 }

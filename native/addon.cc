@@ -15,6 +15,7 @@
 #include "fec/simulate.h"
 #include "bindings/auth.h"
 #include "bindings/engine.h"
+#include "bindings/fuse.h"
 #include "bindings/lab.h"
 #include "bindings/netsync.h"
 #include "bindings/fec_config.h"
@@ -375,6 +376,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   maelstrom::bindings::init_auth(env, exports);
   maelstrom::bindings::init_lab(env, exports);
   maelstrom::bindings::init_engine(env, exports);
+  maelstrom::bindings::init_fuse(env, exports);
   maelstrom::bindings::init_netsync(env, exports);
   return exports;
 }

@@ -143,7 +143,12 @@ export class Volume {
       if (!draft.changed) return this.update;
       const update = this.update + 1;
       const plan = layOut(draft.root, update);
-      const addresses = await this.call(() => this.storage.append(plan.records.map((data) => ({ log: this.log, data })), { level: options.level }));
+      const addresses = await this.call(() => this.storage.append(plan.records.map((data) => ({ log: this.log, data })), { level: options.level })).catch((err: unknown) => {
+        // Written at the storage server but not acknowledged at the level in time: the log has
+        // the update and this tree does not; the next request reloads the tree from the log.
+        if (err instanceof SmfsError && err.code === 'SMFS_ERR_MIRROR') this.stale = true;
+        throw err;
+      });
       plan.commit(addresses);
       this.root = draft.root;
       this.update = update;
