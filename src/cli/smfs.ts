@@ -31,7 +31,7 @@ import { FILES_PORT } from '../smfs/fs/protocol';
 import type { Change } from '../smfs/fs/tree';
 import { CREDENTIALS_ENV, CREDENTIAL_FILE, findCredential } from '../smfs/credentials';
 import type { Credential } from '../smfs/credentials';
-import { SmfsMount } from '../smfs/mount/mount';
+import { MAX_DIRTY_BYTES, SmfsMount } from '../smfs/mount/mount';
 import { SmfsError } from '../smfs/errors';
 import { spawnSync } from 'node:child_process';
 
@@ -464,7 +464,7 @@ program
   .option(...serverOption)
   .option('--level <level>', 'acknowledgement of each commit: local, network or remote (default: the storage server\'s default); tagged comes with the tagging work')
   .option('--sync-interval <ms>', 'commit what was written at least this often (fsync commits at once)', integer('--sync-interval'), 1000)
-  .option('--max-dirty <bytes>', 'bytes written and not yet committed before writes wait for a commit, e.g. 64M', byteSize('--max-dirty'), 64 * 1024 * 1024)
+  .option('--max-dirty <bytes>', 'bytes written and not yet committed before writes wait for a commit (at most 48M: one commit is one append)', byteSize('--max-dirty'), MAX_DIRTY_BYTES)
   .option(...credentialsOption)
   .option('--json', 'print the start and stop reports as JSON lines')
   .addHelpText('after', `
@@ -472,7 +472,7 @@ The tree is read whole at mount time; reads of file data go to the file server, 
 this process until a sync. A sync commits every change since the last one as ONE update of the
 file server (one append group, all or none): fsync and fsyncdir, the interval (at a moment when
 no file is half written, or after five intervals at the latest), memory (half of --max-dirty),
-and unmount. fsync returns once that update is acknowledged at --level. close does not commit:
+and unmount (memory held: up to twice --max-dirty, one commit in flight and the next). fsync returns once that update is acknowledged at --level. close does not commit:
 a closed file is in the next commit, within about --sync-interval. After a disaster the tree is
 the one of some commit: every file as it was then, never part of a commit.
 Unmount with smfs unmount MOUNTPOINT, SIGINT or SIGTERM: what was written is committed first. A
@@ -491,7 +491,7 @@ Examples:
       throw new ConfigError("--level tagged comes with the tagging work (a storage level 'tagged' and a client that keeps its updates until they are mirrored); this build does not have it yet: use local, network or remote");
     }
     if (o.syncInterval < 10 || o.syncInterval > 3_600_000) throw new ConfigError(`--sync-interval is from 10 to 3600000 ms, got ${o.syncInterval}`);
-    if (o.maxDirty < 1024 * 1024 || o.maxDirty > 1024 * 1024 * 1024) throw new ConfigError(`--max-dirty is from 1M to 1G, got ${o.maxDirty}`);
+    if (o.maxDirty < 1024 * 1024 || o.maxDirty > MAX_DIRTY_BYTES) throw new ConfigError(`--max-dirty is from 1M to 48M, got ${o.maxDirty}`);
     let st: fs.Stats;
     try {
       st = fs.statSync(mountpoint);

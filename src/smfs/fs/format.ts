@@ -16,7 +16,8 @@
 //
 // A pointer is an address (u32 log, u32 segment, u32 offset), or, for a record of the same
 // update, log 0xFFFFFFFF (no log has that id), segment 0, and how many bytes before the
-// record holding the pointer the target's record starts. An update's records are one group in
+// record holding the pointer the target's record starts; or, in a version 2 file inode, a hole
+// (log 0xFFFFFFFE, 0, 0): a block of zeros with no record. An update's records are one group in
 // one log: the storage server writes them back to back in one segment, in the order given,
 // each behind an 8-byte header, so those distances are known before the storage server has
 // given out any address. Children always precede their parents in a group, so a distance is
@@ -44,6 +45,14 @@ export const MODE_BITS = 0o7777;
 export const DIR_BLOCK_HEADER = 6;
 const POINTER_BYTES = 12;
 const RELATIVE = 0xffffffff;
+// A block of zeros that has no record (a file extended by truncate or fallocate): log
+// 0xFFFFFFFE, segment 0, offset 0 in the inode. No log has that id either.
+export const HOLE_LOG = 0xfffffffe;
+export const HOLE: Address = Object.freeze({ log: HOLE_LOG, segment: 0, offset: 0 });
+
+export function isHole(a: Address): boolean {
+  return a.log === HOLE_LOG;
+}
 
 export type NodeType = 'file' | 'dir' | 'symlink';
 export const TYPE_CODE: Record<NodeType, number> = { file: 1, dir: 2, symlink: 3 };
@@ -111,6 +120,10 @@ function readPointer(b: Buffer, at: number, self: Address): Address {
   const log = b.readUInt32BE(at);
   const segment = b.readUInt32BE(at + 4);
   const offset = b.readUInt32BE(at + 8);
+  if (log === HOLE_LOG) {
+    if (segment !== 0 || offset !== 0) throw corrupt(self, `holds a hole pointer with ${segment}:${offset}`);
+    return HOLE;
+  }
   if (log !== RELATIVE) return { log, segment, offset };
   if (segment !== 0 || offset === 0 || offset > self.offset) throw corrupt(self, `holds a relative pointer of ${offset} bytes back`);
   return { log: self.log, segment: self.segment, offset: self.offset - offset };

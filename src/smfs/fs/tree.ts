@@ -5,7 +5,7 @@
 // update is committed. A draft that fails part-way is dropped and nothing has changed.
 import type { Address } from '../format';
 import { SmfsError } from '../errors';
-import { BLOCK_BYTES, DEFAULT_MODE, MAX_FILE_BYTES, MAX_TARGET_BYTES, MODE_BITS } from './format';
+import { BLOCK_BYTES, DEFAULT_MODE, HOLE, isHole, MAX_FILE_BYTES, MAX_TARGET_BYTES, MODE_BITS } from './format';
 import type { NodeType, Time } from './format';
 import { joinPath, parsePath } from './path';
 
@@ -90,6 +90,11 @@ export function find(root: DirNode, parts: string[]): TreeNode {
 
 function isAddress(b: Address | Buffer): b is Address {
   return !Buffer.isBuffer(b);
+}
+
+// A committed block that has a record (a hole has none to free).
+function isRecord(b: Address | Buffer): b is Address {
+  return !Buffer.isBuffer(b) && !isHole(b);
 }
 
 function blockLength(size: number, i: number): number {
@@ -203,7 +208,7 @@ export class Draft {
     if (content && node.kind === 'file') {
       // The committed blocks the patch does not keep become unreachable.
       const kept = new Set(content.draft.filter(isAddress));
-      this.superseded.push(...(node.draft ?? node.blocks).filter((b): b is Address => isAddress(b) && !kept.has(b)));
+      this.superseded.push(...(node.draft ?? node.blocks).filter((b): b is Address => isRecord(b) && !kept.has(b)));
     }
     if (node.inode) {
       // A copy of the committed node: its inode goes.
@@ -248,8 +253,10 @@ export class Draft {
         draft[i] = list[0].data.subarray(start - list[0].offset, start - list[0].offset + length);
       } else if (!list && i < old.length && start + length <= keep && blockLength(file.size, i) === length) {
         draft[i] = old[i]; // the committed block as it is
-      } else if (start < keep && i < old.length) {
+      } else if (start < keep && i < old.length && !(isAddress(old[i]) && isHole(old[i] as Address))) {
         needOld.push(i);
+      } else if (!list) {
+        draft[i] = HOLE; // zeros: no record
       } else {
         draft[i] = this.overlay(Buffer.alloc(length), start, list);
       }
@@ -343,10 +350,10 @@ export class Draft {
 
   // Everything committed under `node` becomes unreachable.
   private discard(node: TreeNode): void {
-    if (node.inode) this.superseded.push(node.inode, ...node.blocks);
+    if (node.inode) this.superseded.push(node.inode, ...node.blocks.filter(isRecord));
     else if (node.kind === 'file' && node.draft) {
       // A draft copy of a committed file: the committed blocks it kept go with it.
-      this.superseded.push(...node.draft.filter(isAddress));
+      this.superseded.push(...node.draft.filter(isRecord));
     }
     if (node.kind === 'dir') for (const child of node.entries.values()) this.discard(child);
   }

@@ -14,7 +14,7 @@ import { StorageClient } from '../client';
 import type { Credential } from '../credentials';
 import type { Endpoint } from '../frame-client';
 import { MetadataClient } from '../metadata-client';
-import { BLOCK_BYTES, DEFAULT_MODE, MAX_FILE_BYTES, MAX_NAME_BYTES, decodeDirBlock, decodeInode, timeNow, timeToMs } from './format';
+import { BLOCK_BYTES, DEFAULT_MODE, isHole, MAX_FILE_BYTES, MAX_NAME_BYTES, decodeDirBlock, decodeInode, timeNow, timeToMs } from './format';
 import type { Inode, NodeType } from './format';
 import type { AckLevel } from '../mirror';
 import { layOut } from './layout';
@@ -81,7 +81,7 @@ function counts(): Counts {
 }
 
 function countTree(node: TreeNode, into: Counts): void {
-  into.records += 1 + node.blocks.length;
+  into.records += 1 + node.blocks.filter((b) => !isHole(b)).length;
   if (node.kind === 'symlink') {
     into.symlinks++;
     return;
@@ -316,7 +316,9 @@ export class Volume {
     if (end <= offset) return Buffer.alloc(0);
     const first = Math.floor(offset / BLOCK_BYTES);
     const last = Math.floor((end - 1) / BLOCK_BYTES);
-    const blocks = await Promise.all(node.blocks.slice(first, last + 1).map((b) => this.call(() => this.storage.read(b))));
+    const blocks = await Promise.all(node.blocks.slice(first, last + 1).map((b, k) => (isHole(b)
+      ? Promise.resolve(Buffer.alloc(first + k < node.blocks.length - 1 ? BLOCK_BYTES : node.size - BLOCK_BYTES * (first + k)))
+      : this.call(() => this.storage.read(b)))));
     blocks.forEach((b, k) => {
       const i = first + k;
       const expected = i < node.blocks.length - 1 ? BLOCK_BYTES : node.size - BLOCK_BYTES * i;

@@ -27,7 +27,7 @@ export interface MountOptions {
   credential: Credential;
   level?: AckLevel;            // the file server's storage default when absent
   syncIntervalMs?: number;     // a background commit at least this often (default 1000)
-  maxDirtyBytes?: number;      // written bytes held before writes wait for a commit (default 64 MiB)
+  maxDirtyBytes?: number;      // written bytes one commit takes at most: writes past it wait (default and most: MAX_DIRTY_BYTES)
   onEvent?: (event: string, detail: Record<string, unknown>) => void;
 }
 
@@ -43,6 +43,8 @@ export interface MountStats {
   errors: Record<string, number>;
 }
 
+// One commit is one append (64 MiB of records, data and metadata): its data is kept under this.
+export const MAX_DIRTY_BYTES = 48 * 1024 * 1024;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
@@ -112,7 +114,7 @@ export class SmfsMount {
     this.nodes = new NodeTable(tree.root);
     this.update = tree.update;
     this.syncIntervalMs = o.syncIntervalMs ?? 1000;
-    this.maxDirtyBytes = o.maxDirtyBytes ?? 64 * 1024 * 1024;
+    this.maxDirtyBytes = Math.min(o.maxDirtyBytes ?? MAX_DIRTY_BYTES, MAX_DIRTY_BYTES);
   }
 
   // Connects, loads the tree and mounts it. Throws before mounting if the file server cannot
@@ -486,7 +488,8 @@ export class SmfsMount {
     const off = r.off ?? 0;
     if (n.kind !== 'file') fail(E.EINVAL);
     if (off + data.length > MAX_FILE_BYTES) fail(E.EFBIG, `a file holds at most ${MAX_FILE_BYTES} bytes`);
-    if (this.liveBytes + this.frozenBytes + data.length > this.maxDirtyBytes) await this.sync();
+    // Back-pressure: the next commit must stay one append.
+    if (this.liveBytes + data.length > this.maxDirtyBytes) await this.sync();
     if (h?.kind === 'file' && !h.wrote) {
       h.wrote = true;
       this.writersActive++;
