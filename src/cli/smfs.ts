@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { run } from './run';
 import { byteSize, decimal, decimalList, integer, integerList } from './parse';
 import { formatSmfsBench, runSmfsBench } from '../../bench/smfs';
+import { formatMountBench, runMountBench } from '../../bench/mount';
 import { requireRoot } from '../gateway/gateway';
 import { ConfigError, MaelstromError } from '../errors';
 import { LIMITS } from '../smfs/format';
@@ -284,7 +285,9 @@ Examples:
 
 program
   .command('bench')
-  .description('Append throughput and latency per acknowledgement level, mirrored through the gateways in the lab (root)')
+  .description('Append throughput and latency per acknowledgement level, mirrored through the gateways in the lab (root); smfs bench mount: a mount against a local directory')
+  .argument('[what]', "'mount': fio and postmark on an smfs mount against a local directory (root, FUSE, --level applies)")
+  .option('--level <level>', 'with mount: the commits\' acknowledgement level', 'local')
   .option('--delays <list>', 'WAN one-way delays in ms', integerList('--delays'), [0, 25, 50, 100])
   .option('--losses <list>', 'WAN loss rates in percent', decimalList('--losses'), [0, 1])
   .option('--clients <list>', 'concurrent clients, one connection each', integerList('--clients'), [1, 64])
@@ -300,8 +303,15 @@ four logs. Each (delay, loss, clients) gets a fresh primary and mirror, and the 
 turn against them. Targets, printed beside the figures: network within 10% of local in
 throughput and latency at every delay; remote latency at least one WAN round trip.
 About 16 x (levels x --seconds + 3) seconds with the defaults.`)
-  .action(async (o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean }) => {
+  .action(async (what: string | undefined, o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean; level: string }) => {
     requireRoot();
+    if (what !== undefined && what !== 'mount') throw new ConfigError(`smfs bench takes nothing or 'mount', got '${what}'`);
+    if (what === 'mount') {
+      if (o.level !== 'local') throw new ConfigError('smfs bench mount runs one storage server without a mirror: --level local only');
+      const r = await runMountBench({ level: o.level });
+      process.stdout.write((o.json ? JSON.stringify(r) : formatMountBench(r)) + '\n');
+      return;
+    }
     const levels = o.levels.split(',').map((l) => l.trim()) as AckLevel[];
     for (const l of levels) if (!ACK_LEVELS.includes(l)) throw new ConfigError(`--levels are ${ACK_LEVELS.join(', ')}, got '${l}'`);
     if (o.delays.some((d) => d < 0 || d > 200)) throw new ConfigError('--delays are one-way delays from 0 to 200 ms');
