@@ -19,6 +19,7 @@
 #include "bindings/auth.h"
 #include "bindings/constants.h"
 #include "bindings/engine.h"
+#include "bindings/fuse.h"
 #include "bindings/lab.h"
 #include "bindings/live.h"
 #include "bindings/netsync.h"
@@ -381,6 +382,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   maelstrom::bindings::init_constants(env, exports);
   maelstrom::bindings::init_lab(env, exports);
   maelstrom::bindings::init_engine(env, exports);
+  maelstrom::bindings::init_fuse(env, exports);
   maelstrom::bindings::init_netsync(env, exports);
   return exports;
 }

@@ -3,7 +3,7 @@
 //   net    uvu over dist/test/net, as root, in network namespaces (when the directory exists)
 //   fuzz   libFuzzer targets for the repair parser and decoder, FUZZ_SECONDS each
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 
 const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' };
 let passed = 0;
@@ -39,14 +39,15 @@ function step(name, command, args) {
 }
 
 function nothingLeftBehind() {
-  console.log('\n== nothing of ours left: no lab namespace (mlab*), no wan_emu or gateway XDP program, no lab control socket or namespace directory');
+  console.log('\n== nothing of ours left: no lab namespace (mlab*), no wan_emu or gateway XDP program, no lab control socket or namespace directory, no smfs FUSE mount');
   const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith('mlab'));
   const progs = spawnSync('bpftool', ['prog', 'show'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => / name (wan_emu|gateway) /.test(l));
   // Lab gateways keep their sockets in /run/maelstrom/netns-<inode> (gone with the lab).
   const sockets = existsSync('/run/maelstrom') ? readdirSync('/run/maelstrom').filter((f) => f.startsWith('mlab') || f.startsWith('netns-')) : [];
-  if (ns.length === 0 && progs.length === 0 && sockets.length === 0) passed++;
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.split(' ')[2] === 'fuse.smfs');
+  if (ns.length === 0 && progs.length === 0 && sockets.length === 0 && mounts.length === 0) passed++;
   else {
-    console.log(`!! left behind: ${[...ns, ...progs, ...sockets].join('; ')}`);
+    console.log(`!! left behind: ${[...ns, ...progs, ...sockets, ...mounts].join('; ')}`);
     failed++;
   }
 }

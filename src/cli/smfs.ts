@@ -30,6 +30,9 @@ import { FILES_PORT } from '../smfs/fs/protocol';
 import type { Change } from '../smfs/fs/tree';
 import { CREDENTIALS_ENV, CREDENTIAL_FILE, findCredential } from '../smfs/credentials';
 import type { Credential } from '../smfs/credentials';
+import { MAX_DIRTY_BYTES, SmfsMount } from '../smfs/mount/mount';
+import { SmfsError } from '../smfs/errors';
+import { spawnSync } from 'node:child_process';
 
 const { version } = require('../../../package.json') as { version: string };
 
@@ -280,7 +283,9 @@ Examples:
 
 program
   .command('bench')
-  .description('Append throughput and latency per acknowledgement level, mirrored through the gateways in the lab (root)')
+  .description('Append throughput and latency per acknowledgement level, mirrored through the gateways in the lab (root); smfs bench mount: a mount against a local directory')
+  .argument('[what]', "'mount': fio and postmark on an smfs mount against a local directory (root, FUSE, --level applies)")
+  .option('--level <level>', 'with mount: the commits\' acknowledgement level', 'local')
   .option('--delays <list>', 'WAN one-way delays in ms', integerList('--delays'), [0, 25, 50, 100])
   .option('--losses <list>', 'WAN loss rates in percent', decimalList('--losses'), [0, 1])
   .option('--clients <list>', 'concurrent clients, one connection each', integerList('--clients'), [1, 64])
@@ -296,8 +301,16 @@ four logs. Each (delay, loss, clients) gets a fresh primary and mirror, and the 
 turn against them. Targets, printed beside the figures: network within 10% of local in
 throughput and latency at every delay; remote latency at least one WAN round trip.
 About 16 x (levels x --seconds + 3) seconds with the defaults.`)
-  .action(async (o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean }) => {
+  .action(async (what: string | undefined, o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean; level: string }) => {
     requireRoot();
+    if (what !== undefined && what !== 'mount') throw new ConfigError(`smfs bench takes nothing or 'mount', got '${what}'`);
+    if (what === 'mount') {
+      if (o.level !== 'local') throw new ConfigError('smfs bench mount runs one storage server without a mirror: --level local only');
+      const { formatMountBench, runMountBench } = await import('../../bench/mount');
+      const r = await runMountBench({ level: o.level });
+      process.stdout.write((o.json ? JSON.stringify(r) : formatMountBench(r)) + '\n');
+      return;
+    }
     const levels = o.levels.split(',').map((l) => l.trim()) as AckLevel[];
     for (const l of levels) if (!ACK_LEVELS.includes(l)) throw new ConfigError(`--levels are ${ACK_LEVELS.join(', ')}, got '${l}'`);
     if (o.delays.some((d) => d < 0 || d > 200)) throw new ConfigError('--delays are one-way delays from 0 to 200 ms');
@@ -449,6 +462,95 @@ Examples:
   });
 
 const serverOption = ['--server <host:port>', 'the file server', endpoint('--server'), { host: '127.0.0.1', port: FILES_PORT }] as const;
+
+// The levels a mount may ask its commits to be acknowledged at. 'tagged' comes with the
+// tagging work (docs/smfs-files.md, "Mount"); it is refused until then.
+const MOUNT_LEVELS = [...ACK_LEVELS, 'tagged'] as const;
+
+program
+  .command('mount')
+  .description('Mount a file server\'s tree as a file system (FUSE), so that any program can keep its files on SMFS; in the foreground until SIGINT/SIGTERM or smfs unmount')
+  .argument('<mountpoint>', 'an existing directory')
+  .option(...serverOption)
+  .option('--level <level>', 'acknowledgement of each commit: local, network or remote (default: the storage server\'s default); tagged comes with the tagging work')
+  .option('--sync-interval <ms>', 'commit what was written at least this often (fsync commits at once)', integer('--sync-interval'), 1000)
+  .option('--max-dirty <bytes>', 'bytes written and not yet committed before writes wait for a commit (at most 48M: one commit is one append)', byteSize('--max-dirty'), MAX_DIRTY_BYTES)
+  .option(...credentialsOption)
+  .option('--json', 'print the start and stop reports as JSON lines')
+  .addHelpText('after', `
+The tree is read whole at mount time; reads of file data go to the file server, writes stay in
+this process until a sync. A sync commits every change since the last one as ONE update of the
+file server (one append group, all or none): fsync and fsyncdir, the interval (at a moment when
+no file is half written, or after five intervals at the latest), memory (half of --max-dirty),
+and unmount (memory held: up to twice --max-dirty, one commit in flight and the next). fsync returns once that update is acknowledged at --level. close does not commit:
+a closed file is in the next commit, within about --sync-interval. After a disaster the tree is
+the one of some commit: every file as it was then, never part of a commit.
+Unmount with smfs unmount MOUNTPOINT, SIGINT or SIGTERM: what was written is committed first. A
+mount killed outright is unmounted by fusermount3 (auto_unmount), losing what it had not
+committed. Needs /dev/fuse and fusermount3 (Debian fuse3); as root, allow_other is set.
+${credentialsHelp}
+
+Examples:
+  mkdir -p /mnt/smfs && smfs mount /mnt/smfs --server 127.0.0.1:7612 &
+  tar -C /mnt/smfs -xf backup.tar && sync
+  smfs mount /mnt/smfs --level remote --sync-interval 200 --json
+  smfs unmount /mnt/smfs`)
+  .action(async (mountpoint: string, o: { server: Endpoint; level?: string; syncInterval: number; maxDirty: number; credentials?: string; json?: boolean }) => {
+    if (o.level !== undefined && !(MOUNT_LEVELS as readonly string[]).includes(o.level)) throw new ConfigError(`--level is one of ${MOUNT_LEVELS.join(', ')}, got '${o.level}'`);
+    if (o.level === 'tagged' && !(ACK_LEVELS as readonly string[]).includes('tagged')) {
+      throw new ConfigError("--level tagged comes with the tagging work (a storage level 'tagged' and a client that keeps its updates until they are mirrored); this build does not have it yet: use local, network or remote");
+    }
+    if (o.syncInterval < 10 || o.syncInterval > 3_600_000) throw new ConfigError(`--sync-interval is from 10 to 3600000 ms, got ${o.syncInterval}`);
+    if (o.maxDirty < 1024 * 1024 || o.maxDirty > MAX_DIRTY_BYTES) throw new ConfigError(`--max-dirty is from 1M to 48M, got ${o.maxDirty}`);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(mountpoint);
+    } catch (err) {
+      throw new ConfigError(`cannot use ${mountpoint} as a mount point: ${(err as Error).message}`);
+    }
+    if (!st.isDirectory()) throw new ConfigError(`${mountpoint} is not a directory`);
+    if (!fs.existsSync('/dev/fuse')) throw new ConfigError('/dev/fuse is missing: this kernel has no FUSE (modprobe fuse)');
+    // Its real path now: once mounted, this process must not touch the mount point itself (its
+    // own FUSE thread would wait for this thread to answer).
+    const where = fs.realpathSync(mountpoint);
+    const credential = clientCredential(o, 'smfs mount');
+    const events = (event: string, detail: Record<string, unknown>) => {
+      process.stderr.write((o.json ? JSON.stringify({ event, ...detail }) : `smfs mount: ${event} ${JSON.stringify(detail)}`) + '\n');
+    };
+    const mount = await SmfsMount.start({
+      mountpoint: where, server: o.server, credential, level: o.level as AckLevel | undefined,
+      syncIntervalMs: o.syncInterval, maxDirtyBytes: o.maxDirty, onEvent: events,
+    }).catch((err: Error) => {
+      if (err instanceof MaelstromError) throw err;
+      throw new SmfsError('SMFS_ERR_UNAVAILABLE', `cannot mount ${mountpoint}: ${err.message}`, { cause: err });
+    });
+    const info = { mountpoint: where, server: formatEndpoint(o.server), level: o.level ?? 'default', update: mount.stats().update, pid: process.pid };
+    process.stdout.write((o.json ? JSON.stringify({ event: 'mounted', ...info }) : `smfs mount: ${info.mountpoint} is the tree of ${info.server} (update ${info.update}); commits acknowledged ${info.level}`) + '\n');
+    const signal = await Promise.race([
+      new Promise<string>((resolve) => { for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s)); }),
+      mount.ended,
+    ]);
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => process.exit(1));
+    const result = await mount.stop();
+    const stopped = { event: 'unmounted', reason: signal, ...result, ...mount.stats() };
+    process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs mount: unmounted (${signal}); ${result.committed ? 'everything written is committed' : `NOT committed: ${result.error}`}; ${mount.stats().commits} commits`) + '\n');
+    if (!result.committed) process.exitCode = 1;
+  });
+
+program
+  .command('unmount')
+  .description('Unmount an smfs mount (fusermount3 -u); the mount commits what it holds and exits')
+  .argument('<mountpoint>', 'where it is mounted')
+  .option('--lazy', 'detach now even if files are open there (fusermount3 -u -z)')
+  .addHelpText('after', `
+Examples:
+  smfs unmount /mnt/smfs
+  smfs unmount /mnt/smfs --lazy      # busy: detach now, finish when the last file closes`)
+  .action((mountpoint: string, o: { lazy?: boolean }) => {
+    const r = spawnSync('fusermount3', ['-u', ...(o.lazy ? ['-z'] : []), mountpoint], { encoding: 'utf8' });
+    if (r.error) throw new ConfigError(`cannot run fusermount3 (Debian package fuse3): ${r.error.message}`);
+    if (r.status !== 0) throw new SmfsError('SMFS_ERR_REQUEST', `fusermount3 -u ${mountpoint}: ${r.stderr.trim()}${/busy/i.test(r.stderr) ? ' (files are open there; --lazy detaches anyway)' : ''}`);
+  });
 
 program
   .command('write')

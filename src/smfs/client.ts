@@ -16,6 +16,7 @@ import type { AckLevel, MirrorStat, Role } from './mirror';
 
 export type ServerStat = StoreStat & {
   recovery: RecoveryReport; server: ServerCounters; role: Role; defaultLevel: AckLevel; mirror: MirrorStat | null; primary: string | null; primaryTls: boolean | null;
+  disk?: { totalBytes: number; freeBytes: number } | null;
 };
 
 export class StorageClient extends FrameClient {

@@ -2,6 +2,7 @@
 // authenticates first (frame-server.ts), then may send many requests without waiting; each is answered under its request id, changes are
 // applied in the order they arrive, and a request that is refused is answered with its error
 // code while the connection's other requests go on.
+import fs from 'node:fs';
 import { SmfsError } from './errors';
 import { LIMITS } from './format';
 import type { Address } from './format';
@@ -24,6 +25,16 @@ export interface ServerOptions extends Omit<FrameServerOptions, 'opNames'> {
   plainMirrorStream?: boolean; // as a mirror: take the primary's stream without TLS too (default: only over TLS)
   mirror?: MirrorLink;     // a primary's link to its mirror
   defaultLevel?: AckLevel; // for appends that do not ask (default: local without a mirror, else network with feedback, else remote)
+}
+
+// The file system holding the store's directory (a file server's statfs reports it).
+function diskSpace(dir: string): { totalBytes: number; freeBytes: number } | null {
+  try {
+    const s = fs.statfsSync(dir);
+    return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
+  } catch {
+    return null;
+  }
 }
 
 function microsSince(t0: bigint): number {
@@ -67,7 +78,7 @@ export class StorageServer {
     return {
       ...this.store.stat(), recovery: this.store.recovery, server: this.counters, role: this.role, defaultLevel: this.defaultLevel,
       mirror: this.mirror?.stat() ?? null, primary: this.primaryStream ? `${this.primaryStream.socket.remoteAddress}:${this.primaryStream.socket.remotePort}` : null,
-      primaryTls: this.primaryStream?.tls ?? null,
+      primaryTls: this.primaryStream?.tls ?? null, disk: diskSpace(this.store.dir),
     };
   }
 

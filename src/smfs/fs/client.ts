@@ -5,10 +5,11 @@ import type { Endpoint } from '../frame-client';
 import { FrameClient, connectSocket } from '../frame-client';
 import type { Credential } from '../credentials';
 import { encodeText } from '../text';
-import { Cursor, encodeU32 } from '../wire';
-import { FileOp, changeOp, encodeChange } from './protocol';
+import { Cursor, encodeU32, encodeU64 } from '../wire';
+import { FileOp, changeOp, encodeChange, encodeLevel } from './protocol';
+import type { AckLevel } from '../mirror';
 import type { Change } from './tree';
-import type { ListEntry, VolumeStat } from './volume';
+import type { ListEntry, TreeEntry, VolumeStat, VolumeStatfs } from './volume';
 import type { ConnectionCounters } from '../frame-server';
 
 export type FileServerStat = VolumeStat & { server: ConnectionCounters };
@@ -50,6 +51,26 @@ export class FileClient extends FrameClient {
     const body: Uint8Array[] = [encodeU32(changes.length)];
     for (const c of changes) body.push(Buffer.of(changeOp(c)), ...encodeChange(c));
     return updateNumber(await this.request(FileOp.group, body));
+  }
+
+  // Every change in order as one update acknowledged at `level` (protocol version 2: the
+  // changes may include make and patch).
+  async commit(changes: Change[], options: { level?: AckLevel } = {}): Promise<number> {
+    const body: Uint8Array[] = [encodeLevel(options.level), encodeU32(changes.length)];
+    for (const c of changes) body.push(Buffer.of(changeOp(c)), ...encodeChange(c));
+    return updateNumber(await this.request(FileOp.commit, body));
+  }
+
+  readRange(path: string, offset: number, length: number): Promise<Buffer> {
+    return this.request(FileOp.readRange, [encodeText(path), encodeU64(offset), encodeU32(length)]);
+  }
+
+  async tree(): Promise<{ update: number; root: TreeEntry }> {
+    return JSON.parse((await this.request(FileOp.tree)).toString('utf8')) as { update: number; root: TreeEntry };
+  }
+
+  async statfs(): Promise<VolumeStatfs> {
+    return JSON.parse((await this.request(FileOp.statfs)).toString('utf8')) as VolumeStatfs;
   }
 
   read(path: string): Promise<Buffer> {

@@ -1,5 +1,5 @@
-// Lays a draft out as one append group, as LFS writes: depth first, each changed file's data
-// blocks and then its inode, each changed directory's blocks and inode after its changed
+// Lays a draft out as one append group, as LFS writes: depth first, each changed file's new data
+// blocks (blocks a patch kept are pointed at where they are) and then its inode, each changed directory's blocks and inode after its changed
 // children, the root inode last, so the log's newest record is always the newest root.
 // Pointers to records of the same group are distances back (format.ts); once the storage
 // server has answered with the addresses, `commit` checks that they are laid out as assumed
@@ -7,13 +7,13 @@
 import type { Address } from '../format';
 import { LIMITS, RECORD_HEADER, formatAddress } from '../format';
 import { SmfsError } from '../errors';
-import { BLOCK_BYTES, MAX_BLOCKS, encodeDirBlock, encodeInode, packEntries } from './format';
+import { MAX_BLOCKS, encodeDirBlock, encodeInode, packEntries } from './format';
 import type { Pointer } from './format';
 import type { DirNode, TreeNode } from './tree';
 
 interface Placed {
-  inode: number;    // record index of the node's inode
-  blocks: number[]; // record indexes of its blocks
+  inode: number;                // record index of the node's inode
+  pointers: (Address | number)[]; // its blocks: committed ones kept, or record indexes of this group
 }
 
 export interface GroupPlan {
@@ -57,11 +57,14 @@ export function layOut(root: DirNode, update: number): GroupPlan {
 
   const place = (node: TreeNode, name: string): number => {
     const blocks: number[] = [];
+    let pointers: (Address | number)[];
     let size: number;
     if (node.kind === 'file') {
-      const data = node.data!;
-      for (let at = 0; at < data.length; at += BLOCK_BYTES) blocks.push(g.add(data.subarray(at, at + BLOCK_BYTES)));
-      size = data.length;
+      pointers = (node.draft ?? node.blocks).map((b) => (Buffer.isBuffer(b) ? g.add(b) : b));
+      size = node.size;
+    } else if (node.kind === 'symlink') {
+      pointers = [];
+      size = Buffer.byteLength(node.target, 'utf8');
     } else {
       const names = [...node.entries.keys()].sort();
       for (const n of names) {
@@ -74,13 +77,15 @@ export function layOut(root: DirNode, update: number): GroupPlan {
         const at = g.next;
         blocks.push(g.add(encodeDirBlock(entries.map((e) => ({ name: e.name, inode: g.pointer(inodeOf(e.node), at) })))));
       }
+      pointers = blocks;
       size = names.length;
     }
     const at = g.next;
     const inode = g.add(encodeInode({
-      type: node.kind, root: node === root, size, mtime: node.mtime, update, blocks: blocks.map((b) => g.pointer(b, at)),
+      type: node.kind, root: node === root, size, mtime: node.mtime, mode: node.mode, uid: node.uid, gid: node.gid, update,
+      blocks: pointers.map((b) => g.pointer(b, at)), target: node.kind === 'symlink' ? node.target : undefined,
     }));
-    placed.set(node, { inode, blocks });
+    placed.set(node, { inode, pointers });
     return inode;
   };
 
@@ -101,8 +106,8 @@ export function layOut(root: DirNode, update: number): GroupPlan {
       });
       for (const [node, p] of placed) {
         node.inode = addresses[p.inode];
-        node.blocks = p.blocks.map((b) => addresses[b]);
-        if (node.kind === 'file') delete node.data;
+        node.blocks = p.pointers.map((b) => (typeof b === 'number' ? addresses[b] : b));
+        if (node.kind === 'file') delete node.draft;
       }
     },
   };

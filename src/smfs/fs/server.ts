@@ -4,7 +4,7 @@ import { SmfsError } from '../errors';
 import { FrameServer } from '../frame-server';
 import type { FrameServerOptions } from '../frame-server';
 import { Cursor, encodeJson, encodeU64 } from '../wire';
-import { CHANGE_OPS, FileOp, readChange, readPath } from './protocol';
+import { CHANGE_OPS, FileOp, readChange, readLevel, readPath } from './protocol';
 import type { Change } from './tree';
 import type { Volume } from './volume';
 
@@ -57,6 +57,27 @@ export class FileServer {
         c.end();
         return [encodeU64(await this.volume.apply(changes))];
       }
+      case FileOp.commit: {
+        const level = readLevel(c);
+        const n = c.u32();
+        const changes: Change[] = [];
+        for (let i = 0; i < n; i++) changes.push(readChange(c.u8(), c));
+        c.end();
+        return [encodeU64(await this.volume.apply(changes, { level }))];
+      }
+      case FileOp.readRange: {
+        const path = readPath(c);
+        const offset = c.u64();
+        const length = c.u32();
+        c.end();
+        return [await this.volume.readRange(path, offset, length)];
+      }
+      case FileOp.tree:
+        c.end();
+        return [encodeJson(await this.volume.tree())];
+      case FileOp.statfs:
+        c.end();
+        return [encodeJson(await this.volume.statfs())];
       case FileOp.stat:
         c.end();
         return [encodeJson({ ...await this.volume.stat(), server: this.frames.counters })];

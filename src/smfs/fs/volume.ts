@@ -14,8 +14,9 @@ import { StorageClient } from '../client';
 import type { Credential } from '../credentials';
 import type { Endpoint } from '../frame-client';
 import { MetadataClient } from '../metadata-client';
-import { BLOCK_BYTES, decodeDirBlock, decodeInode } from './format';
-import type { Inode } from './format';
+import { BLOCK_BYTES, DEFAULT_MODE, isHole, MAX_FILE_BYTES, MAX_NAME_BYTES, decodeDirBlock, decodeInode, timeNow, timeToMs } from './format';
+import type { Inode, NodeType } from './format';
+import type { AckLevel } from '../mirror';
 import { layOut } from './layout';
 import { parsePath } from './path';
 import { Draft, find } from './tree';
@@ -24,9 +25,34 @@ import { Serial } from '../../serial';
 
 export interface ListEntry {
   name: string;
-  type: 'file' | 'dir';
-  size: number;       // file: bytes; directory: entries
+  type: NodeType;
+  size: number;       // file: bytes; directory: entries; symlink: bytes of its target
   mtime: string;      // ISO 8601
+}
+
+// The whole tree's metadata, for a mount (protocol version 2, op tree).
+export interface TreeEntry {
+  name: string;
+  type: NodeType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: [number, number]; // seconds, nanoseconds
+  target?: string;
+  entries?: TreeEntry[];
+}
+
+export interface VolumeStatfs {
+  blockBytes: number;
+  maxFileBytes: number;
+  maxNameBytes: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;      // of file data
+  records: number;
+  disk: { totalBytes: number; freeBytes: number } | null; // the storage server's file system
 }
 
 export interface VolumeStat {
@@ -36,6 +62,7 @@ export interface VolumeStat {
   update: number;     // updates committed to the log so far
   files: number;
   dirs: number;
+  symlinks: number;
   bytes: number;      // of file data
   records: number;    // reachable: inodes, directory blocks and data blocks
   leaked: number;     // live records of the log that no inode reaches (a crash between commit and free)
@@ -48,8 +75,18 @@ function unreachable(err: unknown): boolean {
   return err instanceof SmfsError && (err.code === 'SMFS_ERR_CLOSED' || err.code === 'SMFS_ERR_UNAVAILABLE');
 }
 
-function countTree(node: TreeNode, into: { files: number; dirs: number; bytes: number; records: number }): void {
-  into.records += 1 + node.blocks.length;
+interface Counts { files: number; dirs: number; symlinks: number; bytes: number; records: number }
+
+function counts(): Counts {
+  return { files: 0, dirs: 0, symlinks: 0, bytes: 0, records: 0 };
+}
+
+function countTree(node: TreeNode, into: Counts): void {
+  into.records += 1 + node.blocks.filter((b) => !isHole(b)).length;
+  if (node.kind === 'symlink') {
+    into.symlinks++;
+    return;
+  }
   if (node.kind === 'file') {
     into.files++;
     into.bytes += node.size;
@@ -57,6 +94,10 @@ function countTree(node: TreeNode, into: { files: number; dirs: number; bytes: n
   }
   into.dirs++;
   for (const child of node.entries.values()) countTree(child, into);
+}
+
+function sizeOf(n: TreeNode): number {
+  return n.kind === 'file' ? n.size : n.kind === 'dir' ? n.entries.size : Buffer.byteLength(n.target, 'utf8');
 }
 
 export class Volume {
@@ -92,17 +133,23 @@ export class Volume {
     return v;
   }
 
-  // Applies changes in order as one update: all of them, or none. Resolves to the update's
-  // number (the previous one when nothing changed).
-  apply(changes: Change[]): Promise<number> {
+  // Applies changes in order as one update: all of them, or none, acknowledged at `level` (the
+  // storage server's default when not given). Resolves to the update's number (the previous
+  // one when nothing changed).
+  apply(changes: Change[], options: { level?: AckLevel } = {}): Promise<number> {
     return this.serial.run(async () => {
       await this.freshen();
-      const draft = new Draft(this.root, Date.now());
-      for (const c of changes) draft.apply(c);
+      const draft = new Draft(this.root, timeNow(), (a) => this.call(() => this.storage.read(a)));
+      for (const c of changes) await draft.apply(c);
       if (!draft.changed) return this.update;
       const update = this.update + 1;
       const plan = layOut(draft.root, update);
-      const addresses = await this.call(() => this.storage.append(plan.records.map((data) => ({ log: this.log, data }))));
+      const addresses = await this.call(() => this.storage.append(plan.records.map((data) => ({ log: this.log, data })), { level: options.level })).catch((err: unknown) => {
+        // Written at the storage server but not acknowledged at the level in time: the log has
+        // the update and this tree does not; the next request reloads the tree from the log.
+        if (err instanceof SmfsError && err.code === 'SMFS_ERR_MIRROR') this.stale = true;
+        throw err;
+      });
       plan.commit(addresses);
       this.root = draft.root;
       this.update = update;
@@ -116,13 +163,20 @@ export class Volume {
     return this.reading(() => this.readOnce(path, parts));
   }
 
-  private async readOnce(path: string, parts: string[]): Promise<Buffer> {
+  // Up to `length` bytes of a file from `offset` (fewer at its end, none past it).
+  readRange(path: string, offset: number, length: number): Promise<Buffer> {
+    const parts = parsePath(path);
+    return this.reading(() => this.readOnce(path, parts, { offset, length }));
+  }
+
+  private async readOnce(path: string, parts: string[], range?: { offset: number; length: number }): Promise<Buffer> {
     for (let attempt = 0; ; attempt++) {
       const root = this.root;
       const node = find(root, parts);
       if (node.kind === 'dir') throw new SmfsError('SMFS_ERR_IS_DIR', `${path} is a directory`);
+      if (node.kind === 'symlink') throw new SmfsError('SMFS_ERR_REQUEST', `${path} is a symlink (to ${node.target}); symlinks are not followed here`);
       try {
-        return await this.readFile(node);
+        return await this.readFile(node, range);
       } catch (err) {
         const replaced = err instanceof SmfsError && err.code === 'SMFS_ERR_FREED' && this.root !== root;
         if (!replaced || attempt === READ_RETRIES) throw err;
@@ -135,17 +189,36 @@ export class Volume {
     await this.reading(async () => undefined);
     const node = find(this.root, parts);
     const entry = (name: string, n: TreeNode): ListEntry => ({
-      name, type: n.kind, size: n.kind === 'file' ? n.size : n.entries.size, mtime: new Date(n.mtime).toISOString(),
+      name, type: n.kind, size: sizeOf(n), mtime: new Date(timeToMs(n.mtime)).toISOString(),
     });
-    if (node.kind === 'file') return [entry(parts[parts.length - 1], node)];
+    if (node.kind !== 'dir') return [entry(parts[parts.length - 1], node)];
     return [...node.entries.keys()].sort().map((name) => entry(name, node.entries.get(name)!));
   }
 
   async stat(): Promise<VolumeStat> {
     await this.reading(async () => undefined);
-    const counts = { files: 0, dirs: 0, bytes: 0, records: 0 };
-    countTree(this.root, counts);
-    return { log: this.log, storage: formatEndpoint(this.storageAt), root: formatAddress(this.root.inode!), update: this.update, ...counts, leaked: this.leaked };
+    const c = counts();
+    countTree(this.root, c);
+    return { log: this.log, storage: formatEndpoint(this.storageAt), root: formatAddress(this.root.inode!), update: this.update, ...c, leaked: this.leaked };
+  }
+
+  // Every node's metadata (no file data), and the update it is of.
+  async tree(): Promise<{ update: number; root: TreeEntry }> {
+    await this.reading(async () => undefined);
+    const entry = (name: string, n: TreeNode): TreeEntry => ({
+      name, type: n.kind, mode: n.mode, uid: n.uid, gid: n.gid, size: sizeOf(n), mtime: [n.mtime.s, n.mtime.ns],
+      ...(n.kind === 'symlink' ? { target: n.target } : {}),
+      ...(n.kind === 'dir' ? { entries: [...n.entries.keys()].sort().map((k) => entry(k, n.entries.get(k)!)) } : {}),
+    });
+    return { update: this.update, root: entry('', this.root) };
+  }
+
+  async statfs(): Promise<VolumeStatfs> {
+    await this.reading(async () => undefined);
+    const c = counts();
+    countTree(this.root, c);
+    const disk = (await this.call(() => this.storage.stat())).disk ?? null;
+    return { blockBytes: BLOCK_BYTES, maxFileBytes: MAX_FILE_BYTES, maxNameBytes: MAX_NAME_BYTES, ...c, disk };
   }
 
   async close(): Promise<void> {
@@ -201,7 +274,7 @@ export class Volume {
   private async load(): Promise<void> {
     const tail = await this.call(() => this.storage.tail(this.log));
     if (!tail) {
-      this.root = { kind: 'dir', blocks: [], mtime: Date.now(), entries: new Map() };
+      this.root = { kind: 'dir', blocks: [], mtime: timeNow(), mode: DEFAULT_MODE.dir, uid: 0, gid: 0, entries: new Map() };
       this.update = 0;
       const plan = layOut(this.root, 1);
       plan.commit(await this.call(() => this.storage.append(plan.records.map((data) => ({ log: this.log, data })))));
@@ -215,28 +288,39 @@ export class Volume {
     }
     this.root = (await this.loadNode(tail, inode)) as DirNode;
     this.update = inode.update;
-    const counts = { files: 0, dirs: 0, bytes: 0, records: 0 };
-    countTree(this.root, counts);
+    const c = counts();
+    countTree(this.root, c);
     const live = (await this.call(() => this.storage.stat())).logs.find((l) => l.id === this.log)?.liveRecords ?? 0;
-    this.leaked = Math.max(0, live - counts.records);
+    this.leaked = Math.max(0, live - c.records);
   }
 
   private async loadNode(at: Address, read?: Inode): Promise<TreeNode> {
     const inode = read ?? decodeInode(await this.call(() => this.storage.read(at)), at);
-    if (inode.type === 'file') return { kind: 'file', inode: at, blocks: inode.blocks, size: inode.size, mtime: inode.mtime };
+    const attrs = { inode: at, blocks: inode.blocks, mtime: inode.mtime, mode: inode.mode, uid: inode.uid, gid: inode.gid };
+    if (inode.type === 'file') return { kind: 'file', size: inode.size, ...attrs };
+    if (inode.type === 'symlink') return { kind: 'symlink', target: inode.target!, ...attrs };
     const blocks = await Promise.all(inode.blocks.map(async (b) => decodeDirBlock(await this.call(() => this.storage.read(b)), b)));
     const entries = blocks.flat();
     const children = await Promise.all(entries.map((e) => this.loadNode(e.inode)));
-    return { kind: 'dir', inode: at, blocks: inode.blocks, mtime: inode.mtime, entries: new Map(entries.map((e, i) => [e.name, children[i]])) };
+    return { kind: 'dir', entries: new Map(entries.map((e, i) => [e.name, children[i]])), ...attrs };
   }
 
-  private async readFile(node: FileNode): Promise<Buffer> {
-    const blocks = await Promise.all(node.blocks.map((b) => this.call(() => this.storage.read(b))));
-    blocks.forEach((b, i) => {
-      const expected = i < blocks.length - 1 ? BLOCK_BYTES : node.size - BLOCK_BYTES * i;
+  private async readFile(node: FileNode, range?: { offset: number; length: number }): Promise<Buffer> {
+    const offset = Math.min(range?.offset ?? 0, node.size);
+    const end = Math.min(node.size, range ? offset + range.length : node.size);
+    if (end <= offset) return Buffer.alloc(0);
+    const first = Math.floor(offset / BLOCK_BYTES);
+    const last = Math.floor((end - 1) / BLOCK_BYTES);
+    const blocks = await Promise.all(node.blocks.slice(first, last + 1).map((b, k) => (isHole(b)
+      ? Promise.resolve(Buffer.alloc(first + k < node.blocks.length - 1 ? BLOCK_BYTES : node.size - BLOCK_BYTES * (first + k)))
+      : this.call(() => this.storage.read(b)))));
+    blocks.forEach((b, k) => {
+      const i = first + k;
+      const expected = i < node.blocks.length - 1 ? BLOCK_BYTES : node.size - BLOCK_BYTES * i;
       if (b.length !== expected) throw new SmfsError('SMFS_ERR_CORRUPT', `block ${i} of the file at ${formatAddress(node.inode!)} has ${b.length} bytes, not ${expected}`);
     });
-    return Buffer.concat(blocks, node.size);
+    const all = blocks.length === 1 ? blocks[0] : Buffer.concat(blocks);
+    return all.subarray(offset - first * BLOCK_BYTES, end - first * BLOCK_BYTES);
   }
 
   // Frees what an update made unreachable. The update is committed whatever happens here: a
