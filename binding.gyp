@@ -44,6 +44,24 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-lxdp", "-lbpf", "-lxxhash", "-lsodium", "-lcrypto", "<!@(pkg-config --libs fuse3)"]
+    },
+    {
+      "target_name": "maelstrom_yardstick",
+      "sources": [
+        "native/yardstick/isal.cc",
+        "native/fec/packet_id.cc",
+        "native/fec/synthetic.cc",
+        "native/fec/xor.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-lisal", "-lxxhash"]
     }
   ]
 }

@@ -60,13 +60,17 @@ cli('bad arguments exit 2 with the error code and a message naming the option', 
   assert.is(maelstrom('no-such-command').status, 2);
 });
 
-cli('bench codec --json reports encode, decode and memcpy throughput from one run', () => {
+cli('bench codec --json reports encode, decode, memcpy and ISA-L throughput from one run', () => {
   const r = maelstrom('bench', 'codec', '--json', '--seconds', '0.05', '--pool', '2048');
   assert.is(r.status, 0, r.stderr);
   const b = JSON.parse(r.stdout);
   for (const k of ['encode_GBps', 'decode_GBps', 'memcpy_GBps']) assert.ok(b[k] > 0, k);
   assert.is(b.decode_recovered, b.decode_lost, 'at 1% loss every lost packet of the stream is rebuilt');
   assert.ok(Math.abs(b.encode_vs_memcpy - b.encode_GBps / b.memcpy_GBps) < 1e-9);
+  // The ISA-L yardstick is built by make build (libisal-dev is one of make deps' packages).
+  assert.is(b.isal_missing, undefined, b.isal_missing);
+  assert.ok(b.isal_rs_GBps > 0, 'ISA-L RS(8,3) measured in the same run');
+  assert.ok(Math.abs(b.encode_vs_isal - b.encode_GBps / b.isal_rs_GBps) < 1e-9);
 });
 
 cli('--help teaches: every command lists its options and examples', () => {
