@@ -96,6 +96,7 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
                        {InstanceMethod<&EncoderWrap::Encode>("encode"),
                         InstanceMethod<&EncoderWrap::Poll>("poll"),
                         InstanceMethod<&EncoderWrap::Flush>("flush"),
+                        InstanceMethod<&EncoderWrap::FlushCovering>("flushCovering"),
                         InstanceMethod<&EncoderWrap::Stats>("stats")});
   }
 
@@ -131,6 +132,17 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
     return out.result();
   }
 
+  // flushCovering(seqs: number[]): the repairs of the bins holding any of them.
+  Napi::Value FlushCovering(const Napi::CallbackInfo& info) {
+    if (!info[0].IsArray()) throw Napi::TypeError::New(info.Env(), "flushCovering takes an array of sequence numbers");
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<uint32_t> seqs(a.Length());
+    for (uint32_t i = 0; i < a.Length(); i++) seqs[i] = a.Get(i).As<Napi::Number>().Uint32Value();
+    BufferCollector out(info.Env());
+    encoder_.flush_covering(seqs.data(), seqs.size(), out);
+    return out.result();
+  }
+
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     const fec::EncoderStats& s = encoder_.stats();
     Napi::Object o = Napi::Object::New(info.Env());
@@ -140,6 +152,7 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
     o["repairs"] = double(s.repairs);
     o["repairBytes"] = double(s.repair_bytes);
     o["repairsFlushed"] = double(s.repairs_flushed);
+    o["repairsCovering"] = double(s.repairs_covering);
     o["nextSeq"] = double(encoder_.next_seq());
     uint64_t deadline = encoder_.next_deadline();
     o["nextDeadlineNs"] = deadline == UINT64_MAX ? info.Env().Null() : Napi::Number::New(info.Env(), double(deadline));

@@ -98,6 +98,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     if (o.Get("lanAddr").IsString()) c.lan_addr = ipv4(env, o.Get("lanAddr"));
     c.feedback_port = uint16_t(get_number(o, "feedbackPort", 7601));
+    c.flush_idle_ns = uint64_t(get_number(o, "flushIdleNs", double(c.flush_idle_ns)));
     if (o.Get("netsync").IsObject()) c.tracker = tracker_config(o.Get("netsync").As<Napi::Object>());
     if (o.Get("masterKey").IsBuffer()) c.master_key = master_key(o.Get("masterKey"));
     std::string error;
@@ -147,6 +148,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["outOfWindow"] = double(s.decoder.out_of_window);
     o["verifyFailed"] = double(s.decoder.verify_failed);
     o["repairsFlushed"] = double(s.encoder.repairs_flushed);
+    o["repairsIdleFlushed"] = double(s.encoder.repairs_covering);
     o["repairsDropped"] = double(s.encoder.repairs_dropped);
     o["pendingEvicted"] = double(s.decoder.pending_evicted);
     o["pendingExpired"] = double(s.decoder.pending_expired);

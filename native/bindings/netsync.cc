@@ -158,6 +158,8 @@ class SyncTrackerWrap : public Napi::ObjectWrap<SyncTrackerWrap>, public netsync
                         InstanceMethod<&SyncTrackerWrap::RepairCompleted>("repairCompleted"),
                         InstanceMethod<&SyncTrackerWrap::RepairLost>("repairLost"),
                         InstanceMethod<&SyncTrackerWrap::Poll>("poll"),
+                        InstanceMethod<&SyncTrackerWrap::Waiting>("waiting"),
+                        InstanceMethod<&SyncTrackerWrap::SetQuiet>("setQuiet"),
                         InstanceMethod<&SyncTrackerWrap::NextDeadline>("nextDeadline"),
                         InstanceMethod<&SyncTrackerWrap::SetTrace>("setTrace"),
                         InstanceMethod<&SyncTrackerWrap::SetLayers>("setLayers"),
@@ -226,6 +228,22 @@ class SyncTrackerWrap : public Napi::ObjectWrap<SyncTrackerWrap>, public netsync
       a[uint32_t(i)] = o;
     }
     return a;
+  }
+  // waiting(newestSeq, span, nowNs): sequence numbers of records someone may wait on.
+  Napi::Value Waiting(const Napi::CallbackInfo& info) {
+    std::vector<uint32_t> out;
+    tracker_.waiting(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(), time_arg(info, 2), &out);
+    Napi::Array a = Napi::Array::New(info.Env(), out.size());
+    for (size_t i = 0; i < out.size(); i++) a[uint32_t(i)] = double(out[i]);
+    return a;
+  }
+  // setQuiet(host, untilNs): the host answered feedback with ICMP port unreachable.
+  Napi::Value SetQuiet(const Napi::CallbackInfo& info) {
+    in_addr a{};
+    if (!info[0].IsString() || inet_pton(AF_INET, info[0].As<Napi::String>().Utf8Value().c_str(), &a) != 1)
+      throw Napi::TypeError::New(info.Env(), "setQuiet takes an IPv4 address");
+    tracker_.set_quiet(a.s_addr, time_arg(info, 1));
+    return info.Env().Undefined();
   }
   Napi::Value NextDeadline(const Napi::CallbackInfo& info) {
     uint64_t d = tracker_.next_deadline();

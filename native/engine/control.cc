@@ -211,6 +211,7 @@ void Engine::read_feedback_errors(Worker& w, uint64_t now) {
       const auto* ee = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
       if (ee->ee_origin == SO_EE_ORIGIN_ICMP && ee->ee_type == 3 && ee->ee_code == 3) {
         quiet_hosts_[to.sin_addr.s_addr] = now + 1'000'000'000;
+        tracker_->set_quiet(to.sin_addr.s_addr, now + 1'000'000'000);  // and no idle flush for it
         w.counters.feedback_unreachable++;
       }
     }

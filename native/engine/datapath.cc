@@ -120,6 +120,7 @@ void Engine::lan_batch(Worker& w, xsk::Port& lan, const xsk::RxFrame* batch, uin
       }
       w.counters.lan_to_wan_packets++;
       w.counters.lan_to_wan_bytes += f.len;
+      last_lan_ns_ = now;
       if (encoder_->add(ip, ip_len, now, out) < 0) {
         w.counters.unprotected++;
         tracker_->uncovered(seq);
@@ -223,10 +224,28 @@ uint64_t Engine::housekeeping(Worker& w, uint64_t now) {
   }
   RepairOut out(*this, w);
   encoder_->poll(now, out);
+  uint64_t idle_deadline = idle_flush(out, now);
   RecoveredOut rebuilt(*this, w);
   decoder_->poll(now, rebuilt);
   send_feedback(w, now);
-  return std::min({encoder_->next_deadline(), tracker_->next_deadline(), decoder_->next_deadline()});
+  return std::min({encoder_->next_deadline(), tracker_->next_deadline(), decoder_->next_deadline(), idle_deadline});
+}
+
+// Bins fill by count, or at their flush timeout (interleave x --flush-timeout): at low rates a
+// packet can wait long for its deeper layers' repairs. When a network-sync flow waits on packets
+// and the LAN has gone quiet (no frame for flush_idle_ns), nothing will fill their bins soon:
+// those bins fire now. Returns when to look again (UINT64_MAX: not before new frames).
+uint64_t Engine::idle_flush(RepairOut& out, uint64_t now) {
+  const uint32_t next = encoder_->next_seq();
+  if (!config_.flush_idle_ns || config_.lan_addr == 0 || next == idle_flushed_seq_) return UINT64_MAX;
+  if (now < last_lan_ns_ + config_.flush_idle_ns) return last_lan_ns_ + config_.flush_idle_ns;
+  idle_flushed_seq_ = next;
+  uint32_t widest = 1;
+  for (unsigned i : encoder_->config().interleaves) widest = std::max(widest, i);
+  waiting_.clear();
+  tracker_->waiting(next - 1, widest * encoder_->config().r, now, &waiting_);
+  if (!waiting_.empty()) encoder_->flush_covering(waiting_.data(), waiting_.size(), out);
+  return UINT64_MAX;
 }
 
 bool Engine::forward(Worker& w, xsk::Port& to, const uint8_t* frame, uint32_t len) {

@@ -72,6 +72,9 @@ struct EngineConfig {
   uint32_t lan_addr = 0;
   uint16_t feedback_port = 7601;
   netsync::TrackerConfig tracker;  // layers are taken from the encoder
+  // Once the LAN has been quiet this long, the bins holding packets a network-sync flow waits
+  // on fire at once instead of at their flush timeout (0: never; docs/gateway.md).
+  uint64_t flush_idle_ns = 50'000;
   // The pair's master key: repairs, reports and feedback go sealed (docs/protocol.md,
   // "Authentication envelope"). None: --insecure-no-auth, everything goes bare.
   std::optional<std::array<uint8_t, auth::kKeyBytes>> master_key;
@@ -230,6 +233,7 @@ class Engine {
   // The rest run with codec_mutex_ held.
   void apply_done(Worker& w);
   uint64_t housekeeping(Worker& w, uint64_t now);
+  uint64_t idle_flush(RepairOut& out, uint64_t now);
   void publish_codec();
   void apply_retune(Worker& w);
   void send_report(Worker& w);
@@ -274,6 +278,11 @@ class Engine {
   std::vector<uint8_t> datagram_;
   uint32_t feedback_seq_ = 0;
   std::unordered_map<uint32_t, uint64_t> quiet_hosts_;  // host -> until when no feedback goes there
+  // The idle flush: when the last LAN frame was taken, and the encoder's next sequence number
+  // at the last idle flush (nothing new since: nothing to look at).
+  uint64_t last_lan_ns_ = 0;
+  uint32_t idle_flushed_seq_ = 0;
+  std::vector<uint32_t> waiting_;
   bool trace_ = false;
   uint16_t ip_id_ = 0;
   uint64_t next_report_ns_ = 0;

@@ -71,7 +71,7 @@ int64_t Encoder::add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink
       bin.base_seq = seq;
       bin.first_ns = now_ns;
       if (config_.flush_timeout_ns)
-        next_deadline_ = std::min(next_deadline_, now_ns + config_.flush_timeout_ns);
+        next_deadline_ = std::min(next_deadline_, now_ns + timeout_of(bin));
     }
     // Bytes at or past xor_len hold leftovers of the bin's previous repair, not zeros: there
     // the packet is copied rather than XORed, which spares clearing the bin after each repair.
@@ -95,7 +95,7 @@ int64_t Encoder::add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink
   return seq;
 }
 
-void Encoder::fire(Bin& bin, bool flushed, RepairSink& sink) {
+bool Encoder::fire(Bin& bin, bool flushed, RepairSink& sink) {
   size_t len = repair_size(bin.count, bin.xor_len);
   uint8_t* out = sink.reserve(len);
   RepairInfo info{bin.layer, uint8_t(bin.count), uint16_t(config_.interleaves[bin.layer]), bin.base_seq, flushed};
@@ -120,6 +120,7 @@ void Encoder::fire(Bin& bin, bool flushed, RepairSink& sink) {
   bin.count = 0;
   bin.xor_len = 0;
   bin.threshold = uint16_t(config_.r);
+  return out != nullptr;
 }
 
 unsigned Encoder::poll(uint64_t now_ns, RepairSink& sink) {
@@ -128,7 +129,7 @@ unsigned Encoder::poll(uint64_t now_ns, RepairSink& sink) {
   uint64_t next = UINT64_MAX;
   for (Bin& bin : bins_) {
     if (bin.count == 0) continue;
-    uint64_t due = bin.first_ns + config_.flush_timeout_ns;
+    uint64_t due = bin.first_ns + timeout_of(bin);
     if (due <= now_ns) {
       fire(bin, true, sink);
       fired++;
@@ -137,6 +138,28 @@ unsigned Encoder::poll(uint64_t now_ns, RepairSink& sink) {
     }
   }
   next_deadline_ = next;
+  return fired;
+}
+
+unsigned Encoder::flush_covering(const uint32_t* seqs, size_t n, RepairSink& sink) {
+  unsigned fired = 0;
+  for (size_t l = 0; l < config_.interleaves.size(); l++) {
+    const uint32_t interleave = config_.interleaves[l];
+    for (size_t k = 0; k < n; k++) {
+      // How many packets back from the newest this one is; the layer's bin for it is as many
+      // bins back (mod interleave) from the one the next packet goes into.
+      uint32_t back = seq_ - seqs[k];
+      if (back == 0 || back > uint32_t(interleave) * config_.r) continue;  // not added yet, or long covered
+      unsigned index = unsigned((next_bin_[l] + interleave - back % interleave) % interleave);
+      Bin& bin = bins_[layer_first_bin_[l] + index];
+      if (bin.count == 0) continue;
+      // In the bin's current round only: base, base + i, ..., base + (count - 1) i.
+      uint32_t offset = seqs[k] - bin.base_seq;
+      if (offset % interleave != 0 || offset / interleave >= bin.count) continue;
+      if (fire(bin, true, sink)) stats_.repairs_covering++;
+      fired++;
+    }
+  }
   return fired;
 }
 

@@ -5,8 +5,12 @@
 // i apart when the 32-bit sequence number wraps). A bin XORs its packets (normalised, zero-padded) and
 // fires a repair when it holds r of them. Staggered start: the first time bin b fires, it does
 // so at (b mod r) packets (r when that is 0), so a layer's repairs spread evenly over time
-// instead of all i bins firing together. Flush timeout: a bin whose first packet is older than
-// the timeout fires with what it has, which bounds how long a packet waits for its repairs.
+// instead of all i bins firing together. Flush timeout: a bin of a layer with interleave i
+// whose first packet is older than i x the timeout fires with what it has, which bounds how long
+// a packet waits for its repairs; the bins of every layer fill before that at any rate above
+// r / timeout packets per second, so the overhead stays c / r down to that rate. Whoever needs a
+// packet's repairs sooner (network-sync, with the LAN gone quiet) fires the bins holding it with
+// flush_covering().
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -20,7 +24,7 @@ namespace maelstrom::fec {
 struct EncoderConfig {
   unsigned r = 8;
   std::vector<unsigned> interleaves{1, 10, 100};  // c = interleaves.size()
-  uint64_t flush_timeout_ns = 1'000'000;          // 0: bins wait for r packets however long
+  uint64_t flush_timeout_ns = 10'000'000;         // x the layer's interleave; 0: bins wait for r packets
   unsigned max_packet = 1500;
   uint32_t epoch = 0;
   uint32_t first_seq = 0;
@@ -32,7 +36,7 @@ struct RepairInfo {
   uint8_t count;
   uint16_t interleave;
   uint32_t base_seq;
-  bool flushed;  // fired by the flush timeout or an explicit flush, not by filling
+  bool flushed;  // fired by the flush timeout or a flush, not by filling
 };
 
 // Where fired repairs go. The engine hands out UMEM frame space; tests hand out vectors.
@@ -52,7 +56,8 @@ struct EncoderStats {
   uint64_t oversize = 0;  // rejected: empty or longer than max_packet, not covered by any repair
   uint64_t repairs = 0;
   uint64_t repair_bytes = 0;
-  uint64_t repairs_flushed = 0;
+  uint64_t repairs_flushed = 0;  // fired by the flush timeout, flush() or flush_covering()
+  uint64_t repairs_covering = 0;  // of those, by flush_covering()
   uint64_t repairs_dropped = 0;  // sink had no room
 };
 
@@ -67,8 +72,14 @@ class Encoder {
   // number, or -1 when the packet is empty or longer than max_packet (it is not covered).
   int64_t add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink& sink);
 
-  // Fires bins whose first packet is at least flush_timeout old. Cheap when none is due.
+  // Fires bins whose first packet is at least flush_timeout x interleave old. Cheap when none
+  // is due.
   unsigned poll(uint64_t now_ns, RepairSink& sink);
+
+  // Fires the bins, of every layer, that hold any of the packets seqs[0..n) (the bins of packets
+  // someone waits on). Sequence numbers of packets already covered, or not yet added, are
+  // skipped.
+  unsigned flush_covering(const uint32_t* seqs, size_t n, RepairSink& sink);
 
   // Fires every non-empty bin (before an epoch change or shutdown).
   unsigned flush(RepairSink& sink);
@@ -92,7 +103,8 @@ class Encoder {
     uint8_t layer;
   };
 
-  void fire(Bin& bin, bool flushed, RepairSink& sink);
+  bool fire(Bin& bin, bool flushed, RepairSink& sink);  // false: the sink had no room
+  uint64_t timeout_of(const Bin& bin) const { return config_.flush_timeout_ns * config_.interleaves[bin.layer]; }
 
   EncoderConfig config_;
   std::vector<Bin> bins_;

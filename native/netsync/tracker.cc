@@ -230,12 +230,35 @@ void Tracker::sent(const uint8_t* ip, size_t len, uint32_t seq, uint64_t now_ns)
         r = Record{seq, slot, f.gen, 0, false, false, false, start, end, uint8_t(config_.layers), now_ns};
         f.pending.push_back(Pending{seq, start, end});
         if (f.pending.size() > ring_.size()) f.pending.pop_front();
+        unsafe_.push_back(seq);
+        if (unsafe_.size() > ring_.size()) unsafe_.pop_front();
       }
     }
   }
   if ((s.flags & kFin) && !f.fin) {
     f.fin = true;
     finished_.push_back(slot);
+  }
+}
+
+void Tracker::waiting(uint32_t newest_seq, uint32_t span, uint64_t now_ns, std::vector<uint32_t>* out) {
+  auto still_waits = [&](uint32_t seq) {
+    const Record& r = ring_[seq & mask_];
+    return r.seq == seq && r.flow != kNone && !r.done && !r.dead && r.repairs < r.need;
+  };
+  while (!unsafe_.empty() && !still_waits(unsafe_.front())) unsafe_.pop_front();
+  for (auto it = unsafe_.rbegin(); it != unsafe_.rend(); ++it) {
+    uint32_t seq = *it;
+    if (newest_seq - seq >= span) break;
+    if (!still_waits(seq)) continue;
+    const Record& r = ring_[seq & mask_];
+    const Flow& f = flows_[r.flow];
+    if (f.gen != r.gen || f.isn_guessed) continue;
+    if (auto q = quiet_.find(f.key.saddr); q != quiet_.end()) {
+      if (now_ns < q->second) continue;
+      quiet_.erase(q);
+    }
+    out->push_back(seq);
   }
 }
 

@@ -133,6 +133,14 @@ class Tracker {
   // network-safe by completion; only a retransmission or the receiver's ACK passes them.
   void repair_lost(const fec::RepairInfo& info);
 
+  // Appends to out the sequence numbers of records that still wait for repairs and that someone
+  // may wait on: sent at most `span` frames before the newest, of a flow whose ISN is known, from
+  // a host not quiet. The engine fires the bins holding them when the LAN goes idle.
+  void waiting(uint32_t newest_seq, uint32_t span, uint64_t now_ns, std::vector<uint32_t>* out);
+  // The host answered feedback with ICMP port unreachable: nobody there waits on its flows
+  // until `until_ns`.
+  void set_quiet(uint32_t saddr, uint64_t until_ns) { quiet_[saddr] = until_ns; }
+
   // Appends the entries due at now (offsets advanced and the flow's interval passed) and evicts
   // what is idle or finished. Returns how many were appended.
   size_t poll(uint64_t now_ns, std::vector<FeedbackEntry>* out);
@@ -219,6 +227,10 @@ class Tracker {
   static constexpr size_t kClosedMemory = 16384;
   std::unordered_map<FlowKey, uint64_t, FlowKeyHash> closed_;
   std::deque<FlowKey> closed_order_;
+  // Records that wait for repairs, in the order sent (some may have completed since: waiting()
+  // skips them and drops them from the front); at most the ring's size.
+  std::deque<uint32_t> unsafe_;
+  std::unordered_map<uint32_t, uint64_t> quiet_;  // host -> until when nobody there listens
   LastSent last_;
   uint64_t next_deadline_ = UINT64_MAX;
   EventSink* sink_ = nullptr;

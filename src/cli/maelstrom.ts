@@ -114,13 +114,14 @@ bench
   .option('--records <n>', '4 KB records per delay', integer('--records'), 400)
   .option('--interval-ms <ms>', 'between records', decimal('--interval-ms'), 5)
   .option('--flush-timeout <ms>', 'the gateways\' flush timeout', decimal('--flush-timeout'), DEFAULTS.flushTimeoutMs)
-  .option('--json', 'print one JSON object: rows of netsync_p50_us, netsync_p99_us, lan_rtt_us, remote_ack_ms per delay_ms')
-  .action(async (o: { delays: number[]; records: number; intervalMs: number; flushTimeout: number; json?: boolean }) => {
+  .option('--flush-idle <us>', 'the gateways\' idle flush (0: off)', decimal('--flush-idle'), NETSYNC_DEFAULTS.flushIdleUs)
+  .option('--json', 'print one JSON object: rows of netsync_p50_us, netsync_p99_us, lan_rtt_us, remote_ack_ms, repairs_per_packet per delay_ms')
+  .action(async (o: { delays: number[]; records: number; intervalMs: number; flushTimeout: number; flushIdle: number; json?: boolean }) => {
     if (o.delays.some((d) => d < 0 || d > 200)) throw new ConfigError('--delays are one-way delays from 0 to 200 ms');
     if (o.records < 10) throw new ConfigError('--records: at least 10 per delay, for a p99');
     const { formatFeedbackBench, runFeedbackBench } = await import('../../bench/feedback');
-    const { rows, flushTimeoutMs } = await runFeedbackBench({ delaysMs: o.delays, records: o.records, intervalMs: o.intervalMs, flushTimeoutMs: o.flushTimeout });
-    process.stdout.write((o.json ? JSON.stringify({ flush_timeout_ms: flushTimeoutMs, rows }) : formatFeedbackBench(rows, flushTimeoutMs)) + '\n');
+    const { rows, flushTimeoutMs, flushIdleUs } = await runFeedbackBench({ delaysMs: o.delays, records: o.records, intervalMs: o.intervalMs, flushTimeoutMs: o.flushTimeout, flushIdleUs: o.flushIdle });
+    process.stdout.write((o.json ? JSON.stringify({ flush_timeout_ms: flushTimeoutMs, flush_idle_us: flushIdleUs, rows }) : formatFeedbackBench(rows, flushTimeoutMs, flushIdleUs)) + '\n');
   });
 
 bench
@@ -157,7 +158,7 @@ interface UpOptions {
   lan: string; wan: string; peer: string; remote: string[]; r: number; c?: number; interleaves?: number[];
   flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; zeroCopy?: boolean; queues?: number[];
   repairPort: number; cpu?: number[]; mountBpffs?: boolean; statsInterval: number; json?: boolean;
-  control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number;
+  control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number; flushIdle: number;
   rMax?: number; decoderWindow?: number; reorderGrace?: number; auto?: boolean; cMin: number; cMax: number; target: number;
   metrics?: MetricsAddress; logLevel: string; logFile?: string;
   daemon?: boolean; pidFile?: string; keyFile?: string; insecureNoAuth?: boolean;
@@ -189,7 +190,8 @@ const up = withCode(program
   .requiredOption('--remote <prefixes>', 'remote-site IPv4 prefixes, comma-separated (e.g. 10.2.0.0/16)', (t: string) => t.split(',').map((x) => x.trim()).filter(Boolean))
   .option('--key-file <path>', 'the pair\'s key (maelstrom keygen; mode 0600): repairs, reports and feedback are sealed with it and checked')
   .option('--insecure-no-auth', 'run without a key: nothing sealed or checked (anyone who can send to the repair port can inject packets)')
-  .option('--flush-timeout <ms>', 'a bin not full after this long fires anyway', decimal('--flush-timeout'), DEFAULTS.flushTimeoutMs)
+  .option('--flush-timeout <ms>', 'a bin not full after this long x its layer\'s interleave fires anyway (bins fill first above r / ms packets per second)', decimal('--flush-timeout'), DEFAULTS.flushTimeoutMs)
+  .option('--flush-idle <us>', 'once the LAN is quiet this long, fire the bins holding packets a network-sync flow waits on (0: only the flush timeout)', decimal('--flush-idle'), NETSYNC_DEFAULTS.flushIdleUs)
   .option('--no-mss-clamp', 'do not clamp TCP MSS on forwarded SYNs (then the WAN MTU must fit LAN MTU plus the repair overhead)')
   .option('--xdp-mode <mode>', 'native or skb (generic)', 'native')
   .option('--copy', 'AF_XDP copy mode even where the NIC offers zero-copy')
@@ -265,7 +267,7 @@ Examples (gateway A of the lab):
       lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
       flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
       requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
-      feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle,
+      feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle, flushIdleUs: o.flushIdle,
       rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, defaultInterleaves(auto.cMax)) : undefined),
       reorderGraceUs: o.reorderGrace, keyFile: o.keyFile, insecureNoAuth: o.insecureNoAuth,
       control: o.control, pidFile, metrics: o.metrics, auto,
@@ -336,7 +338,7 @@ program
   .option('--r <n>', 'data packets per repair', integer('--r'))
   .option('--c <n>', 'layers (repairs per data packet); interleaves 1,10,... unless given', integer('--c'))
   .option('--interleaves <list>', 'interleave of each layer, comma-separated', integerList('--interleaves'))
-  .option('--flush-timeout <ms>', 'a bin not full after this long fires anyway', decimal('--flush-timeout'))
+  .option('--flush-timeout <ms>', 'a bin not full after this long x its layer\'s interleave fires anyway', decimal('--flush-timeout'))
   .option('--json', 'print the new epoch as one JSON object (fields in docs/gateway.md, "Status")')
   .addHelpText('after', `
 The gateway fires every bin of the current code, then sends under the new one with the next

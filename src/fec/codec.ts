@@ -43,9 +43,16 @@ export class Encoder {
     return this.native.encode(packets, nowNs);
   }
 
-  // Repairs of bins whose flush timeout has passed by nowNs.
+  // Repairs of bins whose flush timeout (interleave x flushTimeoutMs) has passed by nowNs.
   poll(nowNs?: NowNs): Buffer[] {
     return this.native.poll(nowNs);
+  }
+
+  // Repairs of the bins, of every layer, holding any of these packets (by sequence number), as
+  // the gateway fires them for packets a network-sync flow waits on once the LAN goes quiet.
+  flushCovering(seqs: number[]): Buffer[] {
+    for (const q of seqs) uint32('sequence number', q);
+    return this.native.flushCovering(seqs);
   }
 
   // Repairs of every non-empty bin, as before an epoch change or at shutdown.

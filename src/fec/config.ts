@@ -16,7 +16,7 @@ export const LIMITS = {
 export const DEFAULTS = {
   r: 8,
   interleaves: [1, 10, 100],
-  flushTimeoutMs: 1,
+  flushTimeoutMs: 10,  // x the layer's interleave: bins fill first at any rate above r / 10 ms
   maxPacketSize: 1500,
   pending: 1024,
 } as const;

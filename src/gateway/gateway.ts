@@ -36,6 +36,7 @@ export interface GatewayOptions extends CodecOptions {
   feedbackPort?: number;     // default 7601
   maxFlows?: number;         // TCP flows tracked at once (default 65536)
   flowIdleS?: number;        // a flow silent this long is forgotten (default 900 s)
+  flushIdleUs?: number;      // the idle flush: the LAN quiet this long fires the bins network-sync waits on (default 50; 0: off)
   keyFile?: string;          // the pair's master key (maelstrom keygen): repairs, reports and feedback sealed
   insecureNoAuth?: boolean;  // run without a key: anyone who can send to the repair port can inject packets
 }
@@ -63,7 +64,7 @@ export interface EpochRecord {
   burst?: number;
   modelled?: number;
 }
-export const NETSYNC_DEFAULTS = { maxFlows: 65536, flowIdleS: 900, feedbackIntervalUs: 50 } as const;
+export const NETSYNC_DEFAULTS = { maxFlows: 65536, flowIdleS: 900, feedbackIntervalUs: 50, flushIdleUs: 50 } as const;
 
 export interface Prefix {
   addr: string;
@@ -205,6 +206,8 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
   if (!Number.isInteger(maxFlows) || maxFlows < 1 || maxFlows > 1 << 22) throw new ConfigError(`max flows must be an integer from 1 to ${1 << 22}, got ${maxFlows}`);
   const flowIdleS = o.flowIdleS ?? NETSYNC_DEFAULTS.flowIdleS;
   if (!Number.isFinite(flowIdleS) || flowIdleS <= 0) throw new ConfigError(`the flow idle timeout must be a positive number of seconds, got ${flowIdleS}`);
+  const flushIdleUs = o.flushIdleUs ?? NETSYNC_DEFAULTS.flushIdleUs;
+  if (!Number.isFinite(flushIdleUs) || flushIdleUs < 0 || flushIdleUs > 1_000_000) throw new ConfigError(`the idle flush must be from 0 (off) to 1000000 microseconds, got ${flushIdleUs}`);
   const feedbackPort = o.feedbackPort ?? FEEDBACK_PORT;
   if (!Number.isInteger(feedbackPort) || feedbackPort < 1 || feedbackPort > 65535) throw new ConfigError(`the feedback port must be from 1 to 65535, got ${feedbackPort}`);
   const feedback = (o.feedback ?? true) ? lan.ipv4[0] : undefined;
@@ -252,6 +255,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
       cpus: o.cpu ?? [],
       lanAddr: feedback,
       feedbackPort,
+      flushIdleNs: Math.round(flushIdleUs * 1000),
       netsync: { maxFlows, idleTimeoutNs: flowIdleS * 1e9, feedbackIntervalNs: NETSYNC_DEFAULTS.feedbackIntervalUs * 1000 },
       masterKey,
     });

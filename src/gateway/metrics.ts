@@ -77,7 +77,8 @@ export class GatewayMetrics {
     });
     counter('maelstrom_repairs_sent_total', 'Repair packets sent to the peer gateway', (s) => s.repairsSent);
     counter('maelstrom_repair_bytes_sent_total', 'Bytes of the repair packets sent', (s) => s.repairBytesSent);
-    counter('maelstrom_repairs_flushed_total', 'Repairs fired by the flush timeout before their bin filled', (s) => s.repairsFlushed);
+    counter('maelstrom_repairs_flushed_total', 'Repairs fired before their bin filled (flush timeout, idle flush, epoch change)', (s) => s.repairsFlushed);
+    counter('maelstrom_repairs_idle_flushed_total', 'Repairs fired by the idle flush: network-sync flows waited and the LAN went quiet', (s) => s.repairsIdleFlushed);
     counter('maelstrom_repairs_dropped_total', 'Repairs fired with no UMEM frame free', (s) => s.repairsDropped);
     counter('maelstrom_repairs_received_total', 'Repair packets from the peer gateway', (s) => s.repairsReceived);
     counter('maelstrom_recovered_total', 'Packets lost on the WAN that the decoder rebuilt', (s) => s.recovered);

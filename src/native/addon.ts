@@ -34,7 +34,8 @@ export interface EncoderStats {
   oversize: number;
   repairs: number;
   repairBytes: number;
-  repairsFlushed: number;
+  repairsFlushed: number;   // fired before their bin filled: flush timeout, flush() or flushCovering()
+  repairsCovering: number;  // of those, by flushCovering()
   nextSeq: number;
   nextDeadlineNs: number | null;
 }
@@ -76,6 +77,7 @@ export interface NativeEncoder {
   encode(packets: Buffer[], nowNs?: NowNs): { seqs: number[]; repairs: Buffer[] };
   poll(nowNs?: NowNs): Buffer[];
   flush(): Buffer[];
+  flushCovering(seqs: number[]): Buffer[]; // the bins holding any of these packets
   stats(): EncoderStats;
 }
 
@@ -215,6 +217,7 @@ export interface NativeEngineConfig {
   cpus?: number[];       // worker w runs on cpus[w % length]; empty or absent: unpinned
   lanAddr?: string;      // feedback datagrams come from here; none without it
   feedbackPort?: number; // default 7601
+  flushIdleNs?: number;  // the idle flush: the LAN quiet this long (default 50 us; 0: off)
   netsync?: NativeTrackerConfig;
   masterKey?: Buffer;    // the pair's key (32 bytes): everything the gateway sends is sealed; absent: --insecure-no-auth
 }
@@ -290,6 +293,10 @@ export interface NativeSyncTracker {
   repairCompleted(repair: RepairCoverage, nowNs?: NowNs): void;
   repairLost(repair: RepairCoverage): void;
   poll(nowNs?: NowNs): FeedbackDue[];
+  // Records that wait for repairs, sent at most span frames before newestSeq, of flows whose ISN
+  // is known, from hosts not quiet (newest first).
+  waiting(newestSeq: number, span: number, nowNs?: NowNs): number[];
+  setQuiet(host: string, untilNs: NowNs): void; // nobody listens there until untilNs
   nextDeadline(): bigint | null;
   setTrace(on: boolean): void;
   events(): NetsyncEvent[];
@@ -356,6 +363,7 @@ export interface EngineStats {
   outOfWindow: number;
   verifyFailed: number;
   repairsFlushed: number;
+  repairsIdleFlushed: number; // of those, fired because a network-sync flow waited and the LAN went quiet
   repairsDropped: number;  // no UMEM frame free for a fired repair
   pendingEvicted: number;
   pendingExpired: number;

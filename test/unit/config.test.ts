@@ -64,6 +64,7 @@ const SAMPLES: Record<string, [unknown, string[]]> = {
   '--key-file': ['/etc/maelstrom/pair.key', ['--key-file', '/etc/maelstrom/pair.key']],
   '--insecure-no-auth': [true, ['--insecure-no-auth']],
   '--flush-timeout': [2.5, ['--flush-timeout', '2.5']],
+  '--flush-idle': [80, ['--flush-idle', '80']],
   '--no-mss-clamp': [false, ['--no-mss-clamp']],
   '--xdp-mode': ['skb', ['--xdp-mode', 'skb']],
   '--copy': [true, ['--copy']],

@@ -71,7 +71,7 @@ encoder('staggered start spreads a layer\'s repairs evenly instead of firing all
   }
 });
 
-encoder('the flush timeout fires partly filled bins, and not before it has passed', () => {
+encoder('the flush timeout, times the layer\'s interleave, fires partly filled bins, and not before it has passed', () => {
   const e = new Encoder({ r: 8, interleaves: [1, 10], flushTimeoutMs: 2 });
   const packets = makeStream(3, 3);
   const t0 = 1_000_000_000;
@@ -80,12 +80,56 @@ encoder('the flush timeout fires partly filled bins, and not before it has passe
   assert.equal(fired.map((r) => [r.layer, r.bin, r.count]), [[1, 1, 1]]);
   assert.is(e.stats().nextDeadlineNs, t0 + 2e6);
   assert.is(e.poll(t0 + 1e6).length, 0, 'not yet due');
-  const flushed = e.poll(t0 + 2e6).map(parsed);
-  // Layer 1 holds all three packets in one bin; layer 10 packets 0 and 2 in bins 0 and 2.
-  assert.equal(flushed.map((r) => [r.layer, r.bin, r.count]).sort(), [[0, 0, 3], [1, 0, 1], [1, 2, 1]]);
+  // Layer 1 holds all three packets in one bin, due at 2 ms...
+  assert.equal(e.poll(t0 + 2e6).map(parsed).map((r) => [r.layer, r.bin, r.count]), [[0, 0, 3]]);
+  assert.is(e.stats().nextDeadlineNs, t0 + 20e6, '...layer 10\'s bins at 10 x 2 ms');
+  assert.is(e.poll(t0 + 19e6).length, 0);
+  // Layer 10: packets 0 and 2 in bins 0 and 2.
+  assert.equal(e.poll(t0 + 20e6).map(parsed).map((r) => [r.layer, r.bin, r.count]).sort(), [[1, 0, 1], [1, 2, 1]]);
   assert.is(e.stats().repairsFlushed, 3);
   assert.is(e.stats().nextDeadlineNs, null);
-  assert.is(e.poll(t0 + 10e6).length, 0, 'nothing left to flush');
+  assert.is(e.poll(t0 + 100e6).length, 0, 'nothing left to flush');
+});
+
+encoder('with the default flush timeout, the overhead stays c / r at any steady rate from 1,000 packets/s up', () => {
+  for (const pps of [1000, 5000, 50_000, 500_000]) {
+    const e = new Encoder();
+    const packets = makeStream(7, 8000);
+    let repairs = 0;
+    packets.forEach((p, k) => {
+      const t = 1e9 + Math.round((k * 1e9) / pps);
+      repairs += e.poll(t).length + e.encode([p], t).repairs.length;
+    });
+    const perPacket = repairs / packets.length;
+    assert.ok(perPacket <= 1.1 * 3 / 8, `${pps} packets/s: ${perPacket.toFixed(3)} repairs per packet, c/r = 0.375`);
+  }
+});
+
+encoder('flushCovering fires, in every layer, the bins that hold the packets named, and nothing else', () => {
+  const e = new Encoder({ r: 8, interleaves: [1, 10, 100], flushTimeoutMs: 0 });
+  const t0 = 1e9;
+  // 38 packets: layer 1's one bin fired at 8, 16, 24 and 32 and holds 32..37; layer 10's bins
+  // 6 and 7 hold 36 and 37 (among others); layer 100's bins 36 and 37 hold one each.
+  const { seqs } = e.encode(makeStream(11, 38), t0);
+  const before = e.stats().repairs;
+  const flushed = e.flushCovering([seqs[37], seqs[36]]).map(parsed);
+  const covers = (r: ParsedRepair, q: number) => (q - r.baseSeq) % r.interleave === 0 && (q - r.baseSeq) / r.interleave < r.count && q >= r.baseSeq;
+  for (const q of [36, 37]) {
+    for (const layer of [0, 1, 2]) {
+      assert.is(flushed.filter((r) => r.layer === layer && covers(r, q)).length, 1, `packet ${q}: one repair of layer ${layer}`);
+    }
+  }
+  // Layer 1's bin holds both; layers 10 and 100 each hold them in two bins: five repairs.
+  assert.is(flushed.length, 5);
+  assert.is(e.stats().repairs, before + 5);
+  assert.is(e.stats().repairsCovering, 5);
+  assert.is(e.flushCovering([seqs[37], seqs[36]]).length, 0, 'their bins are empty now');
+  assert.is(e.flushCovering([seqs[37] + 1, 4_000_000_000]).length, 0, 'a packet not yet added, or long covered, names no bin');
+  // Packet 0 left layer 1 long ago, but waits in layer 10's bin 0 (with 10, 20, 30) and layer
+  // 100's bin 0: named, those two fire.
+  const old = e.flushCovering([seqs[0]]).map(parsed);
+  assert.equal(old.map((r) => [r.layer, r.bin, r.count]).sort(), [[1, 0, 4], [2, 0, 1]]);
+  assert.throws(() => e.flushCovering([-1]), /sequence number/);
 });
 
 encoder('packets longer than the maximum or empty are refused and counted, not covered', () => {

@@ -268,6 +268,25 @@ test('a retransmission after the FIN does not open the flow again', () => {
   assert.is(t.stats().flowsIsnGuessed, 2);
 });
 
+test('waiting: the records still short of repairs, of flows whose ISN is known, from hosts not quiet, within the span', () => {
+  const t = new (addon().SyncTracker)({ layers: 2, feedbackIntervalNs: 0 });
+  t.sent(tcp({ seq: 0, flags: SYN }), 0, 1);
+  t.sent(tcp({ seq: 1, payload: 100 }), 1, 2);
+  t.sent(tcp({ seq: 101, payload: 100 }), 2, 3);
+  t.sent(tcp({ seq: 201, payload: 0 }), 3, 4);            // a bare ACK: nothing to wait for
+  t.sent(tcp({ seq: 7, payload: 50, sport: 9 }), 4, 5);    // mid-stream, ISN guessed: its host ignores feedback
+  assert.equal(t.waiting(4, 100, 6), [2, 1], 'newest first; the guessed flow left out');
+  assert.equal(t.waiting(4, 3, 6), [2], 'only within the span');
+  t.dataCompleted(1, 7);
+  repairsFor(t, 1, 1, 7);
+  assert.equal(t.waiting(4, 100, 8), [2, 1], 'one repair of two: record 1 still waits');
+  repairsFor(t, 1, 2, 8, 0);
+  assert.equal(t.waiting(4, 100, 9), [2], 'all its repairs: it waits no more');
+  t.setQuiet('10.1.0.2', 20);
+  assert.equal(t.waiting(4, 100, 10), [], 'its host said nobody listens there');
+  assert.equal(t.waiting(4, 100, 20), [2], 'for a while');
+});
+
 test('a SYN with a new ISN restarts the flow\'s offsets', () => {
   const t = new (addon().SyncTracker)({ layers: 1, feedbackIntervalNs: 0 });
   t.sent(tcp({ seq: 100, flags: SYN }), 0, 1);
