@@ -180,6 +180,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["reportsSent"] = double(e.reports_sent);
     o["reportsReceived"] = double(e.reports_received);
     o["badReports"] = double(e.bad_reports);
+    o["cpuNs"] = double(e.cpu_ns);
     engine::AuthState a = engine_.auth_state();
     Napi::Object au = auth_counts_object(env, a.received);
     au["unverifiable"] = double(e.auth_unverifiable);

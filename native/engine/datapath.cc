@@ -57,6 +57,9 @@ void Engine::run(Worker& w) {
     w.lan_rx[0]->flush_tx();
     w.wan_rx[0]->flush_tx();
     if (publish) {
+      timespec cpu;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+      w.counters.cpu_ns = uint64_t(cpu.tv_sec) * 1'000'000'000 + uint64_t(cpu.tv_nsec);
       std::lock_guard<std::mutex> lock(snapshot_mutex_);
       snapshot_.workers[w.index].counters = w.counters;
       last_publish = now;

@@ -102,6 +102,7 @@ struct EngineCounters {
   uint64_t reports_sent = 0, reports_received = 0;
   uint64_t bad_reports = 0;     // receiver reports of the wrong length or version
   uint64_t auth_unverifiable = 0;  // sealed datagrams reaching a gateway run without a key
+  uint64_t cpu_ns = 0;          // the engine threads' CPU time (user and system), as of their last publish
 
   EngineCounters& operator+=(const EngineCounters& o);
 };

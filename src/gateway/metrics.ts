@@ -87,6 +87,7 @@ export class GatewayMetrics {
     counter('maelstrom_unprotected_total', 'Packets too long to protect, forwarded without repairs', (s) => s.unprotected);
     counter('maelstrom_mss_clamped_total', 'TCP SYNs whose MSS was clamped', (s) => s.mssClamped);
     counter('maelstrom_checksums_completed_total', 'TCP/UDP checksums a LAN host\'s offload left partial, completed before forwarding', (s) => s.lanChecksumCompleted);
+    counter('maelstrom_engine_cpu_seconds_total', 'CPU time of the engine threads (user and system)', (s) => s.cpuNs / 1e9);
     counter('maelstrom_tx_dropped_total', 'Frames dropped for want of a UMEM frame or TX ring space', (s) => s.txDropped);
     counter('maelstrom_feedback_datagrams_total', 'Network-sync feedback datagrams sent to LAN senders', (s) => s.netsync.feedbackDatagrams);
     counter('maelstrom_feedback_send_errors_total', 'Network-sync feedback datagrams that failed to send', (s) => s.netsync.feedbackSendErrors);

@@ -382,6 +382,7 @@ export interface EngineStats {
   reportsSent: number;      // receiver reports to the peer
   reportsReceived: number;
   badReports: number;
+  cpuNs: number;           // the engine threads' CPU time since start (refreshed every 10 ms)
   wanLoss: { sampled: number; missing: number; bursts: number }; // what our decoder sees
   peer: PeerReport | null;  // what the peer's decoder sees of our direction
   workers: WorkerStats[];   // one per engine thread
