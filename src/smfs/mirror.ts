@@ -227,7 +227,12 @@ export class MirrorLink {
       void (async () => {
         const socket = await secureClient(tcp, { credential: this.options.credential, tls: this.tls, peer: `mirror at ${this.target}` });
         if (socket !== tcp) {
-          socket.on('error', failed);
+          // A TLS error (a record that does not decrypt) leaves the TLS socket open over its
+          // stream wrapper: end the connection, so the link reconnects and catches up.
+          socket.on('error', (err: Error) => {
+            failed(err);
+            tcp.destroy();
+          });
           socket.once('close', () => tcp.destroy());
         }
         conn.socket = socket;
