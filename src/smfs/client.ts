@@ -58,6 +58,7 @@ export class StorageClient extends FrameClient {
   private heldSeqs: number[] = [];
   private heldShares: number[] = [];
   private heldQueued = false;
+  private readonly awaitingHeld = new Set<(err: SmfsError) => void>(); // failed at once if the connection goes
 
   private constructor(socket: net.Socket, endpoint: Endpoint, options: StorageClientOptions) {
     super(socket, endpoint, 'storage server', {
@@ -66,6 +67,7 @@ export class StorageClient extends FrameClient {
     });
     this.cacheNow = options.cache;
     if (options.deadAfterMs) this.watchAnswers(options.deadAfterMs);
+    void this.lost.then((err) => { for (const fail of this.awaitingHeld) fail(err); });
   }
 
   // Connects and authenticates with the deployment's credential; `tls` for a connection that
@@ -193,7 +195,7 @@ export class StorageClient extends FrameClient {
     await kept;
     cache.advance(result.tag.mirrored, result.tag.held);
     this.queueHeld(result.tag.seq);
-    await cache.untilHeld(result.tag.seq);
+    await this.untilHeld(cache, result.tag.seq);
     return result;
   }
 
@@ -247,7 +249,26 @@ export class StorageClient extends FrameClient {
     await kept;
     cache.advance(tag.mirrored, tag.held);
     this.queueHeld(tag.seq);
-    await cache.untilHeld(tag.seq);
+    await this.untilHeld(cache, tag.seq);
+  }
+
+  // Held, or this connection lost first (the group stays kept, for a handover).
+  private untilHeld(cache: TagCache, seq: number): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      const fail = (err: SmfsError) => {
+        this.awaitingHeld.delete(fail);
+        reject(new SmfsError(err.code, `group ${seq} was answered and is kept, but ${err.message} before it was held; hand the cache over to the new primary`, { cause: err }));
+      };
+      this.awaitingHeld.add(fail);
+      cache.untilHeld(seq).then(() => {
+        this.awaitingHeld.delete(fail);
+        resolve();
+      }, (err: unknown) => {
+        this.awaitingHeld.delete(fail);
+        reject(err);
+      });
+    });
   }
 
   // Gives the cache's groups (those past the server's last, or all) to a promoted mirror, which

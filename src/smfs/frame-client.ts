@@ -73,6 +73,9 @@ export class FrameClient {
   private failure: SmfsError | undefined;
   private lastHeard = Date.now();
   private watchdog: NodeJS.Timeout | undefined;
+  private markLost!: (err: SmfsError) => void;
+  // Resolves with the error the connection failed with, once it has.
+  protected readonly lost = new Promise<SmfsError>((resolve) => { this.markLost = resolve; });
 
   // `socket` is authenticated (connectSocket). `lost` makes the error pending requests fail with
   // when the connection breaks or closes.
@@ -161,6 +164,7 @@ export class FrameClient {
   private failAll(err: SmfsError): void {
     if (this.watchdog) clearInterval(this.watchdog);
     this.failure ??= err;
+    this.markLost(this.failure);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }
