@@ -13,7 +13,8 @@ import { LIMITS } from '../smfs/format';
 import { FSYNC_POLICIES, LogStore, STORE_DEFAULTS } from '../smfs/store';
 import type { FsyncPolicy } from '../smfs/store';
 import type { RecoveryReport } from '../smfs/recovery';
-import { StorageServer } from '../smfs/server';
+import { MAX_CODED_SHARES, StorageServer } from '../smfs/server';
+import type { HandoverReport } from '../smfs/handover';
 import { STORAGE_PORT } from '../smfs/wire';
 import { ACK_LEVELS, MirrorLink, readRole, writeRole } from '../smfs/mirror';
 import type { AckLevel, Role } from '../smfs/mirror';
@@ -41,6 +42,16 @@ function formatRecovery(r: RecoveryReport): string {
   }
   if (r.droppedGroups > 0) lines.push(`  ${r.droppedGroups} incomplete group(s) dropped`);
   for (const f of r.removed) lines.push(`  removed ${f}`);
+  return lines.join('\n');
+}
+
+function formatHandover(h: HandoverReport): string {
+  const lines = [`clients' caches: ${h.clients} client(s)${h.timedOut ? ` (of ${h.awaitClients} awaited: the grace ended)` : ''} handed over ${h.groups} group(s) and ${h.shares} share(s) in ${h.ms} ms`,
+    `  replayed ${h.applied} group(s) after group ${h.startSeq} (${h.decoded} solved from coded shares, ${h.present} already here); last group now ${h.lastSeq}`];
+  if (h.gapAt !== null) lines.push(`  stopped at group ${h.gapAt}: ${h.gapReason}; ${h.cutOff.length} group(s) after it not recovered (their clients are told)`);
+  if (h.conflicts.length > 0) lines.push(`  copies that differ: groups ${h.conflicts.join(', ')}`);
+  if (h.logsCreated.length > 0) lines.push(`  logs created by a replayed group: ${h.logsCreated.join(', ')}`);
+  if (h.refused > 0) lines.push(`  ${h.refused} handover(s) refused as malformed or damaged`);
   return lines.join('\n');
 }
 
@@ -114,7 +125,7 @@ async function withFiles<T>(o: { server: Endpoint; credentials?: string }, comma
 interface StorageOptions {
   dir: string; host: string; port: number; fsync: string; fsyncInterval: number; segmentSize: number; json?: boolean;
   role?: string; mirror?: Endpoint; gateway?: string; feedbackPort: number; feedbackKey?: string; insecureFeedback?: boolean;
-  ack?: string; ackTimeout: number; credentials?: string; mirrorTls: string;
+  ack?: string; ackTimeout: number; credentials?: string; mirrorTls: string; codedShares: number;
 }
 
 function ipv4List(flag: string, text: string): string[] {
@@ -167,6 +178,7 @@ program
   .option('--ack-timeout <ms>', 'an append not at its level in this long is answered SMFS_ERR_MIRROR (it stays written here)', integer('--ack-timeout'), 10_000)
   .option(credentialsOption[0], `${credentialsOption[1]}, else DIR/${CREDENTIAL_FILE} (made if missing)`)
   .option('--mirror-tls <on|off>', 'the mirror stream over TLS: a primary streams with TLS, a mirror takes the stream only with TLS; off: without TLS too (a trusted path only)', 'on')
+  .option('--coded-shares <k>', "with --mirror: each 'tagged' group also goes into a coded share another client holds, so the clients' caches survive the loss of k clients (0 or 1)", integer('--coded-shares'), 0)
   .option('--json', 'print the start and stop reports as JSON lines')
   .addHelpText('after', `
 Requests (docs/smfs.md has the frames): create-log, append (a group of records, for one log or
@@ -184,6 +196,9 @@ mirror lacks from its own log. Each append is answered at its level:
   local    written here (fsync per policy) and handed to the kernel for the mirror
   network  also on the WAN with its repairs, as the gateway reports (needs --gateway)
   remote   also written at the mirror (its fsync per its policy)
+  tagged   answered like local with a tag; the client keeps the group until the mirror has
+           it, and the append completes once every group up to it is held outside this site
+           (the mirror, or the clients' caches: docs/smfs.md, "Tagged responses")
 The mirror stream runs over TLS (TLS-PSK, keyed from the credential: no certificates), which
 the mirror requires; --mirror-tls off at both ends streams in the clear.
 ${credentialsHelp}
@@ -207,6 +222,8 @@ Examples:
     if (o.ackTimeout < 1 || o.ackTimeout > 3_600_000) throw new ConfigError(`--ack-timeout is from 1 to 3600000 ms, got ${o.ackTimeout}`);
     if (o.feedbackPort < 1 || o.feedbackPort > 65535) throw new ConfigError(`--feedback-port is from 1 to 65535, got ${o.feedbackPort}`);
     if (o.mirrorTls !== 'on' && o.mirrorTls !== 'off') throw new ConfigError(`--mirror-tls is on or off, got '${o.mirrorTls}'`);
+    if (o.codedShares < 0 || o.codedShares > MAX_CODED_SHARES) throw new ConfigError(`--coded-shares is 0 or ${MAX_CODED_SHARES} (a share survives the loss of one client; more needs Reed-Solomon, not built), got ${o.codedShares}`);
+    if (o.codedShares > 0 && !o.mirror) throw new ConfigError('--coded-shares covers groups until the mirror has them: give --mirror too');
     const onDisk = fs.existsSync(o.dir) ? readRole(o.dir) : 'primary';
     if (o.role === 'primary' && onDisk === 'mirror') throw new ConfigError(`${o.dir} is a mirror's directory; smfs promote makes it a primary`);
     const role: Role = (o.role as Role | undefined) ?? onDisk;
@@ -242,7 +259,7 @@ Examples:
           onEvent: (event, detail) => process.stdout.write((o.json ? JSON.stringify({ event, ...detail }) : `smfs storage: ${event} ${JSON.stringify(detail)}`) + '\n'),
         });
       }
-      server = await StorageServer.listen(store, { host: o.host, port: o.port, credential, role, mirror: link, defaultLevel: level, plainMirrorStream: !mirrorTls }).catch((err: Error) => {
+      server = await StorageServer.listen(store, { host: o.host, port: o.port, credential, role, mirror: link, defaultLevel: level, plainMirrorStream: !mirrorTls, codedShares: o.codedShares }).catch((err: Error) => {
         throw new ConfigError(`cannot listen on ${o.host}:${o.port}: ${err.message}`);
       });
     } catch (err) {
@@ -255,7 +272,7 @@ Examples:
     const info = {
       host, port, dir: store.dir, role, fsync: o.fsync, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize, pid: process.pid,
       mirror: o.mirror ? formatEndpoint(o.mirror) : null, gateways: gateways ?? null, defaultLevel: server.defaultLevel,
-      credentials: credential.file, credentialsCreated: created, mirrorTls,
+      credentials: credential.file, credentialsCreated: created, mirrorTls, codedShares: o.codedShares,
     };
     if (!mirrorTls) {
       process.stderr.write(`smfs storage: warning: --mirror-tls off: ${role === 'mirror' ? 'a primary may stream to this mirror' : 'the stream to the mirror goes'} in the clear, readable and changeable by anyone on the path; use it only on a trusted network\n`);
@@ -321,6 +338,8 @@ program
   .option('--host <addr>', 'the mirror storage server to promote (running)', '127.0.0.1')
   .option('--port <n>', 'its port', integer('--port'), STORAGE_PORT)
   .option('--dir <path>', 'promote a stopped mirror\'s directory instead (recovery runs on it)')
+  .option('--await-clients <n>', "take the caches of this many tagged clients (their groups the mirror lacks) before opening for appends; at most --grace", integer('--await-clients'))
+  .option('--grace <s>', 'with --await-clients: wait for them this long at most (default 60); alone: take the caches of every client that comes in this long', decimal('--grace'))
   .option(credentialsOption[0], `${credentialsOption[1]} (not needed with --dir)`)
   .option('--json', 'print the result as JSON')
   .addHelpText('after', `
@@ -329,13 +348,25 @@ anything a dead primary's stream left unfinished), and takes appends from then o
 clients (and a new mirror) at it. The old primary must not come back as a primary: its log may
 hold groups the mirror never got; reseed it as a mirror of the new primary. The request goes
 over TLS (it may cross the WAN), authenticated with the deployment's credential.
+
+With --await-clients or --grace, the promoted mirror first takes the caches of the clients that
+appended 'tagged' (they find it among their configured sites and hand over the groups it lacks),
+replays them in sequence order up to the first group none of them kept, and only then takes
+appends. It prints what it recovered; clients whose groups came after such a gap are told which
+(SMFS_ERR_LOST_GROUPS). Until the replay is done, writes are refused SMFS_ERR_RECOVERING and the
+directory stays a mirror's on disk.
 ${credentialsHelp}
 
 Examples:
   smfs promote --host 10.2.0.10 --credentials /etc/smfs/credentials   # the mirror at the remote site
+  smfs promote --host 10.2.0.10 --await-clients 4 --grace 30          # after the tagged clients' caches
   smfs promote --dir /srv/mirror --json    # a mirror that is not running`)
-  .action(async (o: { host: string; port: number; dir?: string; credentials?: string; json?: boolean }) => {
-    let result: { lastSeq: number; logs: { log: number; segment: number; offset: number }[]; recovery: RecoveryReport };
+  .action(async (o: { host: string; port: number; dir?: string; credentials?: string; json?: boolean; awaitClients?: number; grace?: number }) => {
+    let result: { lastSeq: number; logs: { log: number; segment: number; offset: number }[]; recovery: RecoveryReport; handover?: HandoverReport | null };
+    if (o.awaitClients !== undefined && (o.awaitClients < 1 || o.awaitClients > 100_000)) throw new ConfigError(`--await-clients is from 1 to 100000, got ${o.awaitClients}`);
+    if (o.grace !== undefined && !(o.grace > 0 && o.grace <= 3600)) throw new ConfigError(`--grace is from 0 to 3600 seconds, got ${o.grace}`);
+    const awaiting = o.awaitClients !== undefined || o.grace !== undefined;
+    if (awaiting && o.dir !== undefined) throw new ConfigError('--await-clients and --grace need the mirror running (no --dir): its clients hand their caches to the server');
     if (o.dir !== undefined) {
       if (!fs.existsSync(o.dir) || readRole(o.dir) !== 'mirror') throw new ConfigError(`${o.dir} is not a mirror's directory`);
       const store = await LogStore.open(o.dir, { mirror: true });
@@ -345,7 +376,7 @@ Examples:
     } else {
       const client = await StorageClient.connect({ host: o.host, port: o.port }, clientCredential(o, 'smfs promote'), { tls: true });
       try {
-        result = await client.promote();
+        result = await client.promote(awaiting ? { awaitClients: o.awaitClients ?? 0, graceMs: Math.round((o.grace ?? 60) * 1000) } : {});
       } finally {
         await client.close();
       }
@@ -354,6 +385,7 @@ Examples:
     else {
       process.stdout.write(`smfs: promoted; ${result.logs.length} logs, last group ${result.lastSeq}\n`);
       process.stdout.write(formatRecovery(result.recovery) + '\n');
+      if (result.handover) process.stdout.write(formatHandover(result.handover) + '\n');
     }
   });
 
