@@ -41,12 +41,15 @@ export class Lab {
     this.keys = keys;
   }
 
-  static async create(settings: Partial<WanSettings> & { congestionControl?: string; queues?: number } = {}): Promise<Lab> {
+  // `clientSite`: a third site for clients, hostC, with links of its own to hostA and hostB
+  // that outlive the WAN (src/lab/topology.ts).
+  static async create(settings: Partial<WanSettings> & { congestionControl?: string; queues?: number; clientSite?: boolean } = {}): Promise<Lab> {
     const keys = makeKeys();
     let t: Topology | undefined;
     try {
-      t = createTopology(settings.congestionControl, settings.queues);
-      const wan = await Wan.start(t, { delayMs: 0, loss: 0, burstLength: 1, killed: false, ...settings });
+      const { clientSite, ...wanSettings } = settings;
+      t = createTopology(settings.congestionControl, settings.queues, { clientSite });
+      const wan = await Wan.start(t, { delayMs: 0, loss: 0, burstLength: 1, killed: false, ...wanSettings });
       return new Lab(t, wan, keys);
     } catch (err) {
       if (t) destroyTopology(t);
@@ -79,6 +82,6 @@ export class Lab {
     destroyTopology(this.topology);
     fs.rmSync(this.keys.dir, { recursive: true, force: true });
     // Control sockets of gateways killed on purpose (fail-open tests) stay behind otherwise.
-    for (const ns of Object.values(this.topology.ns)) fs.rmSync(path.join(CONTROL_DIR, `${ns}.sock`), { force: true });
+    for (const ns of Object.values(this.topology.ns) as string[]) fs.rmSync(path.join(CONTROL_DIR, `${ns}.sock`), { force: true });
   }
 }
