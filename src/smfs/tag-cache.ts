@@ -47,6 +47,7 @@ export interface TagCacheStats {
   dropped: number;          // groups dropped once the watermark passed them
   sharesKept: number;
   sharesDropped: number;
+  shareBytes: number;       // of the shares kept, ever: what coded shares cost this client
   waits: number;            // appends that waited for room
   waitMs: number;
   waitTimeouts: number;     // appends refused: no room within the wait timeout
@@ -100,7 +101,7 @@ export class TagCache {
     this.takesShares = o.takesShares;
     this.stats = {
       clientId: clientId.toString('hex'), limitBytes: o.limitBytes, groups: 0, shares: 0, bytes: 0, peakBytes: 0, reservedBytes: 0,
-      kept: 0, dropped: 0, sharesKept: 0, sharesDropped: 0, waits: 0, waitMs: 0, waitTimeouts: 0, heldTimeouts: 0, remoteFallbacks: 0,
+      kept: 0, dropped: 0, sharesKept: 0, sharesDropped: 0, shareBytes: 0, waits: 0, waitMs: 0, waitTimeouts: 0, heldTimeouts: 0, remoteFallbacks: 0,
       mirrored: 0, held: 0, spill: options.spill ?? null, spillBytes: 0, spillSyncs: 0,
     };
   }
@@ -180,7 +181,7 @@ export class TagCache {
   async keepShare(share: Share): Promise<void> {
     const newest = Math.max(...share.members.map((m) => m.seq));
     if (newest <= this.stats.mirrored) return;
-    this.addShare(share);
+    this.stats.shareBytes += this.addShare(share);
     this.stats.sharesKept++;
     if (this.spill) await this.spill.appendShare(share, this.stats);
   }
@@ -285,10 +286,11 @@ export class TagCache {
     this.grow(g.bytes);
   }
 
-  private addShare(share: Share): void {
+  private addShare(share: Share): number {
     const s = { seq: Math.max(...share.members.map((m) => m.seq)), share, bytes: shareBytes(share) };
     bySeq(this.shares, s);
     this.grow(s.bytes);
+    return s.bytes;
   }
 
   private grow(bytes: number): void {

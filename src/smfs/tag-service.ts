@@ -68,7 +68,7 @@ interface SentShare {
 }
 
 // Shares a client may hold unacknowledged; then the next ones go to other clients.
-const SHARES_IN_FLIGHT = 2;
+const SHARES_IN_FLIGHT = 1;
 const SHARE_TIMEOUT_MS = 2000;
 
 export class TagService {
@@ -81,6 +81,7 @@ export class TagService {
   private forgotten = 0; // the watermark up to which groups were forgotten
   private nextShareId = 1;
   private pushQueued = false;
+  private pumpQueued = false;
   private rotation = 0;
 
   constructor(private readonly link: MirrorLink, readonly codedShares: number) {
@@ -245,10 +246,20 @@ export class TagService {
     this.pump();
   }
 
-  // Puts every unshared group into a share, as far as clients can take them: each share goes to
-  // one client and holds at most one group of each other client, the oldest it has unshared.
+  // Once per turn of the event loop, so that the groups written in one turn (a batch shares an
+  // fsync) go into shares together: each share goes to one client and holds at most one group of
+  // each other client, the oldest it has unshared. The more clients have groups waiting, the
+  // more groups a share covers for the bytes of one.
   private pump(): void {
-    if (this.codedShares === 0) return;
+    if (this.codedShares === 0 || this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.share();
+    });
+  }
+
+  private share(): void {
     const takers = [...this.subscribers.values()].filter((s) => s.takesShares);
     if (takers.length < 2) return;
     this.rotation++;

@@ -89,6 +89,7 @@ interface Run {
   perClient: LoadAck[][];  // with a client killed, it is the last
   handovers: (LoadHandover | undefined)[];
   sharesKept: number;      // coded shares the survivors held
+  shareRatio: number;      // bytes of shares they took per byte they appended
   report?: HandoverReport;
   lastSeq?: number;
   prefix: { files: number; bytes: number; whole: boolean };
@@ -141,7 +142,7 @@ async function disaster(level: 'tagged' | 'local', loss: number, o: { codedShare
         const checkAll = await verifyAcked(l, credentials, all, undefined, BLOCK);
         return {
           acked: acked.length, lost: check.missing, ackedAll: all.length, lostAll: checkAll.missing, lostBefore: check.missing, bad: check.bad + checkAll.bad,
-          perClient: loads.map((x) => x.acks), handovers: [], sharesKept: 0, prefix: prefixOf(dirs.primary, dirs.mirror),
+          perClient: loads.map((x) => x.acks), handovers: [], sharesKept: 0, shareRatio: 0, prefix: prefixOf(dirs.primary, dirs.mirror),
         };
       }
       // Every append a client completed counts, up to its last: the clients outlive the disaster.
@@ -156,6 +157,7 @@ async function disaster(level: 'tagged' | 'local', loss: number, o: { codedShare
       return {
         acked: acked.length, lost: check.missing, lostBefore: before.missing, bad: check.bad + before.bad, perClient: loads.map((x) => x.acks), handovers,
         sharesKept: summaries.reduce((n, x) => n + (x.cache?.sharesKept ?? 0), 0),
+        shareRatio: summaries.reduce((n, x) => n + (x.cache?.shareBytes ?? 0), 0) / Math.max(1, summaries.reduce((n, x) => n + x.bytes, 0)),
         report: promoted.handover, lastSeq: promoted.lastSeq, prefix: prefixOf(dirs.primary, dirs.mirror),
       };
     } finally {
@@ -211,7 +213,8 @@ async function killingOne(what: string, o: { codedShares?: number }): Promise<Ru
 smfs('coded shares (k = 1): the client holding the newest group killed with the primary, nothing completed is lost, its groups solved from the others\' shares', async () => {
   const r = await killingOne('coded shares', { codedShares: 1 });
   const h = r.report!;
-  console.log(`  coded shares: acked ${r.acked} lost ${r.lost}; replayed ${h.applied}, ${h.decoded} solved from ${h.shares} shares (${r.sharesKept} kept by the survivors)`);
+  console.log(`  coded shares: acked ${r.acked} lost ${r.lost}; replayed ${h.applied}, ${h.decoded} solved from ${h.shares} shares (${r.sharesKept} kept by the survivors, `
+    + `${r.shareRatio.toFixed(2)} bytes of shares per byte they appended)`);
   assert.is(r.bad, 0);
   assert.is(r.lost, 0, `${r.lost} of ${r.acked} completed appends missing (${JSON.stringify(h)})`);
   assert.is(h.gapAt, null, h.gapReason ?? '');
