@@ -2,6 +2,8 @@
 // workload: appends of 512 KB in 4 KB blocks): a primary in hostA mirroring through both
 // gateways ((8,3)) to hostB, from 1 and from 64 clients, per WAN one-way delay and loss. Each
 // (delay, loss, clients) gets a fresh pair of servers, so no level inherits another's backlog.
+// Level 'tagged' runs as one client (one tag cache) over the connections; its cache's peak is
+// reported beside the bandwidth-delay product of what it moved.
 // Prints figures and the paper's targets beside them; never passes or fails on them.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,13 +11,13 @@ import path from 'node:path';
 import { Lab } from '../src/lab/lab';
 import { startGateways } from '../src/lab/gateways';
 import { labCredential, startLoad, startSmfsPair } from '../src/lab/smfs';
-import type { AckLevel } from '../src/smfs/mirror';
+import type { AppendLevel } from '../src/smfs/client';
 
 export interface SmfsBenchOptions {
   delaysMs?: number[];
   losses?: number[];   // fractions
   clients?: number[];
-  levels?: AckLevel[];
+  levels?: AppendLevel[];
   seconds?: number;    // per figure
   appendKiB?: number;
   blockKiB?: number;
@@ -26,25 +28,32 @@ export interface SmfsBenchRow {
   delay_ms: number;
   loss: number;
   clients: number;
-  level: AckLevel;
+  level: AppendLevel;
   appends: number;
   mbytes_per_s: number;
   p50_ms: number;
   p99_ms: number;
   errors: Record<string, number>;
+  cache_peak_bytes?: number; // tagged: the client's cache at its fullest
+  bdp_bytes?: number;        // tagged: its throughput x one WAN round trip
+  cache_waits?: number;      // tagged: appends that waited for room
 }
 
 export interface SmfsBenchCheck {
   delay_ms: number;
   loss: number;
   clients: number;
-  network_vs_local_throughput: number; // network / local
-  network_vs_local_p50: number;
-  network_vs_local_p99: number;
-  remote_p50_vs_rtt: number;           // remote p50 / (2 x delay), Infinity at delay 0
+  network_vs_local_throughput?: number; // network / local (when both levels ran)
+  network_vs_local_p50?: number;
+  network_vs_local_p99?: number;
+  remote_p50_vs_rtt?: number;           // remote p50 / (2 x delay), Infinity at delay 0
+  tagged_vs_local_throughput?: number; // tagged / local
+  tagged_vs_local_p50?: number;
+  tagged_vs_local_p99?: number;
+  tagged_cache_peak_vs_bdp?: number;   // the cache's peak / (tagged throughput x RTT), Infinity at delay 0
 }
 
-const LEVELS: AckLevel[] = ['local', 'network', 'remote'];
+const LEVELS: AppendLevel[] = ['local', 'network', 'remote', 'tagged'];
 
 export async function runSmfsBench(o: SmfsBenchOptions = {}): Promise<{ rows: SmfsBenchRow[]; checks: SmfsBenchCheck[]; appendKiB: number; blockKiB: number }> {
   const delays = o.delaysMs ?? [0, 25, 50, 100];
@@ -71,9 +80,11 @@ export async function runSmfsBench(o: SmfsBenchOptions = {}): Promise<{ rows: Sm
               try {
                 for (const level of levels) {
                   const s = await startLoad(lab, credentials, { level, clients, blocks: appendKiB / blockKiB, blockSize: blockKiB * 1024, seconds, logs: 4 }).done;
+                  const bytesPerS = s.bytes / s.seconds;
                   rows.push({
-                    delay_ms: delay, loss, clients, level, appends: s.appends, mbytes_per_s: s.bytes / s.seconds / 1e6,
+                    delay_ms: delay, loss, clients, level, appends: s.appends, mbytes_per_s: bytesPerS / 1e6,
                     p50_ms: s.latencyUs.p50 / 1000, p99_ms: s.latencyUs.p99 / 1000, errors: s.errors,
+                    ...(s.cache ? { cache_peak_bytes: s.cache.peakBytes, bdp_bytes: Math.round(bytesPerS * 2 * delay / 1000), cache_waits: s.cache.waits } : {}),
                   });
                 }
               } finally {
@@ -98,15 +109,23 @@ export async function runSmfsBench(o: SmfsBenchOptions = {}): Promise<{ rows: Sm
   for (const delay of delays) {
     for (const loss of losses) {
       for (const clients of clientCounts) {
-        const find = (level: AckLevel) => rows.find((r) => r.delay_ms === delay && r.loss === loss && r.clients === clients && r.level === level);
-        const [l, n, r] = [find('local'), find('network'), find('remote')];
-        if (!l || !n) continue;
+        const find = (level: AppendLevel) => rows.find((r) => r.delay_ms === delay && r.loss === loss && r.clients === clients && r.level === level);
+        const [l, n, r, t] = [find('local'), find('network'), find('remote'), find('tagged')];
+        if (!l || (!n && !t)) continue;
         checks.push({
           delay_ms: delay, loss, clients,
-          network_vs_local_throughput: n.mbytes_per_s / l.mbytes_per_s,
-          network_vs_local_p50: n.p50_ms / l.p50_ms,
-          network_vs_local_p99: n.p99_ms / l.p99_ms,
-          remote_p50_vs_rtt: r && delay > 0 ? r.p50_ms / (2 * delay) : Infinity,
+          ...(n ? {
+            network_vs_local_throughput: n.mbytes_per_s / l.mbytes_per_s,
+            network_vs_local_p50: n.p50_ms / l.p50_ms,
+            network_vs_local_p99: n.p99_ms / l.p99_ms,
+          } : {}),
+          ...(r ? { remote_p50_vs_rtt: delay > 0 ? r.p50_ms / (2 * delay) : Infinity } : {}),
+          ...(t ? {
+            tagged_vs_local_throughput: t.mbytes_per_s / l.mbytes_per_s,
+            tagged_vs_local_p50: t.p50_ms / l.p50_ms,
+            tagged_vs_local_p99: t.p99_ms / l.p99_ms,
+            tagged_cache_peak_vs_bdp: delay > 0 && t.bdp_bytes ? t.cache_peak_bytes! / t.bdp_bytes : Infinity,
+          } : {}),
         });
       }
     }
@@ -123,9 +142,20 @@ export function formatSmfsBench(rows: SmfsBenchRow[], checks: SmfsBenchCheck[], 
   }
   lines.push('', '  network vs local (target within 10%: 0.90-1.10 throughput, <= 1.10 latency); remote p50 vs one RTT (target >= 1)');
   for (const c of checks) {
-    const within = c.network_vs_local_throughput >= 0.9 && c.network_vs_local_p50 <= 1.1 && c.network_vs_local_p99 <= 1.1 ? 'met' : 'missed';
-    const rtt = Number.isFinite(c.remote_p50_vs_rtt) ? `${c.remote_p50_vs_rtt.toFixed(2)} x RTT` : 'no RTT at 0 ms';
-    lines.push(`  ${String(c.delay_ms).padStart(3)} ms ${(c.loss * 100).toFixed(1).padStart(5)}% ${String(c.clients).padStart(8)}  throughput ${c.network_vs_local_throughput.toFixed(2)}  p50 ${c.network_vs_local_p50.toFixed(2)}  p99 ${c.network_vs_local_p99.toFixed(2)}  ${within.padEnd(6)}  remote ${rtt}`);
+    if (c.network_vs_local_throughput === undefined) continue;
+    const within = c.network_vs_local_throughput >= 0.9 && c.network_vs_local_p50! <= 1.1 && c.network_vs_local_p99! <= 1.1 ? 'met' : 'missed';
+    const rtt = c.remote_p50_vs_rtt === undefined ? 'not run' : Number.isFinite(c.remote_p50_vs_rtt) ? `${c.remote_p50_vs_rtt.toFixed(2)} x RTT` : 'no RTT at 0 ms';
+    lines.push(`  ${String(c.delay_ms).padStart(3)} ms ${(c.loss * 100).toFixed(1).padStart(5)}% ${String(c.clients).padStart(8)}  throughput ${c.network_vs_local_throughput.toFixed(2)}  p50 ${c.network_vs_local_p50!.toFixed(2)}  p99 ${c.network_vs_local_p99!.toFixed(2)}  ${within.padEnd(6)}  remote ${rtt}`);
+  }
+  const tagged = checks.filter((c) => c.tagged_vs_local_throughput !== undefined);
+  if (tagged.length > 0) {
+    lines.push('', '  tagged vs local (target: throughput and p50 within 10%, p99 within 20%); the client cache\'s peak beside the bandwidth-delay product');
+    for (const c of tagged) {
+      const t = rows.find((r) => r.delay_ms === c.delay_ms && r.loss === c.loss && r.clients === c.clients && r.level === 'tagged')!;
+      const within = c.tagged_vs_local_throughput! >= 0.9 && c.tagged_vs_local_p50! <= 1.1 && c.tagged_vs_local_p99! <= 1.2 ? 'met' : 'missed';
+      lines.push(`  ${String(c.delay_ms).padStart(3)} ms ${(c.loss * 100).toFixed(1).padStart(5)}% ${String(c.clients).padStart(8)}  throughput ${c.tagged_vs_local_throughput!.toFixed(2)}  p50 ${c.tagged_vs_local_p50!.toFixed(2)}  p99 ${c.tagged_vs_local_p99!.toFixed(2)}  ${within.padEnd(6)}  `
+        + `cache peak ${(t.cache_peak_bytes! / 1e6).toFixed(1)} MB, BDP ${(t.bdp_bytes! / 1e6).toFixed(1)} MB, ${t.cache_waits} waits`);
+    }
   }
   return lines.join('\n');
 }

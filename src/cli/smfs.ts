@@ -18,7 +18,8 @@ import type { HandoverReport } from '../smfs/handover';
 import { STORAGE_PORT } from '../smfs/wire';
 import { ACK_LEVELS, MirrorLink, readRole, writeRole } from '../smfs/mirror';
 import type { AckLevel, Role } from '../smfs/mirror';
-import { StorageClient } from '../smfs/client';
+import { APPEND_LEVELS, StorageClient } from '../smfs/client';
+import type { AppendLevel } from '../smfs/client';
 import { NetworkSyncListener } from '../feedback/listener';
 import { FEEDBACK_PORT } from '../feedback/format';
 import net from 'node:net';
@@ -302,22 +303,24 @@ program
   .option('--delays <list>', 'WAN one-way delays in ms', integerList('--delays'), [0, 25, 50, 100])
   .option('--losses <list>', 'WAN loss rates in percent', decimalList('--losses'), [0, 1])
   .option('--clients <list>', 'concurrent clients, one connection each', integerList('--clients'), [1, 64])
-  .option('--levels <list>', 'acknowledgement levels', 'local,network,remote')
+  .option('--levels <list>', 'acknowledgement levels', 'local,network,remote,tagged')
   .option('--seconds <s>', 'appending per figure', decimal('--seconds'), 4)
   .option('--append-kib <n>', 'append size in KiB', integer('--append-kib'), 512)
   .option('--block-kib <n>', 'block (record) size in KiB', integer('--block-kib'), 4)
   .option(credentialsOption[0], 'the credential for its servers and clients (default: one made for the run, removed after)')
-  .option('--json', 'print one JSON object: rows (delay_ms, loss, clients, level, mbytes_per_s, p50_ms, p99_ms) and checks (network_vs_local_*, remote_p50_vs_rtt)')
+  .option('--json', 'print one JSON object: rows (delay_ms, loss, clients, level, mbytes_per_s, p50_ms, p99_ms; tagged also cache_peak_bytes, bdp_bytes, cache_waits) and checks (network_vs_local_*, remote_p50_vs_rtt, tagged_vs_local_*, tagged_cache_peak_vs_bdp)')
   .addHelpText('after', `
 The paper's Table 2 workload: each append is a group of --append-kib / --block-kib blocks, over
 four logs. Each (delay, loss, clients) gets a fresh primary and mirror, and the levels run in
 turn against them. Targets, printed beside the figures: network within 10% of local in
-throughput and latency at every delay; remote latency at least one WAN round trip.
+throughput and latency at every delay; remote latency at least one WAN round trip; tagged
+within 10% of local in throughput and p50, 20% in p99, with its client cache's peak beside the
+bandwidth-delay product (the clients of a run are one client: one cache).
 About 16 x (levels x --seconds + 3) seconds with the defaults.`)
   .action(async (o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean }) => {
     requireRoot();
-    const levels = o.levels.split(',').map((l) => l.trim()) as AckLevel[];
-    for (const l of levels) if (!ACK_LEVELS.includes(l)) throw new ConfigError(`--levels are ${ACK_LEVELS.join(', ')}, got '${l}'`);
+    const levels = o.levels.split(',').map((l) => l.trim()) as AppendLevel[];
+    for (const l of levels) if (!APPEND_LEVELS.includes(l)) throw new ConfigError(`--levels are ${APPEND_LEVELS.join(', ')}, got '${l}'`);
     if (o.delays.some((d) => d < 0 || d > 200)) throw new ConfigError('--delays are one-way delays from 0 to 200 ms');
     if (o.losses.some((p) => p < 0 || p > 50)) throw new ConfigError('--losses are percentages from 0 to 50');
     if (o.clients.some((c) => c < 1 || c > 1024)) throw new ConfigError('--clients are from 1 to 1024');
