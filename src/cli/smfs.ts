@@ -303,7 +303,7 @@ program
   .option('--delays <list>', 'WAN one-way delays in ms', integerList('--delays'), [0, 25, 50, 100])
   .option('--losses <list>', 'WAN loss rates in percent', decimalList('--losses'), [0, 1])
   .option('--clients <list>', 'concurrent clients, one connection each', integerList('--clients'), [1, 64])
-  .option('--levels <list>', 'acknowledgement levels', 'local,network,remote,tagged')
+  .option('--levels <list>', 'acknowledgement levels, run in this order after a second of warm-up', 'local,tagged,network,remote')
   .option('--seconds <s>', 'appending per figure', decimal('--seconds'), 4)
   .option('--append-kib <n>', 'append size in KiB', integer('--append-kib'), 512)
   .option('--block-kib <n>', 'block (record) size in KiB', integer('--block-kib'), 4)
@@ -316,7 +316,7 @@ turn against them. Targets, printed beside the figures: network within 10% of lo
 throughput and latency at every delay; remote latency at least one WAN round trip; tagged
 within 10% of local in throughput and p50, 20% in p99, with its client cache's peak beside the
 bandwidth-delay product (the clients of a run are one client: one cache).
-About 16 x (levels x --seconds + 3) seconds with the defaults.`)
+About 16 x (levels x --seconds + 4) seconds with the defaults.`)
   .action(async (o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean }) => {
     requireRoot();
     const levels = o.levels.split(',').map((l) => l.trim()) as AppendLevel[];
