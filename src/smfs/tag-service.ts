@@ -28,7 +28,7 @@ import { Op, encodeU64 } from './wire';
 export interface TagCounters {
   subscribers: number;     // connections that said tag-hello, open now
   tagged: number;          // tagged groups answered
-  held: number;            // groups clients said they keep
+  kept: number;            // groups clients said they keep (op held)
   heldRefused: number;     // held for a group not answered to that client, or a share not sent to it
   pushes: number;          // watermark pushes
   shares: number;          // coded shares pushed
@@ -72,7 +72,7 @@ const SHARES_IN_FLIGHT = 1;
 const SHARE_TIMEOUT_MS = 2000;
 
 export class TagService {
-  readonly counters: TagCounters = { subscribers: 0, tagged: 0, held: 0, heldRefused: 0, pushes: 0, shares: 0, shareBytes: 0, shareAcks: 0, shareTimeouts: 0 };
+  readonly counters: TagCounters = { subscribers: 0, tagged: 0, kept: 0, heldRefused: 0, pushes: 0, shares: 0, shareBytes: 0, shareAcks: 0, shareTimeouts: 0 };
   private readonly subscribers = new Map<Connection, Subscriber>();
   private readonly groups = new Map<number, TaggedGroup>(); // tagged groups past the mirror's watermark
   private readonly sent = new Map<number, SentShare>();
@@ -145,7 +145,7 @@ export class TagService {
         this.counters.heldRefused++;
         continue;
       }
-      if (!g.kept) this.counters.held++;
+      if (!g.kept) this.counters.kept++;
       g.kept = true;
     }
     for (const id of shares) {
