@@ -490,6 +490,41 @@ tagging('a pushed frame the client does not know is ignored; an error answer car
   assert.is(decodeError(Buffer.concat(encodeErrorAnswer(1, 1, 'SMFS_ERR_IO', 'x')).subarray(13)).details, undefined);
 });
 
+tagging('a spill file cut off in its last entry keeps the entries before it; a header that does not check out is refused', async () => {
+  await withDir('tag-spill', async (dir) => {
+    const file = path.join(dir, 'cache');
+    const c = await TagCache.open({ spill: file });
+    const parts = (seq: number) => rebuildDataParts(seq, 0, [{ log: 1, data: block(seq, 100), crc: crc32(block(seq, 100)) }], [{ log: 1, segment: 0, offset: 68 }]);
+    for (const seq of [5, 6, 7]) await c.keep({ kind: 'body', seq, body: encodeGroupBody(seq, parts(seq)), bytes: 100 });
+    await c.close();
+    const whole = fs.readFileSync(file);
+    fs.writeFileSync(file, whole.subarray(0, whole.length - 9)); // the last entry torn
+    const d = await TagCache.open({ spill: file });
+    assert.is(d.getStats().groups, 2);
+    assert.equal(d.forHandover(0).groups.map((b) => decodeGroupBody(new Cursor(b, 'g')).seq), [5, 6]);
+    assert.is(d.clientId.toString('hex'), c.clientId.toString('hex'));
+    await d.close();
+    assert.ok(fs.statSync(file).size < whole.length - 9, 'the torn entry was cut off');
+    const bad = fs.readFileSync(file);
+    bad[9] ^= 1;
+    fs.writeFileSync(file, bad);
+    await refusedWith(TagCache.open({ spill: file }), 'SMFS_ERR_CORRUPT');
+  });
+});
+
+tagging('a server that stops answering is given up on after deadAfterMs: the waiting request fails SMFS_ERR_CLOSED', async () => {
+  const frames = await FrameServer.listen('silent', () => new Promise<Uint8Array[]>(() => undefined), { port: 0, credential: testCredential() });
+  try {
+    const c = await StorageClient.connect({ host: '127.0.0.1', port: frames.address.port }, testCredential(), { deadAfterMs: 200 });
+    const t0 = Date.now();
+    await refusedWith(c.stat(), 'SMFS_ERR_CLOSED');
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 200 && ms < 2000, `given up after ${ms} ms`);
+  } finally {
+    await frames.close();
+  }
+});
+
 function u32(v: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(v, 0);
