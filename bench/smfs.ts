@@ -20,6 +20,7 @@ export interface SmfsBenchOptions {
   clients?: number[];
   levels?: AppendLevel[];
   seconds?: number;    // per figure
+  rounds?: number;     // the levels run this many times in turn; each row is the median of its rounds
   appendKiB?: number;
   blockKiB?: number;
   credentials?: string; // the servers' and clients' credential file (default: one made for the run)
@@ -38,6 +39,7 @@ export interface SmfsBenchRow {
   cache_peak_bytes?: number; // tagged: the client's cache at its fullest
   bdp_bytes?: number;        // tagged: its throughput x one WAN round trip
   cache_waits?: number;      // tagged: appends that waited for room
+  rounds: number;            // rounds this row is the median of (appends and errors: their sum)
 }
 
 export interface SmfsBenchCheck {
@@ -59,12 +61,39 @@ const LEVELS: AppendLevel[] = ['local', 'tagged', 'network', 'remote'];
 // mirror stream's slow start.
 const WARMUP_S = 1;
 
+function median(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  return v.length % 2 === 1 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+}
+
+// One row for the rounds of a level: medians of the rates and latencies, sums of the counts,
+// the largest cache peak.
+function medianRow(runs: SmfsBenchRow[]): SmfsBenchRow {
+  if (runs.length === 1) return runs[0];
+  const errors: Record<string, number> = {};
+  for (const r of runs) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
+  const tagged = runs[0].cache_peak_bytes !== undefined;
+  return {
+    ...runs[0], rounds: runs.length, errors,
+    appends: runs.reduce((n, r) => n + r.appends, 0),
+    mbytes_per_s: median(runs.map((r) => r.mbytes_per_s)),
+    p50_ms: median(runs.map((r) => r.p50_ms)),
+    p99_ms: median(runs.map((r) => r.p99_ms)),
+    ...(tagged ? {
+      cache_peak_bytes: Math.max(...runs.map((r) => r.cache_peak_bytes!)),
+      bdp_bytes: median(runs.map((r) => r.bdp_bytes!)),
+      cache_waits: runs.reduce((n, r) => n + r.cache_waits!, 0),
+    } : {}),
+  };
+}
+
 export async function runSmfsBench(o: SmfsBenchOptions = {}): Promise<{ rows: SmfsBenchRow[]; checks: SmfsBenchCheck[]; appendKiB: number; blockKiB: number }> {
   const delays = o.delaysMs ?? [0, 25, 50, 100];
   const losses = o.losses ?? [0, 0.01];
   const clientCounts = o.clients ?? [1, 64];
   const levels = o.levels ?? LEVELS;
   const seconds = o.seconds ?? 4;
+  const rounds = o.rounds ?? 1;
   const appendKiB = o.appendKiB ?? 512;
   const blockKiB = o.blockKiB ?? 4;
   const rows: SmfsBenchRow[] = [];
@@ -83,15 +112,19 @@ export async function runSmfsBench(o: SmfsBenchOptions = {}): Promise<{ rows: Sm
               const { primary, mirror } = await startSmfsPair(lab, credentials, { primary: path.join(root, 'p'), mirror: path.join(root, 'm') }, { ackTimeoutMs: 60_000 });
               try {
                 await startLoad(lab, credentials, { level: 'local', clients, blocks: appendKiB / blockKiB, blockSize: blockKiB * 1024, seconds: WARMUP_S, logs: 4 }).done;
-                for (const level of levels) {
-                  const s = await startLoad(lab, credentials, { level, clients, blocks: appendKiB / blockKiB, blockSize: blockKiB * 1024, seconds, logs: 4 }).done;
-                  const bytesPerS = s.bytes / s.seconds;
-                  rows.push({
-                    delay_ms: delay, loss, clients, level, appends: s.appends, mbytes_per_s: bytesPerS / 1e6,
-                    p50_ms: s.latencyUs.p50 / 1000, p99_ms: s.latencyUs.p99 / 1000, errors: s.errors,
-                    ...(s.cache ? { cache_peak_bytes: s.cache.peakBytes, bdp_bytes: Math.round(bytesPerS * 2 * delay / 1000), cache_waits: s.cache.waits } : {}),
-                  });
+                const runs = new Map<AppendLevel, SmfsBenchRow[]>(levels.map((l) => [l, []]));
+                for (let round = 0; round < rounds; round++) {
+                  for (const level of levels) {
+                    const s = await startLoad(lab, credentials, { level, clients, blocks: appendKiB / blockKiB, blockSize: blockKiB * 1024, seconds, logs: 4 }).done;
+                    const bytesPerS = s.bytes / s.seconds;
+                    runs.get(level)!.push({
+                      delay_ms: delay, loss, clients, level, appends: s.appends, mbytes_per_s: bytesPerS / 1e6,
+                      p50_ms: s.latencyUs.p50 / 1000, p99_ms: s.latencyUs.p99 / 1000, errors: s.errors, rounds: 1,
+                      ...(s.cache ? { cache_peak_bytes: s.cache.peakBytes, bdp_bytes: Math.round(bytesPerS * 2 * delay / 1000), cache_waits: s.cache.waits } : {}),
+                    });
+                  }
                 }
+                for (const level of levels) rows.push(medianRow(runs.get(level)!));
               } finally {
                 await primary.stop('SIGKILL');
                 await mirror.stop('SIGKILL');
@@ -139,7 +172,8 @@ export async function runSmfsBench(o: SmfsBenchOptions = {}): Promise<{ rows: Sm
 }
 
 export function formatSmfsBench(rows: SmfsBenchRow[], checks: SmfsBenchCheck[], appendKiB: number, blockKiB: number): string {
-  const lines = [`appends of ${appendKiB} KB in ${blockKiB} KB blocks, primary hostA -> mirror hostB through both gateways, (8,3), fsync always`,
+  const rounds = rows[0]?.rounds ?? 1;
+  const lines = [`appends of ${appendKiB} KB in ${blockKiB} KB blocks, primary hostA -> mirror hostB through both gateways, (8,3), fsync always${rounds > 1 ? `; medians of ${rounds} rounds (appends: their sum)` : ''}`,
     '  delay   loss  clients  level     appends    MB/s   p50 ms   p99 ms  errors'];
   for (const r of rows) {
     const errors = Object.entries(r.errors).map(([k, v]) => `${k}:${v}`).join(' ');

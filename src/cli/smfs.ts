@@ -305,6 +305,7 @@ program
   .option('--clients <list>', 'concurrent clients, one connection each', integerList('--clients'), [1, 64])
   .option('--levels <list>', 'acknowledgement levels, run in this order after a second of warm-up', 'local,tagged,network,remote')
   .option('--seconds <s>', 'appending per figure', decimal('--seconds'), 4)
+  .option('--rounds <n>', 'run the levels this many times in turn; each figure is the median of its rounds', integer('--rounds'), 1)
   .option('--append-kib <n>', 'append size in KiB', integer('--append-kib'), 512)
   .option('--block-kib <n>', 'block (record) size in KiB', integer('--block-kib'), 4)
   .option(credentialsOption[0], 'the credential for its servers and clients (default: one made for the run, removed after)')
@@ -316,8 +317,9 @@ turn against them. Targets, printed beside the figures: network within 10% of lo
 throughput and latency at every delay; remote latency at least one WAN round trip; tagged
 within 10% of local in throughput and p50, 20% in p99, with its client cache's peak beside the
 bandwidth-delay product (the clients of a run are one client: one cache).
-About 16 x (levels x --seconds + 4) seconds with the defaults.`)
-  .action(async (o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean }) => {
+About 16 x (levels x --seconds x --rounds + 4) seconds with the defaults. On a shared machine a
+figure of one round is noisy: --rounds 3 gives medians.`)
+  .action(async (o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; rounds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean }) => {
     requireRoot();
     const levels = o.levels.split(',').map((l) => l.trim()) as AppendLevel[];
     for (const l of levels) if (!APPEND_LEVELS.includes(l)) throw new ConfigError(`--levels are ${APPEND_LEVELS.join(', ')}, got '${l}'`);
@@ -325,11 +327,12 @@ About 16 x (levels x --seconds + 4) seconds with the defaults.`)
     if (o.losses.some((p) => p < 0 || p > 50)) throw new ConfigError('--losses are percentages from 0 to 50');
     if (o.clients.some((c) => c < 1 || c > 1024)) throw new ConfigError('--clients are from 1 to 1024');
     if (o.seconds <= 0 || o.seconds > 600) throw new ConfigError('--seconds is from 0 to 600');
+    if (o.rounds < 1 || o.rounds > 100) throw new ConfigError('--rounds is from 1 to 100');
     if (o.blockKib < 1 || o.appendKib < o.blockKib || o.appendKib % o.blockKib !== 0 || o.appendKib > 60 * 1024) {
       throw new ConfigError('--append-kib is a multiple of --block-kib, at most 61440 (a group holds 64 MiB)');
     }
     const { rows, checks, appendKiB, blockKiB } = await runSmfsBench({
-      delaysMs: o.delays, losses: o.losses.map((p) => p / 100), clients: o.clients, levels, seconds: o.seconds, appendKiB: o.appendKib, blockKiB: o.blockKib,
+      delaysMs: o.delays, losses: o.losses.map((p) => p / 100), clients: o.clients, levels, seconds: o.seconds, rounds: o.rounds, appendKiB: o.appendKib, blockKiB: o.blockKib,
       credentials: o.credentials === undefined ? undefined : findCredential({ file: o.credentials, command: 'smfs bench' }).credential.file,
     });
     process.stdout.write((o.json ? JSON.stringify({ append_kib: appendKiB, block_kib: blockKiB, rows, checks }) : formatSmfsBench(rows, checks, appendKiB, blockKiB)) + '\n');
