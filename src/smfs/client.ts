@@ -315,13 +315,14 @@ export class StorageClient extends FrameClient {
     return out;
   }
 
-  // Tells the server, once a turn, which groups and shares this client now keeps.
+  // Tells the server which groups and shares this client now keeps: once for all the answers
+  // taken together (a microtask, not a turn of the event loop, which a busy client makes long).
   private queueHeld(seq?: number, share?: number): void {
     if (seq !== undefined) this.heldSeqs.push(seq);
     if (share !== undefined) this.heldShares.push(share);
     if (this.heldQueued) return;
     this.heldQueued = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.heldQueued = false;
       const seqs = this.heldSeqs.splice(0);
       const ids = this.heldShares.splice(0);

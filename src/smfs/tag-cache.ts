@@ -52,6 +52,7 @@ export interface TagCacheStats {
   waitMs: number;
   waitTimeouts: number;     // appends refused: no room within the wait timeout
   heldTimeouts: number;     // appends whose group was not held within the wait timeout
+  heldWaitMs: number;       // the time appends spent between their answer and being held, together
   remoteFallbacks: number;  // groups larger than the cache, sent 'remote'
   mirrored: number;         // the watermarks last heard
   held: number;
@@ -101,7 +102,7 @@ export class TagCache {
     this.takesShares = o.takesShares;
     this.stats = {
       clientId: clientId.toString('hex'), limitBytes: o.limitBytes, groups: 0, shares: 0, bytes: 0, peakBytes: 0, reservedBytes: 0,
-      kept: 0, dropped: 0, sharesKept: 0, sharesDropped: 0, shareBytes: 0, waits: 0, waitMs: 0, waitTimeouts: 0, heldTimeouts: 0, remoteFallbacks: 0,
+      kept: 0, dropped: 0, sharesKept: 0, sharesDropped: 0, shareBytes: 0, waits: 0, waitMs: 0, waitTimeouts: 0, heldTimeouts: 0, heldWaitMs: 0, remoteFallbacks: 0,
       mirrored: 0, held: 0, spill: options.spill ?? null, spillBytes: 0, spillSyncs: 0,
     };
   }
@@ -218,9 +219,14 @@ export class TagCache {
   // after the wait timeout, the group still kept.
   untilHeld(seq: number): Promise<void> {
     if (seq <= this.stats.held) return Promise.resolve();
+    const t0 = performance.now();
     return new Promise((resolve, reject) => {
       const w: Waiter = {
-        need: 0, seq, resolve, reject,
+        need: 0, seq, reject,
+        resolve: () => {
+          this.stats.heldWaitMs += performance.now() - t0;
+          resolve();
+        },
         timer: setTimeout(() => {
           this.heldWaiters.splice(this.heldWaiters.indexOf(w), 1);
           this.stats.heldTimeouts++;

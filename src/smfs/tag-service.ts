@@ -211,12 +211,12 @@ export class TagService {
     this.queuePush();
   }
 
-  // Once per turn of the event loop: the watermarks to every client keeping groups past what it
-  // was told.
+  // The watermarks to every client keeping groups past what it was told, once for all the
+  // frames read together (a microtask: a turn of a busy server's event loop is long).
   private queuePush(): void {
     if (this.pushQueued) return;
     this.pushQueued = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.pushQueued = false;
       const w = this.watermarks;
       for (const sub of this.subscribers.values()) {
