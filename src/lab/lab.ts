@@ -52,12 +52,15 @@ export class Lab implements LabHosts {
     this.keys = keys;
   }
 
-  static async create(settings: Partial<WanSettings> & { congestionControl?: string; queues?: number; hostOffloads?: boolean } = {}): Promise<Lab> {
+  // `clientSite`: a third site for clients, hostC, with links of its own to hostA and hostB
+  // that outlive the WAN (src/lab/topology.ts).
+  static async create(settings: Partial<WanSettings> & { congestionControl?: string; queues?: number; hostOffloads?: boolean; clientSite?: boolean } = {}): Promise<Lab> {
     const keys = makeKeys();
     let t: Topology | undefined;
     try {
-      t = createTopology(settings.congestionControl, settings.queues, settings.hostOffloads);
-      const wan = await Wan.start(t, { delayMs: 0, loss: 0, burstLength: 1, killed: false, ...settings });
+      const { clientSite, hostOffloads, ...wanSettings } = settings;
+      t = createTopology(settings.congestionControl, settings.queues, { clientSite, hostOffloads });
+      const wan = await Wan.start(t, { delayMs: 0, loss: 0, burstLength: 1, killed: false, ...wanSettings });
       return new Lab(t, wan, keys);
     } catch (err) {
       if (t) destroyTopology(t);

@@ -11,17 +11,32 @@
 //     --timings asks the server when each append reached each level, and the summary adds
 //     "levelsUs":{local,network,remote:{p50,p99,n}} and "misordered" (appends where a level
 //     came before the one below it)
+//     Level tagged (one tag cache for all C connections: one client), also:
+//       [--cache-bytes N] [--spill FILE] [--no-shares] [--sites H:P,H:P] [--dead-after MS]
+//       [--memory] [--drain]
+//     each ack line also has "s" (the group's sequence number); the summary adds "cache" (the
+//     cache's stats). With --sites, once the primary is lost (a connection closed, or no answer
+//     in --dead-after ms) it stops appending, finds the new primary among the sites and hands
+//     the cache over: {"handover":{"site","verdict"}} or {"handover":{"error","code","lost"}}.
+//     --memory samples memory once a second, after a GC when node runs with --expose-gc
+//     ("memory":[{t,rss,heap,external,cache}]); --drain waits after the run until the cache is
+//     empty ("drainMs").
 //   verify --server H:P   reads {"i","a"} lines on stdin and reads every address back:
 //     {"checked" appends,"missing" appends with a block not there,"bad" blocks that read back
 //     different,"errors":{code:n} of the reads that failed}
 import readline from 'node:readline';
 import { StorageClient } from '../smfs/client';
+import type { AppendLevel } from '../smfs/client';
 import { findCredential } from '../smfs/credentials';
 import type { Credential } from '../smfs/credentials';
 import { SmfsError } from '../smfs/errors';
 import { formatAddress, parseAddress } from '../smfs/format';
 import type { Address } from '../smfs/format';
 import type { AckLevel } from '../smfs/mirror';
+import { TagCache } from '../smfs/tag-cache';
+import { handOver } from '../smfs/failover';
+import { parseEndpoint } from '../smfs/frame-client';
+import type { Endpoint } from '../smfs/frame-client';
 import { arg, printJson } from './tool-args';
 
 // Block k of append i: deterministic, so a reader can check it without being sent the data.
@@ -49,10 +64,30 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
+interface MemorySample {
+  t: number;
+  rss: number;
+  heap: number;
+  external: number;
+  cache: number;
+}
+
+function sampleMemory(start: number, cache: TagCache | undefined): MemorySample {
+  (globalThis as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  return { t: Math.round((Date.now() - start) / 100) / 10, rss: m.rss, heap: m.heapUsed, external: m.external, cache: cache?.getStats().bytes ?? 0 };
+}
+
 async function append(): Promise<void> {
   const at = server();
   const cred = credential();
-  const level = arg('level') as AckLevel;
+  const level = arg('level') as AppendLevel;
+  const tagged = level === 'tagged';
+  const cache = tagged ? await TagCache.open({
+    limitBytes: Number(arg('cache-bytes', String(64 * 1024 * 1024))), spill: arg('spill', '') || undefined, takesShares: !process.argv.includes('--no-shares'),
+  }) : undefined;
+  const sites = arg('sites', '') ? arg('sites').split(',').map((t) => parseEndpoint(t) as Endpoint) : undefined;
+  const deadAfterMs = Number(arg('dead-after', '0')) || undefined;
   const logs = Number(arg('logs', '1'));
   const blocks = Number(arg('blocks', '4'));
   const blockSize = Number(arg('block-size', '4096'));
@@ -70,20 +105,24 @@ async function append(): Promise<void> {
     });
   }
   await setup.close();
-  const connections = await Promise.all(Array.from({ length: clients }, () => StorageClient.connect(at, cred)));
+  const connections = await Promise.all(Array.from({ length: clients }, () => StorageClient.connect(at, cred, { cache, deadAfterMs })));
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   let next = 0;
   let bytes = 0;
+  let primaryLost = false;
   const start = process.hrtime.bigint();
   const deadline = start + BigInt(Math.round(seconds * 1e9));
+  const memory: MemorySample[] = [];
+  const startMs = Date.now();
+  const sampler = process.argv.includes('--memory') ? setInterval(() => memory.push(sampleMemory(startMs, cache)), 1000) : undefined;
   await Promise.all(connections.map(async (c) => {
-    while (next < maxAppends && process.hrtime.bigint() < deadline) {
+    while (next < maxAppends && process.hrtime.bigint() < deadline && !primaryLost) {
       const i = next++;
       const records = Array.from({ length: blocks }, (_, k) => ({ log: 1 + ((i + k) % logs), data: blockData(i, k, blockSize) }));
       const t0 = process.hrtime.bigint();
       try {
-        const { addresses, timings: at } = await c.appendTimed(records, { level, timings });
+        const { addresses, timings: at, tag } = await c.appendTimed(records, { level, timings });
         const t = process.hrtime.bigint();
         if (at) {
           const reached = (['local', 'network', 'remote'] as const).filter((l) => at[l] !== undefined);
@@ -92,20 +131,41 @@ async function append(): Promise<void> {
         }
         latencies.push(Number(t - t0) / 1000);
         bytes += blocks * blockSize;
-        if (acks) printJson({ i, a: addresses.map(formatAddress), t: String(t) });
+        if (acks) printJson({ i, a: addresses.map(formatAddress), t: String(t), ...(tag ? { s: tag.seq } : {}) });
       } catch (err) {
         const code = err instanceof SmfsError ? err.code : 'internal';
         errors[code] = (errors[code] ?? 0) + 1;
-        if (code === 'SMFS_ERR_CLOSED') return;
+        if (code === 'SMFS_ERR_CLOSED') {
+          primaryLost = true;
+          return;
+        }
       }
     }
   }));
   const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  if (sampler) clearInterval(sampler);
+  let drainMs: number | undefined;
+  if (cache && process.argv.includes('--drain') && !primaryLost) {
+    const t0 = Date.now();
+    while (!cache.empty && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 2));
+    drainMs = cache.empty ? Date.now() - t0 : -1;
+  }
   await Promise.all(connections.map((c) => c.close()));
+  if (cache && sites && primaryLost) {
+    try {
+      const { site, verdict } = await handOver(sites, cred, cache, { timeoutMs: 60_000 });
+      printJson({ handover: { site: `${site.host}:${site.port}`, verdict } });
+    } catch (err) {
+      const e = err as SmfsError;
+      printJson({ handover: { code: e.code ?? 'internal', error: e.message, lost: (e.details as { lost?: number[] } | undefined)?.lost ?? [] } });
+    }
+  }
+  await cache?.close();
   latencies.sort((a, b) => a - b);
   printJson({
     done: true, appends: latencies.length, bytes, seconds: elapsed,
     latencyUs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies[latencies.length - 1] ?? 0 }, errors,
+    ...(cache ? { cache: cache.getStats() } : {}), ...(memory.length > 0 ? { memory } : {}), ...(drainMs !== undefined ? { drainMs } : {}),
     ...(timings ? {
       misordered,
       levelsUs: Object.fromEntries(Object.entries(levels).map(([l, v]) => {

@@ -12,6 +12,9 @@ import type { Lab } from './lab';
 import { LabError, inNs } from './netns';
 import { ADDRESSES } from './topology';
 import type { AckLevel } from '../smfs/mirror';
+import type { AppendLevel } from '../smfs/client';
+import type { TagCacheStats } from '../smfs/tag-cache';
+import type { HandoverReport, Verdict } from '../smfs/handover';
 import { CREDENTIAL_FILE, createCredential } from '../smfs/credentials';
 
 const smfsBin = path.resolve(__dirname, '..', 'cli', 'smfs.js');
@@ -19,6 +22,8 @@ const loadTool = path.resolve(__dirname, 'smfs-load.js');
 
 export const PRIMARY = `${ADDRESSES.hostA}:7610`;
 export const MIRROR = `${ADDRESSES.hostB}:7610`;
+// The sites a tagged client at the client site (hostC) looks for a primary among, in order.
+export const SITES = `${PRIMARY},${MIRROR}`;
 
 // A credential for one lab run's servers and clients, in a directory of its own (mode 0700);
 // remove() deletes both.
@@ -83,13 +88,14 @@ async function startServer(lab: Lab, ns: string, args: string[]): Promise<SmfsSe
 // with the credential file `credentials`; the stream over TLS unless `mirrorTls` is false.
 // Resolves once the primary's link to the mirror is live.
 export async function startSmfsPair(
-  lab: Lab, credentials: string, dirs: { primary: string; mirror: string }, options: { fsync?: string; ackTimeoutMs?: number; mirrorTls?: boolean } = {},
+  lab: Lab, credentials: string, dirs: { primary: string; mirror: string }, options: { fsync?: string; ackTimeoutMs?: number; mirrorTls?: boolean; codedShares?: number } = {},
 ): Promise<{ primary: SmfsServer; mirror: SmfsServer }> {
   const common = ['--fsync', options.fsync ?? 'always', '--credentials', credentials, '--mirror-tls', options.mirrorTls === false ? 'off' : 'on'];
   const mirror = await startServer(lab, lab.ns.hostB, ['--dir', dirs.mirror, '--role', 'mirror', '--host', ADDRESSES.hostB, '--port', '7610', ...common]);
   try {
     const primary = await startServer(lab, lab.ns.hostA, ['--dir', dirs.primary, '--host', ADDRESSES.hostA, '--port', '7610', ...common,
-      '--mirror', MIRROR, '--gateway', ADDRESSES.gwALan, '--feedback-key', lab.keys.feedback, '--ack-timeout', String(options.ackTimeoutMs ?? 10_000)]);
+      '--mirror', MIRROR, '--gateway', ADDRESSES.gwALan, '--feedback-key', lab.keys.feedback, '--ack-timeout', String(options.ackTimeoutMs ?? 10_000),
+      ...(options.codedShares ? ['--coded-shares', String(options.codedShares)] : [])]);
     if (!await primary.until('mirror-live', 10_000)) {
       await primary.stop('SIGKILL');
       throw new LabError(`the primary's link to the mirror did not go live: ${JSON.stringify(primary.events)}`);
@@ -105,6 +111,7 @@ export interface LoadAck {
   i: number;
   a: string[];
   t: bigint; // CLOCK_MONOTONIC ns, comparable with process.hrtime.bigint() here
+  s?: number; // the group's sequence number (level tagged)
 }
 
 export interface LoadSummary {
@@ -115,10 +122,22 @@ export interface LoadSummary {
   errors: Record<string, number>;
   misordered?: number;
   levelsUs?: Record<AckLevel, { p50: number; p99: number; n: number }>;
+  cache?: TagCacheStats;
+  memory?: { t: number; rss: number; heap: number; external: number; cache: number }[];
+  drainMs?: number;
+}
+
+// What a tagged client that lost its primary did with its cache.
+export interface LoadHandover {
+  site?: string;
+  verdict?: Verdict;
+  code?: string;
+  error?: string;
+  lost?: number[];
 }
 
 export interface LoadOptions {
-  level: AckLevel;
+  level: AppendLevel;
   logs?: number;
   blocks?: number;
   blockSize?: number;
@@ -127,28 +146,49 @@ export interface LoadOptions {
   seconds?: number;
   acks?: boolean;
   timings?: boolean;
+  ns?: string;             // where it runs (default hostA)
+  // Level tagged:
+  cacheBytes?: number;
+  sites?: string;          // hand the cache over to the new primary among these once the primary is lost
+  deadAfterMs?: number;
+  noShares?: boolean;
+  memory?: boolean;        // sample memory once a second, after a GC
+  drain?: boolean;         // after the run, wait until the cache is empty
 }
 
-// smfs-load append in hostA against the primary.
-export function startLoad(lab: Lab, credentials: string, o: LoadOptions): { child: ChildProcess; acks: LoadAck[]; done: Promise<LoadSummary> } {
-  const child = lab.spawn(lab.ns.hostA, [process.execPath, loadTool, 'append', '--server', PRIMARY, '--credentials', credentials, '--level', o.level,
+// smfs-load append (in hostA unless told) against the primary.
+export function startLoad(lab: Lab, credentials: string, o: LoadOptions): { child: ChildProcess; acks: LoadAck[]; handover: Promise<LoadHandover | undefined>; done: Promise<LoadSummary> } {
+  const tagged = [
+    ...(o.cacheBytes ? ['--cache-bytes', String(o.cacheBytes)] : []), ...(o.sites ? ['--sites', o.sites] : []),
+    ...(o.deadAfterMs ? ['--dead-after', String(o.deadAfterMs)] : []), ...(o.noShares ? ['--no-shares'] : []),
+    ...(o.memory ? ['--memory'] : []), ...(o.drain ? ['--drain'] : []),
+  ];
+  const child = lab.spawn(o.ns ?? lab.ns.hostA, [process.execPath, ...(o.memory ? ['--expose-gc'] : []), loadTool, 'append', '--server', PRIMARY, '--credentials', credentials, '--level', o.level,
     '--logs', String(o.logs ?? 1), '--blocks', String(o.blocks ?? 4), '--block-size', String(o.blockSize ?? 4096),
-    '--clients', String(o.clients ?? 1), '--appends', String(o.appends ?? 1e9), '--seconds', String(o.seconds ?? 3600), ...(o.acks ? ['--acks'] : []), ...(o.timings ? ['--timings'] : [])]);
+    '--clients', String(o.clients ?? 1), '--appends', String(o.appends ?? 1e9), '--seconds', String(o.seconds ?? 3600), ...(o.acks ? ['--acks'] : []), ...(o.timings ? ['--timings'] : []), ...tagged]);
   const acks: LoadAck[] = [];
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   const lines = readline.createInterface({ input: child.stdout! });
+  let gotHandover: (h: LoadHandover | undefined) => void = () => undefined;
+  const handover = new Promise<LoadHandover | undefined>((resolve) => { gotHandover = resolve; });
   const done = new Promise<LoadSummary>((resolve, reject) => {
     lines.on('line', (text) => {
       const o = JSON.parse(text) as Record<string, unknown>;
       if (o.error) reject(new LabError(`smfs-load: ${o.error as string}`));
-      else if (o.done) resolve(o as unknown as LoadSummary);
-      else acks.push({ i: o.i as number, a: o.a as string[], t: BigInt(o.t as string) });
+      else if (o.handover) gotHandover(o.handover as LoadHandover);
+      else if (o.done) {
+        gotHandover(undefined);
+        resolve(o as unknown as LoadSummary);
+      } else acks.push({ i: o.i as number, a: o.a as string[], t: BigInt(o.t as string), s: o.s as number | undefined });
     });
-    child.once('exit', (code, signal) => reject(new LabError(`smfs-load exited (${code ?? signal}) without a summary: ${stderr.trim()}`)));
+    child.once('exit', (code, signal) => {
+      gotHandover(undefined);
+      reject(new LabError(`smfs-load exited (${code ?? signal}) without a summary: ${stderr.trim()}`));
+    });
   });
   done.catch(() => undefined);
-  return { child, acks, done };
+  return { child, acks, handover, done };
 }
 
 // Reads every acknowledged block back from the server at `server` (from the mirror's site).
@@ -177,4 +217,26 @@ export function verifyAcked(lab: Lab, credentials: string, acks: LoadAck[], serv
 export function promoteMirror(lab: Lab, credentials: string): Record<string, unknown> {
   const text = lab.exec(lab.ns.hostB, [process.execPath, smfsBin, 'promote', '--host', ADDRESSES.hostB, '--port', '7610', '--credentials', credentials, '--json']);
   return JSON.parse(text.trim()) as Record<string, unknown>;
+}
+
+// `smfs promote --await-clients N --grace S` of the mirror in hostB, which returns once the
+// clients' caches are replayed: run without blocking this process, which the clients' tools
+// report to meanwhile.
+export function promoteAwaiting(lab: Lab, credentials: string, o: { awaitClients: number; graceS: number }): Promise<{ lastSeq: number; handover: HandoverReport }> {
+  const child = lab.spawn(lab.ns.hostB, [process.execPath, smfsBin, 'promote', '--host', ADDRESSES.hostB, '--port', '7610', '--credentials', credentials, '--json',
+    '--await-clients', String(o.awaitClients), '--grace', String(o.graceS)]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => {
+      try {
+        if (code !== 0) throw new Error(`exit ${code}`);
+        resolve(JSON.parse(stdout.trim()) as { lastSeq: number; handover: HandoverReport });
+      } catch (err) {
+        reject(new LabError(`smfs promote --await-clients: ${(err as Error).message} ${stdout.trim()} ${stderr.trim()}`));
+      }
+    });
+  });
 }

@@ -3,6 +3,12 @@
 //   hostA ── gwA ══ wan ══ gwB ── hostB
 //   10.1.0.2  10.1.0.1 | 10.99.0.1   10.99.0.2 | 10.2.0.1  10.2.0.2
 //
+// With a client site (optional), a third site's host joined to each site's host by a link of
+// its own, which the WAN's kill does not touch (docs/lab.md):
+//
+//   hostA ─siteC── toA─ hostC ─toB ──siteC─ hostB
+//   10.3.1.1    10.3.1.2   10.3.2.2   10.3.2.1
+//
 // Every namespace name starts with a per-run prefix; destroy() removes them all, and so does
 // process exit or a fatal signal. The WAN namespace forwards nothing by itself: its delay line
 // bridges the two links (src/lab/wan.ts), its XDP program drops packets.
@@ -20,15 +26,20 @@ export const ADDRESSES = {
   hostB: '10.2.0.2',
   siteA: '10.1.0.0/24',
   siteB: '10.2.0.0/24',
+  // The client site: hostC's ends of its links to hostA and hostB, and theirs.
+  hostCToA: '10.3.1.2',
+  hostAToC: '10.3.1.1',
+  hostCToB: '10.3.2.2',
+  hostBToC: '10.3.2.1',
 } as const;
 
 export const PREFIX_BASE = 'mlab';
 
 export interface Topology {
   prefix: string;
-  ns: { hostA: string; gwA: string; wan: string; gwB: string; hostB: string };
+  ns: { hostA: string; gwA: string; wan: string; gwB: string; hostB: string; hostC?: string };
   // Interface names inside each namespace.
-  ifs: { host: 'eth0'; lan: 'lan0'; wan: 'wan0'; wanA: 'a0'; wanB: 'b0' };
+  ifs: { host: 'eth0'; lan: 'lan0'; wan: 'wan0'; wanA: 'a0'; wanB: 'b0'; toClients: 'siteC'; clientToA: 'toA'; clientToB: 'toB' };
 }
 
 // Prefixes of labs alive in this process, removed at exit and on a fatal signal.
@@ -82,23 +93,26 @@ export const HOST_TCP_REORDERING = 100;
 // `queues`: RX and TX queues of every veth (1 by default). With more, veth delivers a frame on
 // the RX queue of the TX queue it was sent on, so hosts can spread flows over the gateways'
 // queues (see steerByPort) as a multi-queue NIC's RSS would.
-// hostOffloads: the hosts keep their interfaces' offloads as the kernel sets them (TX checksum
+// `hostOffloads`: the hosts keep their interfaces' offloads as the kernel sets them (TX checksum
 // offload: TCP and UDP leave with a partial checksum, as from containers and VMs); without it
 // every interface sends plain, complete frames.
-export function createTopology(congestionControl = HOST_CONGESTION_CONTROL, queues = 1, hostOffloads = false): Topology {
+// `clientSite`: also hostC, the client site, with its own links to hostA and hostB.
+export function createTopology(congestionControl = HOST_CONGESTION_CONTROL, queues = 1, options: { clientSite?: boolean; hostOffloads?: boolean } = {}): Topology {
   hookExit();
   const prefix = newLabPrefix();
-  const ns = {
+  const hostOffloads = options.hostOffloads ?? false;
+  const ns: Topology['ns'] = {
     hostA: `${prefix}-hostA`,
     gwA: `${prefix}-gwA`,
     wan: `${prefix}-wan`,
     gwB: `${prefix}-gwB`,
     hostB: `${prefix}-hostB`,
+    ...(options.clientSite ? { hostC: `${prefix}-hostC` } : {}),
   };
-  const t: Topology = { prefix, ns, ifs: { host: 'eth0', lan: 'lan0', wan: 'wan0', wanA: 'a0', wanB: 'b0' } };
+  const t: Topology = { prefix, ns, ifs: { host: 'eth0', lan: 'lan0', wan: 'wan0', wanA: 'a0', wanB: 'b0', toClients: 'siteC', clientToA: 'toA', clientToB: 'toB' } };
   live.add(prefix);
   try {
-    for (const name of Object.values(ns)) {
+    for (const name of Object.values(ns) as string[]) {
       run(['ip', 'netns', 'add', name]);
       nsRun(name, ['ip', 'link', 'set', 'lo', 'up']);
       nsRun(name, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
@@ -135,6 +149,19 @@ export function createTopology(congestionControl = HOST_CONGESTION_CONTROL, queu
     nsRun(ns.gwB, ['ip', 'route', 'add', ADDRESSES.siteA, 'via', ADDRESSES.gwAWan]);
     for (const gw of [ns.gwA, ns.gwB]) nsRun(gw, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     nsRun(ns.wan, ['sysctl', '-qw', 'net.ipv4.ip_forward=0']);
+    if (ns.hostC) {
+      // The client site reaches each site's host directly; it forwards nothing between them, so
+      // the mirror stream has no way around the WAN.
+      link(ns.hostA, 'siteC', ns.hostC, 'toA');
+      link(ns.hostB, 'siteC', ns.hostC, 'toB');
+      addr(ns.hostA, ADDRESSES.hostAToC, 'siteC');
+      addr(ns.hostC, ADDRESSES.hostCToA, 'toA');
+      addr(ns.hostB, ADDRESSES.hostBToC, 'siteC');
+      addr(ns.hostC, ADDRESSES.hostCToB, 'toB');
+      nsRun(ns.hostC, ['ip', 'route', 'add', ADDRESSES.siteA, 'via', ADDRESSES.hostAToC]);
+      nsRun(ns.hostC, ['ip', 'route', 'add', ADDRESSES.siteB, 'via', ADDRESSES.hostBToC]);
+      nsRun(ns.hostC, ['sysctl', '-qw', 'net.ipv4.ip_forward=0', `net.ipv4.tcp_congestion_control=${congestionControl}`, 'net.ipv4.tcp_no_metrics_save=1']);
+    }
   } catch (err) {
     destroyTopology(t);
     throw err instanceof LabError ? err : new LabError(`cannot build the lab: ${String(err)}`);

@@ -20,6 +20,8 @@ export type SmfsErrorCode =
   | 'SMFS_ERR_MIRROR'        // written locally, but not acknowledged at the level asked in time
   | 'SMFS_ERR_DIVERGED'     // the mirror's log is not a prefix of the primary's
   | 'SMFS_ERR_AUTH'          // a peer without the deployment's credential, or a credential file that cannot be used
+  | 'SMFS_ERR_RECOVERING'    // a promoted mirror still taking the clients' cached groups: try again
+  | 'SMFS_ERR_LOST_GROUPS'   // groups answered 'tagged' that the promoted mirror could not recover (details name them)
   | 'SMFS_ERR_UNAVAILABLE'   // a server this one depends on (storage, metadata) cannot be reached
   | 'SMFS_ERR_NOT_FOUND'     // file server: no file or directory at that path
   | 'SMFS_ERR_EXISTS'        // file server: something is already at that path
@@ -29,16 +31,20 @@ export type SmfsErrorCode =
   | 'SMFS_ERR_PATH';         // file server: a malformed path (empty component, '..', NUL, too long)
 
 export class SmfsError extends MaelstromError<SmfsErrorCode> {
-  constructor(code: SmfsErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, options);
+  // What the server sent beside the message, for errors a client acts on (SMFS_ERR_LOST_GROUPS).
+  readonly details: unknown;
+
+  constructor(code: SmfsErrorCode, message: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super(code, message, { cause: options.cause });
     this.name = 'SmfsError';
+    this.details = options.details;
   }
 }
 
 export const SMFS_ERROR_CODES: readonly SmfsErrorCode[] = [
   'SMFS_ERR_UNKNOWN_LOG', 'SMFS_ERR_LOG_EXISTS', 'SMFS_ERR_ADDRESS', 'SMFS_ERR_FREED', 'SMFS_ERR_TOO_LARGE',
   'SMFS_ERR_CHECKSUM', 'SMFS_ERR_FRAME', 'SMFS_ERR_REQUEST', 'SMFS_ERR_CORRUPT', 'SMFS_ERR_IO',
-  'SMFS_ERR_LOCKED', 'SMFS_ERR_CLOSED', 'SMFS_ERR_READONLY', 'SMFS_ERR_MIRROR', 'SMFS_ERR_DIVERGED', 'SMFS_ERR_AUTH',
+  'SMFS_ERR_LOCKED', 'SMFS_ERR_CLOSED', 'SMFS_ERR_READONLY', 'SMFS_ERR_MIRROR', 'SMFS_ERR_DIVERGED', 'SMFS_ERR_AUTH', 'SMFS_ERR_RECOVERING', 'SMFS_ERR_LOST_GROUPS',
   'SMFS_ERR_UNAVAILABLE', 'SMFS_ERR_NOT_FOUND', 'SMFS_ERR_EXISTS', 'SMFS_ERR_NOT_DIR', 'SMFS_ERR_IS_DIR', 'SMFS_ERR_NOT_EMPTY', 'SMFS_ERR_PATH',
 ];
 

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { secureClient } from './auth';
 import type { Credential } from './credentials';
 import { SmfsError } from './errors';
-import { ANSWER_FLAG, FrameReader, decodeError, encodeFrame } from './wire';
+import { ANSWER_FLAG, FrameReader, PUSH_ID, decodeError, encodeFrame } from './wire';
 
 export interface Endpoint {
   host: string;
@@ -33,10 +33,16 @@ export function unavailable(what: string, e: Endpoint, err: unknown): SmfsError 
   return new SmfsError('SMFS_ERR_UNAVAILABLE', `cannot reach the ${what} at ${formatEndpoint(e)}: ${(err as Error).message}; is it running?`, { cause: err });
 }
 
-// Connects and authenticates, over TLS if asked, within CONNECT_TIMEOUT_MS.
-export async function connectSocket(e: Endpoint, what: string, credential: Credential, options: { tls?: boolean } = {}): Promise<net.Socket> {
+export interface ConnectOptions {
+  tls?: boolean;
+  connectTimeoutMs?: number; // connecting, TLS and the handshake (default CONNECT_TIMEOUT_MS)
+}
+
+// Connects and authenticates, over TLS if asked, within the connect timeout.
+export async function connectSocket(e: Endpoint, what: string, credential: Credential, options: ConnectOptions = {}): Promise<net.Socket> {
   const tcp = net.connect({ port: e.port, host: e.host });
-  const timer = setTimeout(() => tcp.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+  const timeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  const timer = setTimeout(() => tcp.destroy(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
   try {
     await new Promise<void>((resolve, reject) => {
       tcp.once('connect', () => {
@@ -65,6 +71,11 @@ export class FrameClient {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private failure: SmfsError | undefined;
+  private lastHeard = Date.now();
+  private watchdog: NodeJS.Timeout | undefined;
+  private markLost!: (err: SmfsError) => void;
+  // Resolves with the error the connection failed with, once it has.
+  protected readonly lost = new Promise<SmfsError>((resolve) => { this.markLost = resolve; });
 
   // `socket` is authenticated (connectSocket). `lost` makes the error pending requests fail with
   // when the connection breaks or closes.
@@ -77,9 +88,15 @@ export class FrameClient {
   ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
+      this.lastHeard = Date.now();
       for (const f of this.reader.push(chunk)) {
         const p = this.pending.get(f.id);
-        if (!p) continue;
+        if (!p) {
+          // A frame the server sent unasked (the watermark, a coded share); a client that knows
+          // none ignores it, as it ignores an answer to nothing.
+          if (f.id === PUSH_ID && f.kind === 'frame' && f.body.length > 0 && f.body[0] === 0) this.pushed(f.op & ~ANSWER_FLAG, f.body.subarray(1));
+          continue;
+        }
         this.pending.delete(f.id);
         if (f.kind === 'bad') p.reject(f.error);
         else if ((f.op & ~ANSWER_FLAG) !== p.op) p.reject(new SmfsError('SMFS_ERR_FRAME', `answer to request ${f.id} is for op ${f.op & ~ANSWER_FLAG}, not ${p.op}`));
@@ -93,12 +110,34 @@ export class FrameClient {
     socket.resume();
   }
 
+  // What a subclass does with a frame pushed by the server (request id 0).
+  protected pushed(_op: number, _body: Buffer): void {
+    // Nothing, unless the subclass knows the op.
+  }
+
+  // Declares the server gone when requests are waiting and nothing at all has come from it in
+  // `ms`: a server whose host died never closes the connection. The requests fail as on a
+  // connection lost.
+  protected watchAnswers(ms: number): void {
+    if (this.watchdog || !(ms > 0)) return;
+    this.watchdog = setInterval(() => {
+      if (this.pending.size > 0 && Date.now() - this.lastHeard > ms) this.socket.destroy(new Error(`no answer from the server in ${ms} ms`));
+    }, Math.max(10, ms / 4));
+    this.watchdog.unref();
+  }
+
+  // Whether the connection is gone (closed, reset, or given up on).
+  get failed(): SmfsError | undefined {
+    return this.failure;
+  }
+
   // Sends one request; resolves to the answer's body (after the status byte).
   request(op: number, body: Uint8Array[] = []): Promise<Buffer> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId;
     this.nextId = this.nextId === 0xffffffff ? 1 : this.nextId + 1;
     return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) this.lastHeard = Date.now();
       this.pending.set(id, { op, resolve, reject });
       for (const b of encodeFrame(op, id, body)) this.socket.write(b);
     });
@@ -123,7 +162,9 @@ export class FrameClient {
   }
 
   private failAll(err: SmfsError): void {
+    if (this.watchdog) clearInterval(this.watchdog);
     this.failure ??= err;
+    this.markLost(this.failure);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }

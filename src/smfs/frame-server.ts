@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { AUTH_TIMEOUT_MS, secureServer } from './auth';
 import type { Credential } from './credentials';
 import { SmfsError } from './errors';
-import { FrameReader, encodeAnswer, encodeErrorAnswer } from './wire';
+import { FrameReader, PUSH_ID, encodeAnswer, encodeErrorAnswer } from './wire';
 import type { Frame } from './wire';
 
 export interface ConnectionCounters {
@@ -68,6 +68,18 @@ export class Connection {
     this.socket.destroy();
   }
 
+  // A frame the client did not ask for (request id 0): the watermark, a coded share. Dropped
+  // if the connection is closing.
+  push(op: number, body: Uint8Array[]): void {
+    if (this.draining) return;
+    this.send(encodeAnswer(op, PUSH_ID, body));
+  }
+
+  // Bytes the kernel has not taken yet: a push waits while a slow client is this far behind.
+  get backlog(): number {
+    return this.socket.writableLength;
+  }
+
   private take(frame: Frame): void {
     this.server.counters.requests++;
     if (frame.kind === 'bad') {
@@ -97,7 +109,7 @@ export class Connection {
     }
     const refused = this.server.counters.refused;
     refused[e.code] = (refused[e.code] ?? 0) + 1;
-    this.send(encodeErrorAnswer(op, id, e.code, e.message));
+    this.send(encodeErrorAnswer(op, id, e.code, e.message, e.details));
   }
 
   private send(buffers: Uint8Array[]): void {

@@ -138,6 +138,8 @@ export class MirrorLink {
   private retryMs: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  // Told each time the mirror acknowledges more groups: the tagged responses' watermark moved.
+  onAcknowledged: ((seq: number) => void) | undefined;
 
   constructor(private readonly store: LogStore, private readonly options: MirrorOptions) {
     this.retryMs = options.retryMs ?? 500;
@@ -149,6 +151,11 @@ export class MirrorLink {
 
   get networkSync(): boolean {
     return this.options.listener !== undefined;
+  }
+
+  // The mirrored-through watermark: every group up to here is written at the mirror.
+  get watermark(): number {
+    return this.remoteSeq;
   }
 
   // Resolves once group `seq` has reached `level`; fails with SMFS_ERR_MIRROR after the ack timeout.
@@ -227,7 +234,12 @@ export class MirrorLink {
       void (async () => {
         const socket = await secureClient(tcp, { credential: this.options.credential, tls: this.tls, peer: `mirror at ${this.target}` });
         if (socket !== tcp) {
-          socket.on('error', failed);
+          // A TLS error (a record that does not decrypt) leaves the TLS socket open over its
+          // stream wrapper: end the connection, so the link reconnects and catches up.
+          socket.on('error', (err: Error) => {
+            failed(err);
+            tcp.destroy();
+          });
           socket.once('close', () => tcp.destroy());
         }
         conn.socket = socket;
@@ -316,6 +328,7 @@ export class MirrorLink {
     if (seq <= this.remoteSeq) return;
     this.remoteSeq = seq;
     for (const level of ACK_LEVELS) this.release(level, seq);
+    this.onAcknowledged?.(seq);
   }
 
   private release(level: AckLevel, upTo: number): void {

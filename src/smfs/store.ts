@@ -100,10 +100,30 @@ export interface Entry {
   freed: boolean;
 }
 
+// A group as the writer wrote it: its sequence number, the durable mark its parts carry, and,
+// when asked for, its parts as written (what a tagged client keeps, and a coded share covers).
+export interface Written {
+  seq: number;
+  durableSeq: number;
+  parts?: ShippedPart[];
+}
+
+export interface AppendedGroup extends Written {
+  addresses: Address[];
+}
+
+export interface FreedGroup extends Written {
+  locations: Address[]; // where each part went, one per log, ascending
+}
+
+export interface ApplyOptions {
+  next?: boolean; // the group must be the one right after this store's last: no hole (a handover)
+}
+
 type Job =
-  | { kind: 'append'; records: AppendRecord[]; bytes: number; resolve: (g: { addresses: Address[]; seq: number }) => void; reject: (e: unknown) => void }
-  | { kind: 'free'; addresses: Address[]; bytes: number; resolve: (v: void) => void; reject: (e: unknown) => void }
-  | { kind: 'apply'; seq: number; parts: ShippedPart[]; decoded: Part[]; bytes: number; resolve: (v: undefined) => void; reject: (e: unknown) => void }
+  | { kind: 'append'; records: AppendRecord[]; bytes: number; keepParts: boolean; resolve: (g: AppendedGroup) => void; reject: (e: unknown) => void }
+  | { kind: 'free'; addresses: Address[]; bytes: number; keepParts: boolean; resolve: (v: FreedGroup) => void; reject: (e: unknown) => void }
+  | { kind: 'apply'; seq: number; parts: ShippedPart[]; decoded: Part[]; bytes: number; next: boolean; resolve: (v: undefined) => void; reject: (e: unknown) => void }
   | { kind: 'create'; log: number; resolve: (v: void) => void; reject: (e: unknown) => void }
   | { kind: 'sync'; resolve: (seq: number) => void; reject: (e: unknown) => void };
 
@@ -144,6 +164,25 @@ function byLog<T extends { log: number }>(entries: T[]): Map<number, { items: T[
     g.indexes.push(i);
   });
   return new Map([...m.entries()].sort((a, b) => a[0] - b[0]));
+}
+
+// Checks a group as a mirror receives it (or a promoted mirror from a client): every part whole
+// (its CRCs), of this group, in ascending log order. Where it lands is checked when it is written.
+export function checkShipped(seq: number, parts: ShippedPart[]): Part[] {
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new SmfsError('SMFS_ERR_REQUEST', `a group's sequence number is a whole number from 1, got ${seq}`);
+  if (parts.length === 0) throw new SmfsError('SMFS_ERR_REQUEST', 'a mirrored group needs at least one part');
+  const decoded: Part[] = [];
+  for (const [i, p] of parts.entries()) {
+    const part = decodePart(p.bytes, p.log, p.offset);
+    if (typeof part === 'string') throw new SmfsError('SMFS_ERR_CHECKSUM', `mirrored group ${seq}, part ${i} (log ${p.log}): not a whole part (${part})`);
+    if (part.seq !== seq) throw new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}, part ${i} (log ${p.log}) carries group ${part.seq}`);
+    if (i > 0 && p.log <= parts[i - 1].log) throw new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}: parts not in ascending log order`);
+    if (part.participantLogs.length !== parts.length || part.participantLogs.some((log, k) => log !== parts[k].log)) {
+      throw new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}, part ${i} (log ${p.log}) names logs ${part.participantLogs.join(',')}, the group has parts for ${parts.map((x) => x.log).join(',')}`);
+    }
+    decoded.push(part);
+  }
+  return decoded;
 }
 
 export class LogStore {
@@ -232,8 +271,9 @@ export class LogStore {
     return this.appendGroup(records).then((g) => g.addresses);
   }
 
-  // append, also telling the group's sequence number (what mirror acknowledgements count).
-  appendGroup(records: AppendRecord[]): Promise<{ addresses: Address[]; seq: number }> {
+  // append, also telling the group's sequence number (what mirror acknowledgements count), the
+  // durable mark in its parts and, with keepParts, the parts as written.
+  appendGroup(records: AppendRecord[], options: { keepParts?: boolean } = {}): Promise<AppendedGroup> {
     if (!Array.isArray(records) || records.length === 0) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'a group needs at least one record'));
     if (records.length > LIMITS.groupRecords) return Promise.reject(new SmfsError('SMFS_ERR_TOO_LARGE', `a group holds at most ${LIMITS.groupRecords} records, got ${records.length}`));
     let bytes = 0;
@@ -257,26 +297,29 @@ export class LogStore {
       }
       withCrc.push({ log: r.log, data: r.data, crc });
     }
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'append', records: withCrc, bytes, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'append', records: withCrc, bytes, keepParts: options.keepParts ?? false, resolve, reject }));
   }
 
   // On a mirror: writes a group exactly as its primary did, the same bytes at the same
-  // addresses, after checking that each part is whole and lands at the end of its log.
-  applyMirrored(seq: number, parts: ShippedPart[]): Promise<undefined> {
-    if (!Number.isSafeInteger(seq) || seq < 1) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `a group's sequence number is a whole number from 1, got ${seq}`));
-    if (parts.length === 0) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'a mirrored group needs at least one part'));
-    const decoded: Part[] = [];
-    for (const [i, p] of parts.entries()) {
+  // addresses, after checking that each part is whole and lands at the end of its log. With
+  // `next`, only as the group right after this store's last (a group handed over by a client).
+  applyMirrored(seq: number, parts: ShippedPart[], options: ApplyOptions = {}): Promise<undefined> {
+    let decoded: Part[];
+    try {
       // A log whose create-log is queued ahead counts as there; the writer checks again.
-      if (!this.logs.has(p.log) && !this.creating.has(p.log)) return Promise.reject(new SmfsError('SMFS_ERR_UNKNOWN_LOG', `mirrored group ${seq}, part ${i}: no log ${p.log} on this mirror`));
-      const part = decodePart(p.bytes, p.log, p.offset);
-      if (typeof part === 'string') return Promise.reject(new SmfsError('SMFS_ERR_CHECKSUM', `mirrored group ${seq}, part ${i} (log ${p.log}): not a whole part (${part})`));
-      if (part.seq !== seq) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}, part ${i} (log ${p.log}) carries group ${part.seq}`));
-      if (i > 0 && p.log <= parts[i - 1].log) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', `mirrored group ${seq}: parts not in ascending log order`));
-      decoded.push(part);
+      for (const [i, p] of parts.entries()) {
+        if (!this.logs.has(p.log) && !this.creating.has(p.log)) throw new SmfsError('SMFS_ERR_UNKNOWN_LOG', `mirrored group ${seq}, part ${i}: no log ${p.log} on this mirror`);
+      }
+      decoded = checkShipped(seq, parts);
+    } catch (err) {
+      return Promise.reject(err);
     }
     const bytes = parts.reduce((n, p) => n + p.bytes.length, 0);
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'apply', seq, parts, decoded, bytes, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'apply', seq, parts, decoded, bytes, next: options.next ?? false, resolve, reject }));
+  }
+
+  hasLog(id: number): boolean {
+    return this.logs.has(id);
   }
 
   // Where each log ends: the point a mirror's primary resumes from.
@@ -313,6 +356,12 @@ export class LogStore {
 
   // Frees records: all of them or none. Each must be live; a freed record reads as freed.
   free(addresses: Address[]): Promise<void> {
+    return this.freeGroup(addresses).then(() => undefined);
+  }
+
+  // free, also telling the group's sequence number, the durable mark in its parts and where its
+  // parts went (and, with keepParts, the parts).
+  freeGroup(addresses: Address[], options: { keepParts?: boolean } = {}): Promise<FreedGroup> {
     if (!Array.isArray(addresses) || addresses.length === 0) return Promise.reject(new SmfsError('SMFS_ERR_REQUEST', 'free needs at least one address'));
     if (addresses.length > LIMITS.groupRecords) return Promise.reject(new SmfsError('SMFS_ERR_TOO_LARGE', `free takes at most ${LIMITS.groupRecords} addresses, got ${addresses.length}`));
     try {
@@ -320,12 +369,19 @@ export class LogStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'free', addresses: addresses.map((a) => ({ ...a })), bytes: addresses.length * 8, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'free', addresses: addresses.map((a) => ({ ...a })), bytes: addresses.length * 8, keepParts: options.keepParts ?? false, resolve, reject }));
   }
 
   // fsyncs everything written so far; resolves to the durable sequence number.
   sync(): Promise<number> {
     return new Promise((resolve, reject) => this.enqueue({ kind: 'sync', resolve, reject }));
+  }
+
+  // sync, then the durable mark on disk (as a clean does): the next open checks only later groups.
+  async checkpoint(): Promise<number> {
+    const mark = await this.sync();
+    await this.writeDurableMark(mark);
+    return mark;
   }
 
   async read(a: Address): Promise<ReadResult> {
@@ -548,15 +604,15 @@ export class LogStore {
   }
 
   private async runBatch(batch: Extract<Job, { kind: 'append' | 'free' | 'apply' }>[]): Promise<void> {
-    const done: { job: (typeof batch)[number]; value: { addresses: Address[]; seq: number } | undefined }[] = [];
+    const done: { job: (typeof batch)[number]; value: AppendedGroup | FreedGroup | undefined }[] = [];
     for (const job of batch) {
       if (this.failure) {
         job.reject(this.failure);
         continue;
       }
       try {
-        const value = job.kind === 'append' ? await this.writeAppend(job.records)
-          : job.kind === 'free' ? await this.writeFree(job.addresses) : await this.writeApplied(job.seq, job.parts, job.decoded);
+        const value = job.kind === 'append' ? await this.writeAppend(job.records, job.keepParts)
+          : job.kind === 'free' ? await this.writeFree(job.addresses, job.keepParts) : await this.writeApplied(job.seq, job.parts, job.decoded, job.next);
         done.push({ job, value });
       } catch (err) {
         job.reject(err);
@@ -571,7 +627,7 @@ export class LogStore {
         return;
       }
     }
-    for (const d of done) (d.job.resolve as (v: { addresses: Address[]; seq: number } | undefined) => void)(d.value);
+    for (const d of done) (d.job.resolve as (v: AppendedGroup | FreedGroup | undefined) => void)(d.value);
   }
 
   // fsyncs every segment written since the last time. A failed fsync stops the store: the
@@ -680,21 +736,24 @@ export class LogStore {
     }
   }
 
-  // Tells the mirror link what was just written, as it is on disk.
-  private shipped(seq: number, written: { seg: Segment; at: number; buffers: Uint8Array[] }[]): void {
-    if (!this.onChange) return;
-    this.onChange({ kind: 'group', seq, parts: written.map((w) => ({ log: w.seg.log, segment: w.seg.number, offset: w.at, bytes: Buffer.concat(w.buffers) })) });
+  // Tells the mirror link what was just written, as it is on disk; the parts, if asked for.
+  private shipped(seq: number, written: { seg: Segment; at: number; buffers: Uint8Array[] }[], keepParts: boolean): ShippedPart[] | undefined {
+    if (!this.onChange && !keepParts) return undefined;
+    const parts = written.map((w) => ({ log: w.seg.log, segment: w.seg.number, offset: w.at, bytes: Buffer.concat(w.buffers) }));
+    this.onChange?.({ kind: 'group', seq, parts });
+    return keepParts ? parts : undefined;
   }
 
-  private async writeAppend(records: AppendRecord[]): Promise<{ addresses: Address[]; seq: number }> {
+  private async writeAppend(records: AppendRecord[], keepParts: boolean): Promise<AppendedGroup> {
     const groups = byLog(records);
     for (const id of groups.keys()) this.logFor(id);
     const seq = this.seq + 1;
+    const durableSeq = this.durable;
     const participants = [...groups.keys()];
     const addresses: Address[] = new Array(records.length);
     const parts = participants.map((id) => {
       const g = groups.get(id)!;
-      const encoded = encodeDataPart(seq, this.durable, participants, g.items as NewRecord[]);
+      const encoded = encodeDataPart(seq, durableSeq, participants, g.items as NewRecord[]);
       return { log: this.logs.get(id)!, length: encoded.length, buffers: encoded.buffers, recordOffsets: encoded.recordOffsets, group: g };
     });
     const written: { seg: Segment; at: number; buffers: Uint8Array[] }[] = [];
@@ -709,11 +768,10 @@ export class LogStore {
       seg.maxSeq = seq;
     });
     this.seq = seq;
-    this.shipped(seq, written);
-    return { addresses, seq };
+    return { addresses, seq, durableSeq, parts: this.shipped(seq, written, keepParts) };
   }
 
-  private async writeFree(addresses: Address[]): Promise<undefined> {
+  private async writeFree(addresses: Address[], keepParts: boolean): Promise<FreedGroup> {
     const written: { seg: Segment; at: number; buffers: Uint8Array[] }[] = [];
     const seen = new Set<string>();
     for (const a of addresses) {
@@ -724,9 +782,10 @@ export class LogStore {
     }
     const groups = byLog(addresses);
     const seq = this.seq + 1;
+    const durableSeq = this.durable;
     const participants = [...groups.keys()];
     const parts = participants.map((id) => {
-      const buffer = encodeFreePart(seq, this.durable, participants, groups.get(id)!.items);
+      const buffer = encodeFreePart(seq, durableSeq, participants, groups.get(id)!.items);
       return { log: this.logs.get(id)!, length: buffer.length, buffers: [buffer], frees: groups.get(id)!.items };
     });
     const recorded: { seg: Segment; frees: Address[] }[] = [];
@@ -739,15 +798,16 @@ export class LogStore {
     for (const { seg, frees } of recorded) seg.frees.push(...frees);
     // Looked up again: the cleaner may have swapped a segment while the parts were written.
     for (const a of addresses) this.logs.get(a.log)?.get(a.segment)?.markFreed(a.offset);
-    this.shipped(seq, written);
-    return undefined;
+    const locations = written.map((w) => ({ log: w.seg.log, segment: w.seg.number, offset: w.at }));
+    return { seq, durableSeq, locations, parts: this.shipped(seq, written, keepParts) };
   }
 
   // A mirrored group, written where the primary wrote it. Every part must land at the end of
   // its log's last segment, or at the start of the next segment: anything else means the two
   // logs have parted ways, and nothing is written.
-  private async writeApplied(seq: number, shipped: ShippedPart[], decoded: Part[]): Promise<undefined> {
+  private async writeApplied(seq: number, shipped: ShippedPart[], decoded: Part[], next: boolean): Promise<undefined> {
     if (seq <= this.seq) throw new SmfsError('SMFS_ERR_DIVERGED', `mirrored group ${seq} is not after this mirror's last group ${this.seq}`);
+    if (next && seq !== this.seq + 1) throw new SmfsError('SMFS_ERR_DIVERGED', `group ${seq} would leave a hole after this store's last group ${this.seq}`);
     for (const p of shipped) {
       const log = this.logFor(p.log);
       const last = log.last;

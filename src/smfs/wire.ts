@@ -40,12 +40,23 @@ export const Op = {
   mirrorCreate: 17,
   mirrorGroup: 18,
   promote: 19,
+  // 20 on: tagged responses (tagging.ts), between a primary and its clients.
+  tagHello: 20,
+  handover: 21,
+  share: 22,      // pushed by the server only (request id 0)
+  held: 23,
+  watermark: 24,  // pushed by the server only (request id 0)
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
-// An append's flags: the acknowledgement level (0: the server's default), and whether the
-// answer also tells when the group reached each level.
-export const AppendFlags = { levelMask: 0x3, timings: 0x4 } as const;
+// An append's flags: the acknowledgement level (0: the server's default), whether the answer
+// also tells when the group reached each level, and whether it carries the tag (sequence
+// number, durable mark of its parts, the mirrored-through watermark). Level local with the tag
+// is the level 'tagged': the client keeps the group until the watermark passes it.
+export const AppendFlags = { levelMask: 0x3, timings: 0x4, tag: 0x8 } as const;
+// Frames a server sends unasked (the watermark, coded shares) carry this request id, which no
+// request after the handshake uses: clients number theirs from 1.
+export const PUSH_ID = 0;
 export const LEVEL_CODES = { local: 1, network: 2, remote: 3 } as const;
 export const NOT_REACHED = 0xffffffff;
 export const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k]));
@@ -164,7 +175,9 @@ export function encodeAnswer(op: number, id: number, body: Uint8Array[] = []): U
   return encodeFrame((op | ANSWER_FLAG) & 0xff, id, [Buffer.of(0), ...body]);
 }
 
-export function encodeErrorAnswer(op: number, id: number, code: string, message: string): Uint8Array[] {
+// `details`, when given, follows the message as u32 length + JSON: what a client needs to act on
+// the error (SMFS_ERR_LOST_GROUPS: the groups). Older clients read the code and message only.
+export function encodeErrorAnswer(op: number, id: number, code: string, message: string, details?: unknown): Uint8Array[] {
   const codeBytes = Buffer.from(code, 'ascii');
   const text = Buffer.from(message.length > 2000 ? `${message.slice(0, 2000)}...` : message, 'utf8');
   const b = Buffer.alloc(1 + 2 + codeBytes.length + 2 + text.length);
@@ -173,7 +186,9 @@ export function encodeErrorAnswer(op: number, id: number, code: string, message:
   codeBytes.copy(b, 3);
   b.writeUInt16BE(text.length, 3 + codeBytes.length);
   text.copy(b, 5 + codeBytes.length);
-  return encodeFrame((op | ANSWER_FLAG) & 0xff, id, [b]);
+  if (details === undefined) return encodeFrame((op | ANSWER_FLAG) & 0xff, id, [b]);
+  const json = encodeJson(details);
+  return encodeFrame((op | ANSWER_FLAG) & 0xff, id, [b, encodeU32(json.length), json]);
 }
 
 // Reads a body field by field; running off its end, or leaving bytes over, is a malformed frame.
@@ -185,6 +200,13 @@ export class Cursor {
   u8(): number {
     this.need(1);
     return this.b[this.at++];
+  }
+
+  u16(): number {
+    this.need(2);
+    const v = this.b.readUInt16BE(this.at);
+    this.at += 2;
+    return v;
   }
 
   u32(): number {
@@ -250,14 +272,19 @@ export function encodeJson(v: unknown): Buffer {
   return Buffer.from(JSON.stringify(v), 'utf8');
 }
 
-// An error answer's body (after the status byte), back into the error it was.
+// An error answer's body (after the status byte), back into the error it was, with its details
+// if it has any.
 export function decodeError(body: Buffer): SmfsError {
   const c = new Cursor(body, 'error answer');
-  const code = c.bytes(readU16(c)).toString('ascii');
-  const message = c.bytes(readU16(c)).toString('utf8');
-  return new SmfsError(code as SmfsErrorCode, message);
-}
-
-function readU16(c: Cursor): number {
-  return (c.u8() << 8) | c.u8();
+  const code = c.bytes(c.u16()).toString('ascii');
+  const message = c.bytes(c.u16()).toString('utf8');
+  let details: unknown;
+  if (c.left >= 4) {
+    try {
+      details = JSON.parse(c.bytes(c.u32()).toString('utf8'));
+    } catch {
+      details = undefined;
+    }
+  }
+  return new SmfsError(code as SmfsErrorCode, message, { details });
 }

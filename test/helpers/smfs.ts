@@ -117,3 +117,72 @@ export function segmentFiles(dir: string): Map<string, Buffer> {
   }
   return out;
 }
+
+// A TCP relay standing in for the WAN between a primary and its mirror, in one process: it
+// passes bytes both ways, or drops them all (`cut`: what is sent is taken and lost, as on a
+// link that died), or holds them back (`hold`: nothing gets through until `pass`, and then
+// everything, in order).
+export interface Relay {
+  port: number;
+  pass(): void;
+  hold(): void;
+  cut(): void;
+  // Flips a bit in the next chunk from the mirror to the primary (a record TLS must refuse).
+  damageNext(): void;
+  close(): Promise<void>;
+}
+
+export async function startRelay(targetPort: number): Promise<Relay> {
+  let mode: 'pass' | 'hold' | 'cut' = 'pass';
+  let damage = false;
+  const links = new Set<{ a: import('node:net').Socket; b: import('node:net').Socket; held: Buffer[]; back: Buffer[] }>();
+  const net = await import('node:net');
+  const server = net.createServer((a) => {
+    const b = net.connect({ host: '127.0.0.1', port: targetPort });
+    const link = { a, b, held: [] as Buffer[], back: [] as Buffer[] };
+    links.add(link);
+    a.on('data', (d: Buffer) => {
+      if (mode === 'pass') b.write(d);
+      else if (mode === 'hold') link.held.push(d);
+    });
+    b.on('data', (d: Buffer) => {
+      if (damage) {
+        damage = false;
+        d = Buffer.from(d);
+        d[d.length - 1] ^= 0x10;
+      }
+      if (mode === 'pass') a.write(d);
+      else if (mode === 'hold') link.back.push(d);
+    });
+    const done = () => {
+      a.destroy();
+      b.destroy();
+      links.delete(link);
+    };
+    for (const s of [a, b]) {
+      s.on('error', done);
+      s.on('close', () => { if (mode !== 'cut') done(); });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    port: (server.address() as import('node:net').AddressInfo).port,
+    pass: () => {
+      mode = 'pass';
+      for (const l of links) {
+        for (const d of l.held.splice(0)) l.b.write(d);
+        for (const d of l.back.splice(0)) l.a.write(d);
+      }
+    },
+    hold: () => { mode = 'hold'; },
+    cut: () => { mode = 'cut'; },
+    damageNext: () => { damage = true; },
+    close: async () => {
+      for (const l of links) {
+        l.a.destroy();
+        l.b.destroy();
+      }
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -217,6 +217,7 @@ server('smfs storage: SIGTERM answers what is in flight, closes the store and ex
 
 server('smfs storage refuses bad options with exit 2 and a directory in use with SMFS_ERR_LOCKED', async () => {
   await withDir('cliopts', async (dir) => {
+    // Also the options of level 'tagged': coded shares at the primary, clients awaited at promote.
     const smfs = (...args: string[]) => spawnSync(process.execPath, [SMFS_BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
     const cases: [string[], RegExp][] = [
       [['storage'], /--dir/],
@@ -224,6 +225,11 @@ server('smfs storage refuses bad options with exit 2 and a directory in use with
       [['storage', '--dir', dir, '--segment-size', '1K'], /--segment-size is from 4096/],
       [['storage', '--dir', dir, '--segment-size', 'lots'], /--segment-size takes a size in bytes/],
       [['storage', '--dir', dir, '--port', '70000'], /--port is from 0 to 65535/],
+      [['storage', '--dir', dir, '--mirror', '127.0.0.1:9', '--coded-shares', '2'], /--coded-shares is 0 or 1 .*Reed-Solomon/],
+      [['storage', '--dir', dir, '--coded-shares', '1'], /--coded-shares covers groups until the mirror has them: give --mirror too/],
+      [['promote', '--dir', dir, '--await-clients', '2'], /--await-clients and --grace need the mirror running/],
+      [['promote', '--await-clients', '0'], /--await-clients is from 1/],
+      [['promote', '--grace', '0'], /--grace is from 0 to 3600 seconds/],
     ];
     for (const [args, message] of cases) {
       const r = smfs(...args);

@@ -17,7 +17,7 @@ import { NetworkSyncListener } from '../../src/feedback/listener';
 import type { TrackedSocket } from '../../src/feedback/listener';
 import { encodeFeedback } from '../../src/feedback/format';
 import type { FlowKey } from '../../src/feedback/format';
-import { connectStorage, testCredential, withDir } from '../helpers/smfs';
+import { connectStorage, startRelay, testCredential, withDir } from '../helpers/smfs';
 import { testFeedbackKey } from '../helpers/feedback-key';
 import { until } from '../helpers/until';
 
@@ -54,6 +54,31 @@ async function startMirror(dir: string, options: { plainMirrorStream?: boolean }
   const store = await LogStore.open(dir, { mirror: true });
   return StorageServer.listen(store, { port: 0, role: 'mirror', credential: testCredential(), ...options });
 }
+
+tlsSuite('a TLS record damaged on the way ends the mirror connection; the link reconnects and catches up', async () => {
+  await withDir('tls-damage-p', (pdir) => withDir('tls-damage-m', async (mdir) => {
+    const mirror = await startMirror(mdir);
+    const relay = await startRelay(mirror.address.port);
+    const store = await LogStore.open(pdir);
+    const link = new MirrorLink(store, { host: '127.0.0.1', port: relay.port, credential: testCredential(), retryMs: 50, ackTimeoutMs: 5000 });
+    const primary = await StorageServer.listen(store, { port: 0, credential: testCredential(), mirror: link });
+    const c = await connectStorage(primary.address.port);
+    try {
+      await c.createLog(1);
+      await c.append([{ log: 1, data: Buffer.from('before') }], { level: 'remote' });
+      relay.damageNext();
+      await c.append([{ log: 1, data: Buffer.from('through the damage') }], { level: 'remote' });
+      const s = link.stat();
+      assert.is(s.connects, 2, 'a second connection');
+      assert.is(s.remoteSeq, 2);
+    } finally {
+      await c.close();
+      await primary.close();
+      await relay.close();
+      await mirror.close();
+    }
+  }));
+});
 
 tlsSuite('a mirror takes the mirror stream only over TLS, unless told to take it plain too', async () => {
   await withDir('tls-plain', async (dir) => {
