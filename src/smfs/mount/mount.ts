@@ -40,6 +40,11 @@ export interface MountStats {
   pendingChanges: number;
   update: number;
   requests: number;
+  // FUSE reads and writes: how many the kernel sent and their bytes (the request size it uses).
+  reads: number;
+  readBytes: number;
+  writes: number;
+  writeBytes: number;
   errors: Record<string, number>;
 }
 
@@ -105,7 +110,7 @@ export class SmfsMount {
   private stopping: Promise<{ committed: boolean; error?: string }> | undefined;
   private endedResolve!: (reason: string) => void;
   readonly ended: Promise<string> = new Promise((resolve) => { this.endedResolve = resolve; });
-  readonly counters: MountStats = { commits: 0, commitFailures: 0, changesCommitted: 0, bytesCommitted: 0, dirtyBytes: 0, pendingChanges: 0, update: 0, requests: 0, errors: {} };
+  readonly counters: MountStats = { commits: 0, commitFailures: 0, changesCommitted: 0, bytesCommitted: 0, dirtyBytes: 0, pendingChanges: 0, update: 0, requests: 0, reads: 0, readBytes: 0, writes: 0, writeBytes: 0, errors: {} };
   private readonly syncIntervalMs: number;
   private readonly maxDirtyBytes: number;
 
@@ -486,6 +491,8 @@ export class SmfsMount {
     const n = h?.kind === 'file' ? h.node : this.node(r.ino);
     const data = r.data!;
     const off = r.off ?? 0;
+    this.counters.writes++;
+    this.counters.writeBytes += data.length;
     if (n.kind !== 'file') fail(E.EINVAL);
     if (off + data.length > MAX_FILE_BYTES) fail(E.EFBIG, `a file holds at most ${MAX_FILE_BYTES} bytes`);
     // Back-pressure: the next commit must stay one append.
@@ -528,6 +535,8 @@ export class SmfsMount {
     const h = this.handles.get(r.fh ?? 0);
     const n = h?.kind === 'file' ? h.node : this.node(r.ino);
     if (n.kind !== 'file') fail(E.EISDIR);
+    this.counters.reads++;
+    this.counters.readBytes += r.size ?? 0;
     const read = this.readBytes(n, r.off ?? 0, r.size ?? 0);
     this.reads.add(read);
     try {
