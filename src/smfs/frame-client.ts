@@ -9,6 +9,7 @@ import { secureClient } from './auth';
 import type { Credential } from './credentials';
 import { SmfsError } from './errors';
 import { ANSWER_FLAG, FrameReader, decodeError, encodeFrame } from './wire';
+import { writeFrame } from './frame-write';
 
 export interface Endpoint {
   host: string;
@@ -100,7 +101,7 @@ export class FrameClient {
     this.nextId = this.nextId === 0xffffffff ? 1 : this.nextId + 1;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { op, resolve, reject });
-      for (const b of encodeFrame(op, id, body)) this.socket.write(b);
+      writeFrame(this.socket, encodeFrame(op, id, body));
     });
   }
 
