@@ -105,6 +105,7 @@ export class SmfsMount {
   private doubt: Batch | undefined;
   private broken: Error | undefined;
   private readonly reads = new Set<Promise<unknown>>();
+  private readonly snapshotWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private statfsCache: { at: number; value: VolumeStatfs } | undefined;
   private stopping: Promise<{ committed: boolean; error?: string }> | undefined;
@@ -496,7 +497,7 @@ export class SmfsMount {
     if (n.kind !== 'file') fail(E.EINVAL);
     if (off + data.length > MAX_FILE_BYTES) fail(E.EFBIG, `a file holds at most ${MAX_FILE_BYTES} bytes`);
     // Back-pressure: the next commit must stay one append.
-    if (this.liveBytes + data.length > this.maxDirtyBytes) await this.sync();
+    if (this.liveBytes + data.length > this.maxDirtyBytes) await this.room(data.length);
     if (h?.kind === 'file' && !h.wrote) {
       h.wrote = true;
       this.writersActive++;
@@ -634,6 +635,24 @@ export class SmfsMount {
     else this.wantCommit = true;
   }
 
+  // Waits until `bytes` more fit under --max-dirty: until a commit has taken what is written
+  // (its snapshot), not until it has landed, so that writes fill the next commit while one is in
+  // flight (memory: up to twice --max-dirty). A commit started here that fails fails the write.
+  private async room(bytes: number): Promise<void> {
+    while (this.liveBytes + bytes > this.maxDirtyBytes) {
+      if (this.broken) throw this.broken;
+      const started = !this.running;
+      if (started) this.background('memory');
+      const running = this.running;
+      if (!running) return; // nothing to commit (the bytes held are a removed file's): as before, the write goes on
+      const failed = await Promise.race([
+        running.then(() => undefined, (err: unknown) => err as Error),
+        new Promise<undefined>((resolve) => this.snapshotWaiters.push(() => resolve(undefined))),
+      ]);
+      if (failed && started && this.liveBytes + bytes > this.maxDirtyBytes) throw failed;
+    }
+  }
+
   private background(why: string): void {
     if (this.running || this.changeSeq === this.landedSeq) return;
     this.wantCommit = false;
@@ -681,6 +700,11 @@ export class SmfsMount {
         throw err;
       }
     })().finally(() => { this.running = undefined; });
+    // While memory is over its mark, commits follow each other (only after one that landed: a
+    // file server that is gone is not asked again and again).
+    this.running.then(() => {
+      if (this.liveBytes >= this.maxDirtyBytes / 2) this.background('memory');
+    }, () => undefined);
     return this.running;
   }
 
@@ -747,6 +771,7 @@ export class SmfsMount {
     }
     this.dirtyNodes.clear();
     this.frozenBytes = bytes;
+    for (const wake of this.snapshotWaiters.splice(0)) wake();
     return { changes, lands, frozen, seq: this.changeSeq, base: this.update, bytes };
   }
 
