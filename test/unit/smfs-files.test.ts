@@ -88,6 +88,44 @@ tail('tail is the newest data record of a log, freed or not, and none for a log 
 
 tail.run();
 
+const readMany = suite('smfs storage op 9: read-many');
+
+readMany('read-many answers records in the order asked, across groups, logs and segments; all or none', async () => {
+  await withDir('read-many', async (dir) => {
+    const s = await startStorageHere(dir);
+    const c = await connectStorage(s.at.port);
+    try {
+      await c.createLog(1);
+      await c.createLog(2);
+      const blocks = Array.from({ length: 64 }, () => randomBytes(BLOCK_BYTES));
+      const a = await c.append(blocks.map((data) => ({ log: 1, data })));
+      const mixed = [{ log: 2, data: randomBytes(10) }, { log: 1, data: Buffer.alloc(0) }, { log: 1, data: randomBytes(700 * 1024) }];
+      const b = await c.append(mixed);
+      const [big] = await c.append([{ log: 1, data: randomBytes(600 * 1024) }]);
+      assert.ok(big.segment > a[0].segment, 'the last record went to another segment (1 MiB segments here)');
+      const order = [...a.keys(), ...[...a.keys()].reverse()];
+      const asked = [...order.map((i) => a[i]), ...b, big, a[5]];
+      const want = [...order.map((i) => blocks[i]), ...mixed.map((m) => m.data), null, blocks[5]];
+      const got = await c.readMany(asked);
+      assert.is(got.length, asked.length);
+      got.forEach((g, i) => { if (want[i]) assert.ok(g.equals(want[i]!), `record ${i}`); });
+      assert.ok(got[got.length - 2].equals(await c.read(big)), 'the record in the next segment');
+      await c.free([a[10]]);
+      await refusedWith(c.readMany([a[9], a[10], a[11]]), 'SMFS_ERR_FREED');
+      await refusedWith(c.readMany([a[9], { ...a[9], offset: a[9].offset + 1 }]), 'SMFS_ERR_ADDRESS');
+      await refusedWith(c.readMany([{ ...a[0], log: 9 }]), 'SMFS_ERR_UNKNOWN_LOG');
+      await refusedWith(c.readMany([]), 'SMFS_ERR_REQUEST');
+      await refusedWith(c.request(Op.readMany, [encodeU32(2), Buffer.alloc(12)]), 'SMFS_ERR_FRAME');
+      assert.ok((await c.readMany([a[11]]))[0].equals(blocks[11]), 'the connection goes on');
+    } finally {
+      await c.close();
+      await s.close();
+    }
+  });
+});
+
+readMany.run();
+
 const files = suite('smfs file server');
 
 files('write, read, ls, mkdir, rm and mv round trips, with files of many blocks', async () => {
@@ -175,6 +213,19 @@ files('a group update is all or none: a change that cannot be done leaves nothin
     assert.is(s.storage.server.store.lastSeq, seq + 2, 'one append, and one free of what it superseded');
     assert.equal((await s.c.list('/d')), []);
     assert.is((await s.c.read('/e/new')).toString(), 'new');
+  });
+});
+
+files('a read of many blocks is one storage request (read-many), not one per block', async () => {
+  await withFiles(async (s) => {
+    const data = randomBytes(64 * BLOCK_BYTES + 100);
+    await s.c.write('/f', data);
+    const counters = s.storage.server.counters;
+    const before = counters.requests;
+    assert.ok((await s.c.readRange('/f', 10, 60 * BLOCK_BYTES)).equals(data.subarray(10, 10 + 60 * BLOCK_BYTES)));
+    assert.is(counters.requests - before, 1, 'one storage request for 61 blocks');
+    assert.ok((await s.c.read('/f')).equals(data));
+    assert.is(counters.requests - before, 2, 'and one for a whole file of 65 blocks');
   });
 });
 
