@@ -12,7 +12,9 @@ import { Volume } from '../../src/smfs/fs/volume';
 import type { Endpoint } from '../../src/smfs/frame-client';
 import { Op, encodeU32 } from '../../src/smfs/wire';
 import { encodeText } from '../../src/smfs/text';
-import { connectStorage, startStorage, testCredential, withDir } from '../helpers/smfs';
+import { SMFS_BIN, connectStorage, startStorage, testCredential, withDir } from '../helpers/smfs';
+import { run } from '../helpers/smfs-mount';
+import { EXIT_PIPE_CLOSED } from '../../src/cli/run';
 import { freePort, refusedWith, smfsCli, startSmfs, startStorageHere } from '../helpers/smfs-files';
 import type { Storage } from '../helpers/smfs-files';
 
@@ -226,6 +228,23 @@ files('a read of many blocks is one storage request (read-many), not one per blo
     assert.is(counters.requests - before, 1, 'one storage request for 61 blocks');
     assert.ok((await s.c.read('/f')).equals(data));
     assert.is(counters.requests - before, 2, 'and one for a whole file of 65 blocks');
+  });
+});
+
+files('a reader that goes away (smfs ls | head) ends the command quietly, with the status of SIGPIPE', async () => {
+  await withFiles(async (s) => {
+    await s.c.group([{ op: 'mkdir', path: '/many' }, ...Array.from({ length: 2000 }, (_, i) => ({ op: 'write' as const, path: `/many/a-file-with-a-longish-name-${i}`, data: Buffer.alloc(0) }))]);
+    await s.c.write('/big', randomBytes(2 << 20));
+    const env = { ...process.env, SMFS_CREDENTIALS: testCredential().file };
+    const smfs = `"${process.execPath}" "${SMFS_BIN}"`;
+    for (const args of ['ls /many', 'ls /many --json', 'read /big']) {
+      // Far more than a pipe holds, and head reads 100 bytes and exits: the writes after fail.
+      const r = await run('bash', ['-c', `${smfs} ${args} --server 127.0.0.1:${s.server.address.port} | head -c 100 >/dev/null; exit \${PIPESTATUS[0]}`], { env });
+      assert.is(r.stderr, '', `smfs ${args}: nothing on stderr`);
+      assert.is(r.status, EXIT_PIPE_CLOSED, `smfs ${args}: 128 + SIGPIPE`);
+    }
+    const all = await run('bash', ['-c', `${smfs} ls /many --server 127.0.0.1:${s.server.address.port} | wc -l`], { env });
+    assert.is(all.stdout.trim(), '2000', 'a reader that reads it all gets it all');
   });
 });
 
