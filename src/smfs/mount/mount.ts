@@ -40,6 +40,7 @@ export interface MountStats {
   pendingChanges: number;
   update: number;
   requests: number;
+  readaheadKb: number;         // the kernel's readahead for the mount (-1: not known, not root)
   // FUSE reads and writes: how many the kernel sent and their bytes (the request size it uses).
   reads: number;
   readBytes: number;
@@ -111,7 +112,7 @@ export class SmfsMount {
   private stopping: Promise<{ committed: boolean; error?: string }> | undefined;
   private endedResolve!: (reason: string) => void;
   readonly ended: Promise<string> = new Promise((resolve) => { this.endedResolve = resolve; });
-  readonly counters: MountStats = { commits: 0, commitFailures: 0, changesCommitted: 0, bytesCommitted: 0, dirtyBytes: 0, pendingChanges: 0, update: 0, requests: 0, reads: 0, readBytes: 0, writes: 0, writeBytes: 0, errors: {} };
+  readonly counters: MountStats = { commits: 0, commitFailures: 0, changesCommitted: 0, bytesCommitted: 0, dirtyBytes: 0, pendingChanges: 0, update: 0, requests: 0, readaheadKb: -1, reads: 0, readBytes: 0, writes: 0, writeBytes: 0, errors: {} };
   private readonly syncIntervalMs: number;
   private readonly maxDirtyBytes: number;
 
@@ -169,6 +170,7 @@ export class SmfsMount {
   // ---- requests ------------------------------------------------------------------------
 
   private dispatch(requests: FuseRequest[]): void {
+    if (this.counters.readaheadKb < 0) this.counters.readaheadKb = this.fuse.readaheadKb();
     for (const r of requests) {
       this.counters.requests++;
       if (r.op === 'forget') {
@@ -556,12 +558,16 @@ export class SmfsMount {
     const dirty = n.dirty;
     const serverEnd = Math.min(end, n.keep);
     const path = serverPathOf(n);
-    const out = Buffer.alloc(end - off);
+    let out: Buffer;
     if (off < serverEnd) {
       if (path === undefined) throw new FsError(E.EIO, `inode ${n.ino} has bytes at the server but no path there`);
       const got = await this.call((c) => c.readRange(path, off, serverEnd - off));
-      got.copy(out, 0, 0, Math.min(got.length, out.length));
-    }
+      if (got.length === end - off) out = got; // all of it from the file server: no copy
+      else {
+        out = Buffer.alloc(end - off);
+        got.copy(out, 0, 0, Math.min(got.length, out.length));
+      }
+    } else out = Buffer.alloc(end - off);
     dirty.overlay(out, off);
     return out;
   }
