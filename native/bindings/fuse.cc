@@ -154,10 +154,11 @@ class FuseMountWrap : public Napi::ObjectWrap<FuseMountWrap> {
                         InstanceMethod<&FuseMountWrap::ReplyStatfs>("replyStatfs"),
                         InstanceMethod<&FuseMountWrap::ReplyDir>("replyDir"),
                         InstanceMethod<&FuseMountWrap::InFlight>("inFlight"),
+                        InstanceMethod<&FuseMountWrap::ReadaheadKb>("readaheadKb"),
                         InstanceMethod<&FuseMountWrap::Stop>("stop")});
   }
 
-  // new FuseMount({ mountpoint, fsname?, allowOther?, autoUnmount?, entryTimeout?, attrTimeout?, maxWrite? },
+  // new FuseMount({ mountpoint, fsname?, allowOther?, autoUnmount?, entryTimeout?, attrTimeout?, maxWrite?, readaheadKb? },
   //               onRequests(requests[]), onEnded(errno))
   explicit FuseMountWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FuseMountWrap>(info) {
     Napi::Env env = info.Env();
@@ -170,6 +171,7 @@ class FuseMountWrap : public Napi::ObjectWrap<FuseMountWrap> {
     if (o.Get("entryTimeout").IsNumber()) opts.entry_timeout = o.Get("entryTimeout").As<Napi::Number>().DoubleValue();
     if (o.Get("attrTimeout").IsNumber()) opts.attr_timeout = o.Get("attrTimeout").As<Napi::Number>().DoubleValue();
     if (o.Get("maxWrite").IsNumber()) opts.max_write = o.Get("maxWrite").As<Napi::Number>().Uint32Value();
+    if (o.Get("readaheadKb").IsNumber()) opts.readahead_kb = o.Get("readaheadKb").As<Napi::Number>().Uint32Value();
     on_requests_ = Napi::Persistent(info[1].As<Napi::Function>());
     on_ended_ = Napi::Persistent(info[2].As<Napi::Function>());
     tsfn_ = Tsfn::New(env, "smfs mount", 0, 1, this);
@@ -268,6 +270,10 @@ class FuseMountWrap : public Napi::ObjectWrap<FuseMountWrap> {
   }
   Napi::Value InFlight(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), live() ? double(session_->in_flight()) : 0);
+  }
+  // The kernel's readahead for the mount in KiB, once set; -1 before, or if it cannot be read.
+  Napi::Value ReadaheadKb(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), live() ? session_->readahead_kb() : -1);
   }
   // stop(): every open request answered EIO, unmounted (lazily), the connection closed.
   Napi::Value Stop(const Napi::CallbackInfo& info) {

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace maelstrom::fuse {
@@ -38,6 +40,40 @@ void on_init(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~unsigned(FUSE_CAP_WRITEBACK_CACHE);
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  s->init_done();
+}
+
+// A mount point as /proc/self/mountinfo writes it (space, tab, newline and backslash in octal).
+std::string mountinfo_escape(const std::string& path) {
+  std::string out;
+  for (char c : path) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\\') {
+      char esc[5];
+      snprintf(esc, sizeof esc, "\\%03o", static_cast<unsigned char>(c));
+      out += esc;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// The device (major:minor) of the mount at `mountpoint`, from /proc/self/mountinfo: the last
+// line for it (a mount over another is listed after it).
+std::string mount_device(const std::string& mountpoint) {
+  FILE* f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return "";
+  std::string want = mountinfo_escape(mountpoint), found;
+  char* line = nullptr;
+  size_t cap = 0;
+  while (getline(&line, &cap, f) > 0) {
+    // id parent major:minor root mountpoint ...
+    char dev[64], point[4096];
+    if (sscanf(line, "%*s %*s %63s %*s %4095s", dev, point) == 2 && want == point) found = dev;
+  }
+  free(line);
+  fclose(f);
+  return found;
 }
 
 void on_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -346,10 +382,35 @@ void Session::run() {
       break;
     }
     fuse_session_process_buf(se_, &buf);
+    // The kernel sets the mount's readahead from the INIT answer (never above its 128 KiB
+    // default); after that, the bdi's read_ahead_kb raises it.
+    if (init_done_ && !readahead_tried_) {
+      readahead_tried_ = true;
+      set_readahead();
+    }
   }
   free(buf.mem);
   running_ = false;
   if (reason != 0 && ended_) ended_(reason);
+}
+
+// Root only (sysfs); anyone else keeps the kernel's readahead, which is only slower.
+void Session::set_readahead() {
+  std::string dev = mount_device(options_.mountpoint);
+  if (dev.empty()) return;
+  std::string file = "/sys/class/bdi/" + dev + "/read_ahead_kb";
+  if (options_.readahead_kb > 0) {
+    FILE* f = fopen(file.c_str(), "we");
+    if (f) {
+      fprintf(f, "%u\n", options_.readahead_kb);
+      fclose(f);
+    }
+  }
+  FILE* f = fopen(file.c_str(), "re");
+  if (!f) return;
+  int kb = -1;
+  if (fscanf(f, "%d", &kb) == 1) readahead_kb_ = kb;
+  fclose(f);
 }
 
 void Session::stop() {

@@ -56,6 +56,9 @@ struct Options {
   double entry_timeout = 1.0;
   double attr_timeout = 1.0;
   unsigned max_write = 1 << 20;
+  // The kernel's readahead for the mount (its bdi's read_ahead_kb), set once the connection is
+  // up: FUSE starts at 128 KiB, which makes a sequential read four requests per MiB. 0 leaves it.
+  unsigned readahead_kb = 1024;
 };
 
 // One node's attributes, as answers carry them.
@@ -112,9 +115,13 @@ class Session {
   void push(fuse_req* req, Request* r);
   void push_forget(uint64_t ino, uint64_t nlookup);
   const Options& options() const { return options_; }
+  void init_done() { init_done_ = true; }
+  // The readahead in effect (KiB), once set; -1 before, or if it could not be read (not root).
+  int readahead_kb() const { return readahead_kb_.load(); }
 
  private:
   void run();
+  void set_readahead();
   fuse_req* claim(uint64_t id);
 
   std::function<void()> wake_;
@@ -125,6 +132,9 @@ class Session {
   std::thread thread_;
   std::atomic<bool> running_{false};
   bool mounted_ = false;
+  bool init_done_ = false;       // the FUSE thread's only
+  bool readahead_tried_ = false;
+  std::atomic<int> readahead_kb_{-1};
 
   std::mutex mu_;
   std::vector<Request*> queue_;

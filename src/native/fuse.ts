@@ -46,6 +46,7 @@ export interface FuseMountOptions {
   entryTimeout?: number;  // seconds the kernel may cache a name (default 1)
   attrTimeout?: number;   // seconds it may cache attributes (default 1)
   maxWrite?: number;      // bytes in one write request (default 1 MiB)
+  readaheadKb?: number;   // the kernel's readahead for the mount, set through sysfs as root (default 1024; 0: the kernel's 128)
 }
 
 export interface NativeFuseMount {
@@ -62,6 +63,7 @@ export interface NativeFuseMount {
   // [name, ino, mode, offset of the next entry]; as many as fit in size bytes
   replyDir(id: number, size: number, entries: [string, number, number, number][]): boolean;
   inFlight(): number;
+  readaheadKb(): number;  // in effect, once the connection is up; -1 before or when unknown (not root)
   stop(): void;
 }
 

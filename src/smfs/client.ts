@@ -378,4 +378,19 @@ export class StorageClient extends FrameClient {
     c.end();
     return present === 1 ? a : undefined;
   }
+
+  // Several records in one request, in the order asked; all or none (the first address that
+  // cannot be read fails the request with its error, as read would).
+  async readMany(addresses: Address[]): Promise<Buffer[]> {
+    const c = new Cursor(await this.request(Op.readMany, [encodeU32(addresses.length), ...addresses.map(encodeAddress)]), 'read-many answer');
+    const out = addresses.map((a) => {
+      const length = c.u32();
+      const crc = c.u32();
+      const data = c.bytes(length);
+      if (crc32(data) !== crc) throw new SmfsError('SMFS_ERR_CHECKSUM', `the record read from ${a.log}:${a.segment}:${a.offset} does not match its checksum; it was damaged on the way`);
+      return data;
+    });
+    c.end();
+    return out;
+  }
 }

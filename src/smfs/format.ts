@@ -19,7 +19,7 @@
 //  40 R x (u32 offset it had in the raw segment, u32 length, u32 CRC-32 of the data, data)
 //     F x (u32 segment, u32 offset): frees of records still present in other segments
 //  then u32 CRC-32 of everything from byte 32.
-import { crc32 } from './checksum';
+import { crc32, crc32Combine } from './checksum';
 
 export const SEGMENT_MAGIC = 0x534d4653; // "SMFS"
 export const PART_MAGIC = 0x534d4750; // "SMGP"
@@ -203,7 +203,7 @@ export function encodeDataPart(seq: number, durableSeq: number, participants: nu
     const h = Buffer.alloc(RECORD_HEADER);
     h.writeUInt32BE(r.data.length, 0);
     h.writeUInt32BE(r.crc, 4);
-    crc = crc32(r.data, crc32(h, crc));
+    crc = crc32Combine(crc32(h, crc), r.crc, r.data.length); // r.crc: the store has just checked it
     buffers.push(h, r.data);
     recordOffsets.push(at);
     at += RECORD_HEADER + r.data.length;

@@ -9,6 +9,7 @@ import { secureClient } from './auth';
 import type { Credential } from './credentials';
 import { SmfsError } from './errors';
 import { ANSWER_FLAG, FrameReader, PUSH_ID, decodeError, encodeFrame } from './wire';
+import { writeFrame } from './frame-write';
 
 export interface Endpoint {
   host: string;
@@ -139,7 +140,7 @@ export class FrameClient {
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.lastHeard = Date.now();
       this.pending.set(id, { op, resolve, reject });
-      for (const b of encodeFrame(op, id, body)) this.socket.write(b);
+      writeFrame(this.socket, encodeFrame(op, id, body));
     });
   }
 

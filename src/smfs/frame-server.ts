@@ -10,6 +10,7 @@ import type { Credential } from './credentials';
 import { SmfsError } from './errors';
 import { FrameReader, PUSH_ID, encodeAnswer, encodeErrorAnswer } from './wire';
 import type { Frame } from './wire';
+import { writeFrame } from './frame-write';
 
 export interface ConnectionCounters {
   connections: number;     // open now, authenticated
@@ -114,9 +115,7 @@ export class Connection {
 
   private send(buffers: Uint8Array[]): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
-    let ok = true;
-    for (const b of buffers) ok = this.socket.write(b);
-    if (!ok) this.writeBlocked = true;
+    if (!writeFrame(this.socket, buffers)) this.writeBlocked = true;
   }
 
   private flow(): void {

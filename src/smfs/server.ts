@@ -285,6 +285,14 @@ export class StorageServer {
         const a = this.store.tail(log);
         return [Buffer.of(a ? 1 : 0), encodeAddress(a ?? { log: 0, segment: 0, offset: 0 })];
       }
+      case Op.readMany: {
+        const n = c.u32();
+        if (n === 0 || n > LIMITS.groupRecords) throw new SmfsError('SMFS_ERR_REQUEST', `read-many takes 1 to ${LIMITS.groupRecords} addresses, got ${n}`);
+        const addresses: Address[] = [];
+        for (let i = 0; i < n; i++) addresses.push(c.address());
+        c.end();
+        return (await this.store.readMany(addresses)).flatMap((r) => [encodeU32(r.data.length), encodeU32(r.crc), r.data]);
+      }
       case Op.mirrorHello: {
         c.end();
         if (this.role !== 'mirror') throw new SmfsError('SMFS_ERR_REQUEST', 'this server is not a mirror (start it with --role mirror)');

@@ -20,6 +20,7 @@ import { LogState, Segment } from './segment';
 import { compactSegment, planCompaction } from './cleaner';
 import { fdatasync, fsyncDirectory, fsyncDirectoryAsync, ftruncate, readExactly, writeAllAt } from './files';
 import { DirectoryLock } from './lock';
+import { readRuns, sliceRuns } from './read-runs';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
 export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'interval', 'never'];
@@ -445,6 +446,37 @@ export class LogStore {
       if (last !== undefined) return { log, segment: segments[i].number, offset: last };
     }
     return undefined;
+  }
+
+  // Several records, as read() each, all or none: records that follow each other in a segment
+  // are read with one pread (read-runs.ts).
+  async readMany(addresses: Address[]): Promise<ReadResult[]> {
+    if (this.closed) throw new SmfsError('SMFS_ERR_CLOSED', 'the store is closed');
+    const wanted = addresses.map((a) => {
+      checkAddress(a);
+      const seg = this.locate(a);
+      const r = seg.find(a.offset)!;
+      return { file: seg, position: r.position, length: r.length, crc: r.crc, address: a };
+    });
+    const bytes = wanted.reduce((n, w) => n + w.length, 0);
+    if (bytes > LIMITS.groupBytes) throw new SmfsError('SMFS_ERR_TOO_LARGE', `read-many of ${bytes} bytes; one answers at most ${LIMITS.groupBytes}`);
+    const runs = readRuns(wanted);
+    const fds = runs.map((run) => run.file.pin());
+    this.readsInFlight++;
+    let read: Buffer[];
+    try {
+      read = await Promise.all(runs.map((run, k) => readExactly(fds[k], run.position, run.length)));
+    } catch (err) {
+      throw ioError(`reading ${addresses.length} records`, err);
+    } finally {
+      for (const run of runs) run.file.unpin();
+      if (--this.readsInFlight === 0) for (const done of this.readsDone.splice(0)) done();
+    }
+    return sliceRuns(wanted, runs, read).map((data, i) => {
+      const w = wanted[i];
+      if (crc32(data) !== w.crc) throw new SmfsError('SMFS_ERR_CORRUPT', `${w.file.path}: the record at ${formatAddress(w.address)} fails its checksum on disk`);
+      return { data, crc: w.crc };
+    });
   }
 
   stat(): StoreStat {

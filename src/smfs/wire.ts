@@ -35,7 +35,8 @@ export const Op = {
   stat: 6,
   sync: 7,
   tail: 8,
-  // 9 to 15: more client requests. 16 on: between a primary and its mirror.
+  readMany: 9,
+  // 10 to 15: more client requests. 16 on: between a primary and its mirror.
   mirrorHello: 16,
   mirrorCreate: 17,
   mirrorGroup: 18,

@@ -3,6 +3,7 @@
 // the disaster through the lab: the primary killed in the middle of a tar, the mirror promoted,
 // the tree mounted from the mirror site. Needs root and /dev/fuse.
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import readline from 'node:readline';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -293,6 +294,35 @@ semantics('a file server that goes away gives EIO on new calls, not a hang; the 
     assert.is(code, 1);
     assert.not.ok(smfsMounts().includes(c.mnt));
   });
+});
+
+semantics('writes past --max-dirty fill the next commit while one is in flight: 24 MiB through --max-dirty 1M arrive whole; with the file server gone, such a write is EIO, not a hang', async () => {
+  await withMount(async (c) => {
+    const p = (x: string) => path.join(c.mnt, x);
+    const data = randomBytes(24 << 20);
+    const chunk = 256 << 10;
+    let h = await fs.promises.open(p('big'), 'w');
+    for (let off = 0; off < data.length; off += chunk) await h.write(data, off, chunk, off);
+    await h.sync();
+    await h.close();
+    const first = c.mount;
+    await c.remount();
+    const stats = JSON.parse(first.stdout().split('\n').find((l) => l.includes('"unmounted"'))!) as { commits: number; bytesCommitted: number; writes: number };
+    assert.ok(stats.commits >= 12, `${stats.commits} commits of at most 1 MiB each`);
+    assert.is(stats.bytesCommitted, data.length);
+    assert.ok((await fs.promises.readFile(p('big'))).equals(data), 'every byte, after a remount');
+    c.servers.files.child.kill('SIGKILL');
+    await new Promise((r) => c.servers.files.child.once('exit', r));
+    const t0 = Date.now();
+    h = await fs.promises.open(p('more'), 'w');
+    let failed = 'ok';
+    for (let off = 0; off < 8 * chunk && failed === 'ok'; off += chunk) failed = await errno(h.write(data, off, chunk, off));
+    await h.close().catch(() => undefined);
+    assert.is(failed, 'EIO', 'a write that waits for room, with no file server to commit to');
+    assert.ok(Date.now() - t0 < 15_000, `answered in ${Date.now() - t0} ms`);
+    const { code } = await c.mount.stop();
+    assert.is(code, 1);
+  }, ['--max-dirty', '1M']);
 });
 
 semantics.run();

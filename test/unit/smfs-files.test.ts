@@ -12,7 +12,9 @@ import { Volume } from '../../src/smfs/fs/volume';
 import type { Endpoint } from '../../src/smfs/frame-client';
 import { Op, encodeU32 } from '../../src/smfs/wire';
 import { encodeText } from '../../src/smfs/text';
-import { connectStorage, startStorage, testCredential, withDir } from '../helpers/smfs';
+import { SMFS_BIN, connectStorage, startStorage, testCredential, withDir } from '../helpers/smfs';
+import { run } from '../helpers/smfs-mount';
+import { EXIT_PIPE_CLOSED } from '../../src/cli/run';
 import { freePort, refusedWith, smfsCli, startSmfs, startStorageHere } from '../helpers/smfs-files';
 import type { Storage } from '../helpers/smfs-files';
 
@@ -87,6 +89,44 @@ tail('tail is the newest data record of a log, freed or not, and none for a log 
 });
 
 tail.run();
+
+const readMany = suite('smfs storage op 9: read-many');
+
+readMany('read-many answers records in the order asked, across groups, logs and segments; all or none', async () => {
+  await withDir('read-many', async (dir) => {
+    const s = await startStorageHere(dir);
+    const c = await connectStorage(s.at.port);
+    try {
+      await c.createLog(1);
+      await c.createLog(2);
+      const blocks = Array.from({ length: 64 }, () => randomBytes(BLOCK_BYTES));
+      const a = await c.append(blocks.map((data) => ({ log: 1, data })));
+      const mixed = [{ log: 2, data: randomBytes(10) }, { log: 1, data: Buffer.alloc(0) }, { log: 1, data: randomBytes(700 * 1024) }];
+      const b = await c.append(mixed);
+      const [big] = await c.append([{ log: 1, data: randomBytes(600 * 1024) }]);
+      assert.ok(big.segment > a[0].segment, 'the last record went to another segment (1 MiB segments here)');
+      const order = [...a.keys(), ...[...a.keys()].reverse()];
+      const asked = [...order.map((i) => a[i]), ...b, big, a[5]];
+      const want = [...order.map((i) => blocks[i]), ...mixed.map((m) => m.data), null, blocks[5]];
+      const got = await c.readMany(asked);
+      assert.is(got.length, asked.length);
+      got.forEach((g, i) => { if (want[i]) assert.ok(g.equals(want[i]!), `record ${i}`); });
+      assert.ok(got[got.length - 2].equals(await c.read(big)), 'the record in the next segment');
+      await c.free([a[10]]);
+      await refusedWith(c.readMany([a[9], a[10], a[11]]), 'SMFS_ERR_FREED');
+      await refusedWith(c.readMany([a[9], { ...a[9], offset: a[9].offset + 1 }]), 'SMFS_ERR_ADDRESS');
+      await refusedWith(c.readMany([{ ...a[0], log: 9 }]), 'SMFS_ERR_UNKNOWN_LOG');
+      await refusedWith(c.readMany([]), 'SMFS_ERR_REQUEST');
+      await refusedWith(c.request(Op.readMany, [encodeU32(2), Buffer.alloc(12)]), 'SMFS_ERR_FRAME');
+      assert.ok((await c.readMany([a[11]]))[0].equals(blocks[11]), 'the connection goes on');
+    } finally {
+      await c.close();
+      await s.close();
+    }
+  });
+});
+
+readMany.run();
 
 const files = suite('smfs file server');
 
@@ -175,6 +215,36 @@ files('a group update is all or none: a change that cannot be done leaves nothin
     assert.is(s.storage.server.store.lastSeq, seq + 2, 'one append, and one free of what it superseded');
     assert.equal((await s.c.list('/d')), []);
     assert.is((await s.c.read('/e/new')).toString(), 'new');
+  });
+});
+
+files('a read of many blocks is one storage request (read-many), not one per block', async () => {
+  await withFiles(async (s) => {
+    const data = randomBytes(64 * BLOCK_BYTES + 100);
+    await s.c.write('/f', data);
+    const counters = s.storage.server.counters;
+    const before = counters.requests;
+    assert.ok((await s.c.readRange('/f', 10, 60 * BLOCK_BYTES)).equals(data.subarray(10, 10 + 60 * BLOCK_BYTES)));
+    assert.is(counters.requests - before, 1, 'one storage request for 61 blocks');
+    assert.ok((await s.c.read('/f')).equals(data));
+    assert.is(counters.requests - before, 2, 'and one for a whole file of 65 blocks');
+  });
+});
+
+files('a reader that goes away (smfs ls | head) ends the command quietly, with the status of SIGPIPE', async () => {
+  await withFiles(async (s) => {
+    await s.c.group([{ op: 'mkdir', path: '/many' }, ...Array.from({ length: 2000 }, (_, i) => ({ op: 'write' as const, path: `/many/a-file-with-a-longish-name-${i}`, data: Buffer.alloc(0) }))]);
+    await s.c.write('/big', randomBytes(2 << 20));
+    const env = { ...process.env, SMFS_CREDENTIALS: testCredential().file };
+    const smfs = `"${process.execPath}" "${SMFS_BIN}"`;
+    for (const args of ['ls /many', 'ls /many --json', 'read /big']) {
+      // Far more than a pipe holds, and head reads 100 bytes and exits: the writes after fail.
+      const r = await run('bash', ['-c', `${smfs} ${args} --server 127.0.0.1:${s.server.address.port} | head -c 100 >/dev/null; exit \${PIPESTATUS[0]}`], { env });
+      assert.is(r.stderr, '', `smfs ${args}: nothing on stderr`);
+      assert.is(r.status, EXIT_PIPE_CLOSED, `smfs ${args}: 128 + SIGPIPE`);
+    }
+    const all = await run('bash', ['-c', `${smfs} ls /many --server 127.0.0.1:${s.server.address.port} | wc -l`], { env });
+    assert.is(all.stdout.trim(), '2000', 'a reader that reads it all gets it all');
   });
 });
 

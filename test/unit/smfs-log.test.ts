@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { crc32, crc32Table } from '../../src/smfs/checksum';
+import { crc32, crc32Combine, crc32Table } from '../../src/smfs/checksum';
 import { LogStore } from '../../src/smfs/store';
 import type { Address } from '../../src/smfs/format';
 import { LIMITS, formatAddress } from '../../src/smfs/format';
@@ -37,6 +37,19 @@ log('CRC-32: the native function and the table agree, also carried across buffer
     assert.is(crc32Table(b.subarray(cut), crc32Table(b.subarray(0, cut))), crc32(b));
   }
   assert.is(crc32(Buffer.from('123456789')), 0xcbf43926); // the check value of CRC-32/ISO-HDLC
+});
+
+log('CRC-32 combined: the CRC of a ++ b from the CRCs of a and b and the length of b', () => {
+  const rng = new Rng(5);
+  for (const [na, nb] of [[0, 0], [0, 9], [9, 0], [1, 1], [100, 4096], [4096, 4096], [12, 4096], [65537, 3], [7, 1 << 20]]) {
+    for (let round = 0; round < 2; round++) { // the second time from the kept operator
+      const a = Buffer.alloc(na);
+      const b = Buffer.alloc(nb);
+      for (let i = 0; i < na; i++) a[i] = rng.int(0, 255);
+      for (let i = 0; i < nb; i++) b[i] = rng.int(0, 255);
+      assert.is(crc32Combine(crc32(a), crc32(b), nb), crc32(Buffer.concat([a, b])), `${na} + ${nb} bytes`);
+    }
+  }
 });
 
 log('a group across logs gets its addresses in order and reads back, also after reopening', async () => {

@@ -106,6 +106,7 @@ export class Volume {
   private update = 0;
   private leaked = 0;
   private stale = false;
+  private singleReads = false; // the storage server does not know read-many
   private readonly serial = new Serial();
 
   private constructor(
@@ -311,9 +312,12 @@ export class Volume {
     if (end <= offset) return Buffer.alloc(0);
     const first = Math.floor(offset / BLOCK_BYTES);
     const last = Math.floor((end - 1) / BLOCK_BYTES);
-    const blocks = await Promise.all(node.blocks.slice(first, last + 1).map((b, k) => (isHole(b)
-      ? Promise.resolve(Buffer.alloc(first + k < node.blocks.length - 1 ? BLOCK_BYTES : node.size - BLOCK_BYTES * (first + k)))
-      : this.call(() => this.storage.read(b)))));
+    const wanted = node.blocks.slice(first, last + 1);
+    const records = await this.readRecords(wanted.filter((b) => !isHole(b)));
+    let next = 0;
+    const blocks = wanted.map((b, k) => (isHole(b)
+      ? Buffer.alloc(first + k < node.blocks.length - 1 ? BLOCK_BYTES : node.size - BLOCK_BYTES * (first + k))
+      : records[next++]));
     blocks.forEach((b, k) => {
       const i = first + k;
       const expected = i < node.blocks.length - 1 ? BLOCK_BYTES : node.size - BLOCK_BYTES * i;
@@ -321,6 +325,22 @@ export class Volume {
     });
     const all = blocks.length === 1 ? blocks[0] : Buffer.concat(blocks);
     return all.subarray(offset - first * BLOCK_BYTES, end - first * BLOCK_BYTES);
+  }
+
+  // Records in one storage request (read-many: the storage server reads the blocks of a file
+  // written together with one pread), or one request each from a storage server that does not
+  // know read-many.
+  private async readRecords(addresses: Address[]): Promise<Buffer[]> {
+    if (addresses.length === 0) return [];
+    if (!this.singleReads) {
+      try {
+        return await this.call(() => this.storage.readMany(addresses));
+      } catch (err) {
+        if (!(err instanceof SmfsError && err.code === 'SMFS_ERR_FRAME' && /unknown op/.test(err.message))) throw err;
+        this.singleReads = true;
+      }
+    }
+    return Promise.all(addresses.map((a) => this.call(() => this.storage.read(a))));
   }
 
   // Frees what an update made unreachable. The update is committed whatever happens here: a

@@ -40,6 +40,12 @@ export interface MountStats {
   pendingChanges: number;
   update: number;
   requests: number;
+  readaheadKb: number;         // the kernel's readahead for the mount (-1: not known, not root)
+  // FUSE reads and writes: how many the kernel sent and their bytes (the request size it uses).
+  reads: number;
+  readBytes: number;
+  writes: number;
+  writeBytes: number;
   errors: Record<string, number>;
 }
 
@@ -100,12 +106,13 @@ export class SmfsMount {
   private doubt: Batch | undefined;
   private broken: Error | undefined;
   private readonly reads = new Set<Promise<unknown>>();
+  private readonly snapshotWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private statfsCache: { at: number; value: VolumeStatfs } | undefined;
   private stopping: Promise<{ committed: boolean; error?: string }> | undefined;
   private endedResolve!: (reason: string) => void;
   readonly ended: Promise<string> = new Promise((resolve) => { this.endedResolve = resolve; });
-  readonly counters: MountStats = { commits: 0, commitFailures: 0, changesCommitted: 0, bytesCommitted: 0, dirtyBytes: 0, pendingChanges: 0, update: 0, requests: 0, errors: {} };
+  readonly counters: MountStats = { commits: 0, commitFailures: 0, changesCommitted: 0, bytesCommitted: 0, dirtyBytes: 0, pendingChanges: 0, update: 0, requests: 0, readaheadKb: -1, reads: 0, readBytes: 0, writes: 0, writeBytes: 0, errors: {} };
   private readonly syncIntervalMs: number;
   private readonly maxDirtyBytes: number;
 
@@ -163,6 +170,7 @@ export class SmfsMount {
   // ---- requests ------------------------------------------------------------------------
 
   private dispatch(requests: FuseRequest[]): void {
+    if (this.counters.readaheadKb < 0) this.counters.readaheadKb = this.fuse.readaheadKb();
     for (const r of requests) {
       this.counters.requests++;
       if (r.op === 'forget') {
@@ -486,10 +494,12 @@ export class SmfsMount {
     const n = h?.kind === 'file' ? h.node : this.node(r.ino);
     const data = r.data!;
     const off = r.off ?? 0;
+    this.counters.writes++;
+    this.counters.writeBytes += data.length;
     if (n.kind !== 'file') fail(E.EINVAL);
     if (off + data.length > MAX_FILE_BYTES) fail(E.EFBIG, `a file holds at most ${MAX_FILE_BYTES} bytes`);
     // Back-pressure: the next commit must stay one append.
-    if (this.liveBytes + data.length > this.maxDirtyBytes) await this.sync();
+    if (this.liveBytes + data.length > this.maxDirtyBytes) await this.room(data.length);
     if (h?.kind === 'file' && !h.wrote) {
       h.wrote = true;
       this.writersActive++;
@@ -528,6 +538,8 @@ export class SmfsMount {
     const h = this.handles.get(r.fh ?? 0);
     const n = h?.kind === 'file' ? h.node : this.node(r.ino);
     if (n.kind !== 'file') fail(E.EISDIR);
+    this.counters.reads++;
+    this.counters.readBytes += r.size ?? 0;
     const read = this.readBytes(n, r.off ?? 0, r.size ?? 0);
     this.reads.add(read);
     try {
@@ -546,12 +558,16 @@ export class SmfsMount {
     const dirty = n.dirty;
     const serverEnd = Math.min(end, n.keep);
     const path = serverPathOf(n);
-    const out = Buffer.alloc(end - off);
+    let out: Buffer;
     if (off < serverEnd) {
       if (path === undefined) throw new FsError(E.EIO, `inode ${n.ino} has bytes at the server but no path there`);
       const got = await this.call((c) => c.readRange(path, off, serverEnd - off));
-      got.copy(out, 0, 0, Math.min(got.length, out.length));
-    }
+      if (got.length === end - off) out = got; // all of it from the file server: no copy
+      else {
+        out = Buffer.alloc(end - off);
+        got.copy(out, 0, 0, Math.min(got.length, out.length));
+      }
+    } else out = Buffer.alloc(end - off);
     dirty.overlay(out, off);
     return out;
   }
@@ -625,6 +641,24 @@ export class SmfsMount {
     else this.wantCommit = true;
   }
 
+  // Waits until `bytes` more fit under --max-dirty: until a commit has taken what is written
+  // (its snapshot), not until it has landed, so that writes fill the next commit while one is in
+  // flight (memory: up to twice --max-dirty). A commit started here that fails fails the write.
+  private async room(bytes: number): Promise<void> {
+    while (this.liveBytes + bytes > this.maxDirtyBytes) {
+      if (this.broken) throw this.broken;
+      const started = !this.running;
+      if (started) this.background('memory');
+      const running = this.running;
+      if (!running) return; // nothing to commit (the bytes held are a removed file's): as before, the write goes on
+      const failed = await Promise.race([
+        running.then(() => undefined, (err: unknown) => err as Error),
+        new Promise<undefined>((resolve) => this.snapshotWaiters.push(() => resolve(undefined))),
+      ]);
+      if (failed && started && this.liveBytes + bytes > this.maxDirtyBytes) throw failed;
+    }
+  }
+
   private background(why: string): void {
     if (this.running || this.changeSeq === this.landedSeq) return;
     this.wantCommit = false;
@@ -672,6 +706,11 @@ export class SmfsMount {
         throw err;
       }
     })().finally(() => { this.running = undefined; });
+    // While memory is over its mark, commits follow each other (only after one that landed: a
+    // file server that is gone is not asked again and again).
+    this.running.then(() => {
+      if (this.liveBytes >= this.maxDirtyBytes / 2) this.background('memory');
+    }, () => undefined);
     return this.running;
   }
 
@@ -738,6 +777,7 @@ export class SmfsMount {
     }
     this.dirtyNodes.clear();
     this.frozenBytes = bytes;
+    for (const wake of this.snapshotWaiters.splice(0)) wake();
     return { changes, lands, frozen, seq: this.changeSeq, base: this.update, bytes };
   }
 
