@@ -29,10 +29,11 @@ import { Volume } from '../smfs/fs/volume';
 import { FileServer } from '../smfs/fs/server';
 import { FileClient } from '../smfs/fs/client';
 import { FILES_PORT } from '../smfs/fs/protocol';
+import type { FileLevel } from '../smfs/fs/protocol';
 import type { Change } from '../smfs/fs/tree';
 import { CREDENTIALS_ENV, CREDENTIAL_FILE, findCredential } from '../smfs/credentials';
 import type { Credential } from '../smfs/credentials';
-import { MAX_DIRTY_BYTES, SmfsMount } from '../smfs/mount/mount';
+import { DEFAULT_CACHE_BYTES, MAX_DIRTY_BYTES, SmfsMount } from '../smfs/mount/mount';
 import { SmfsError } from '../smfs/errors';
 import { spawnSync } from 'node:child_process';
 
@@ -501,8 +502,7 @@ Examples:
 
 const serverOption = ['--server <host:port>', 'the file server', endpoint('--server'), { host: '127.0.0.1', port: FILES_PORT }] as const;
 
-// The levels a mount may ask its commits to be acknowledged at. 'tagged' comes with the
-// tagging work (docs/smfs-files.md, "Mount"); it is refused until then.
+// The levels a mount may ask its commits to be acknowledged at (docs/smfs-files.md, "Mount").
 const MOUNT_LEVELS = [...ACK_LEVELS, 'tagged'] as const;
 
 program
@@ -510,7 +510,9 @@ program
   .description('Mount a file server\'s tree as a file system (FUSE), so that any program can keep its files on SMFS; in the foreground until SIGINT/SIGTERM or smfs unmount')
   .argument('<mountpoint>', 'an existing directory')
   .option(...serverOption)
-  .option('--level <level>', 'acknowledgement of each commit: local, network or remote (default: the storage server\'s default); tagged comes with the tagging work')
+  .option('--level <level>', 'acknowledgement of each commit: local, network, remote or tagged (default: the storage server\'s default)')
+  .option('--sites <list>', 'tagged: the file servers of the other sites (HOST:PORT,...), to hand the kept commits to after a disaster', endpoints('--sites'), [])
+  .option('--cache <bytes>', 'tagged: commits kept at most until the mirror has them; past it commits go at remote', byteSize('--cache'), DEFAULT_CACHE_BYTES)
   .option('--sync-interval <ms>', 'commit what was written at least this often (fsync commits at once)', integer('--sync-interval'), 1000)
   .option('--max-dirty <bytes>', 'bytes written and not yet committed before writes wait for a commit (at most 48M: one commit is one append)', byteSize('--max-dirty'), MAX_DIRTY_BYTES)
   .option(...credentialsOption)
@@ -526,18 +528,25 @@ the one of some commit: every file as it was then, never part of a commit.
 Unmount with smfs unmount MOUNTPOINT, SIGINT or SIGTERM: what was written is committed first. A
 mount killed outright is unmounted by fusermount3 (auto_unmount), losing what it had not
 committed. Needs /dev/fuse and fusermount3 (Debian fuse3); as root, allow_other is set.
+
+--level tagged: fsync returns as fast as at local, and the mount keeps each commit (up to
+--cache bytes; past that, commits go at remote) until the storage server says its mirror has
+it. Run the mount outside the primary's site: when that site is lost and the mirror promoted,
+start a file server on the promoted storage server; the mount finds it among --sites and
+replays there what it kept, so every fsynced file is back. The file server's storage server
+must have a mirror. At unmount it waits up to 30 s for the mirror to have what it keeps.
 ${credentialsHelp}
 
 Examples:
   mkdir -p /mnt/smfs && smfs mount /mnt/smfs --server 127.0.0.1:7612 &
   tar -C /mnt/smfs -xf backup.tar && sync
   smfs mount /mnt/smfs --level remote --sync-interval 200 --json
+  smfs mount /mnt/smfs --server siteA:7612 --level tagged --sites siteB:7612
   smfs unmount /mnt/smfs`)
-  .action(async (mountpoint: string, o: { server: Endpoint; level?: string; syncInterval: number; maxDirty: number; credentials?: string; json?: boolean }) => {
+  .action(async (mountpoint: string, o: { server: Endpoint; level?: string; sites: Endpoint[]; cache: number; syncInterval: number; maxDirty: number; credentials?: string; json?: boolean }) => {
     if (o.level !== undefined && !(MOUNT_LEVELS as readonly string[]).includes(o.level)) throw new ConfigError(`--level is one of ${MOUNT_LEVELS.join(', ')}, got '${o.level}'`);
-    if (o.level === 'tagged' && !(ACK_LEVELS as readonly string[]).includes('tagged')) {
-      throw new ConfigError("--level tagged comes with the tagging work (a storage level 'tagged' and a client that keeps its updates until they are mirrored); this build does not have it yet: use local, network or remote");
-    }
+    if (o.level !== 'tagged' && o.sites.length > 0) throw new ConfigError('--sites is for --level tagged: other sites\' file servers to hand kept commits to');
+    if (o.cache < 1024 * 1024) throw new ConfigError(`--cache is at least 1M, got ${o.cache}`);
     if (o.syncInterval < 10 || o.syncInterval > 3_600_000) throw new ConfigError(`--sync-interval is from 10 to 3600000 ms, got ${o.syncInterval}`);
     if (o.maxDirty < 1024 * 1024 || o.maxDirty > MAX_DIRTY_BYTES) throw new ConfigError(`--max-dirty is from 1M to 48M, got ${o.maxDirty}`);
     let st: fs.Stats;
@@ -556,7 +565,7 @@ Examples:
       process.stderr.write((o.json ? JSON.stringify({ event, ...detail }) : `smfs mount: ${event} ${JSON.stringify(detail)}`) + '\n');
     };
     const mount = await SmfsMount.start({
-      mountpoint: where, server: o.server, credential, level: o.level as AckLevel | undefined,
+      mountpoint: where, server: o.server, credential, level: o.level as FileLevel | undefined, sites: o.sites, cacheBytes: o.cache,
       syncIntervalMs: o.syncInterval, maxDirtyBytes: o.maxDirty, onEvent: events,
     }).catch((err: Error) => {
       if (err instanceof MaelstromError) throw err;
@@ -571,7 +580,8 @@ Examples:
     for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => process.exit(1));
     const result = await mount.stop();
     const stopped = { event: 'unmounted', reason: signal, ...result, ...mount.stats() };
-    process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs mount: unmounted (${signal}); ${result.committed ? 'everything written is committed' : `NOT committed: ${result.error}`}; ${mount.stats().commits} commits`) + '\n');
+    const unmirrored = result.unmirrored ? `; ${result.unmirrored} commits NOT yet at the mirror (no longer kept here)` : '';
+    process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs mount: unmounted (${signal}); ${result.committed ? 'everything written is committed' : `NOT committed: ${result.error}`}; ${mount.stats().commits} commits${unmirrored}`) + '\n');
     if (!result.committed) process.exitCode = 1;
   });
 

@@ -124,10 +124,13 @@ export class StorageClient extends FrameClient {
 
   // An append that also says how long after the server took it the group was written here
   // (local), network-safe and written at the mirror (remote), in microseconds; undefined for a
-  // level not waited for. With `tag` (always at level 'tagged'), also the group's tag.
-  async appendTimed(records: { log: number; data: Uint8Array }[], options: { level?: AppendLevel; timings?: boolean; tag?: boolean } = {}): Promise<{ addresses: Address[]; timings?: Record<AckLevel, number | undefined>; tag?: Tag }> {
+  // level not waited for. With `tag` (always at level 'tagged'), also the group's tag; with
+  // `sequence`, the tag of a group this client does not keep (its sequence number and the
+  // watermarks, for whoever keeps it instead: a file server's mount).
+  async appendTimed(records: { log: number; data: Uint8Array }[], options: { level?: AppendLevel; timings?: boolean; tag?: boolean; sequence?: boolean } = {}): Promise<{ addresses: Address[]; timings?: Record<AckLevel, number | undefined>; tag?: Tag }> {
     if (options.level === 'tagged') return this.appendTagged(records, options.timings ?? false);
-    const flags = (options.level ? LEVEL_CODES[options.level] : 0) | (options.timings ? AppendFlags.timings : 0) | (options.tag ? AppendFlags.tag : 0);
+    const flags = (options.level ? LEVEL_CODES[options.level] : 0) | (options.timings ? AppendFlags.timings : 0) | (options.tag ? AppendFlags.tag : 0)
+      | (options.sequence ? AppendFlags.sequence : 0);
     const body: Uint8Array[] = [encodeU32(flags), encodeU32(records.length)];
     for (const r of records) {
       const h = Buffer.alloc(12);
@@ -145,7 +148,7 @@ export class StorageClient extends FrameClient {
       const t = [c.u32(), c.u32(), c.u32()].map((v) => (v === NOT_REACHED ? undefined : v));
       timings = { local: t[0], network: t[1], remote: t[2] };
     }
-    const tag = options.tag ? readTag(c) : undefined;
+    const tag = options.tag || options.sequence ? readTag(c) : undefined;
     c.end();
     return { addresses, timings, tag };
   }

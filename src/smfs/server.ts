@@ -147,7 +147,7 @@ export class StorageServer {
 
   // The watermarks for a tag, and that level 'tagged' can be had here.
   private tagService(): TagService {
-    if (!this.tags) throw new SmfsError('SMFS_ERR_REQUEST', "level 'tagged' needs a mirror; this server has none (--mirror)");
+    if (!this.tags) throw new SmfsError('SMFS_ERR_REQUEST', "a tag (level 'tagged', a tagged mount) needs a mirror; this server has none (--mirror)");
     return this.tags;
   }
 
@@ -189,13 +189,13 @@ export class StorageServer {
       case Op.append: {
         const t0 = process.hrtime.bigint();
         const flags = c.u32();
-        if ((flags & ~(AppendFlags.levelMask | AppendFlags.timings | AppendFlags.tag)) !== 0) {
-          throw new SmfsError('SMFS_ERR_REQUEST', `append flags 0x${flags.toString(16)}: only the level (bits 0-1), timings (bit 2) and tag (bit 3) are known`);
+        if ((flags & ~(AppendFlags.levelMask | AppendFlags.timings | AppendFlags.tag | AppendFlags.sequence)) !== 0) {
+          throw new SmfsError('SMFS_ERR_REQUEST', `append flags 0x${flags.toString(16)}: only the level (bits 0-1), timings (bit 2), tag (bit 3) and sequence (bit 4) are known`);
         }
         const code = flags & AppendFlags.levelMask;
         const level = code === 0 ? this.defaultLevel : ACK_LEVELS[code - 1];
-        const tag = (flags & AppendFlags.tag) !== 0;
-        const tagged = tag && level === 'local';
+        const tagged = (flags & AppendFlags.tag) !== 0 && level === 'local';
+        const tag = (flags & (AppendFlags.tag | AppendFlags.sequence)) !== 0;
         const n = c.u32();
         if (n === 0) throw new SmfsError('SMFS_ERR_REQUEST', 'a group needs at least one record');
         if (n > LIMITS.groupRecords) throw new SmfsError('SMFS_ERR_TOO_LARGE', `a group holds at most ${LIMITS.groupRecords} records, got ${n}`);

@@ -53,8 +53,11 @@ export type Op = (typeof Op)[keyof typeof Op];
 // An append's flags: the acknowledgement level (0: the server's default), whether the answer
 // also tells when the group reached each level, and whether it carries the tag (sequence
 // number, durable mark of its parts, the mirrored-through watermark). Level local with the tag
-// is the level 'tagged': the client keeps the group until the watermark passes it.
-export const AppendFlags = { levelMask: 0x3, timings: 0x4, tag: 0x8 } as const;
+// is the level 'tagged': the client keeps the group until the watermark passes it. `sequence`
+// asks for the same tag in the answer without the group being kept by this client (it counts as
+// an append at its level): a file server uses it for a mount that keeps its own commits
+// (docs/smfs-files.md, "Tagged mounts").
+export const AppendFlags = { levelMask: 0x3, timings: 0x4, tag: 0x8, sequence: 0x10 } as const;
 // Frames a server sends unasked (the watermark, coded shares) carry this request id, which no
 // request after the handshake uses: clients number theirs from 1.
 export const PUSH_ID = 0;

@@ -18,6 +18,7 @@ import { startGateways } from '../../src/lab/gateways';
 import { promoteMirror, startSmfsPair } from '../../src/lab/smfs';
 import { ADDRESSES } from '../../src/lab/topology';
 import type { FileServers, MountChild } from '../helpers/smfs-mount';
+import { until } from '../helpers/until';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const TREE = ['src', 'docs', 'native'];
@@ -470,6 +471,86 @@ disaster('the primary SIGKILLed in the middle of a tar through a mirrored pair, 
       console.log(`  the promoted mirror holds the first ${k} of the tar's ${members.length} files, each whole, and the 3 fsynced files`);
       assert.ok(k > 0, 'some of the tar was committed before the kill');
       assert.ok(k < members.length, 'the kill came in the middle of the tar');
+    } finally {
+      for (const m of mounts) await m.stop('SIGKILL');
+      for (const s of servers) await s.stop();
+      await gw.a.stop();
+      await gw.b.stop();
+    }
+  } finally {
+    for (const m of [mnt, mnt2]) forceUnmount(m);
+    await lab.destroy();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+disaster('tagged: a mount at a third site keeps its fsynced commits until the mirror has them, and after a disaster hands what the mirror lacked to the promoted site\'s file server: every fsynced file is there', async () => {
+  const lab = await Lab.create({ delayMs: 10, clientSite: true });
+  const credentials = testCredential().file;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'smfs-mount-tagged-'));
+  const mnt = path.join(root, 'mnt');
+  const mnt2 = path.join(root, 'mnt2');
+  fs.mkdirSync(mnt);
+  fs.mkdirSync(mnt2);
+  const servers: { stop(): Promise<void> }[] = [];
+  const mounts: MountChild[] = [];
+  const A = ADDRESSES.hostA;
+  const B = ADDRESSES.hostB;
+  try {
+    const gw = await startGateways(lab);
+    try {
+      const pair = await startSmfsPair(lab, credentials, { primary: path.join(root, 'primary'), mirror: path.join(root, 'mirror') });
+      servers.push(pair.primary, pair.mirror);
+      const meta = await startInNs(lab, lab.ns.hostA, ['metadata', '--dir', path.join(root, 'metaA'), '--storage', `${A}:7610`, '--host', A, '--port', '7611', '--credentials', credentials]);
+      servers.push(meta);
+      const files = await startInNs(lab, lab.ns.hostA, ['files', '--metadata', `${A}:7611`, '--host', A, '--port', '7612', '--credentials', credentials]);
+      servers.push(files);
+      const log = files.listening.log as number;
+      // The mount at the client site, which keeps its own links to both sites.
+      const mount = await startMount(mnt, `${A}:7612`, ['--level', 'tagged', '--sites', `${B}:7612`, '--sync-interval', '200'], ['nsenter', `--net=/run/netns/${lab.ns.hostC}`]);
+      mounts.push(mount);
+      const written = new Map<string, Buffer>();
+      const put = async (name: string, data: Buffer) => {
+        const h = await fs.promises.open(path.join(mnt, name), 'w');
+        await h.write(data);
+        await h.sync();
+        await h.close();
+        written.set(name, data);
+      };
+      for (let i = 0; i < 3; i++) await put(`early-${i}`, Buffer.alloc(3000 + i * 4096, 97 + i));
+      // The primary's way to its mirror cut at the primary's site: what comes now is answered
+      // (tagged: at local) and never reaches the mirror.
+      lab.exec(lab.ns.hostA, ['ip', 'route', 'add', 'blackhole', `${B}/32`]);
+      for (let i = 0; i < 3; i++) await put(`late-${i}`, Buffer.alloc(9000 + i * 4096, 65 + i));
+      fs.mkdirSync(path.join(mnt, 'dir'));
+      await put('dir/last', Buffer.from('fsynced last'));
+      // The disaster: the primary's site gone, the mirror promoted, a file server on it.
+      await pair.primary.stop('SIGKILL');
+      await files.stop();
+      await meta.stop();
+      assert.is(promoteMirror(lab, credentials).event, 'promoted');
+      fs.mkdirSync(path.join(root, 'metaB'));
+      fs.writeFileSync(path.join(root, 'metaB', 'metadata.json'), JSON.stringify({ version: 1, nextLog: log + 1, logs: [{ log, host: B, port: 7610 }], intents: [] }));
+      servers.push(await startInNs(lab, lab.ns.hostB, ['metadata', '--dir', path.join(root, 'metaB'), '--storage', `${B}:7610`, '--host', B, '--port', '7611', '--credentials', credentials]));
+      servers.push(await startInNs(lab, lab.ns.hostB, ['files', '--metadata', `${B}:7611`, '--log', String(log), '--host', B, '--port', '7612', '--credentials', credentials]));
+      // The mount, asking for the watermark, finds site B's file server and hands over.
+      assert.ok(await until(() => mount.stderr().includes('"event":"failover"'), 30_000), `no failover: ${mount.stderr()}`);
+      const failover = JSON.parse(mount.stderr().split('\n').find((l) => l.includes('"event":"failover"'))!) as { to: string; at: number; replayed: number };
+      assert.is(failover.to, `${B}:7612`);
+      assert.ok(failover.replayed >= 5, `${failover.replayed} commits replayed: the three late files, the directory and its file at least`);
+      for (const [name, data] of written) assert.ok(fs.readFileSync(path.join(mnt, name)).equals(data), `${name} through the mount after the failover`);
+      await put('after', Buffer.from('written after the failover'));
+      const { code } = await mount.stop('SIGTERM');
+      assert.is(code, 0, mount.stderr());
+      const stopped = JSON.parse(mount.stdout().split('\n').find((l) => l.includes('"unmounted"'))!) as { tagged: { failovers: number; replayed: number }; server: string; level: string };
+      assert.is(stopped.tagged.failovers, 1);
+      assert.is(stopped.server, `${B}:7612`);
+      // A fresh mount of the promoted site's tree: the log there has every fsynced file.
+      const mount2 = await startMount(mnt2, `${B}:7612`, [], ['nsenter', `--net=/run/netns/${lab.ns.hostB}`]);
+      mounts.push(mount2);
+      for (const [name, data] of written) assert.ok(fs.readFileSync(path.join(mnt2, name)).equals(data), `${name} was fsynced: it is at the promoted site`);
+      assert.ok(failover.at < (mount2.mounted.update as number), `the promoted site had update ${failover.at} of ${mount2.mounted.update as number} before the hand-over`);
+      console.log(`  the promoted mirror had update ${failover.at}; the mount replayed ${failover.replayed} commits; all ${written.size} fsynced files there`);
     } finally {
       for (const m of mounts) await m.stop('SIGKILL');
       for (const s of servers) await s.stop();

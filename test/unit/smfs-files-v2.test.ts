@@ -5,6 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { MetadataServer } from '../../src/smfs/metadata';
 import { FileClient } from '../../src/smfs/fs/client';
@@ -15,6 +16,10 @@ import { Volume } from '../../src/smfs/fs/volume';
 import type { Change, ContentPatch } from '../../src/smfs/fs/tree';
 import { encodeU32 } from '../../src/smfs/wire';
 import { encodeText } from '../../src/smfs/text';
+import { LogStore } from '../../src/smfs/store';
+import { StorageServer } from '../../src/smfs/server';
+import { MirrorLink, writeRole } from '../../src/smfs/mirror';
+import { until } from '../helpers/until';
 import { connectStorage, testCredential, withDir } from '../helpers/smfs';
 import { refusedWith, startStorageHere } from '../helpers/smfs-files';
 import type { Storage } from '../helpers/smfs-files';
@@ -228,6 +233,43 @@ v2('a log of version 1 inodes reads, with default modes, and is written on in ve
     await c.append([data, file, dirBlock, rootInode].map((d) => ({ log, data: d })));
     await c.close();
     return log;
+  });
+});
+
+v2('commit at tagged: refused without a mirror; with one, answered with the group\'s sequence number and the watermark, which tag-state then shows passing it', async () => {
+  await withFiles(async (s) => {
+    assert.equal(await s.c.tagState(), { update: 1, role: 'primary', mirrored: null });
+    await refusedWith(s.c.commitTagged([{ op: 'write', path: '/x', data: Buffer.from('x') }]), 'SMFS_ERR_REQUEST');
+  });
+  await withDir('files-tagged', async (dir) => {
+    fs.mkdirSync(path.join(dir, 'm'));
+    writeRole(path.join(dir, 'm'), 'mirror');
+    const mirrorStore = await LogStore.open(path.join(dir, 'm'), { segmentBytes: 1 << 20, mirror: true });
+    const mirror = await StorageServer.listen(mirrorStore, { credential: testCredential(), port: 0, role: 'mirror' });
+    const store = await LogStore.open(path.join(dir, 'p'), { segmentBytes: 1 << 20 });
+    const link = new MirrorLink(store, { host: '127.0.0.1', port: mirror.address.port, credential: testCredential(), ackTimeoutMs: 10_000, retryMs: 50 });
+    const primary = await StorageServer.listen(store, { credential: testCredential(), port: 0, mirror: link });
+    const at = { host: '127.0.0.1', port: primary.address.port };
+    const metadata = await MetadataServer.open(path.join(dir, 'meta'), [at], { port: 0, credential: testCredential() });
+    const server = await FileServer.listen(await Volume.open(metadata.address, undefined, testCredential()), { port: 0, credential: testCredential() });
+    const c = await FileClient.connect(server.address, testCredential());
+    try {
+      const r = await c.commitTagged([{ op: 'write', path: '/a', data: Buffer.from('tagged') }]);
+      assert.is(r.update, 2);
+      assert.ok(r.seq > 0 && r.mirrored <= r.seq, JSON.stringify(r));
+      assert.equal(await c.commitTagged([{ op: 'mkdir', path: '/', parents: true }]), { update: 2, seq: 0, mirrored: 0 }, 'nothing changed: nothing to keep');
+      let state = await c.tagState();
+      assert.ok(await until(() => { void c.tagState().then((t) => { state = t; }, () => undefined); return (state.mirrored ?? 0) >= r.seq; }, 10_000), JSON.stringify(state));
+      assert.is(state.role, 'primary');
+      assert.is(state.update, 2);
+      assert.is((await c.read('/a')).toString(), 'tagged');
+    } finally {
+      await c.close();
+      await server.close();
+      await metadata.close();
+      await primary.close();
+      await mirror.close();
+    }
   });
 });
 

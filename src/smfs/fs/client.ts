@@ -61,6 +61,21 @@ export class FileClient extends FrameClient {
     return updateNumber(await this.request(FileOp.commit, body));
   }
 
+  // A commit at 'tagged': its update, the storage group's sequence number (0: nothing changed)
+  // and the storage server's mirrored-through watermark.
+  async commitTagged(changes: Change[]): Promise<{ update: number; seq: number; mirrored: number }> {
+    const body: Uint8Array[] = [encodeLevel('tagged'), encodeU32(changes.length)];
+    for (const c of changes) body.push(Buffer.of(changeOp(c)), ...encodeChange(c));
+    const c = new Cursor(await this.request(FileOp.commit, body), 'tagged commit answer');
+    const r = { update: c.u64(), seq: c.u64(), mirrored: c.u64() };
+    c.end();
+    return r;
+  }
+
+  async tagState(): Promise<{ update: number; role: string; mirrored: number | null }> {
+    return JSON.parse((await this.request(FileOp.tagState)).toString('utf8')) as { update: number; role: string; mirrored: number | null };
+  }
+
   readRange(path: string, offset: number, length: number): Promise<Buffer> {
     return this.request(FileOp.readRange, [encodeText(path), encodeU64(offset), encodeU32(length)]);
   }

@@ -28,7 +28,16 @@ export const FileOp = {
   tree: 12,
   statfs: 13,
   commit: 14,
+  // Tagged mounts: the file server's update, its storage server's role and mirrored-through
+  // watermark (a mount polls it while it keeps commits, and asks it of each site after a failure).
+  tagState: 15,
 } as const;
+
+// A commit's level: the storage server's levels, and 'tagged' (code 4, op commit only): written
+// at 'local', answered with the group's sequence number and the mirrored-through watermark, the
+// mount keeping the changes until the watermark passes it.
+export type FileLevel = AckLevel | 'tagged';
+export const TAGGED_LEVEL_CODE = 4;
 
 export const CHANGE_OPS: readonly number[] = [FileOp.write, FileOp.mkdir, FileOp.remove, FileOp.rename, FileOp.make, FileOp.patch];
 const FLAG = { parents: 1, recursive: 1 } as const;
@@ -156,14 +165,15 @@ export function readChange(op: number, c: Cursor): Change {
 }
 
 // A commit's level byte: 0 the storage server's default, else LEVEL_CODES.
-export function encodeLevel(level: AckLevel | undefined): Buffer {
-  return Buffer.of(level === undefined ? 0 : (LEVEL_CODES as Record<string, number>)[level]);
+export function encodeLevel(level: FileLevel | undefined): Buffer {
+  return Buffer.of(level === undefined ? 0 : level === 'tagged' ? TAGGED_LEVEL_CODE : LEVEL_CODES[level]);
 }
 
-export function readLevel(c: Cursor): AckLevel | undefined {
+export function readLevel(c: Cursor): FileLevel | undefined {
   const code = c.u8();
   if (code === 0) return undefined;
+  if (code === TAGGED_LEVEL_CODE) return 'tagged';
   const level = Object.entries(LEVEL_CODES).find(([, v]) => v === code)?.[0];
-  if (!level) throw new SmfsError('SMFS_ERR_REQUEST', `unknown acknowledgement level ${code}; known: 0 (the storage server's default), ${Object.entries(LEVEL_CODES).map(([k, v]) => `${v} (${k})`).join(', ')}`);
+  if (!level) throw new SmfsError('SMFS_ERR_REQUEST', `unknown acknowledgement level ${code}; known: 0 (the storage server's default), ${Object.entries(LEVEL_CODES).map(([k, v]) => `${v} (${k})`).join(', ')}, ${TAGGED_LEVEL_CODE} (tagged)`);
   return level as AckLevel;
 }

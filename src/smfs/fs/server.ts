@@ -63,8 +63,13 @@ export class FileServer {
         const changes: Change[] = [];
         for (let i = 0; i < n; i++) changes.push(readChange(c.u8(), c));
         c.end();
-        return [encodeU64(await this.volume.apply(changes, { level }))];
+        if (level !== 'tagged') return [encodeU64(await this.volume.apply(changes, { level }))];
+        const r = await this.volume.commit(changes, level);
+        return [encodeU64(r.update), encodeU64(r.seq), encodeU64(r.mirrored)];
       }
+      case FileOp.tagState:
+        c.end();
+        return [encodeJson(await this.volume.tagState())];
       case FileOp.readRange: {
         const path = readPath(c);
         const offset = c.u64();

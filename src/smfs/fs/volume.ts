@@ -18,6 +18,7 @@ import { BLOCK_BYTES, DEFAULT_MODE, isHole, MAX_FILE_BYTES, MAX_NAME_BYTES, deco
 import type { Inode, NodeType } from './format';
 import type { AckLevel } from '../mirror';
 import { layOut } from './layout';
+import type { FileLevel } from './protocol';
 import { parsePath } from './path';
 import { Draft, find } from './tree';
 import type { Change, DirNode, FileNode, TreeNode } from './tree';
@@ -137,15 +138,25 @@ export class Volume {
   // Applies changes in order as one update: all of them, or none, acknowledged at `level` (the
   // storage server's default when not given). Resolves to the update's number (the previous
   // one when nothing changed).
-  apply(changes: Change[], options: { level?: AckLevel } = {}): Promise<number> {
+  async apply(changes: Change[], options: { level?: AckLevel } = {}): Promise<number> {
+    return (await this.commit(changes, options.level)).update;
+  }
+
+  // As apply; at 'tagged', written at 'local' and answered with the group's sequence number and
+  // the storage server's mirrored-through watermark, for a mount that keeps the changes until
+  // the watermark passes it (seq 0: nothing changed, nothing to keep).
+  commit(changes: Change[], level: FileLevel | undefined): Promise<{ update: number; seq: number; mirrored: number }> {
     return this.serial.run(async () => {
       await this.freshen();
       const draft = new Draft(this.root, timeNow(), (a) => this.call(() => this.storage.read(a)));
       for (const c of changes) await draft.apply(c);
-      if (!draft.changed) return this.update;
+      if (!draft.changed) return { update: this.update, seq: 0, mirrored: 0 };
       const update = this.update + 1;
       const plan = layOut(draft.root, update);
-      const addresses = await this.call(() => this.storage.append(plan.records.map((data) => ({ log: this.log, data })), { level: options.level })).catch((err: unknown) => {
+      const records = plan.records.map((data) => ({ log: this.log, data }));
+      const { addresses, tag } = await this.call(() => (level === 'tagged'
+        ? this.storage.appendTimed(records, { level: 'local', sequence: true })
+        : this.storage.append(records, { level }).then((addresses) => ({ addresses, tag: undefined })))).catch((err: unknown) => {
         // Written at the storage server but not acknowledged at the level in time: the log has
         // the update and this tree does not; the next request reloads the tree from the log.
         if (err instanceof SmfsError && err.code === 'SMFS_ERR_MIRROR') this.stale = true;
@@ -155,8 +166,16 @@ export class Volume {
       this.root = draft.root;
       this.update = update;
       await this.free(draft.superseded);
-      return update;
+      return { update, seq: tag?.seq ?? 0, mirrored: tag?.mirrored ?? 0 };
     });
+  }
+
+  // What a tagged mount asks: this tree's update, whether its storage server takes appends
+  // (primary) and what its mirror has (null: no mirror, so no tagged commits).
+  async tagState(): Promise<{ update: number; role: string; mirrored: number | null }> {
+    await this.reading(async () => undefined);
+    const s = await this.call(() => this.storage.stat());
+    return { update: this.update, role: s.role, mirrored: s.tags ? s.tags.mirrored : null };
   }
 
   read(path: string): Promise<Buffer> {

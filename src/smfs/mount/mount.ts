@@ -3,7 +3,9 @@
 // is answered here from the tree in memory (nodes.ts), or through the one FileClient of the
 // mount, which speaks the file server's protocol. Writes are kept in memory; a sync (fsync,
 // fsyncdir, the interval, memory, unmount) sends every change since the last as ONE commit,
-// one update of the file server, one append group, acknowledged at the mount's level.
+// one update of the file server, one append group, acknowledged at the mount's level. At
+// 'tagged' the mount keeps each commit until the mirror has it (kept.ts) and, when its site is
+// lost, hands what it keeps to the file server of another site (--sites).
 import fs from 'node:fs';
 import { SmfsError } from '../errors';
 import { FileClient } from '../fs/client';
@@ -12,11 +14,14 @@ import type { Time } from '../fs/format';
 import type { Change } from '../fs/tree';
 import type { VolumeStatfs } from '../fs/volume';
 import type { Credential } from '../credentials';
+import { formatEndpoint } from '../frame-client';
 import type { Endpoint } from '../frame-client';
-import type { AckLevel } from '../mirror';
+import type { FileLevel } from '../fs/protocol';
 import { fuseAddon } from '../../native/fuse';
 import type { FuseAttr, FuseRequest, NativeFuseMount } from '../../native/fuse';
 import { Extents } from './extents';
+import { KeptCommits, commitBytes } from './kept';
+import type { KeptStats } from './kept';
 import { E, FsError, errnoOf, fail } from './errno';
 import { NodeTable, pathOf, serverPathOf, touchDir } from './nodes';
 import type { Logged, MNode } from './nodes';
@@ -25,7 +30,9 @@ export interface MountOptions {
   mountpoint: string;
   server: Endpoint;
   credential: Credential;
-  level?: AckLevel;            // the file server's storage default when absent
+  level?: FileLevel;           // the file server's storage default when absent
+  sites?: Endpoint[];          // tagged: other sites' file servers, for after a disaster
+  cacheBytes?: number;         // tagged: commits kept at most (default DEFAULT_CACHE_BYTES)
   syncIntervalMs?: number;     // a background commit at least this often (default 1000)
   maxDirtyBytes?: number;      // written bytes one commit takes at most: writes past it wait (default and most: MAX_DIRTY_BYTES)
   onEvent?: (event: string, detail: Record<string, unknown>) => void;
@@ -47,10 +54,16 @@ export interface MountStats {
   writes: number;
   writeBytes: number;
   errors: Record<string, number>;
+  level: string;               // what commits are sent at now (after a failover to a site without a mirror: the default)
+  server: string;              // the file server in use
+  tagged: KeptStats | null;
 }
 
 // One commit is one append (64 MiB of records, data and metadata): its data is kept under this.
 export const MAX_DIRTY_BYTES = 48 * 1024 * 1024;
+export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
+// How often a tagged mount that keeps commits asks for the watermark.
+const TAG_POLL_MS = 100;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
@@ -112,12 +125,20 @@ export class SmfsMount {
   private stopping: Promise<{ committed: boolean; error?: string }> | undefined;
   private endedResolve!: (reason: string) => void;
   readonly ended: Promise<string> = new Promise((resolve) => { this.endedResolve = resolve; });
-  readonly counters: MountStats = { commits: 0, commitFailures: 0, changesCommitted: 0, bytesCommitted: 0, dirtyBytes: 0, pendingChanges: 0, update: 0, requests: 0, readaheadKb: -1, reads: 0, readBytes: 0, writes: 0, writeBytes: 0, errors: {} };
+  readonly counters: Omit<MountStats, 'level' | 'server' | 'tagged'> = { commits: 0, commitFailures: 0, changesCommitted: 0, bytesCommitted: 0, dirtyBytes: 0, pendingChanges: 0, update: 0, requests: 0, readaheadKb: -1, reads: 0, readBytes: 0, writes: 0, writeBytes: 0, errors: {} };
   private readonly syncIntervalMs: number;
   private readonly maxDirtyBytes: number;
+  private readonly kept: KeptCommits | undefined;
+  private level: FileLevel | undefined;
+  private server: Endpoint;
+  private connecting: Promise<FileClient> | undefined;
+  private polling = false;
 
   private constructor(private readonly o: MountOptions, c: FileClient, tree: Awaited<ReturnType<FileClient['tree']>>) {
     this.c = c;
+    this.server = o.server;
+    this.level = o.level;
+    this.kept = o.level === 'tagged' ? new KeptCommits(o.cacheBytes ?? DEFAULT_CACHE_BYTES) : undefined;
     this.nodes = new NodeTable(tree.root);
     this.update = tree.update;
     this.syncIntervalMs = o.syncIntervalMs ?? 1000;
@@ -130,6 +151,12 @@ export class SmfsMount {
     const c = await FileClient.connect(o.server, o.credential);
     let m: SmfsMount;
     try {
+      if (o.level === 'tagged') {
+        const s = await c.tagState();
+        if (s.role !== 'primary' || s.mirrored === null) {
+          throw new SmfsError('SMFS_ERR_REQUEST', `--level tagged needs a file server on a primary storage server with a mirror; ${formatEndpoint(o.server)}'s is ${s.role !== 'primary' ? `a ${s.role}` : 'a primary without a mirror'}`);
+        }
+      }
       m = new SmfsMount(o, c, await c.tree());
       m.fuse = new (fuseAddon().FuseMount)({ mountpoint: o.mountpoint, fsname: `smfs@${o.server.host}:${o.server.port}` },
         (requests) => m.dispatch(requests), (errno) => m.endedResolve(errno === E.ENODEV ? 'unmounted' : `connection ended (errno ${errno})`));
@@ -137,7 +164,7 @@ export class SmfsMount {
       await c.close();
       throw err;
     }
-    m.timer = setInterval(() => m.tick(), Math.max(10, Math.min(m.syncIntervalMs, 1000)));
+    m.timer = setInterval(() => m.tick(), Math.max(10, Math.min(m.syncIntervalMs, 1000, m.kept ? TAG_POLL_MS : 1000)));
     return m;
   }
 
@@ -146,20 +173,26 @@ export class SmfsMount {
   }
 
   stats(): MountStats {
-    return { ...this.counters, dirtyBytes: this.liveBytes + this.frozenBytes, pendingChanges: this.log.length + this.dirtyNodes.size, update: this.update };
+    return {
+      ...this.counters, dirtyBytes: this.liveBytes + this.frozenBytes, pendingChanges: this.log.length + this.dirtyNodes.size, update: this.update,
+      level: this.level ?? 'default', server: formatEndpoint(this.server), tagged: this.kept ? { ...this.kept.stats } : null,
+    };
   }
 
-  // Unmounts (lazily: open files see EIO from now on), then commits what was accepted.
-  stop(): Promise<{ committed: boolean; error?: string }> {
+  // Unmounts (lazily: open files see EIO from now on), then commits what was accepted. Tagged,
+  // it then waits up to `drainMs` for the mirror to have what it keeps (`unmirrored`: the
+  // commits it gave up keeping, exposed to a disaster at the primary's site).
+  stop(drainMs = 30_000): Promise<{ committed: boolean; error?: string; unmirrored?: number }> {
     this.stopping ??= (async () => {
       clearInterval(this.timer);
       this.fuse.stop();
-      let result: { committed: boolean; error?: string } = { committed: true };
+      let result: { committed: boolean; error?: string; unmirrored?: number } = { committed: true };
       try {
         await this.sync();
       } catch (err) {
         result = { committed: false, error: (err as Error).message };
       }
+      if (this.kept && result.committed) result.unmirrored = await this.drain(drainMs);
       await this.c?.close().catch(() => undefined);
       this.endedResolve('stopped');
       return result;
@@ -616,7 +649,10 @@ export class SmfsMount {
 
   // A request through the mount's connection, made anew if it was lost.
   private async call<T>(fn: (c: FileClient) => Promise<T>): Promise<T> {
-    this.c ??= await FileClient.connect(this.o.server, this.o.credential);
+    if (!this.c) {
+      this.connecting ??= this.connect().finally(() => { this.connecting = undefined; });
+      this.c = await this.connecting;
+    }
     const c = this.c;
     try {
       return await fn(c);
@@ -629,9 +665,94 @@ export class SmfsMount {
     }
   }
 
+  private async connect(): Promise<FileClient> {
+    if (!this.kept) return FileClient.connect(this.server, this.o.credential);
+    // Tagged: the file server in use, else the first site's whose storage server is a primary
+    // (a promoted mirror); what it lacks of this mount's tree is handed over first.
+    const sites = [this.server, ...[this.o.server, ...(this.o.sites ?? [])].filter((e) => formatEndpoint(e) !== formatEndpoint(this.server))];
+    const tried: string[] = [];
+    for (const site of sites) {
+      let c: FileClient;
+      try {
+        c = await FileClient.connect(site, this.o.credential);
+      } catch (err) {
+        tried.push(`${formatEndpoint(site)}: ${(err as Error).message}`);
+        continue;
+      }
+      try {
+        const s = await c.tagState();
+        if (s.role !== 'primary') {
+          tried.push(`${formatEndpoint(site)}: its storage server is a ${s.role}`);
+          await c.close();
+          continue;
+        }
+        if (formatEndpoint(site) !== formatEndpoint(this.server) || s.update < this.update) await this.handOver(c, site, s);
+        this.server = site;
+        return c;
+      } catch (err) {
+        await c.close().catch(() => undefined);
+        if (this.broken) throw this.broken;
+        tried.push(`${formatEndpoint(site)}: ${(err as Error).message}`);
+      }
+    }
+    throw new SmfsError('SMFS_ERR_UNAVAILABLE', `no site's file server takes this mount's commits: ${tried.join('; ')}`);
+  }
+
+  // A new site's tree is at update `s.update`: this mount's kept commits past it are replayed
+  // there in order, each landing as the same update; a gap (an update neither has) stops the
+  // mount's commits (EIO) with what is missing named.
+  private async handOver(c: FileClient, site: Endpoint, s: { update: number; mirrored: number | null }): Promise<void> {
+    const kept = this.kept!;
+    const from = formatEndpoint(this.server);
+    if (s.update > this.update) return; // another writer, or a commit whose answer was lost: resolveDoubt tells
+    const plan = kept.handOver(s.update, this.update);
+    if ('missing' in plan) {
+      this.broken = new SmfsError('SMFS_ERR_LOST_GROUPS', `${formatEndpoint(site)} has this tree at update ${s.update}; updates ${plan.missing.from} to ${plan.missing.to} are neither there nor kept by this mount: they are lost, and this mount commits nothing more (remount)`,
+        { details: { at: s.update, missing: plan.missing } });
+      this.o.onEvent?.('broken', { error: this.broken.message });
+      throw this.broken;
+    }
+    const mirrored = s.mirrored !== null;
+    for (const k of plan.replay) {
+      const r = mirrored ? await c.commitTagged(k.changes) : { update: await c.commit(k.changes), seq: undefined };
+      if (r.update !== k.update) {
+        this.broken = new SmfsError('SMFS_ERR_IO', `replaying update ${k.update} at ${formatEndpoint(site)} made update ${r.update}: its tree is not this mount's; this mount commits nothing more (remount)`);
+        this.o.onEvent?.('broken', { error: this.broken.message });
+        throw this.broken;
+      }
+      kept.replayed(k, r.seq);
+    }
+    kept.stats.failovers++;
+    if (!mirrored) this.level = undefined;
+    this.o.onEvent?.('failover', { from, to: formatEndpoint(site), at: s.update, replayed: plan.replay.length, level: this.level ?? 'default' });
+  }
+
+  // Asks for the watermark until nothing is kept or `ms` have passed; what is still kept.
+  private async drain(ms: number): Promise<number> {
+    const kept = this.kept!;
+    const until = Date.now() + ms;
+    while (kept.size > 0 && Date.now() < until && !this.broken) {
+      const s = await this.call((c) => c.tagState()).catch(() => undefined);
+      if (s?.mirrored != null && s.update >= this.update) kept.release(s.mirrored);
+      if (kept.size > 0) await new Promise((resolve) => setTimeout(resolve, TAG_POLL_MS));
+    }
+    return kept.size;
+  }
+
+  // Tagged: the watermark, asked while commits are kept; it also finds another site's file
+  // server once this one is gone, and hands over to it.
+  private poll(): void {
+    if (!this.kept || this.kept.size === 0 || this.polling || this.broken || this.stopping) return;
+    this.polling = true;
+    this.call((c) => c.tagState()).then((s) => {
+      if (s.mirrored !== null && s.update >= this.update) this.kept!.release(s.mirrored);
+    }, () => undefined).finally(() => { this.polling = false; });
+  }
+
   // ---- commits -------------------------------------------------------------------------
 
   private tick(): void {
+    this.poll();
     if (this.changeSeq === this.landedSeq || this.running || this.broken) return;
     const due = Date.now() - this.pendingSince >= this.syncIntervalMs;
     if (!due) return;
@@ -689,8 +810,7 @@ export class SmfsMount {
       const batch = this.snapshot();
       if (batch.changes.length === 0) return this.land(batch, this.update);
       try {
-        const update = await this.call((c) => c.commit(batch.changes, { level: this.o.level }));
-        this.land(batch, update);
+        await this.send(batch);
       } catch (err) {
         this.counters.commitFailures++;
         if (!uncertain(err)) {
@@ -714,13 +834,42 @@ export class SmfsMount {
     return this.running;
   }
 
+  // One commit at the mount's level. Tagged: kept until the mirror has it; with the cache full,
+  // sent at 'remote' instead (the level degrades, the cache does not grow).
+  private async send(batch: Batch): Promise<void> {
+    const kept = this.kept;
+    if (this.level !== 'tagged' || !kept) {
+      const level = this.level === 'tagged' ? undefined : this.level;
+      this.land(batch, await this.call((c) => c.commit(batch.changes, { level })));
+      return;
+    }
+    const bytes = commitBytes(batch.changes);
+    if (!kept.fits(bytes)) {
+      kept.stats.degraded++;
+      const update = await this.call((c) => c.commit(batch.changes, { level: 'remote' }));
+      this.land(batch, update);
+      kept.releaseThrough(update);
+      return;
+    }
+    const r = await this.call((c) => c.commitTagged(batch.changes));
+    this.land(batch, r.update);
+    if (r.seq > r.mirrored) kept.keep({ update: r.update, seq: r.seq, changes: batch.changes, bytes });
+    else if (r.seq > 0) kept.releaseThrough(r.update);
+    kept.release(r.mirrored);
+  }
+
   // After a commit whose answer was lost: the file server's update number tells whether it
   // landed (one more than before), or not (the same); anything else means another writer.
+  // Tagged, a commit that landed this way is kept (its sequence number unknown) until a later
+  // one is mirrored.
   private async resolveDoubt(): Promise<void> {
     const batch = this.doubt!;
     const { update } = await this.call((c) => c.stat());
     this.doubt = undefined;
-    if (update === batch.base + 1) this.land(batch, update);
+    if (update === batch.base + 1 && this.kept && this.level === 'tagged') {
+      this.land(batch, update);
+      this.kept.keep({ update, seq: undefined, changes: batch.changes, bytes: commitBytes(batch.changes) });
+    } else if (update === batch.base + 1) this.land(batch, update);
     else if (update === batch.base) this.mergeBack(batch);
     else {
       this.broken = new SmfsError('SMFS_ERR_IO', `the tree changed behind this mount (update ${update}; this mount expected ${batch.base} or ${batch.base + 1}); remount`);
