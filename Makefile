@@ -23,7 +23,8 @@ endif
 # Debian packages the build, the tests and the lab use (checked one by one with dpkg-query).
 APT_PACKAGES := clang llvm libbpf-dev libxdp-dev bpftool xdp-tools iproute2 util-linux \
 	libxxhash-dev libclang-rt-14-dev pkg-config linux-libc-dev ethtool iputils-ping tcpdump \
-	libsodium-dev libssl-dev libfuse3-dev fuse3 sqlite3 postmark fio git
+	libsodium-dev libssl-dev libfuse3-dev fuse3 sqlite3 postmark fio git \
+	fonts-dejavu-core
 
 OUT        := out
 BPF_OUT    := $(OUT)/bpf
