@@ -12,6 +12,7 @@ import { ACK_LEVELS, writeRole } from './mirror';
 import type { AckLevel, MirrorLink, Role } from './mirror';
 import { FrameServer, connectionCounters } from './frame-server';
 import type { Connection, ConnectionCounters, FrameServerOptions } from './frame-server';
+import { traceMirror } from './trace';
 import { ALL_LOGS, AppendFlags, Cursor, NOT_REACHED, OP_NAMES, Op, encodeAddress, encodeJson, encodeU32, encodeU64 } from './wire';
 
 export interface ServerCounters extends ConnectionCounters {
@@ -236,6 +237,7 @@ export class StorageServer {
       }
       case Op.mirrorGroup: {
         const seq = c.u64();
+        traceMirror('recv', seq);
         const n = c.u32();
         if (n === 0 || n > LIMITS.groupRecords) throw new SmfsError('SMFS_ERR_REQUEST', `a mirrored group has 1 to ${LIMITS.groupRecords} parts, got ${n}`);
         const parts: ShippedPart[] = [];
