@@ -36,7 +36,8 @@ function formatDuration(s: number): string {
   return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
 }
 
-function fresh(id: FigureId, profile: Profile): FigureResults {
+// A figure not yet measured: its configurations (those this build lacks named) and points.
+export function emptyResults(id: FigureId, profile: Profile): FigureResults {
   const f = FIGURES[id];
   const points = f.points(profile);
   return {
@@ -59,10 +60,10 @@ export async function reproduce(o: ReproduceOptions): Promise<FigureResults[]> {
   for (const id of o.figures) {
     const figure = FIGURES[id];
     const earlier = loadResults(o.out, id, o.profile);
-    const r = earlier ?? fresh(id, o.profile);
+    const r = earlier ?? emptyResults(id, o.profile);
     if (earlier) {
       // The configurations available now (tagged, once merged) join the points.
-      const now = fresh(id, o.profile);
+      const now = emptyResults(id, o.profile);
       r.configs = now.configs;
       r.points = now.points;
     }
