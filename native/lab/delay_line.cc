@@ -25,8 +25,14 @@ constexpr size_t kMaxFrame = 65536;
 // without sleeping for the rest, so frames leave within a few microseconds of it.
 constexpr uint64_t kSpinNs = 300'000;
 // A SCHED_FIFO thread is woken at once (no other task runs first) and its timers have no slack,
-// so it sleeps closer to the deadline; it spins without yielding (a yield would go to no one).
+// so under load it sleeps closer to the deadline; it spins without yielding (a yield would go to
+// no one) and keeps the CPU from everything else meanwhile. With frames queued back to back the
+// spin is short: its cost is paid per deadline. With at most kSparseFrames frames queued in
+// each direction (a ping, a trickle) it spins as long as the ordinary thread, so that the VM's
+// timer (50-150 us late) does not make those few frames late, at a cost of at most
+// kSpinNs per frame.
 constexpr uint64_t kSpinRealtimeNs = 30'000;
+constexpr size_t kSparseFrames = 2;
 
 uint64_t realtime_ns() {
   timespec ts;
@@ -235,8 +241,10 @@ void DelayLine::run() {
     if (!ba_.queue.empty()) next = std::min(next, ba_.queue.front().deadline);
     now = monotonic_ns();
     timespec timeout{0, 0};
-    if (next > now + spin) {
-      uint64_t sleep = next - now - spin;
+    uint64_t margin = spin;
+    if (realtime && ab_.queue.size() <= kSparseFrames && ba_.queue.size() <= kSparseFrames) margin = kSpinNs;
+    if (next > now + margin) {
+      uint64_t sleep = next - now - margin;
       timeout = timespec{time_t(sleep / 1'000'000'000), long(sleep % 1'000'000'000)};
     }
     int ready = ppoll(fds, 2, &timeout, nullptr);

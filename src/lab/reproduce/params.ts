@@ -43,7 +43,7 @@ export const SCALING: Scaling[] = [
   { what: 'append', paper: '512 KB of 4 KB blocks', here: '512 KB of 4 KB blocks, over 4 logs', why: '' },
   { what: 'disaster messages', paper: '4 KB', here: '4 KB appends of one block', why: '' },
   { what: 'segment size', paper: '100 MB', here: '100 MB', why: '' },
-  { what: 'experiment duration', paper: '3 minutes; disaster at 2 minutes', here: 'full: 20 s per throughput point, disaster after 10 s; --quick: 4 s and 3 s', why: 'a full run of six figures x eight configurations x five runs must fit in hours, not days; the link reaches steady state within seconds at this RTT' },
+  { what: 'experiment duration', paper: '3 minutes; disaster at 2 minutes', here: 'full: 20 s per throughput point, disaster after 10 s; --quick: 3 s and 2 s', why: 'six figures x eight configurations x five runs must fit in hours, not days. Slow start fills the link within about a second at this RTT, but Reno needs tens of seconds to regrow a halved window to 1.25 MB, so a short window shows a lossy plain WAN at its best or worst, not its average' },
   { what: 'runs per point', paper: '5 (mean and standard deviation)', here: 'full: 5; --quick: 2', why: '' },
   { what: 'TCP', paper: 'Reno', here: 'Reno with reordering tolerance 100 (docs/decisions.md 17); baselines: kernel defaults with BBR or cubic', why: 'rebuilt packets arrive out of order' },
   { what: 'mirror stream', paper: 'plain TCP', here: 'TLS 1.2 (PSK) over TCP, authenticated', why: 'the product mirrors over TLS only (docs/security.md)' },
@@ -62,5 +62,5 @@ export interface Profile {
 
 export const PROFILES: Record<'full' | 'quick', Profile> = {
   full: { name: 'full', runs: 5, throughputSeconds: 20, warmUpSeconds: 2, disasterAfterSeconds: 10, latencySeconds: 20, testers: 8 },
-  quick: { name: 'quick', runs: 2, throughputSeconds: 4, warmUpSeconds: 1, disasterAfterSeconds: 3, latencySeconds: 4, testers: 8 },
+  quick: { name: 'quick', runs: 2, throughputSeconds: 3, warmUpSeconds: 1, disasterAfterSeconds: 2, latencySeconds: 3, testers: 8 },
 };
