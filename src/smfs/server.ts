@@ -237,7 +237,6 @@ export class StorageServer {
       }
       case Op.mirrorGroup: {
         const seq = c.u64();
-        traceMirror('recv', seq);
         const n = c.u32();
         if (n === 0 || n > LIMITS.groupRecords) throw new SmfsError('SMFS_ERR_REQUEST', `a mirrored group has 1 to ${LIMITS.groupRecords} parts, got ${n}`);
         const parts: ShippedPart[] = [];
@@ -249,6 +248,7 @@ export class StorageServer {
         }
         c.end();
         this.fromPrimary(conn);
+        traceMirror('recv', seq);
         await this.store.applyMirrored(seq, parts);
         this.counters.mirroredGroups++;
         return [];
