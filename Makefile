@@ -4,6 +4,7 @@
 #   make test    deps + build, then every test; ends with "N passed, N failed"
 #   make demo    the main job (see README.md)
 #   make bench   benchmarks that print figures (never pass/fail on time; engine needs root)
+#   make reproduce  the SMFS paper's figures 6-11 in the lab, --quick (root; out/reproduce-quick)
 #   make fuzz    libFuzzer targets for the repair parser and decoder (FUZZ_SECONDS each)
 #   make clean
 # Quiet unless V=1.
@@ -23,7 +24,8 @@ endif
 # Debian packages the build, the tests and the lab use (checked one by one with dpkg-query).
 APT_PACKAGES := clang llvm libbpf-dev libxdp-dev bpftool xdp-tools iproute2 util-linux \
 	libxxhash-dev libclang-rt-14-dev pkg-config linux-libc-dev ethtool iputils-ping tcpdump \
-	libsodium-dev libssl-dev libfuse3-dev fuse3 sqlite3 postmark fio git libisal-dev
+	libsodium-dev libssl-dev libfuse3-dev fuse3 sqlite3 postmark fio git libisal-dev \
+	fonts-dejavu-core
 
 OUT        := out
 BPF_OUT    := $(OUT)/bpf
@@ -43,7 +45,7 @@ FUZZ_CFLAGS  := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanit
 FUZZ_TARGETS := $(FUZZ_OUT)/fuzz_repair_parser $(FUZZ_OUT)/fuzz_decoder $(FUZZ_OUT)/fuzz_envelope
 FEC_SRC      := $(wildcard native/fec/*.cc) $(wildcard native/auth/*.cc)
 
-.PHONY: all deps build test test-only demo bench fuzz clean
+.PHONY: all deps build test test-only demo bench reproduce fuzz clean
 
 all: build
 
@@ -97,6 +99,11 @@ demo: deps build
 bench: deps build
 	$(Q)node dist/src/cli/maelstrom.js bench codec
 	$(Q)node dist/src/cli/maelstrom.js bench engine
+
+# Every figure with fewer runs and shorter experiments; the full run is
+# `node dist/src/cli/smfs.js reproduce --out docs/reproduction` (docs/reproduction.md).
+reproduce: deps build
+	$(Q)node dist/src/cli/smfs.js reproduce --quick --out $(OUT)/reproduce-quick
 
 $(FUZZ_OUT)/fuzz_%: native/fuzz/fuzz_%.cc $(FEC_SRC) $(wildcard native/fec/*.h native/auth/*.h)
 	$(msg) FUZZ $@

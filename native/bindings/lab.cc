@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <sched.h>
 
 #include <cstring>
 
@@ -24,6 +25,11 @@ Napi::Object direction(Napi::Env env, const lab::DirectionStats& s) {
   o["lateMaxNs"] = double(s.late_max_ns);
   o["lateOver100us"] = double(s.late_over_100us);
   o["socketDrops"] = double(s.socket_drops);
+  o["tailDrops"] = double(s.tail_drops);
+  o["queueMaxBytes"] = double(s.queue_max_bytes);
+  Napi::Array hist = Napi::Array::New(env, lab::kLateBuckets);
+  for (int i = 0; i < lab::kLateBuckets; i++) hist[uint32_t(i)] = double(s.late_hist[i]);
+  o["lateHist"] = hist;
   return o;
 }
 
@@ -32,11 +38,12 @@ class DelayLineWrap : public Napi::ObjectWrap<DelayLineWrap> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "DelayLine",
                        {InstanceMethod<&DelayLineWrap::SetDelay>("setDelay"),
+                        InstanceMethod<&DelayLineWrap::SetRate>("setRate"),
                         InstanceMethod<&DelayLineWrap::Stats>("stats"),
                         InstanceMethod<&DelayLineWrap::Stop>("stop")});
   }
 
-  // new DelayLine({ a, b, delayNs, maxQueueBytes? })
+  // new DelayLine({ a, b, delayNs, maxQueueBytes?, rateBps?, queueBytes?, realtimePriority? })
   explicit DelayLineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DelayLineWrap>(info) {
     Napi::Env env = info.Env();
     Napi::Object o = info[0].As<Napi::Object>();
@@ -45,6 +52,9 @@ class DelayLineWrap : public Napi::ObjectWrap<DelayLineWrap> {
     c.ifindex_b = ifindex_of(env, o.Get("b").As<Napi::String>());
     c.delay_ns = uint64_t(o.Get("delayNs").As<Napi::Number>().DoubleValue());
     if (o.Get("maxQueueBytes").IsNumber()) c.max_queue_bytes = size_t(o.Get("maxQueueBytes").As<Napi::Number>().DoubleValue());
+    if (o.Get("rateBps").IsNumber()) c.rate_bps = uint64_t(o.Get("rateBps").As<Napi::Number>().DoubleValue());
+    if (o.Get("queueBytes").IsNumber()) c.queue_bytes = size_t(o.Get("queueBytes").As<Napi::Number>().DoubleValue());
+    if (o.Get("realtimePriority").IsNumber()) c.realtime_priority = o.Get("realtimePriority").As<Napi::Number>().Int32Value();
     check(env, line_.start(c), "cannot open the delay line's packet sockets");
     live_->add(this, [this] { line_.stop(); });
   }
@@ -59,6 +69,11 @@ class DelayLineWrap : public Napi::ObjectWrap<DelayLineWrap> {
     line_.set_delay_ns(uint64_t(info[0].As<Napi::Number>().DoubleValue()));
     return info.Env().Undefined();
   }
+  // setRate(bps, queueBytes): 0 bps, no limit.
+  Napi::Value SetRate(const Napi::CallbackInfo& info) {
+    line_.set_rate(uint64_t(info[0].As<Napi::Number>().DoubleValue()), size_t(info[1].As<Napi::Number>().DoubleValue()));
+    return info.Env().Undefined();
+  }
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     lab::DirectionStats ab, ba;
     line_.stats(&ab, &ba);
@@ -66,6 +81,13 @@ class DelayLineWrap : public Napi::ObjectWrap<DelayLineWrap> {
     o["aToB"] = direction(info.Env(), ab);
     o["bToA"] = direction(info.Env(), ba);
     o["delayNs"] = double(line_.delay_ns());
+    o["rateBps"] = double(line_.rate_bps());
+    o["queueBytes"] = double(line_.queue_bytes());
+    o["realtime"] = line_.policy() == SCHED_FIFO;
+    o["realtimeError"] = line_.realtime_error();
+    Napi::Array floors = Napi::Array::New(info.Env(), lab::kLateBuckets);
+    for (int i = 0; i < lab::kLateBuckets; i++) floors[uint32_t(i)] = double(lab::late_bucket_floor_ns(i));
+    o["lateBucketFloorsNs"] = floors;
     return o;
   }
   Napi::Value Stop(const Napi::CallbackInfo& info) {

@@ -15,6 +15,7 @@ import type { RecoveryReport } from '../smfs/recovery';
 import { MAX_CODED_SHARES, StorageServer } from '../smfs/server';
 import type { HandoverReport } from '../smfs/handover';
 import { STORAGE_PORT } from '../smfs/wire';
+import { openMirrorTrace } from '../smfs/trace';
 import { ACK_LEVELS, MirrorLink, readRole, writeRole } from '../smfs/mirror';
 import type { AckLevel, Role } from '../smfs/mirror';
 import { APPEND_LEVELS, StorageClient } from '../smfs/client';
@@ -130,6 +131,7 @@ interface StorageOptions {
   dir: string; host: string; port: number; fsync: string; fsyncInterval: number; segmentSize: number; json?: boolean;
   role?: string; mirror?: Endpoint; gateway?: string; feedbackPort: number; feedbackKey?: string; insecureFeedback?: boolean;
   ack?: string; ackTimeout: number; credentials?: string; mirrorTls: string; codedShares: number;
+  traceMirror?: string;
 }
 
 function ipv4List(flag: string, text: string): string[] {
@@ -181,6 +183,7 @@ program
   .option('--ack <level>', "acknowledgement level of appends that do not ask: local, network or remote (default: network with --gateway, remote with --mirror alone, else local)")
   .option('--ack-timeout <ms>', 'an append not at its level in this long is answered SMFS_ERR_MIRROR (it stays written here)', integer('--ack-timeout'), 10_000)
   .option(credentialsOption[0], `${credentialsOption[1]}, else DIR/${CREDENTIAL_FILE} (made if missing)`)
+  .option('--trace-mirror <file>', 'for experiments: append a line per mirrored group sent (primary) or taken in (mirror), with its CLOCK_MONOTONIC time in ns')
   .option('--mirror-tls <on|off>', 'the mirror stream over TLS: a primary streams with TLS, a mirror takes the stream only with TLS; off: without TLS too (a trusted path only)', 'on')
   .option('--coded-shares <k>', "with --mirror: each 'tagged' group also goes into a coded share another client holds, so the clients' caches survive the loss of k clients (0 or 1)", integer('--coded-shares'), 0)
   .option('--json', 'print the start and stop reports as JSON lines')
@@ -244,6 +247,7 @@ Examples:
         + 'or --insecure-feedback to trust unauthenticated feedback (then any LAN host can make appends look network-safe)');
     }
     const { credential, created } = findCredential({ file: o.credentials, dir: o.dir, command: 'smfs storage' });
+    if (o.traceMirror !== undefined) openMirrorTrace(o.traceMirror);
     const mirrorTls = o.mirrorTls === 'on';
     const store = await LogStore.open(o.dir, { fsync: o.fsync as FsyncPolicy, fsyncIntervalMs: o.fsyncInterval, segmentBytes: o.segmentSize, mirror: role === 'mirror' });
     let listener: NetworkSyncListener | undefined;
@@ -407,6 +411,42 @@ Examples:
       process.stdout.write(formatRecovery(result.recovery) + '\n');
       if (result.handover) process.stdout.write(formatHandover(result.handover) + '\n');
     }
+  });
+
+program
+  .command('reproduce')
+  .description("The SMFS paper's evaluation (section 5, figures 6 to 11) in the lab, per configuration, with plots (root)")
+  .option('--figure <n>', 'one figure (6, 7, 8, 9, 10 or 11) or all', 'all')
+  .option('--quick', 'every figure with fewer runs and shorter experiments (about 30 minutes)')
+  .option('--runs <n>', 'runs per point (default: 5, or 2 with --quick)', integer('--runs'))
+  .option('--out <dir>', 'where figure-N.json, figure-N.svg, figure-N.png and summary.md go', 'out/reproduce')
+  .option('--json', 'print the results (every figure\'s points and runs) as one JSON object at the end')
+  .addHelpText('after', `
+Each figure runs its points (configuration x loss, c or delay) N times in labs of two sites and a
+100 Mbit/s WAN in network namespaces, with Table 2's parameters scaled to this machine (the
+scaling table is in summary.md and docs/reproduction.md). Configurations: local-sync,
+remote-sync, network-sync, local-sync+FEC, remote-sync+FEC (the paper's), tagged (when this build
+has the level), and remote-sync over plain TCP with BBR and with cubic (tcp-bbr, tcp-cubic).
+Every run is saved in DIR/figure-N.json as it ends; a reproduction interrupted (Ctrl-C removes the
+labs) resumes from there when run again with the same --quick and --runs.
+
+Examples:
+  smfs reproduce --quick                       # every figure, about 30 minutes
+  smfs reproduce --figure 6 --runs 3           # one figure
+  smfs reproduce --out docs/reproduction       # the full run whose plots are committed`)
+  .action(async (o: { figure: string; quick?: boolean; runs?: number; out: string; json?: boolean }) => {
+    requireRoot();
+    const { FIGURE_IDS } = await import('../lab/reproduce/figures');
+    const { PROFILES } = await import('../lab/reproduce/params');
+    const ids = o.figure === 'all' ? [...FIGURE_IDS] : [Number(o.figure)];
+    for (const id of ids) if (!(FIGURE_IDS as readonly number[]).includes(id)) throw new ConfigError(`--figure is one of ${FIGURE_IDS.join(', ')} or all, got '${o.figure}'`);
+    const base = PROFILES[o.quick ? 'quick' : 'full'];
+    if (o.runs !== undefined && (o.runs < 1 || o.runs > 100)) throw new ConfigError(`--runs is from 1 to 100, got ${o.runs}`);
+    const profile = { ...base, runs: o.runs ?? base.runs };
+    const { reproduce } = await import('../lab/reproduce/runner');
+    const results = await reproduce({ figures: ids as (typeof FIGURE_IDS)[number][], profile, out: o.out, tty: process.stderr.isTTY });
+    if (o.json) process.stdout.write(JSON.stringify({ profile, figures: results }) + '\n');
+    else process.stdout.write(`smfs reproduce: ${results.length} figure(s) in ${o.out} (summary.md)\n`);
   });
 
 program

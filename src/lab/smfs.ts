@@ -43,7 +43,7 @@ export interface SmfsServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-async function startServer(lab: Lab, ns: string, args: string[]): Promise<SmfsServer> {
+export async function startServer(lab: Lab, ns: string, args: string[]): Promise<SmfsServer> {
   const child = lab.spawn(ns, [process.execPath, smfsBin, 'storage', '--json', ...args]);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });

@@ -14,6 +14,9 @@ interface Settings {
   burstLength: number;
   killed: boolean;
   generic: boolean;
+  rateBps: number;
+  queueBytes: number;
+  realtimePriority: number;
 }
 
 const settings = JSON.parse(process.argv[2]) as Settings;
@@ -24,7 +27,10 @@ const loss = new native.WanLoss(objectPath);
 loss.attach(settings.a, settings.generic);
 loss.attach(settings.b, settings.generic);
 loss.set({ killed: settings.killed, loss: settings.loss, burstLength: settings.burstLength });
-const line = new native.DelayLine({ a: settings.a, b: settings.b, delayNs: Math.round(settings.delayMs * 1e6) });
+const line = new native.DelayLine({
+  a: settings.a, b: settings.b, delayNs: Math.round(settings.delayMs * 1e6),
+  rateBps: settings.rateBps, queueBytes: settings.queueBytes, realtimePriority: settings.realtimePriority,
+});
 
 function reply(o: unknown): void {
   process.stdout.write(JSON.stringify(o) + '\n');
@@ -43,6 +49,7 @@ readline.createInterface({ input: process.stdin }).on('line', (text) => {
     const cmd = JSON.parse(text) as {
       id: number;
       set?: Partial<typeof state> & { delayMs?: number };
+      rate?: { rateBps: number; queueBytes: number };
       burst?: { frames: number; sparePort: number };
       stats?: boolean;
     };
@@ -52,6 +59,7 @@ readline.createInterface({ input: process.stdin }).on('line', (text) => {
       loss.set(state);
       if (delayMs !== undefined) line.setDelay(Math.round(delayMs * 1e6));
     }
+    if (cmd.rate) line.setRate(cmd.rate.rateBps, cmd.rate.queueBytes);
     if (cmd.burst) loss.set({ ...state, dropNext: cmd.burst.frames, sparePort: cmd.burst.sparePort });
     reply({ id: cmd.id, ok: true, state, delay: line.stats(), loss: loss.counters() });
   } catch (err) {

@@ -5,7 +5,7 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { DelayLineStats, WanLossSettings } from '../native/addon';
-import { LabError, inNs, nsRun } from './netns';
+import { LabError, inNs } from './netns';
 import type { Topology } from './topology';
 
 export interface WanSettings {
@@ -13,8 +13,25 @@ export interface WanSettings {
   loss: number;          // average loss probability, both directions
   burstLength: number;   // mean burst in packets; 1 = iid
   killed: boolean;
-  rateMbit?: number;     // tc tbf on both directions; none by default
+  // The link's rate in each direction, emulated by the delay line: frames wait in a bottleneck
+  // queue of queueBytes (default: one bandwidth-delay product at the delay given at start, at
+  // least 64 KiB) while the link serialises the frames before them; a full queue drops (tail
+  // drop). None by default (the veths' speed).
+  rateMbit?: number;
+  queueBytes?: number;
+  // The delay line's thread at SCHED_FIFO (default true): it preempts the lab's other work when
+  // a frame falls due, instead of waiting for a CPU behind the gateways and the hosts.
+  realtime?: boolean;
 }
+
+// One bandwidth-delay product (the round trip at the given one-way delay), at least 64 KiB.
+export function defaultQueueBytes(rateMbit: number, delayMs: number): number {
+  return Math.max(64 * 1024, Math.round(rateMbit * 1e6 / 8 * 2 * delayMs / 1000));
+}
+
+// The delay line's real-time priority: above the kernel's threaded interrupts (50) and below
+// its migration and watchdog threads (99).
+export const DELAY_LINE_PRIORITY = 60;
 
 export interface WanStatus {
   state: WanLossSettings;
@@ -39,13 +56,14 @@ export class Wan {
   // The emulator on the link between interfaces a and b of namespace ns.
   static async startOn(link: { ns: string; a: string; b: string }, settings: WanSettings): Promise<Wan> {
     if (!(settings.delayMs >= 0 && settings.delayMs <= 200)) throw new LabError(`WAN delay must be 0 to 200 ms, got ${settings.delayMs}`);
-    if (settings.rateMbit !== undefined) {
-      for (const dev of [link.a, link.b]) {
-        nsRun(link.ns, ['tc', 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${settings.rateMbit}mbit`, 'burst', '64kb', 'latency', '400ms']);
-      }
-    }
+    if (settings.rateMbit !== undefined && !(settings.rateMbit > 0 && settings.rateMbit <= 100_000)) throw new LabError(`WAN rate must be above 0 and at most 100000 Mbit/s, got ${settings.rateMbit}`);
+    const rateBps = settings.rateMbit === undefined ? 0 : Math.round(settings.rateMbit * 1e6);
+    const queueBytes = settings.queueBytes ?? (settings.rateMbit === undefined ? 0 : defaultQueueBytes(settings.rateMbit, settings.delayMs));
     const daemon = path.resolve(__dirname, 'wan-daemon.js');
-    const args = { a: link.a, b: link.b, delayMs: settings.delayMs, loss: settings.loss, burstLength: settings.burstLength, killed: settings.killed, generic: false };
+    const args = {
+      a: link.a, b: link.b, delayMs: settings.delayMs, loss: settings.loss, burstLength: settings.burstLength, killed: settings.killed, generic: false,
+      rateBps, queueBytes, realtimePriority: settings.realtime === false ? 0 : DELAY_LINE_PRIORITY,
+    };
     const [cmd, ...rest] = inNs(link.ns, [process.execPath, daemon, JSON.stringify(args)]);
     const child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
     const wan = new Wan(child);
@@ -87,8 +105,14 @@ export class Wan {
     });
   }
 
-  set(settings: Partial<Omit<WanSettings, 'rateMbit'>>): Promise<WanStatus> {
-    return this.request({ set: settings });
+  // rateMbit and queueBytes go together (a rate without a queue gets the default at the delay
+  // given in the same call, or else 64 KiB); rateMbit 0 lifts the limit.
+  set(settings: Partial<Omit<WanSettings, 'realtime'>>): Promise<WanStatus> {
+    const { rateMbit, queueBytes, ...rest } = settings;
+    if (rateMbit === undefined) return this.request({ set: rest });
+    if (!(rateMbit >= 0 && rateMbit <= 100_000)) return Promise.reject(new LabError(`WAN rate must be 0 to 100000 Mbit/s, got ${rateMbit}`));
+    const rate = { rateBps: Math.round(rateMbit * 1e6), queueBytes: queueBytes ?? defaultQueueBytes(rateMbit, settings.delayMs ?? 0) };
+    return this.request({ set: rest, rate });
   }
 
   // Drops exactly the next `frames` frames (either direction), sparing UDP to sparePort.

@@ -166,16 +166,25 @@ export interface DelayDirectionStats {
   lateMaxNs: number;
   lateOver100us: number;
   socketDrops: number;
+  tailDrops: number;      // with a rate: the bottleneck queue was full
+  queueMaxBytes: number;  // with a rate: the bottleneck queue at its deepest
+  lateHist: number[];     // frames per lateness bucket (DelayLineStats.lateBucketFloorsNs)
 }
 
 export interface DelayLineStats {
   aToB: DelayDirectionStats;
   bToA: DelayDirectionStats;
   delayNs: number;
+  rateBps: number;        // 0: no rate limit
+  queueBytes: number;     // the bottleneck queue's depth (with a rate)
+  realtime: boolean;      // the thread runs SCHED_FIFO
+  realtimeError: number;  // the error asking for it gave (0: none, or not asked)
+  lateBucketFloorsNs: number[]; // where each lateness bucket starts
 }
 
 export interface NativeDelayLine {
   setDelay(ns: number): void;
+  setRate(bps: number, queueBytes: number): void;
   stats(): DelayLineStats;
   stop(): void;
 }
@@ -432,7 +441,7 @@ export interface Addon {
   simulate(input: SimulationInput): SimulationOutput;
   benchCodec(input: CodecBenchInput): CodecBenchOutput;
   xdpAttached(ifname: string): XdpAttachment;
-  DelayLine: new (config: { a: string; b: string; delayNs: number; maxQueueBytes?: number }) => NativeDelayLine;
+  DelayLine: new (config: { a: string; b: string; delayNs: number; maxQueueBytes?: number; rateBps?: number; queueBytes?: number; realtimePriority?: number }) => NativeDelayLine;
   WanLoss: new (objectPath: string) => NativeWanLoss;
   blast(config: { ifname: string; dstMac: Buffer; srcMac: Buffer; srcIp: string; dstIp: string; dstPort: number; ipLength: number; seconds: number }): { sent: number; errors: number; seconds: number };
   Engine: new (config: NativeEngineConfig) => NativeEngine;

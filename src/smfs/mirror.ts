@@ -18,6 +18,7 @@ import { SEGMENT_HEADER, decodePart, decodePartHead, formatAddress, PART_HEADER 
 import { fsyncDirectory } from './files';
 import type { Change, LogStore, ShippedPart } from './store';
 import { ANSWER_FLAG, FrameReader, Op, decodeError, encodeFrame, encodeU32 } from './wire';
+import { traceMirror } from './trace';
 import type { NetworkSyncListener, TrackedSocket } from '../feedback/listener';
 
 export type AckLevel = 'local' | 'network' | 'remote';
@@ -426,6 +427,7 @@ export class MirrorLink {
   }
 
   private sendGroup(conn: Connection, seq: number, parts: ShippedPart[]): void {
+    traceMirror('send', seq);
     this.send(conn, Op.mirrorGroup, encodeGroup(seq, parts), seq);
     this.sentSeq = seq;
     for (const p of parts) conn.cursors.set(p.log, { segment: p.segment, offset: p.offset + p.bytes.length });

@@ -12,6 +12,7 @@ import { ACK_LEVELS, writeRole } from './mirror';
 import type { AckLevel, MirrorLink, Role } from './mirror';
 import { FrameServer, connectionCounters } from './frame-server';
 import type { Connection, ConnectionCounters, FrameServerOptions } from './frame-server';
+import { traceMirror } from './trace';
 import { ALL_LOGS, AppendFlags, Cursor, NOT_REACHED, OP_NAMES, Op, encodeAddress, encodeJson, encodeU32, encodeU64 } from './wire';
 import { TagService } from './tag-service';
 import type { Watermarks } from './tag-service';
@@ -318,6 +319,7 @@ export class StorageServer {
         const { seq, parts } = decodeGroupBody(c);
         c.end();
         this.fromPrimary(conn);
+        traceMirror('recv', seq);
         await this.store.applyMirrored(seq, parts);
         this.counters.mirroredGroups++;
         return [];

@@ -351,7 +351,8 @@ lifecycle('smfs unmount commits and exits 0; a SIGKILLed mount leaves no mount p
     }
     assert.ok(gone, 'fusermount3 unmounted the killed mount');
     for (const [args, message] of [
-      [['mount', c.mnt, '--level', 'tagged'], /comes with the tagging work/],
+      [['mount', c.mnt, '--server', c.servers.server, '--level', 'tagged'], /--level tagged needs a file server on a primary storage server with a mirror/],
+      [['mount', c.mnt, '--sites', '127.0.0.1:1'], /--sites is for --level tagged/],
       [['mount', c.mnt, '--level', 'fast'], /--level is one of/],
       [['mount', path.join(c.dir, 'nope')], /cannot use/],
       [['mount', c.mnt, '--max-dirty', '1G'], /--max-dirty is from/],
