@@ -425,8 +425,8 @@ program
 Each figure runs its points (configuration x loss, c or delay) N times in labs of two sites and a
 100 Mbit/s WAN in network namespaces, with Table 2's parameters scaled to this machine (the
 scaling table is in summary.md and docs/reproduction.md). Configurations: local-sync,
-remote-sync, network-sync, local-sync+FEC, remote-sync+FEC (the paper's), tagged (when this build
-has the level), and remote-sync over plain TCP with BBR and with cubic (tcp-bbr, tcp-cubic).
+remote-sync, network-sync, local-sync+FEC, remote-sync+FEC (the paper's), tagged, and
+remote-sync over plain TCP with BBR and with cubic (tcp-bbr, tcp-cubic).
 Every run is saved in DIR/figure-N.json as it ends; a reproduction interrupted (Ctrl-C removes the
 labs) resumes from there when run again with the same --quick and --runs.
 

@@ -228,9 +228,3 @@ function kernelDefaultTcp(lab: Lab, cc: string): void {
     lab.exec(ns, ['ip', 'route', 'replace', 'default', 'via', via, 'congctl', 'lock', cc]);
   }
 }
-
-// What the TCP connections of a host namespace use (ss), for the record of a run.
-export function congestionControlsIn(lab: Lab, ns: string): string[] {
-  const out = lab.exec(ns, ['ss', '-tin', 'state', 'established'], { allowFail: true });
-  return [...new Set([...out.matchAll(/^\s+(reno|cubic|bbr|bbr2|dctcp|htcp|vegas)\b/gm)].map((m) => m[1]))];
-}
