@@ -155,8 +155,13 @@ void DelayLine::receive(Direction& d, uint64_t now) {
       spare_.push_back(std::move(buf));
       return;
     }
+    // The kernel's arrival stamp counts where the link has a rate (its queue is computed from
+    // it). Without one, frames leave the delay after the thread read them: taking the stamps
+    // there too made every frame that waited out a pause of the thread due at once, and the
+    // bursts overflowed the veths' backlog downstream (the gateway tests lost data and repairs
+    // that the emulator never dropped).
     uint64_t arrived = now;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); rate > 0 && c; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
         timespec ts;
         memcpy(&ts, CMSG_DATA(c), sizeof ts);

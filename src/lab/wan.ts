@@ -19,8 +19,10 @@ export interface WanSettings {
   // drop). None by default (the veths' speed).
   rateMbit?: number;
   queueBytes?: number;
-  // The delay line's thread at SCHED_FIFO (default true): it preempts the lab's other work when
-  // a frame falls due, instead of waiting for a CPU behind the gateways and the hosts.
+  // The delay line's thread at SCHED_FIFO (default false): it preempts the lab's other work when
+  // a frame falls due, instead of waiting for a CPU behind the gateways and the hosts. For a
+  // rate-limited link (smfs reproduce); on an unlimited one its spins before every deadline
+  // take a core from the gateways (docs/decisions.md 84).
   realtime?: boolean;
 }
 
@@ -62,7 +64,7 @@ export class Wan {
     const daemon = path.resolve(__dirname, 'wan-daemon.js');
     const args = {
       a: link.a, b: link.b, delayMs: settings.delayMs, loss: settings.loss, burstLength: settings.burstLength, killed: settings.killed, generic: false,
-      rateBps, queueBytes, realtimePriority: settings.realtime === false ? 0 : DELAY_LINE_PRIORITY,
+      rateBps, queueBytes, realtimePriority: settings.realtime === true ? DELAY_LINE_PRIORITY : 0,
     };
     const [cmd, ...rest] = inNs(link.ns, [process.execPath, daemon, JSON.stringify(args)]);
     const child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'pipe'] });

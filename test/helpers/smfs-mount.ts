@@ -111,9 +111,9 @@ export interface FileServers {
   stop(): Promise<void>;
 }
 
-// A storage server, a metadata server and a file server on a new log, as child processes.
-export async function startFileServers(dir: string): Promise<FileServers> {
-  const storage = await startStorage(path.join(dir, 'storage'), ['--segment-size', '64M']);
+// A storage server, a metadata server and a file server on a new log, as child processes;
+// `mirrored`: the storage server streams to a mirror storage server (another child process).
+export async function startFileServers(dir: string, options: { mirrored?: boolean } = {}): Promise<FileServers> {
   const kill = async (c: ChildProcess) => {
     if (c.exitCode === null && c.signalCode === null) {
       const gone = new Promise((r) => c.once('exit', r));
@@ -121,22 +121,24 @@ export async function startFileServers(dir: string): Promise<FileServers> {
       await gone;
     }
   };
-  let metadata: SmfsChild | undefined;
+  const started: ChildProcess[] = [];
   try {
-    metadata = await startSmfs(['metadata', '--dir', path.join(dir, 'meta'), '--storage', `127.0.0.1:${storage.port}`]);
+    const mirror = options.mirrored ? await startStorage(path.join(dir, 'mirror'), ['--segment-size', '64M', '--role', 'mirror']) : undefined;
+    if (mirror) started.push(mirror.child);
+    const storage = await startStorage(path.join(dir, 'storage'), ['--segment-size', '64M', ...(mirror ? ['--mirror', `127.0.0.1:${mirror.port}`] : [])]);
+    started.push(storage.child);
+    const metadata = await startSmfs(['metadata', '--dir', path.join(dir, 'meta'), '--storage', `127.0.0.1:${storage.port}`]);
+    started.push(metadata.child);
     const files = await startSmfs(['files', '--metadata', `127.0.0.1:${metadata.listening.port as number}`]);
-    const m = metadata;
+    started.push(files.child);
     return {
-      dir, storage, metadata: m, files, server: `127.0.0.1:${files.listening.port as number}`,
+      dir, storage, metadata, files, server: `127.0.0.1:${files.listening.port as number}`,
       stop: async () => {
-        await kill(files.child);
-        await kill(m.child);
-        await kill(storage.child);
+        for (const c of started.reverse()) await kill(c);
       },
     };
   } catch (err) {
-    if (metadata) await kill(metadata.child);
-    await kill(storage.child);
+    for (const c of started.reverse()) await kill(c);
     throw err;
   }
 }

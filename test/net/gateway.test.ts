@@ -70,8 +70,10 @@ gateway('a UDP stream at 1% iid loss delivers at least 99.9% of its datagrams wi
 gateway('a burst of 50 consecutive lost data packets is rebuilt with interleaves 1,10,100', async () => {
   await withLab({ delayMs: 1 }, async (lab) => {
     warmUp(lab);
-    // A long flush timeout lets the bins fill at this rate, so the widest layer does the work.
-    const { b } = await withGateways(lab, { extra: ['--r', '8', '--interleaves', '1,10,100', '--flush-timeout', '1000'] }, async () => {
+    // A flush timeout of 10 ms x interleave (1 s for the widest layer) lets its bins fill at this
+    // rate, so the widest layer does the work, and still fires the last bins before the receiver
+    // gives up (3 s idle) when the sender started late and the burst fell near the stream's end.
+    const { b } = await withGateways(lab, { extra: ['--r', '8', '--interleaves', '1,10,100', '--flush-timeout', '10'] }, async () => {
       const n = 6000;
       const r = await udpStream(lab, n, 4000, 5004, async () => {
         await new Promise((resolve) => setTimeout(resolve, 500));

@@ -19,11 +19,15 @@ function ping(l: Lab, count: number, intervalS: number, extra: string[] = []) {
 // of the 2-core VM moves the mean of 20 by more than that).
 function assertRtt(p: { minMs: number; medianMs: number }, oneWayMs: number, what: string) {
   assert.ok(p.minMs >= 2 * oneWayMs, `${what}: minimum RTT ${p.minMs} ms below 2 x ${oneWayMs} ms`);
-  assert.ok(Math.abs(p.medianMs - 2 * oneWayMs) <= 0.05 * 2 * oneWayMs, `${what}: median RTT ${p.medianMs} ms for 2 x ${oneWayMs} ms`);
+  // 5%, or 1 ms where that is less: ping's own path (four namespaces' forwarding, the ping
+  // process waking on a 2-core VM) adds a few hundred microseconds on its own.
+  assert.ok(Math.abs(p.medianMs - 2 * oneWayMs) <= Math.max(0.05 * 2 * oneWayMs, 1), `${what}: median RTT ${p.medianMs} ms for 2 x ${oneWayMs} ms`);
 }
 
+// At SCHED_FIFO, as smfs reproduce runs it (the ordinary scheduler's wake-ups on this VM come
+// 50-150 us late and now and then milliseconds).
 lab('the delay line holds each frame for the one-way delay: RTT at least 2D, median within 5% of it, frames within 0.1 ms', async () => {
-  await withLab({ delayMs: 25 }, async (l) => {
+  await withLab({ delayMs: 25, realtime: true }, async (l) => {
   ping(l, 3, 0.05); // ARP on both links
   const p = ping(l, 40, 0.02);
   assert.is(p.received, 40);

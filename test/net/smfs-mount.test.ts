@@ -46,11 +46,11 @@ interface Ctx {
 
 // File servers and a mount in a temporary directory; everything stopped and unmounted after,
 // also when the test fails.
-async function withMount(fn: (c: Ctx) => Promise<void>, args: string[] = []): Promise<void> {
+async function withMount(fn: (c: Ctx) => Promise<void>, args: string[] = [], options: { mirrored?: boolean } = {}): Promise<void> {
   await withDir('mount', async (dir) => {
     const mnt = path.join(dir, 'mnt');
     fs.mkdirSync(mnt);
-    const servers = await startFileServers(dir);
+    const servers = await startFileServers(dir, options);
     const c: Ctx = {
       dir, mnt, servers, mount: undefined as unknown as MountChild,
       async remount(more = args) {
@@ -324,6 +324,30 @@ semantics('writes past --max-dirty fill the next commit while one is in flight: 
     const { code } = await c.mount.stop();
     assert.is(code, 1);
   }, ['--max-dirty', '1M']);
+});
+
+semantics('tagged: fsync answered with the commit kept until the mirror has it, then dropped; a commit past --cache goes at remote; at unmount nothing is left unmirrored', async () => {
+  await withMount(async (c) => {
+    const put = async (name: string, data: Buffer) => {
+      const h = await fs.promises.open(path.join(c.mnt, name), 'w');
+      await h.write(data);
+      await h.sync();
+      await h.close();
+    };
+    for (let i = 0; i < 3; i++) await put(`small-${i}`, Buffer.alloc(10_000, i));
+    await put('big', randomBytes(2 << 20));
+    const { code } = await c.mount.stop('SIGTERM');
+    assert.is(code, 0, c.mount.stderr());
+    const stopped = JSON.parse(c.mount.stdout().split('\n').find((l) => l.includes('"unmounted"'))!) as { commits: number; unmirrored: number; level: string; tagged: { kept: number; dropped: number; mirroredAtAnswer: number; degraded: number; peakBytes: number; limitBytes: number } };
+    assert.is(stopped.level, 'tagged');
+    assert.is(stopped.unmirrored, 0);
+    assert.is(stopped.tagged.kept, 0);
+    assert.ok(stopped.tagged.dropped + stopped.tagged.mirroredAtAnswer >= 3, `the small files' commits: ${JSON.stringify(stopped.tagged)}`);
+    assert.is(stopped.tagged.degraded, 1, 'the 2 MiB file does not fit a 1 MiB cache: it went at remote');
+    assert.ok(stopped.tagged.peakBytes <= stopped.tagged.limitBytes, JSON.stringify(stopped.tagged));
+    c.mount = await startMount(c.mnt, c.servers.server);
+    assert.is((await fs.promises.readFile(path.join(c.mnt, 'big'))).length, 2 << 20);
+  }, ['--level', 'tagged', '--cache', '1M'], { mirrored: true });
 });
 
 semantics.run();

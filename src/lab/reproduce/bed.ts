@@ -78,7 +78,7 @@ export class Bed {
   }
 
   static async create(setup: Setup, delayMs = WAN.delayMs): Promise<Bed> {
-    const settings = { delayMs, rateMbit: WAN.rateMbit, queueBytes: defaultQueueBytes(WAN.rateMbit, delayMs), ...(setup.clientSite ? { clientSite: true } : {}) };
+    const settings = { delayMs, rateMbit: WAN.rateMbit, queueBytes: defaultQueueBytes(WAN.rateMbit, delayMs), realtime: true, ...(setup.clientSite ? { clientSite: true } : {}) };
     const lab = await Lab.create(settings as LabSettings);
     tracked.labs.add(lab);
     const credential = labCredential();

@@ -20,6 +20,7 @@ export interface KeptStats {
   peakBytes: number;
   limitBytes: number;
   dropped: number;      // commits dropped once the mirror had them
+  mirroredAtAnswer: number; // commits the mirror had by their answer: never kept
   degraded: number;     // commits sent at 'remote' because the cache was full
   mirrored: number;     // the mirrored-through watermark last heard
   failovers: number;    // hand-overs to another site's file server
@@ -42,7 +43,7 @@ export class KeptCommits {
   readonly stats: KeptStats;
 
   constructor(limitBytes: number) {
-    this.stats = { kept: 0, keptBytes: 0, peakBytes: 0, limitBytes, dropped: 0, degraded: 0, mirrored: 0, failovers: 0, replayed: 0 };
+    this.stats = { kept: 0, keptBytes: 0, peakBytes: 0, limitBytes, dropped: 0, mirroredAtAnswer: 0, degraded: 0, mirrored: 0, failovers: 0, replayed: 0 };
   }
 
   get size(): number {

@@ -854,7 +854,10 @@ export class SmfsMount {
     const r = await this.call((c) => c.commitTagged(batch.changes));
     this.land(batch, r.update);
     if (r.seq > r.mirrored) kept.keep({ update: r.update, seq: r.seq, changes: batch.changes, bytes });
-    else if (r.seq > 0) kept.releaseThrough(r.update);
+    else if (r.seq > 0) {
+      kept.stats.mirroredAtAnswer++;
+      kept.releaseThrough(r.update);
+    }
     kept.release(r.mirrored);
   }
 
