@@ -417,7 +417,7 @@ program
   .command('reproduce')
   .description("The SMFS paper's evaluation (section 5, figures 6 to 11) in the lab, per configuration, with plots (root)")
   .option('--figure <n>', 'one figure (6, 7, 8, 9, 10 or 11) or all', 'all')
-  .option('--quick', 'every figure with fewer runs and shorter experiments (about 30 minutes)')
+  .option('--quick', 'every figure with fewer runs and shorter experiments (about 25 minutes here; the full profile takes hours)')
   .option('--runs <n>', 'runs per point (default: 5, or 2 with --quick)', integer('--runs'))
   .option('--out <dir>', 'where figure-N.json, figure-N.svg, figure-N.png and summary.md go', 'out/reproduce')
   .option('--json', 'print the results (every figure\'s points and runs) as one JSON object at the end')
@@ -431,7 +431,7 @@ Every run is saved in DIR/figure-N.json as it ends; a reproduction interrupted (
 labs) resumes from there when run again with the same --quick and --runs.
 
 Examples:
-  smfs reproduce --quick                       # every figure, about 30 minutes
+  smfs reproduce --quick                       # every figure, about 25 minutes here
   smfs reproduce --figure 6 --runs 3           # one figure
   smfs reproduce --out docs/reproduction       # the full run whose plots are committed`)
   .action(async (o: { figure: string; quick?: boolean; runs?: number; out: string; json?: boolean }) => {
