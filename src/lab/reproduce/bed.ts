@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { NETSYNC_DEFAULTS } from '../../gateway/gateway';
 import { Lab } from '../lab';
 import type { LabSettings } from '../fixture';
 import { labRunDir, startGateways } from '../gateways';
@@ -28,17 +29,18 @@ export interface Setup {
   gateways: boolean;
   c: number;
   flushMs: number;
+  flushIdleUs: number;     // the gateways' idle flush (0: off)
   tcp: Configuration['tcp'];
   clientSite: boolean;
 }
 
 export function setupKey(s: Setup): string {
   const tcp = s.tcp === 'lab-reno' ? 'reno' : s.tcp.defaults;
-  return s.gateways ? `gateways c=${s.c} flush=${s.flushMs}ms, ${tcp}${s.clientSite ? ', client site' : ''}` : `plain WAN, ${tcp}${s.clientSite ? ', client site' : ''}`;
+  return s.gateways ? `gateways c=${s.c} flush=${s.flushMs}ms${s.flushIdleUs === 0 ? ', no idle flush' : ''}, ${tcp}${s.clientSite ? ', client site' : ''}` : `plain WAN, ${tcp}${s.clientSite ? ', client site' : ''}`;
 }
 
-export function setupOf(config: Configuration, c: number, flushMs: number): Setup {
-  return { gateways: config.gateways, c, flushMs, tcp: config.tcp, clientSite: config.clientSite };
+export function setupOf(config: Configuration, c: number, flushMs: number, flushIdleUs: number = NETSYNC_DEFAULTS.flushIdleUs): Setup {
+  return { gateways: config.gateways, c, flushMs, flushIdleUs, tcp: config.tcp, clientSite: config.clientSite };
 }
 
 // The TCP settings the lab gives its hosts (topology.ts), which a baseline puts back to what a
@@ -85,7 +87,7 @@ export class Bed {
     tracked.dirs.add(path.dirname(credential.file));
     try {
       if (setup.tcp !== 'lab-reno') kernelDefaultTcp(lab, setup.tcp.defaults);
-      const gw = setup.gateways ? await startGateways(lab, ['--c', String(setup.c), '--flush-timeout', String(setup.flushMs)]) : undefined;
+      const gw = setup.gateways ? await startGateways(lab, ['--c', String(setup.c), '--flush-timeout', String(setup.flushMs), '--flush-idle', String(setup.flushIdleUs)]) : undefined;
       if (gw) for (const g of [gw.a, gw.b]) tracked.children.add(g.child);
       return new Bed(lab, setup, gw, credential);
     } catch (err) {

@@ -5,7 +5,7 @@ import { setupOf } from './bed';
 import { CONFIGS } from './configs';
 import type { ConfigName } from './configs';
 import { disaster, latency, throughput } from './measure';
-import { FLUSH_MS, TABLE2, WAN } from './params';
+import { FLUSH_IDLE_US, FLUSH_MS, TABLE2, WAN } from './params';
 import type { Profile } from './params';
 
 export const FIGURE_IDS = [6, 7, 8, 9, 10, 11] as const;
@@ -36,12 +36,12 @@ export interface Figure {
 const LOSSES = [0.001, 0.005, 0.01];
 const LOSSES_WITH_ZERO = [0, 0.001, 0.005, 0.01];
 
-function points(configs: ConfigName[], xs: number[], o: { c?: (x: number) => number; flushMs: number; delayMs?: (x: number) => number }): Point[] {
+function points(configs: ConfigName[], xs: number[], o: { c?: (x: number) => number; flushMs: number; flushIdleUs?: number; delayMs?: (x: number) => number }): Point[] {
   const out: Point[] = [];
   for (const x of xs) {
     for (const name of configs) {
       const c = o.c ? o.c(x) : TABLE2.c;
-      out.push({ key: `${name}@${x}`, config: name, x, setup: setupOf(CONFIGS[name], Math.max(1, c), o.flushMs), delayMs: o.delayMs ? o.delayMs(x) : WAN.delayMs });
+      out.push({ key: `${name}@${x}`, config: name, x, setup: setupOf(CONFIGS[name], Math.max(1, c), o.flushMs, o.flushIdleUs), delayMs: o.delayMs ? o.delayMs(x) : WAN.delayMs });
     }
   }
   return out;
@@ -90,7 +90,7 @@ export const FIGURES: Record<FigureId, Figure> = {
     x: { name: 'loss', unit: '%', percent: true },
     claim: 'At higher loss rates, 0.1%, 0.5%, and 1%, we see that any solution that uses proactive redundancy (local-sync+FEC, remote-sync+FEC, and network-sync) achieves more than an order of magnitude higher throughput over any solution that does not.',
     configs: EVERY,
-    points: () => points(EVERY, LOSSES_WITH_ZERO, { flushMs: FLUSH_MS.linkFull }),
+    points: () => points(EVERY, LOSSES_WITH_ZERO, { flushMs: FLUSH_MS.linkFull, flushIdleUs: FLUSH_IDLE_US.throughput }),
     measure: throughputMeasure((profile) => profile.testers, (p) => p.x),
   },
   10: {
@@ -98,7 +98,7 @@ export const FIGURES: Record<FigureId, Figure> = {
     x: { name: 'one-way delay', unit: 'ms' },
     claim: 'It demonstrates that the network-sync solution (or any solution that uses proactive redundancy) can effectively mask latency and loss of a wide-area link.',
     configs: ['network-sync', 'remote-sync+FEC', 'local-sync', 'tcp-bbr'],
-    points: () => points(['network-sync', 'remote-sync+FEC', 'local-sync', 'tcp-bbr'], [25, 50, 75, 100], { flushMs: FLUSH_MS.linkFull, delayMs: (x) => x }),
+    points: () => points(['network-sync', 'remote-sync+FEC', 'local-sync', 'tcp-bbr'], [25, 50, 75, 100], { flushMs: FLUSH_MS.linkFull, flushIdleUs: FLUSH_IDLE_US.throughput, delayMs: (x) => x }),
     measure: throughputMeasure((profile) => profile.testers, () => 0.01, (p) => p.x),
   },
   11: {
@@ -106,7 +106,7 @@ export const FIGURES: Record<FigureId, Figure> = {
     x: { name: 'loss', unit: '%', percent: true },
     claim: 'We see now that local-sync(+FEC) and network-sync solutions perform better than remote-sync(+FEC).',
     configs: EVERY,
-    points: () => points(EVERY, LOSSES_WITH_ZERO, { flushMs: FLUSH_MS.fewInFlight }),
+    points: () => points(EVERY, LOSSES_WITH_ZERO, { flushMs: FLUSH_MS.fewInFlight, flushIdleUs: FLUSH_IDLE_US.throughput }),
     measure: throughputMeasure(() => 1, (p) => p.x),
   },
 };
