@@ -416,6 +416,30 @@ async function startInNs(lab: Lab, ns: string, args: string[]): Promise<{ listen
   };
 }
 
+// Site A of a disaster test: a mirrored storage pair, and a metadata and a file server on the
+// primary; each goes into `servers` as it starts, to be stopped whatever happens.
+async function startPrimarySite(lab: Lab, root: string, credentials: string, servers: { stop(): Promise<void> }[]) {
+  const A = ADDRESSES.hostA;
+  const pair = await startSmfsPair(lab, credentials, { primary: path.join(root, 'primary'), mirror: path.join(root, 'mirror') });
+  servers.push(pair.primary, pair.mirror);
+  const meta = await startInNs(lab, lab.ns.hostA, ['metadata', '--dir', path.join(root, 'metaA'), '--storage', `${A}:7610`, '--host', A, '--port', '7611', '--credentials', credentials]);
+  servers.push(meta);
+  const files = await startInNs(lab, lab.ns.hostA, ['files', '--metadata', `${A}:7611`, '--host', A, '--port', '7612', '--credentials', credentials]);
+  servers.push(files);
+  return { pair, meta, files, log: files.listening.log as number };
+}
+
+// After the disaster: the mirror promoted, a metadata server that places the log at site B, and
+// a file server that recovers the tree from the log alone, at B:7612.
+async function serveFromMirrorSite(lab: Lab, root: string, credentials: string, log: number, servers: { stop(): Promise<void> }[]): Promise<void> {
+  const B = ADDRESSES.hostB;
+  assert.is(promoteMirror(lab, credentials).event, 'promoted');
+  fs.mkdirSync(path.join(root, 'metaB'));
+  fs.writeFileSync(path.join(root, 'metaB', 'metadata.json'), JSON.stringify({ version: 1, nextLog: log + 1, logs: [{ log, host: B, port: 7610 }], intents: [] }));
+  servers.push(await startInNs(lab, lab.ns.hostB, ['metadata', '--dir', path.join(root, 'metaB'), '--storage', `${B}:7610`, '--host', B, '--port', '7611', '--credentials', credentials]));
+  servers.push(await startInNs(lab, lab.ns.hostB, ['files', '--metadata', `${B}:7611`, '--log', String(log), '--host', B, '--port', '7612', '--credentials', credentials]));
+}
+
 disaster('the primary SIGKILLed in the middle of a tar through a mirrored pair, the mirror promoted and mounted: an earlier state of the tar, every file whole or absent, the fsynced files there', async () => {
   const lab = await Lab.create({ delayMs: 10 });
   const credentials = testCredential().file;
@@ -431,13 +455,7 @@ disaster('the primary SIGKILLed in the middle of a tar through a mirrored pair, 
   try {
     const gw = await startGateways(lab);
     try {
-      const pair = await startSmfsPair(lab, credentials, { primary: path.join(root, 'primary'), mirror: path.join(root, 'mirror') });
-      servers.push(pair.primary, pair.mirror);
-      const meta = await startInNs(lab, lab.ns.hostA, ['metadata', '--dir', path.join(root, 'metaA'), '--storage', `${A}:7610`, '--host', A, '--port', '7611', '--credentials', credentials]);
-      servers.push(meta);
-      const files = await startInNs(lab, lab.ns.hostA, ['files', '--metadata', `${A}:7611`, '--host', A, '--port', '7612', '--credentials', credentials]);
-      servers.push(files);
-      const log = files.listening.log as number;
+      const { pair, meta, files, log } = await startPrimarySite(lab, root, credentials, servers);
       const mount = await startMount(mnt, `${A}:7612`, ['--level', 'remote', '--sync-interval', '200'], ['nsenter', `--net=/run/netns/${lab.ns.hostA}`]);
       mounts.push(mount);
       // Files fsynced before the tar: acknowledged remote, so at the mirror whatever comes next.
@@ -470,11 +488,7 @@ disaster('the primary SIGKILLed in the middle of a tar through a mirrored pair, 
       await meta.stop();
       // The mirror site: promoted, a metadata server that places the log there, a file server
       // that recovers the tree from the log alone, and a mount of it.
-      assert.is(promoteMirror(lab, credentials).event, 'promoted');
-      fs.mkdirSync(path.join(root, 'metaB'));
-      fs.writeFileSync(path.join(root, 'metaB', 'metadata.json'), JSON.stringify({ version: 1, nextLog: log + 1, logs: [{ log, host: B, port: 7610 }], intents: [] }));
-      servers.push(await startInNs(lab, lab.ns.hostB, ['metadata', '--dir', path.join(root, 'metaB'), '--storage', `${B}:7610`, '--host', B, '--port', '7611', '--credentials', credentials]));
-      servers.push(await startInNs(lab, lab.ns.hostB, ['files', '--metadata', `${B}:7611`, '--log', String(log), '--host', B, '--port', '7612', '--credentials', credentials]));
+      await serveFromMirrorSite(lab, root, credentials, log, servers);
       const mount2 = await startMount(mnt2, `${B}:7612`, [], ['nsenter', `--net=/run/netns/${lab.ns.hostB}`]);
       mounts.push(mount2);
       for (const [name, data] of synced) assert.ok(fs.readFileSync(path.join(mnt2, name)).equals(data), `${name} was fsynced: it is at the mirror`);
@@ -524,13 +538,7 @@ disaster('tagged: a mount at a third site keeps its fsynced commits until the mi
   try {
     const gw = await startGateways(lab);
     try {
-      const pair = await startSmfsPair(lab, credentials, { primary: path.join(root, 'primary'), mirror: path.join(root, 'mirror') });
-      servers.push(pair.primary, pair.mirror);
-      const meta = await startInNs(lab, lab.ns.hostA, ['metadata', '--dir', path.join(root, 'metaA'), '--storage', `${A}:7610`, '--host', A, '--port', '7611', '--credentials', credentials]);
-      servers.push(meta);
-      const files = await startInNs(lab, lab.ns.hostA, ['files', '--metadata', `${A}:7611`, '--host', A, '--port', '7612', '--credentials', credentials]);
-      servers.push(files);
-      const log = files.listening.log as number;
+      const { pair, meta, files, log } = await startPrimarySite(lab, root, credentials, servers);
       // The mount at the client site, which keeps its own links to both sites.
       const mount = await startMount(mnt, `${A}:7612`, ['--level', 'tagged', '--sites', `${B}:7612`, '--sync-interval', '200'], ['nsenter', `--net=/run/netns/${lab.ns.hostC}`]);
       mounts.push(mount);
@@ -553,11 +561,7 @@ disaster('tagged: a mount at a third site keeps its fsynced commits until the mi
       await pair.primary.stop('SIGKILL');
       await files.stop();
       await meta.stop();
-      assert.is(promoteMirror(lab, credentials).event, 'promoted');
-      fs.mkdirSync(path.join(root, 'metaB'));
-      fs.writeFileSync(path.join(root, 'metaB', 'metadata.json'), JSON.stringify({ version: 1, nextLog: log + 1, logs: [{ log, host: B, port: 7610 }], intents: [] }));
-      servers.push(await startInNs(lab, lab.ns.hostB, ['metadata', '--dir', path.join(root, 'metaB'), '--storage', `${B}:7610`, '--host', B, '--port', '7611', '--credentials', credentials]));
-      servers.push(await startInNs(lab, lab.ns.hostB, ['files', '--metadata', `${B}:7611`, '--log', String(log), '--host', B, '--port', '7612', '--credentials', credentials]));
+      await serveFromMirrorSite(lab, root, credentials, log, servers);
       // The mount, asking for the watermark, finds site B's file server and hands over.
       assert.ok(await until(() => mount.stderr().includes('"event":"failover"'), 30_000), `no failover: ${mount.stderr()}`);
       const failover = JSON.parse(mount.stderr().split('\n').find((l) => l.includes('"event":"failover"'))!) as { to: string; at: number; replayed: number };
