@@ -1,12 +1,11 @@
 // A whole lab: the two-site topology and its WAN emulator, built and torn down together.
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { feedbackKeyOf, formatKeyFile, newMasterKey, writeKeyFile } from '../gateway/keys';
 import { labRunDir } from './gateways';
-import { inNs, nsRun } from './netns';
+import { nsRun, spawnInNs } from './netns';
 import { createTopology, destroyTopology } from './topology';
 import type { Topology } from './topology';
 import { Wan } from './wan';
@@ -80,11 +79,7 @@ export class Lab implements LabHosts {
 
   // Starts a long-running command in a namespace; it is killed (by PID) when the lab goes.
   spawn(ns: string, argv: string[]): ChildProcess {
-    const [cmd, ...args] = inNs(ns, argv);
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.children.add(child);
-    child.once('exit', () => this.children.delete(child));
-    return child;
+    return spawnInNs(ns, argv, this.children);
   }
 
   async destroy(): Promise<void> {

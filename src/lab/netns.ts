@@ -1,6 +1,7 @@
 // Thin, checked wrappers over iproute2 for the lab. Every command names the namespace it acts
 // in; nothing here touches the root namespace's interfaces, addresses or routes.
-import { spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { MaelstromError } from '../errors';
 
 export class LabError extends MaelstromError {
@@ -20,6 +21,16 @@ export function run(argv: string[], options: { allowFail?: boolean; timeoutMs?: 
 
 export function inNs(ns: string, argv: string[]): string[] {
   return ['ip', 'netns', 'exec', ns, ...argv];
+}
+
+// Starts a long-running command in a namespace, kept in `children` while it runs (a lab kills
+// what is left there, by PID, when it goes).
+export function spawnInNs(ns: string, argv: string[], children: Set<ChildProcess>): ChildProcess {
+  const [cmd, ...args] = inNs(ns, argv);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
 }
 
 export function nsRun(ns: string, argv: string[], options: { allowFail?: boolean; timeoutMs?: number } = {}): string {

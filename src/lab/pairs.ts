@@ -15,14 +15,13 @@
 // Like the two-site lab (topology.ts), everything is in namespaces with a per-run prefix,
 // removed on destroy, at exit and on a fatal signal.
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { makeKeys } from './lab';
 import type { LabKeys } from './lab';
 import { startGatewayIn, labRunDir } from './gateways';
 import type { GatewayProcess } from './gateways';
-import { LabError, inNs, nsRun, run } from './netns';
+import { LabError, nsRun, run, spawnInNs } from './netns';
 import { ADDRESSES, HOST_CONGESTION_CONTROL, HOST_TCP_REORDERING, hookExit, live, newLabPrefix, plainEthernet, removeByPrefix } from './topology';
 import { Wan } from './wan';
 import type { WanSettings } from './wan';
@@ -131,11 +130,7 @@ export class PairsLab {
   }
 
   spawn(ns: string, argv: string[]): ChildProcess {
-    const [cmd, ...args] = inNs(ns, argv);
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.children.add(child);
-    child.once('exit', () => this.children.delete(child));
-    return child;
+    return spawnInNs(ns, argv, this.children);
   }
 
   // Both gateways of pair i (0-based), with the pair's key.
