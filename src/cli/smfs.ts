@@ -306,8 +306,8 @@ Examples:
 
 program
   .command('bench')
-  .description('Append throughput and latency per acknowledgement level, mirrored through the gateways in the lab (root); smfs bench mount: a mount against a local directory')
-  .argument('[what]', "'mount': fio and postmark on an smfs mount against a local directory (root, FUSE, --level applies)")
+  .description('Append throughput and latency per acknowledgement level, mirrored through the gateways in the lab (root); smfs bench local: appends on loopback beside the raw disk; smfs bench mount: a mount against a local directory')
+  .argument('[what]', "'local': appends to one storage server on 127.0.0.1 beside the same appends written to the disk directly (--clients, --seconds, --append-kib, --block-kib, --dir apply); 'mount': fio and postmark on an smfs mount against a local directory (root, FUSE, --level applies)")
   .option('--level <level>', 'with mount: the commits\' acknowledgement level', 'local')
   .option('--delays <list>', 'WAN one-way delays in ms', integerList('--delays'), [0, 25, 50, 100])
   .option('--losses <list>', 'WAN loss rates in percent', decimalList('--losses'), [0, 1])
@@ -318,6 +318,7 @@ program
   .option('--append-kib <n>', 'append size in KiB', integer('--append-kib'), 512)
   .option('--block-kib <n>', 'block (record) size in KiB', integer('--block-kib'), 4)
   .option(credentialsOption[0], 'the credential for its servers and clients (default: one made for the run, removed after)')
+  .option('--dir <path>', 'with local: where the store and the raw-disk files go, i.e. the disk measured (default: the temporary directory)')
   .option('--json', 'print one JSON object: rows (delay_ms, loss, clients, level, mbytes_per_s, p50_ms, p99_ms; tagged also cache_peak_bytes, bdp_bytes, cache_waits) and checks (network_vs_local_*, remote_p50_vs_rtt, tagged_vs_local_*, tagged_cache_peak_vs_bdp)')
   .addHelpText('after', `
 The paper's Table 2 workload: each append is a group of --append-kib / --block-kib blocks, over
@@ -326,11 +327,29 @@ turn against them. Targets, printed beside the figures: network within 10% of lo
 throughput and latency at every delay; remote latency at least one WAN round trip; tagged
 within 10% of local in throughput and p50, 20% in p99, with its client cache's peak beside the
 bandwidth-delay product (the clients of a run are one client: one cache).
+smfs bench local needs no root and no lab: per --clients (e.g. --clients 1,8,64) it writes the
+appends straight to the disk first (O_DSYNC one at a time, and batches of one append per client
+with one fdatasync each), then runs a fresh storage server (fsync always) with that many clients;
+targets: 1 client at least 0.8x the O_DSYNC rate, 64 clients at least 0.8x the batched rate.
 About 16 x (levels x --seconds x --rounds + 4) seconds with the defaults. On a shared machine a
 figure of one round is noisy: --rounds 3 gives medians.`)
-  .action(async (what: string | undefined, o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; rounds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean; level: string }) => {
+  .action(async (what: string | undefined, o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; rounds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean; level: string; dir?: string }) => {
+    if (what !== undefined && what !== 'mount' && what !== 'local') throw new ConfigError(`smfs bench takes nothing, 'local' or 'mount', got '${what}'`);
+    if (o.blockKib < 1 || o.appendKib < o.blockKib || o.appendKib % o.blockKib !== 0 || o.appendKib > 60 * 1024) {
+      throw new ConfigError('--append-kib is a multiple of --block-kib, at most 61440 (a group holds 64 MiB)');
+    }
+    if (o.clients.some((c) => c < 1 || c > 1024)) throw new ConfigError('--clients are from 1 to 1024');
+    if (o.seconds <= 0 || o.seconds > 600) throw new ConfigError('--seconds is from 0 to 600');
+    if (what === 'local') {
+      if (o.dir !== undefined && !fs.statSync(o.dir, { throwIfNoEntry: false })?.isDirectory()) throw new ConfigError(`--dir ${o.dir} is not a directory`);
+      const { formatLocalBench, runLocalBench } = await import('../../bench/local');
+      const progress = (line: string) => process.stderr.write(`smfs bench local: ${line}\n`);
+      const r = await runLocalBench({ clients: o.clients, seconds: o.seconds, appendKiB: o.appendKib, blockKiB: o.blockKib, dir: o.dir, onProgress: o.json ? undefined : progress });
+      process.stdout.write((o.json ? JSON.stringify(r) : formatLocalBench(r)) + '\n');
+      return;
+    }
+    if (o.dir !== undefined) throw new ConfigError('--dir goes with smfs bench local');
     requireRoot();
-    if (what !== undefined && what !== 'mount') throw new ConfigError(`smfs bench takes nothing or 'mount', got '${what}'`);
     if (what === 'mount') {
       if (o.level !== 'local') throw new ConfigError('smfs bench mount runs one storage server without a mirror: --level local only');
       const { formatMountBench, runMountBench } = await import('../../bench/mount');
@@ -342,12 +361,7 @@ figure of one round is noisy: --rounds 3 gives medians.`)
     for (const l of levels) if (!APPEND_LEVELS.includes(l)) throw new ConfigError(`--levels are ${APPEND_LEVELS.join(', ')}, got '${l}'`);
     if (o.delays.some((d) => d < 0 || d > 200)) throw new ConfigError('--delays are one-way delays from 0 to 200 ms');
     if (o.losses.some((p) => p < 0 || p > 50)) throw new ConfigError('--losses are percentages from 0 to 50');
-    if (o.clients.some((c) => c < 1 || c > 1024)) throw new ConfigError('--clients are from 1 to 1024');
-    if (o.seconds <= 0 || o.seconds > 600) throw new ConfigError('--seconds is from 0 to 600');
     if (o.rounds < 1 || o.rounds > 100) throw new ConfigError('--rounds is from 1 to 100');
-    if (o.blockKib < 1 || o.appendKib < o.blockKib || o.appendKib % o.blockKib !== 0 || o.appendKib > 60 * 1024) {
-      throw new ConfigError('--append-kib is a multiple of --block-kib, at most 61440 (a group holds 64 MiB)');
-    }
     const { formatSmfsBench, runSmfsBench } = await import('../../bench/smfs');
     const { rows, checks, appendKiB, blockKiB } = await runSmfsBench({
       delaysMs: o.delays, losses: o.losses.map((p) => p / 100), clients: o.clients, levels, seconds: o.seconds, rounds: o.rounds, appendKiB: o.appendKib, blockKiB: o.blockKib,
