@@ -738,22 +738,29 @@ export class LogStore {
     return log;
   }
 
-  // Writes one part per log of the group. A failure takes back what was written, so the
-  // group is all or none in memory too; if even that fails the store stops.
+  // Writes one part per log of the group. The parts go to different logs, so once each has its
+  // segment they are written at once: a group over four logs waits for one write, not four in
+  // turn (recovery, not the order of the writes, makes a group all or none after a crash). A
+  // failure takes back what was written, so the group is all or none in memory too; if even
+  // that fails the store stops.
   private async writeParts(parts: { log: LogState; length: number; buffers: Uint8Array[]; at?: { segment: number } }[], after: (seg: Segment, at: number, index: number) => void): Promise<void> {
     const written: { seg: Segment; at: number }[] = [];
     try {
-      for (let i = 0; i < parts.length; i++) {
-        const p = parts[i];
+      for (const p of parts) {
         const seg = p.at ? (p.at.segment === p.log.last?.number ? p.log.last : await this.newSegment(p.log)) : await this.segmentFor(p.log, p.length);
-        const at = seg.size;
-        written.push({ seg, at });
-        await writeAllAt(seg.descriptor(), p.buffers, at);
+        written.push({ seg, at: seg.size });
+      }
+      // Settled, not all: a failed write is taken back only once no other is still under way.
+      const results = await Promise.allSettled(parts.map((p, i) => writeAllAt(written[i].seg.descriptor(), p.buffers, written[i].at)));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      parts.forEach((p, i) => {
+        const { seg, at } = written[i];
         seg.size = at + p.length;
         seg.dirty = true;
         this.dirty.add(seg);
         after(seg, at, i);
-      }
+      });
     } catch (err) {
       for (const { seg, at } of written.reverse()) {
         try {

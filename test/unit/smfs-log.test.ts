@@ -11,6 +11,7 @@ import { LIMITS, formatAddress } from '../../src/smfs/format';
 import { SmfsError } from '../../src/smfs/errors';
 import { Rng } from '../helpers/packets';
 import { withDir } from '../helpers/smfs';
+import * as files from '../../src/smfs/files';
 
 async function refused(p: Promise<unknown>, code: string): Promise<SmfsError> {
   try {
@@ -82,6 +83,43 @@ log('a group across logs gets its addresses in order and reads back, also after 
     assert.ok(c[0].segment === 1 && c[0].offset > b[0].offset, 'appends go on after the last record');
     assert.is(store.lastSeq, 3);
     await store.close();
+  });
+});
+
+log('a group whose write fails in one log is taken back in every log, while the other parts are still being written; the store goes on', async () => {
+  await withDir('log-fail', async (dir) => {
+    const store = await LogStore.open(dir);
+    for (const id of [1, 2, 3, 4]) await store.createLog(id);
+    const first = await store.append([1, 2, 3, 4].map((id) => ({ log: id, data: Buffer.from(`first-${id}`) })));
+    const ends = store.ends();
+    const sizes = () => [1, 2, 3, 4].map((id) => fs.statSync(path.join(dir, 'logs', String(id), '0000000000.seg')).size);
+    const before = sizes();
+    // The part of log 3 fails at once; the other three are written late, after it failed.
+    const real = files.writeAllAt;
+    let slow = 0;
+    (files as { writeAllAt: typeof real }).writeAllAt = async (fd, buffers, position) => {
+      if (buffers.some((b) => Buffer.from(b).includes('second-3'))) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      slow++;
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      return real(fd, buffers, position);
+    };
+    try {
+      await refused(store.append([1, 2, 3, 4].map((id) => ({ log: id, data: Buffer.from(`second-${id}`) }))), 'SMFS_ERR_IO');
+    } finally {
+      (files as { writeAllAt: typeof real }).writeAllAt = real;
+    }
+    assert.is(slow, 3, 'the three other parts were under way when log 3 failed');
+    assert.equal(store.ends(), ends, 'every log ends where it did');
+    assert.equal(sizes(), before, 'and so does every segment file: the late writes were taken back too');
+    assert.is(store.lastSeq, 1);
+    const third = await store.append([1, 2, 3, 4].map((id) => ({ log: id, data: Buffer.from(`third-${id}`) })));
+    assert.is(store.lastSeq, 2);
+    await store.close();
+    const reopened = await LogStore.open(dir);
+    assert.is(reopened.lastSeq, 2);
+    assert.equal(reopened.recovery.truncated, []);
+    for (const [k, a] of [...first, ...third].entries()) assert.ok((await reopened.read(a)).data.equals(Buffer.from(`${k < 4 ? 'first' : 'third'}-${(k % 4) + 1}`)));
+    await reopened.close();
   });
 });
 
