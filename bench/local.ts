@@ -4,8 +4,9 @@
 // batches of as many appends as there are clients with one fdatasync per batch (what a server
 // that commits the clients' appends as one group could get at best). The storage server
 // (fsync always, level local) and the load generator (src/lab/smfs-load.ts: C clients, one
-// connection each, appends of B blocks over 4 logs) are child processes on 127.0.0.1, with a
-// credential made for the run; everything is removed after.
+// connection each, appends of B blocks over 4 logs, their data made once for 64 appends and
+// reused, as a client's data is ready when it appends) are child processes on 127.0.0.1, with
+// a credential made for the run; everything is removed after.
 // Prints figures and the issue's targets beside them; never passes or fails on them.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -111,7 +112,7 @@ async function smfsRate(root: string, env: NodeJS.ProcessEnv, o: { clients: numb
   const started = await firstLine(server, 'smfs storage');
   try {
     const load = child(loadBin, ['append', '--server', `127.0.0.1:${started.port as number}`, '--level', 'local', '--logs', String(o.logs),
-      '--blocks', String(o.appendKiB / o.blockKiB), '--block-size', String(o.blockKiB * 1024), '--clients', String(o.clients), '--seconds', String(o.seconds)], env, children);
+      '--blocks', String(o.appendKiB / o.blockKiB), '--block-size', String(o.blockKiB * 1024), '--clients', String(o.clients), '--seconds', String(o.seconds), '--data-pool', '64'], env, children);
     let summary: LoadSummary | undefined;
     load.lines.on('line', (l) => {
       const j = JSON.parse(l) as LoadSummary & { done?: boolean };
