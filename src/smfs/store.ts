@@ -128,6 +128,12 @@ type Job =
   | { kind: 'create'; log: number; resolve: (v: void) => void; reject: (e: unknown) => void }
   | { kind: 'sync'; resolve: (seq: number) => void; reject: (e: unknown) => void };
 
+// A batch's group, written, waiting for its fsync to be answered.
+interface WrittenJob {
+  job: Extract<Job, { kind: 'append' | 'free' | 'apply' }>;
+  value: AppendedGroup | FreedGroup | undefined;
+}
+
 const BATCH_JOBS = 256;
 const BATCH_BYTES = LIMITS.groupBytes;
 
@@ -596,17 +602,28 @@ export class LogStore {
     this.enqueue({ kind: 'sync', resolve: () => { this.syncQueued = false; }, reject: () => { this.syncQueued = false; } });
   }
 
+  // Runs the queue in order. A batch's fsync (and its answers) runs while the next batch is
+  // written: the disk takes the next writes while it flushes the last, as at most one fsync is
+  // under way at a time and a batch is answered only after the one before it.
   private async drain(): Promise<void> {
     this.writing = true;
+    let committing: Promise<void> = Promise.resolve();
     try {
-      while (this.queue.length > 0) {
+      for (;;) {
+        if (this.queue.length === 0) {
+          // Requests that come while the last fsync runs are taken on here, not left queued.
+          await committing;
+          if (this.queue.length === 0) break;
+        }
         if (this.failure) {
+          await committing;
           for (const job of this.queue.splice(0)) job.reject(this.failure);
-          break;
+          continue;
         }
         const first = this.queue[0];
         if (first.kind === 'create' || first.kind === 'sync') {
           this.queue.shift();
+          await committing;
           await this.runSingle(first);
           continue;
         }
@@ -618,7 +635,9 @@ export class LogStore {
           batch.push(this.queue.shift()!);
           bytes += next.bytes;
         }
-        await this.runBatch(batch as Extract<Job, { kind: 'append' | 'free' | 'apply' }>[]);
+        const done = await this.writeBatch(batch as Extract<Job, { kind: 'append' | 'free' | 'apply' }>[]);
+        await committing;
+        committing = this.commitBatch(done);
       }
     } finally {
       this.writing = false;
@@ -635,8 +654,10 @@ export class LogStore {
     }
   }
 
-  private async runBatch(batch: Extract<Job, { kind: 'append' | 'free' | 'apply' }>[]): Promise<void> {
-    const done: { job: (typeof batch)[number]; value: AppendedGroup | FreedGroup | undefined }[] = [];
+  // Writes a batch's groups in order; those that fail are refused at once, the others wait for
+  // commitBatch.
+  private async writeBatch(batch: Extract<Job, { kind: 'append' | 'free' | 'apply' }>[]): Promise<WrittenJob[]> {
+    const done: WrittenJob[] = [];
     for (const job of batch) {
       if (this.failure) {
         job.reject(this.failure);
@@ -650,14 +671,19 @@ export class LogStore {
         job.reject(err);
       }
     }
+    return done;
+  }
+
+  // With fsync 'always', fsyncs what the batch wrote (and whatever was written since), then
+  // answers it. A store that failed meanwhile (an fsync before this one) answers with its failure.
+  private async commitBatch(done: WrittenJob[]): Promise<void> {
     if (done.length === 0) return;
-    if (this.options.fsync === 'always') {
-      try {
-        await this.syncDirty();
-      } catch (err) {
-        for (const d of done) d.job.reject(err);
-        return;
-      }
+    try {
+      if (this.failure) throw this.failure;
+      if (this.options.fsync === 'always') await this.syncDirty();
+    } catch (err) {
+      for (const d of done) d.job.reject(err);
+      return;
     }
     for (const d of done) (d.job.resolve as (v: AppendedGroup | FreedGroup | undefined) => void)(d.value);
   }

@@ -1,15 +1,18 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LogStore } from '../../src/smfs/store';
 import type { FsyncPolicy } from '../../src/smfs/store';
-import { formatAddress } from '../../src/smfs/format';
+import { LIMITS, formatAddress } from '../../src/smfs/format';
 import { Rng } from '../helpers/packets';
 import { connectStorage, readTag, startStorage, taggedRecord, withDir } from '../helpers/smfs';
 
 const LOGS = [1, 2, 3];
-const PIPELINE = 4;          // groups in flight at once, so the server is always writing one
-const WANT_TORN = 3;         // rounds whose kill landed inside a group
+const PIPELINE = 4;          // groups in flight at once
+const WANT_TORN = 6;         // rounds whose kill landed inside a group
 const MAX_ROUNDS = 30;
+const BIG_WRITTEN = 2 * 1024 * 1024;
 
 interface Shape {
   logs: number[];            // the log of each record, in the group's order
@@ -38,6 +41,16 @@ async function groupsOnDisk(store: LogStore, shapes: Map<number, Shape>): Promis
   return new Set(found.keys());
 }
 
+// The bytes in every segment of every log, as the file system has them now.
+function logBytes(dir: string): number {
+  let n = 0;
+  for (const log of LOGS) {
+    const d = path.join(dir, 'logs', String(log));
+    for (const f of fs.readdirSync(d)) n += fs.statSync(path.join(d, f), { throwIfNoEntry: false })?.size ?? 0;
+  }
+  return n;
+}
+
 const crash = suite('smfs crash');
 
 crash('SIGKILL in the middle of groups: after restart every group is all or none, the log is a prefix of what was sent, nothing answered is lost', async () => {
@@ -60,22 +73,39 @@ crash('SIGKILL in the middle of groups: after restart every group is all or none
       const answered = new Set<number>();
       const killAfter = rng.int(2, 8);
       let killed = false;
+      let inFlight = 0;
       await new Promise<void>((resolve) => {
-        const sendOne = (): void => {
+        // After killAfter answers the pipeline drains; then a group with one record of 16 MB
+        // goes first, PIPELINE - 1 groups behind it, and the server is killed as soon as the
+        // logs are seen to have 2 MB of it: while that record is still being written (the
+        // parts of a group are written at once, so a kill at any other moment seldom lands
+        // inside one).
+        const sendOne = (big = false): void => {
           const group = nextGroup++;
           const n = rng.int(2, 6);
-          const records = Array.from({ length: n }, (_, i) => ({ log: LOGS[rng.int(0, LOGS.length - 1)], data: taggedRecord(group, i, n, rng.int(16 * 1024, 256 * 1024)) }));
+          const records = Array.from({ length: n }, (_, i) => ({ log: LOGS[rng.int(0, LOGS.length - 1)], data: taggedRecord(group, i, n, big && i === 0 ? LIMITS.recordBytes : rng.int(16 * 1024, 256 * 1024)) }));
           shapes.set(group, { logs: records.map((r) => r.log) });
           sent.push(group);
+          inFlight++;
           client.append(records).then(() => {
+            inFlight--;
             answered.add(group);
             if (killed) return;
             if (answered.size < killAfter) return sendOne();
-            // Killed with PIPELINE - 1 groups still in flight: the server is writing one.
-            killed = true;
-            server.child.kill('SIGKILL');
-            resolve();
-          }, () => undefined);
+            if (inFlight > 0 || answered.size > killAfter + PIPELINE) return;
+            const before = logBytes(dir);
+            sendOne(true);
+            for (let i = 1; i < PIPELINE; i++) sendOne();
+            const watch = (): void => {
+              // 2 MB more than before: the big record is being written (a new segment's header
+              // or the group's other records are less).
+              if (logBytes(dir) - before < BIG_WRITTEN) return void setImmediate(watch);
+              killed = true;
+              server.child.kill('SIGKILL');
+              resolve();
+            };
+            watch();
+          }, () => { inFlight--; });
         };
         for (let i = 0; i < PIPELINE; i++) sendOne();
       });

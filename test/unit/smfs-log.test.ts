@@ -123,6 +123,48 @@ log('a group whose write fails in one log is taken back in every log, while the 
   });
 });
 
+log('fsync always: the next batch is written while the last one is fsynced, and every answer still comes after its own fsync, in order', async () => {
+  await withDir('log-overlap', async (dir) => {
+    const store = await LogStore.open(dir);
+    await store.createLog(1);
+    const realSync = files.fdatasync;
+    const realWrite = files.writeAllAt;
+    let syncing = 0;
+    let writesWhileSyncing = 0;
+    let syncsDone = 0;
+    const synced: number[] = []; // the syncs done when each append was answered
+    (files as { fdatasync: typeof realSync }).fdatasync = async (fd) => {
+      syncing++;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await realSync(fd);
+      syncing--;
+      syncsDone++;
+    };
+    (files as { writeAllAt: typeof realWrite }).writeAllAt = (fd, buffers, position) => {
+      if (syncing > 0) writesWhileSyncing++;
+      return realWrite(fd, buffers, position);
+    };
+    try {
+      const order: number[] = [];
+      await Promise.all(Array.from({ length: 40 }, (_, i) => (async () => {
+        // One at a time into the queue, so that they make several batches.
+        await new Promise((resolve) => setTimeout(resolve, i));
+        await store.append([{ log: 1, data: Buffer.from(`append ${i}`) }]);
+        order.push(i);
+        synced.push(syncsDone);
+      })()));
+      assert.ok(writesWhileSyncing > 0, 'groups were written while an fsync was under way');
+      assert.ok(synced.every((n) => n >= 1), 'no append was answered before an fsync');
+      assert.equal(order, [...order].sort((a, b) => a - b), 'answers in the order asked');
+    } finally {
+      (files as { fdatasync: typeof realSync }).fdatasync = realSync;
+      (files as { writeAllAt: typeof realWrite }).writeAllAt = realWrite;
+    }
+    assert.is(store.durableSeq, 40);
+    await store.close();
+  });
+});
+
 log('a record larger than a segment gets a segment of its own', async () => {
   await withDir('log', async (dir) => {
     const store = await LogStore.open(dir, { segmentBytes: 4096 });
