@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ERROR_CODES, exitStatus } from '../../src/errors';
@@ -71,6 +71,30 @@ cli('bench codec --json reports encode, decode, memcpy and ISA-L throughput from
   assert.is(b.isal_missing, undefined, b.isal_missing);
   assert.ok(b.isal_rs_GBps > 0, 'ISA-L RS(8,3) measured in the same run');
   assert.ok(Math.abs(b.encode_vs_isal - b.encode_GBps / b.isal_rs_GBps) < 1e-9);
+});
+
+cli('smfs bench local --json: smfs appends beside the raw disk from one run, as ratios; nothing left in --dir; bad options exit 2', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-local-'));
+  try {
+    const r = spawnSync(process.execPath, [smfs, 'bench', 'local', '--json', '--clients', '1,4', '--seconds', '0.3', '--append-kib', '64', '--dir', dir], { encoding: 'utf8', timeout: 60_000 });
+    assert.is(r.status, 0, r.stderr);
+    const b = JSON.parse(r.stdout) as { append_kib: number; logs: number; rows: { clients: number; smfs_mbytes_per_s: number; raw_dsync_mbytes_per_s: number; raw_batched_mbytes_per_s: number; vs_dsync: number; vs_batched: number; errors: Record<string, number> }[] };
+    assert.is(b.append_kib, 64);
+    assert.equal(b.rows.map((x) => x.clients), [1, 4]);
+    for (const x of b.rows) {
+      assert.ok(x.smfs_mbytes_per_s > 0 && x.raw_dsync_mbytes_per_s > 0 && x.raw_batched_mbytes_per_s > 0, JSON.stringify(x));
+      assert.ok(Math.abs(x.vs_dsync - x.smfs_mbytes_per_s / x.raw_dsync_mbytes_per_s) < 0.02, 'the ratio is of the figures beside it');
+      assert.equal(x.errors, {});
+    }
+    assert.equal(readdirSync(dir), [], 'the store, the raw files and the credential are gone');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const [args, message] of [[['--dir', '/nonexistent'], /is not a directory/], [['--append-kib', '6'], /multiple of --block-kib/], [['--clients', '0'], /--clients are from 1/]] as [string[], RegExp][]) {
+    const bad = spawnSync(process.execPath, [smfs, 'bench', 'local', ...args], { encoding: 'utf8' });
+    assert.is(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, message);
+  }
 });
 
 cli('--help teaches: every command lists its options and examples', () => {
