@@ -43,10 +43,15 @@ function send(lab: LabHosts, args: string[], timeoutMs: number): Promise<Record<
   });
 }
 
-// A TCP transfer hostA -> hostB of a number of bytes, or for { seconds }.
-export async function tcpTransfer(lab: LabHosts, amount: number | { seconds: number }, port = 5001, timeoutMs = 300_000) {
-  const done = await receiver(lab, ['tcp-recv', '--port', String(port)]);
-  const how = typeof amount === 'number' ? ['--bytes', String(amount)] : ['--seconds', String(amount.seconds)];
+// A TCP transfer hostA -> hostB of a number of bytes, or for { seconds }. With { window }, the
+// receiver also counts what arrives from `omit` to `omit + window` seconds after it accepts the
+// connection (got.windowBytes over got.windowSeconds): goodput after slow start; the sender
+// sends for `omit + window + 1` seconds, so the window ends before the sender does.
+export async function tcpTransfer(lab: LabHosts, amount: number | { seconds: number } | { omit: number; window: number }, port = 5001, timeoutMs = 300_000) {
+  const windowed = typeof amount === 'object' && 'window' in amount;
+  const done = await receiver(lab, ['tcp-recv', '--port', String(port), ...(windowed ? ['--omit', String(amount.omit), '--window', String(amount.window)] : [])]);
+  const how = typeof amount === 'number' ? ['--bytes', String(amount)]
+    : ['--seconds', String('window' in amount ? amount.omit + amount.window + 1 : amount.seconds)];
   const sent = await send(lab, ['tcp-send', '--to', ADDRESSES.hostB, '--port', String(port), ...how], timeoutMs);
   const got = await done.report;
   return { sent, got };
