@@ -3,8 +3,8 @@
 // hostA -> hostB over the plain WAN with cubic and with BBR, then the same through both gateways
 // at their defaults ((8,3)), then through both gateways with --auto. Goodput is what the receiver
 // got in a window after slow start; each gateway row beside plain BBR at the same loss, with the
-// repairs per data packet and the code (r,c) in effect, and what gateway A put on the WAN (its
-// wire rate, and the share of it that was the hosts' payload). Prints figures; never passes or
+// repairs per data packet and the code (r,c) in effect, and what the WAN delivered to site B (the
+// link's use, and the share of it that was the hosts' payload). Prints figures; never passes or
 // fails on them.
 import type { EngineStats } from '../src/native/addon';
 import type { EpochRecord } from '../src/gateway/gateway';
@@ -16,7 +16,7 @@ import { tcpTransfer } from '../src/lab/runs';
 import { ADDRESSES, kernelDefaultTcp } from '../src/lab/topology';
 import { defaultQueueBytes } from '../src/lab/wan';
 
-export const GOODPUT_DEFAULTS = { lossesPct: [0, 0.1, 1, 3], delayMs: 25, rateMbit: 100, seconds: 15, omitSeconds: 5 } as const;
+export const GOODPUT_DEFAULTS = { lossesPct: [0, 0.1, 1, 3], delayMs: 25, rateMbit: 100, seconds: 15, omitSeconds: 10 } as const;
 
 export type HostCc = 'cubic' | 'bbr';
 export type Path = 'plain' | 'gateways' | 'auto';
@@ -46,15 +46,17 @@ export interface GoodputPoint {
   goodput_mbps: number;       // what hostB's receiver got in the window
   intact: boolean;            // the whole transfer's sha256 matched
   retrans_per_1000: number;   // hostA's TCP retransmissions per 1000 segments sent, whole transfer
-  wire_mbps: number;          // what gateway A sent onto the WAN in the window (IP and Ethernet headers, repairs, everything)
-  payload_share: number;      // goodput / wire
+  link_mbps: number;          // what the WAN delivered towards site B in the window: frames, every header and repair
+  payload_share: number;      // goodput / link
+  tail_drops: number;         // frames towards B the bottleneck queue dropped in the window (besides the loss)
+  late_share: number;         // of the frames it delivered, those more than 0.1 ms late (the delay line's fidelity)
   vs_plain_bbr?: number;      // goodput / plain BBR's at this loss
   // The gateway rows:
   r?: number;
   c?: string;                 // c in effect in the window: one value, or first..last with --auto's changes
   repairs_per_packet?: number; // gateway A, in the window
-  idle_flushed_share?: number; // of those repairs, the share the idle flush fired
-  recovered_per_1000?: number; // gateway B's rebuilt packets per 1000 data packets it got... of A's
+  idle_flushed_share?: number | null; // of those repairs, the share the idle flush fired (null: the code changed in the window)
+  recovered_per_1000?: number; // packets gateway B rebuilt per 1000 data packets gateway A forwarded
   // BBR through the gateways beside plain BBR scaled by the payload share: at or above 1, the
   // gateways cost a BBR host no more than their overhead.
   bbr_vs_overhead?: number;
@@ -70,7 +72,7 @@ export interface GoodputBench {
   points: GoodputPoint[];
 }
 
-interface Counters { txBytes: number; stats?: EngineStats; b?: EngineStats; code?: { r: number; c: number; epochs: EpochRecord[] } }
+interface Counters { link: { bytes: number; packets: number; tailDrops: number; late: number }; stats?: EngineStats; b?: EngineStats; code?: { r: number; c: number; epochs: EpochRecord[] } }
 
 function tcpSnmp(lab: Lab): { out: number; retrans: number } {
   const lines = lab.exec(lab.ns.hostA, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Tcp:'));
@@ -79,37 +81,31 @@ function tcpSnmp(lab: Lab): { out: number; retrans: number } {
   return { out: values[names.indexOf('OutSegs')], retrans: values[names.indexOf('RetransSegs')] };
 }
 
-function wanTxBytes(lab: Lab): number {
-  const j = JSON.parse(lab.exec(lab.ns.gwA, ['ip', '-s', '-j', 'link', 'show', 'wan0']));
-  return j[0].stats64.tx.bytes as number;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 async function snapshot(lab: Lab, gw?: { a: GatewayProcess; b: GatewayProcess }): Promise<Counters> {
-  const txBytes = wanTxBytes(lab);
-  if (!gw) return { txBytes };
+  const d = (await lab.wan.status()).delay.aToB;
+  const link = { bytes: d.bytes, packets: d.packets, tailDrops: d.tailDrops, late: d.lateOver100us };
+  if (!gw) return { link };
   const status = await request(gw.a.control, { cmd: 'status' });
-  return { txBytes, stats: gw.a.latest(), b: gw.b.latest(), code: { r: status.r as number, c: status.c as number, epochs: status.epochs as EpochRecord[] } };
+  return { link, stats: gw.a.latest(), b: gw.b.latest(), code: { r: status.r as number, c: status.c as number, epochs: status.epochs as EpochRecord[] } };
 }
 
-// One transfer of omit + window + 1 seconds; the counters around the window are taken on the
-// bench's clock, the receiver's window starts at its accept (a round trip after the sender's
-// start): they agree within that, and the stats lines' 0.2 s.
+// One transfer of omit + window + 1 seconds; the counters around the window are taken when the
+// receiver opens and closes it (within a few milliseconds, and the stats lines' 0.2 s).
 async function measure(lab: Lab, o: Required<Pick<GoodputBenchOptions, 'seconds' | 'omitSeconds'>>, port: number, gw?: { a: GatewayProcess; b: GatewayProcess }) {
   const before = tcpSnmp(lab);
-  const transfer = tcpTransfer(lab, { omit: o.omitSeconds, window: o.seconds }, port, (o.omitSeconds + o.seconds) * 1000 + 60_000);
-  transfer.catch(() => undefined);
-  await sleep(o.omitSeconds * 1000);
-  const start = await snapshot(lab, gw);
-  await sleep(o.seconds * 1000);
-  const end = await snapshot(lab, gw);
-  const { sent, got } = await transfer;
+  const marks: Promise<Counters>[] = [];
+  const onMark = () => { marks.push(snapshot(lab, gw)); };
+  const { sent, got } = await tcpTransfer(lab, { omit: o.omitSeconds, window: o.seconds, onMark }, port, (o.omitSeconds + o.seconds) * 1000 + 60_000);
   const after = tcpSnmp(lab);
-  const goodput = Number(got.windowBytes) * 8 / Number(got.windowSeconds) / 1e6;
-  const wire = (end.txBytes - start.txBytes) * 8 / o.seconds / 1e6;
+  if (marks.length !== 2 || got.windowBytes === undefined) throw new Error(`the receiver on port ${port} did not measure its window: ${JSON.stringify(got)}`);
+  const [start, end] = await Promise.all(marks);
+  const seconds = Number(got.windowSeconds);
+  const goodput = Number(got.windowBytes) * 8 / seconds / 1e6;
+  const link = (end.link.bytes - start.link.bytes) * 8 / seconds / 1e6;
+  const frames = end.link.packets - start.link.packets;
   const out = after.out - before.out;
-  return { goodput, intact: got.sha256 === sent.sha256 && Number(got.bytes) === Number(sent.bytes), retransPer1000: out > 0 ? (after.retrans - before.retrans) * 1000 / out : 0, wire, start, end };
+  return { goodput, intact: got.sha256 === sent.sha256 && Number(got.bytes) === Number(sent.bytes), retransPer1000: out > 0 ? (after.retrans - before.retrans) * 1000 / out : 0,
+    link, tailDrops: end.link.tailDrops - start.link.tailDrops, lateShare: (end.link.late - start.link.late) / Math.max(1, frames), start, end };
 }
 
 function codeIn(start: Counters, end: Counters): { r: number; c: string } {
@@ -134,7 +130,7 @@ export async function runGoodputBench(options: GoodputBenchOptions = {}, progres
           const m = await measure(lab, o, port++, gw);
           const point: GoodputPoint = {
             path, cc: row.cc, loss_pct: lossPct, goodput_mbps: m.goodput, intact: m.intact, retrans_per_1000: m.retransPer1000,
-            wire_mbps: m.wire, payload_share: m.goodput / m.wire,
+            link_mbps: m.link, payload_share: m.goodput / m.link, tail_drops: m.tailDrops, late_share: m.lateShare,
           };
           if (gw) {
             const a0 = m.start.stats!, a1 = m.end.stats!, b0 = m.start.b!, b1 = m.end.b!;
@@ -142,7 +138,8 @@ export async function runGoodputBench(options: GoodputBenchOptions = {}, progres
             const repairs = a1.repairsSent - a0.repairsSent;
             Object.assign(point, codeIn(m.start, m.end), {
               repairs_per_packet: repairs / Math.max(1, packets),
-              idle_flushed_share: (a1.repairsIdleFlushed - a0.repairsIdleFlushed) / Math.max(1, repairs),
+              // The encoder's idle-flush count starts again with each epoch: unknown across --auto's changes.
+              idle_flushed_share: a1.epoch === a0.epoch ? (a1.repairsIdleFlushed - a0.repairsIdleFlushed) / Math.max(1, repairs) : null,
               recovered_per_1000: (b1.recovered - b0.recovered) * 1000 / Math.max(1, packets),
             });
           }
@@ -166,22 +163,23 @@ export async function runGoodputBench(options: GoodputBenchOptions = {}, progres
 
 export function formatGoodputPoint(p: GoodputPoint): string {
   const name = ROWS.find((r) => r.path === p.path && r.cc === p.cc)!.name;
-  const gw = p.c === undefined ? '' : `   (${p.r},${p.c}) ${p.repairs_per_packet!.toFixed(3)} repairs/pkt (${(p.idle_flushed_share! * 100).toFixed(0)}% idle-flushed), ${p.recovered_per_1000!.toFixed(1)} rebuilt/1000`;
-  return `  ${String(p.loss_pct).padStart(4)}%  ${name.padEnd(30)} ${p.goodput_mbps.toFixed(1).padStart(6)}  ${p.vs_plain_bbr === undefined ? '' : p.vs_plain_bbr.toFixed(2).padStart(5)}  ${p.wire_mbps.toFixed(1).padStart(6)}  ${p.payload_share.toFixed(3)}  ${p.retrans_per_1000.toFixed(2).padStart(7)}${p.intact ? '' : '  NOT INTACT'}${gw}`;
+  const gw = p.c === undefined ? '' : `   (${p.r},${p.c}) ${p.repairs_per_packet!.toFixed(3)} repairs/pkt (${p.idle_flushed_share == null ? '?' : (p.idle_flushed_share * 100).toFixed(0)}% idle-flushed), ${p.recovered_per_1000!.toFixed(1)} rebuilt/1000`;
+  return `  ${String(p.loss_pct).padStart(4)}%  ${name.padEnd(30)} ${p.goodput_mbps.toFixed(1).padStart(6)}  ${p.vs_plain_bbr === undefined ? '' : p.vs_plain_bbr.toFixed(2).padStart(5)}  ${p.link_mbps.toFixed(1).padStart(6)}  ${p.payload_share.toFixed(3)}  ${p.retrans_per_1000.toFixed(2).padStart(7)}  ${String(p.tail_drops).padStart(6)}  ${(p.late_share * 100).toFixed(1).padStart(5)}%${p.intact ? '' : '  NOT INTACT'}${gw}`;
 }
 
 export function goodputHeader(b: Pick<GoodputBench, 'rate_mbit' | 'delay_ms' | 'seconds' | 'omit_seconds' | 'flush_idle_us' | 'auto_args'>): string {
   return [
     `TCP hostA -> hostB, ${b.rate_mbit} Mbit/s WAN, ${b.delay_ms} ms one way, hosts at kernel defaults (cubic or BBR, tcp_reordering 3, offloads on); goodput over ${b.seconds} s after ${b.omit_seconds} s`,
     `  gateways at their defaults${b.flush_idle_us === undefined ? '' : `, --flush-idle ${b.flush_idle_us}`}; --auto${b.auto_args.length ? ' ' + b.auto_args.join(' ') : ''} as maelstrom up takes it`,
-    '   loss  path                           Mbit/s  /BBR   wire   payload  retrans/1000   gateway A: (r,c) in the window, repairs per data packet; B: rebuilt per 1000',
+    '   loss  path                           Mbit/s  /BBR   link  payload  retrans/1000  tail drops  late   gateway A: (r,c) in the window, repairs per data packet; B: rebuilt per 1000',
   ].join('\n');
 }
 
 export function formatGoodputBench(b: GoodputBench): string {
   const lines = [goodputHeader(b)];
   for (const p of b.points) lines.push(formatGoodputPoint(p));
-  lines.push('  /BBR: goodput over plain BBR at the same loss. wire: Mbit/s gateway A put on the WAN; payload: goodput / wire.');
+  lines.push('  /BBR: goodput over plain BBR at the same loss. link: Mbit/s the WAN delivered to site B (frames, repairs included); payload: goodput / link;');
+  lines.push('  tail drops: frames to B the bottleneck queue dropped; late: frames delivered over 0.1 ms late (the emulator\'s fidelity).');
   const bbrOver = b.points.filter((p) => p.bbr_vs_overhead !== undefined).map((p) => `${p.path === 'auto' ? '--auto' : '(8,3)'} ${p.loss_pct}% ${p.bbr_vs_overhead!.toFixed(2)}`);
   lines.push(`  BBR through the gateways over plain BBR x (their payload share / plain's), 1 = costs exactly the overhead: ${bbrOver.join(', ')}`);
   lines.push('  target (issue 17): --auto with cubic hosts >= 0.9 x plain BBR at 0-1% loss; BBR hosts lose no more than the overhead');

@@ -147,10 +147,10 @@ bench
   .option('--delay <ms>', 'WAN one-way delay', decimal('--delay'), 25)
   .option('--rate <mbit>', 'WAN rate each way in Mbit/s (its queue: one bandwidth-delay product)', decimal('--rate'), 100)
   .option('--seconds <s>', 'goodput measured over this long, per point', decimal('--seconds'), 15)
-  .option('--omit <s>', 'not counted before the window: slow start, and --auto finding its code', decimal('--omit'), 5)
+  .option('--omit <s>', 'not counted before the window: slow start, and --auto finding its code', decimal('--omit'), 10)
   .option('--flush-idle <us>', 'the gateways\' idle flush (default theirs; 0: off)', decimal('--flush-idle'))
   .option('--auto-target <rate>', 'the --auto gateways\' --target (default theirs)', decimal('--auto-target'))
-  .option('--json', 'print one JSON object: delay_ms, rate_mbit, ..., points (path, cc, loss_pct, goodput_mbps, vs_plain_bbr, wire_mbps, payload_share, r, c, repairs_per_packet, ...)')
+  .option('--json', 'print one JSON object: delay_ms, rate_mbit, ..., points (path, cc, loss_pct, goodput_mbps, vs_plain_bbr, link_mbps, payload_share, r, c, repairs_per_packet, ...)')
   .addHelpText('after', `
 One lab, one run: hosts at the kernel's TCP defaults (the congestion control set per route,
 tcp_reordering 3, offloads as the kernel sets them), as users run them, and a WAN of --rate
@@ -158,17 +158,19 @@ with --delay each way and a bottleneck queue of one bandwidth-delay product. At 
 TCP transfer hostA -> hostB with cubic and with BBR: over the plain WAN, through both gateways
 at their defaults ((8,3)), and through both gateways with --auto (the least c its model
 allows). Each point is what the receiver got in --seconds after --omit; six points per loss,
-each about omit + seconds + 3 s: some 9 minutes at the defaults.
+each about omit + seconds + 3 s: some 13 minutes at the defaults.
 
 Each gateway row shows its goodput over plain BBR's at the same loss, the code in effect
 (with --auto, every c it went through in the window), gateway A's repairs per data packet
-and gateway B's rebuilt packets. 'wire' is what gateway A put on the WAN and 'payload' the
-share of it that was goodput: BBR hosts lose no more than the gateways' overhead when
-their goodput is at least plain BBR's x (payload through the gateways / plain's).
+and gateway B's rebuilt packets. 'link' is what the WAN delivered to site B and 'payload'
+the share of it that was goodput: BBR hosts lose no more than the gateways' overhead when
+their goodput is at least plain BBR's x (payload through the gateways / plain's). 'tail
+drops' are the bottleneck queue's (--auto counts them as loss too); 'late' is the share of
+frames the emulator delivered over 0.1 ms late (this VM's scheduling, docs/decisions.md 84).
 
 Examples:
   maelstrom bench goodput                                   # 0, 0.1, 1, 3% at 100 Mbit/s, 25 ms
-  maelstrom bench goodput --losses 1 --seconds 5 --omit 3   # one loss, quickly
+  maelstrom bench goodput --losses 1 --seconds 5 --omit 5   # one loss, quickly
   maelstrom bench goodput --auto-target 1e-5 --json > goodput.json`)
   .action(async (o: { losses: number[]; delay: number; rate: number; seconds: number; omit: number; flushIdle?: number; autoTarget?: number; json?: boolean }) => {
     if (o.losses.some((l) => l < 0 || l >= 50)) throw new ConfigError(`--losses are percentages from 0 to below 50, got ${o.losses.join(',')}`);

@@ -2,7 +2,8 @@
 // Traffic for lab experiments, run inside a host namespace (`ip netns exec ... node traffic.js`).
 // Every mode prints one JSON line when done.
 //   tcp-recv --port P [--omit S --window T]   accept one connection, count bytes, sha256; with a
-//       window, also the bytes that arrived from S to S + T seconds after the accept
+//       window, also the bytes that arrived from S to S + T seconds after the accept, and a line
+//       {"mark":0} when the window opens, {"mark":1} when it closes
 //   tcp-send --to IP --port P (--bytes N | --seconds S)   send pseudo-random bytes, report sha256 and time
 //   udp-recv --port P --count N --idle-ms T  count distinct sequence numbers until N or T idle
 //   udp-send --to IP --port P --count N --pps R --size S
@@ -49,7 +50,10 @@ function tcpRecv(): void {
     const omit = Number(arg('omit', '0'));
     const windowS = Number(arg('window', '0'));
     const marks: { bytes: number; t: bigint }[] = [];
-    const mark = () => marks.push({ bytes, t: process.hrtime.bigint() });
+    const mark = () => {
+      marks.push({ bytes, t: process.hrtime.bigint() });
+      printJson({ mark: marks.length - 1 });
+    };
     const timers = windowS > 0 ? [setTimeout(mark, omit * 1000), setTimeout(mark, (omit + windowS) * 1000)] : [];
     sock.on('end', () => {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
