@@ -127,6 +127,9 @@ export async function runGoodputBench(options: GoodputBenchOptions = {}, progres
         await lab.wan.set({ loss: lossPct / 100 });
         for (const row of ROWS.filter((r) => r.path === path)) {
           kernelDefaultTcp(lab.topology, row.cc);
+          // The kernel's default saves each connection's metrics (ssthresh, RTT) for the next to
+          // the same host; every point starts as a fresh host's first connection instead.
+          for (const ns of [lab.ns.hostA, lab.ns.hostB]) lab.exec(ns, ['ip', 'tcp_metrics', 'flush', 'all'], { allowFail: true });
           const m = await measure(lab, o, port++, gw);
           const point: GoodputPoint = {
             path, cc: row.cc, loss_pct: lossPct, goodput_mbps: m.goodput, intact: m.intact, retrans_per_1000: m.retransPer1000,
