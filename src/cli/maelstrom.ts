@@ -20,7 +20,7 @@ import { withLogger } from '../log';
 import type { Logger } from '../log';
 import { readConfigFile, withConfigFile } from './config';
 import { announceUp, isDaemonChild, relayFailure, startDaemon, stopDaemon } from './daemon';
-import { decimal, integer, integerList } from './parse';
+import { decimal, decimalList, integer, integerList } from './parse';
 import { defaultLogPath, defaultPidPath } from '../gateway/pid-file';
 import { run } from './run';
 import { STATS_INTERVAL_S, checkStatsOptions, runStats } from './stats';
@@ -138,6 +138,56 @@ bench
     // Progress on stderr as it goes; the figures on stdout at the end.
     const r = await runSoak({ minutes: o.minutes, sampleSeconds: o.sample, onSample: (s) => process.stderr.write(`soak: ${s.at_s} s, gateway ${s.gateway}: ${s.rss_mb.toFixed(1)} MB, ${s.netsync_flows} flows, ${s.decoder_pending} pending\n`) });
     process.stdout.write((o.json ? JSON.stringify({ samples: r.samples, tcp_flows: r.tcpFlows, summary: r.summary }) : formatSoak(r)) + '\n');
+  });
+
+bench
+  .command('goodput')
+  .description('TCP goodput over a rate-limited WAN: plain cubic and BBR beside the same through the gateways, (8,3) and --auto, per loss (root)')
+  .option('--losses <list>', 'WAN loss in percent, each way, comma-separated', decimalList('--losses'), [0, 0.1, 1, 3])
+  .option('--delay <ms>', 'WAN one-way delay', decimal('--delay'), 25)
+  .option('--rate <mbit>', 'WAN rate each way in Mbit/s (its queue: one bandwidth-delay product)', decimal('--rate'), 100)
+  .option('--seconds <s>', 'goodput measured over this long, per point', decimal('--seconds'), 15)
+  .option('--omit <s>', 'not counted before the window: slow start, and --auto finding its code', decimal('--omit'), 10)
+  .option('--flush-idle <us>', 'the gateways\' idle flush (default theirs; 0: off)', decimal('--flush-idle'))
+  .option('--auto-target <rate>', 'the --auto gateways\' --target (default theirs)', decimal('--auto-target'))
+  .option('--json', 'print one JSON object: delay_ms, rate_mbit, ..., points (path, cc, loss_pct, goodput_mbps, vs_plain_bbr, link_mbps, payload_share, r, c, repairs_per_packet, ...)')
+  .addHelpText('after', `
+One lab, one run: hosts at the kernel's TCP defaults (the congestion control set per route,
+tcp_reordering 3, offloads as the kernel sets them), as users run them, and a WAN of --rate
+with --delay each way and a bottleneck queue of one bandwidth-delay product. At every loss, a
+TCP transfer hostA -> hostB with cubic and with BBR: over the plain WAN, through both gateways
+at their defaults ((8,3)), and through both gateways with --auto (the least c its model
+allows). Each point is what the receiver got in --seconds after --omit; six points per loss,
+each about omit + seconds + 3 s: some 13 minutes at the defaults.
+
+Each gateway row shows its goodput over plain BBR's at the same loss, the code in effect
+(with --auto, every c it went through in the window), gateway A's repairs per data packet
+and gateway B's rebuilt packets. 'link' is what the WAN delivered to site B and 'payload'
+the share of it that was goodput: BBR hosts lose no more than the gateways' overhead when
+their goodput is at least plain BBR's x (payload through the gateways / plain's). 'tail
+drops' are the bottleneck queue's (--auto counts them as loss too); 'late' is the share of
+frames the emulator delivered over 0.1 ms late (this VM's scheduling, docs/decisions.md 84).
+
+Examples:
+  maelstrom bench goodput                                   # 0, 0.1, 1, 3% at 100 Mbit/s, 25 ms
+  maelstrom bench goodput --losses 1 --seconds 5 --omit 5   # one loss, quickly
+  maelstrom bench goodput --auto-target 1e-5 --json > goodput.json`)
+  .action(async (o: { losses: number[]; delay: number; rate: number; seconds: number; omit: number; flushIdle?: number; autoTarget?: number; json?: boolean }) => {
+    if (o.losses.some((l) => l < 0 || l >= 50)) throw new ConfigError(`--losses are percentages from 0 to below 50, got ${o.losses.join(',')}`);
+    if (!(o.delay >= 0 && o.delay <= 200)) throw new ConfigError(`--delay is a one-way delay from 0 to 200 ms, got ${o.delay}`);
+    if (!(o.rate > 0 && o.rate <= 10_000)) throw new ConfigError(`--rate is above 0 and at most 10000 Mbit/s, got ${o.rate}`);
+    if (!(o.seconds >= 1 && o.seconds <= 600)) throw new ConfigError(`--seconds is 1 to 600, got ${o.seconds}`);
+    if (!(o.omit >= 0 && o.omit <= 600)) throw new ConfigError(`--omit is 0 to 600 seconds, got ${o.omit}`);
+    if (o.flushIdle !== undefined && o.flushIdle < 0) throw new ConfigError(`--flush-idle is 0 (off) or more microseconds, got ${o.flushIdle}`);
+    if (o.autoTarget !== undefined && !(o.autoTarget > 0 && o.autoTarget < 1)) throw new ConfigError(`--auto-target is a rate between 0 and 1 (e.g. 1e-5), got ${o.autoTarget}`);
+    requireRoot();
+    const { formatGoodputBench, formatGoodputPoint, goodputHeader, runGoodputBench } = await import('../../bench/goodput');
+    const options = { lossesPct: o.losses, delayMs: o.delay, rateMbit: o.rate, seconds: o.seconds, omitSeconds: o.omit, flushIdleUs: o.flushIdle,
+      autoArgs: o.autoTarget === undefined ? [] : ['--target', String(o.autoTarget)] };
+    // Progress on stderr as it goes; the figures on stdout at the end.
+    process.stderr.write(goodputHeader({ rate_mbit: o.rate, delay_ms: o.delay, seconds: o.seconds, omit_seconds: o.omit, flush_idle_us: o.flushIdle, auto_args: options.autoArgs }) + '\n');
+    const b = await runGoodputBench(options, (p) => process.stderr.write(formatGoodputPoint(p) + '\n'));
+    process.stdout.write((o.json ? JSON.stringify(b) : formatGoodputBench(b)) + '\n');
   });
 
 function formatEpoch(e: EpochRecord): string {

@@ -9,7 +9,8 @@ const tool = path.resolve(__dirname, 'traffic.js');
 
 // Starts a receiver in hostB; resolves once it listens, with a promise of its final report
 // (wrapped: an async function returning a bare promise would wait for it).
-async function receiver(lab: LabHosts, args: string[]): Promise<{ report: Promise<Record<string, number | string>> }> {
+// Lines with a "mark" go to onMark (tcp-recv's window).
+async function receiver(lab: LabHosts, args: string[], onMark?: (mark: number) => void): Promise<{ report: Promise<Record<string, number | string>> }> {
   const child = lab.spawn(lab.ns.hostB, [process.execPath, tool, ...args]);
   const lines = readline.createInterface({ input: child.stdout! });
   let report: (r: Record<string, number | string>) => void = () => undefined;
@@ -19,6 +20,7 @@ async function receiver(lab: LabHosts, args: string[]): Promise<{ report: Promis
     lines.on('line', (text) => {
       const msg = JSON.parse(text) as Record<string, number | string>;
       if ('listening' in msg) resolve();
+      else if ('mark' in msg) onMark?.(Number(msg.mark));
       else report(msg);
     });
   });
@@ -43,10 +45,17 @@ function send(lab: LabHosts, args: string[], timeoutMs: number): Promise<Record<
   });
 }
 
-// A TCP transfer hostA -> hostB of a number of bytes, or for { seconds }.
-export async function tcpTransfer(lab: LabHosts, amount: number | { seconds: number }, port = 5001, timeoutMs = 300_000) {
-  const done = await receiver(lab, ['tcp-recv', '--port', String(port)]);
-  const how = typeof amount === 'number' ? ['--bytes', String(amount)] : ['--seconds', String(amount.seconds)];
+// A TCP transfer hostA -> hostB of a number of bytes, or for { seconds }. With { window }, the
+// receiver also counts what arrives from `omit` to `omit + window` seconds after it accepts the
+// connection (got.windowBytes over got.windowSeconds): goodput after slow start; the sender
+// sends for `omit + window + 1` seconds, so the window ends before the sender does. onMark
+// hears the window open (0) and close (1), as the receiver takes its counts.
+export async function tcpTransfer(lab: LabHosts, amount: number | { seconds: number } | { omit: number; window: number; onMark?: (mark: number) => void }, port = 5001, timeoutMs = 300_000) {
+  const windowed = typeof amount === 'object' && 'window' in amount;
+  const done = await receiver(lab, ['tcp-recv', '--port', String(port), ...(windowed ? ['--omit', String(amount.omit), '--window', String(amount.window)] : [])],
+    windowed ? amount.onMark : undefined);
+  const how = typeof amount === 'number' ? ['--bytes', String(amount)]
+    : ['--seconds', String('window' in amount ? amount.omit + amount.window + 1 : amount.seconds)];
   const sent = await send(lab, ['tcp-send', '--to', ADDRESSES.hostB, '--port', String(port), ...how], timeoutMs);
   const got = await done.report;
   return { sent, got };

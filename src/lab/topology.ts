@@ -90,6 +90,24 @@ export const HOST_CONGESTION_CONTROL = 'reno';
 // comparison, with and without gateways, use the same hosts.
 export const HOST_TCP_REORDERING = 100;
 
+// The TCP settings the lab gives its hosts, which kernelDefaultTcp puts back to what a fresh
+// namespace has: the WAN namespace's, which the lab leaves alone.
+const HOST_TCP_SYSCTLS = ['net.ipv4.tcp_reordering', 'net.ipv4.tcp_no_metrics_save', 'net.ipv4.tcp_slow_start_after_idle'];
+
+// Hosts as users run them (the reproduction's baselines, bench goodput): the kernel's TCP defaults
+// (those of a fresh namespace) and `cc` for every connection, set on the hosts' routes: a
+// namespace may only make the default a congestion control of the machine's allowed list, which
+// need not hold cubic, while a route's may be any the kernel has (docs/decisions.md 86). Called
+// again, it switches the hosts to another congestion control.
+export function kernelDefaultTcp(t: Topology, cc: string): void {
+  const values = HOST_TCP_SYSCTLS.map((k) => `${k}=${nsRun(t.ns.wan, ['sysctl', '-n', k]).trim()}`);
+  const routes: [string, string][] = [[t.ns.hostA, ADDRESSES.gwALan], [t.ns.hostB, ADDRESSES.gwBLan]];
+  for (const [ns, via] of routes) {
+    nsRun(ns, ['sysctl', '-qw', ...values]);
+    nsRun(ns, ['ip', 'route', 'replace', 'default', 'via', via, 'congctl', 'lock', cc]);
+  }
+}
+
 // `queues`: RX and TX queues of every veth (1 by default). With more, veth delivers a frame on
 // the RX queue of the TX queue it was sent on, so hosts can spread flows over the gateways'
 // queues (see steerByPort) as a multi-queue NIC's RSS would.

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Traffic for lab experiments, run inside a host namespace (`ip netns exec ... node traffic.js`).
 // Every mode prints one JSON line when done.
-//   tcp-recv --port P                      accept one connection, count bytes, sha256
+//   tcp-recv --port P [--omit S --window T]   accept one connection, count bytes, sha256; with a
+//       window, also the bytes that arrived from S to S + T seconds after the accept, and a line
+//       {"mark":0} when the window opens, {"mark":1} when it closes
 //   tcp-send --to IP --port P (--bytes N | --seconds S)   send pseudo-random bytes, report sha256 and time
 //   udp-recv --port P --count N --idle-ms T  count distinct sequence numbers until N or T idle
 //   udp-send --to IP --port P --count N --pps R --size S
@@ -44,9 +46,20 @@ function tcpRecv(): void {
     let bytes = 0;
     const start = process.hrtime.bigint();
     sock.on('data', (d: Buffer) => { hash.update(d); bytes += d.length; });
+    // The window: goodput once slow start is over, not averaged with it.
+    const omit = Number(arg('omit', '0'));
+    const windowS = Number(arg('window', '0'));
+    const marks: { bytes: number; t: bigint }[] = [];
+    const mark = () => {
+      marks.push({ bytes, t: process.hrtime.bigint() });
+      printJson({ mark: marks.length - 1 });
+    };
+    const timers = windowS > 0 ? [setTimeout(mark, omit * 1000), setTimeout(mark, (omit + windowS) * 1000)] : [];
     sock.on('end', () => {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      printJson({ bytes, sha256: hash.digest('hex'), seconds });
+      for (const t of timers) clearTimeout(t);
+      const window = marks.length === 2 ? { windowBytes: marks[1].bytes - marks[0].bytes, windowSeconds: Number(marks[1].t - marks[0].t) / 1e9 } : {};
+      printJson({ bytes, sha256: hash.digest('hex'), seconds, ...window });
       sock.end();
       server.close();
     });

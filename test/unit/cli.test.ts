@@ -46,6 +46,10 @@ cli('bad arguments exit 2 with the error code and a message naming the option', 
     [['model', '--loss', '0.01', '--c', '2', '--interleaves', '1,10,100'], /--c 2 needs 2 interleaves/],
     [['model', '--loss', '2'], /probability/],
     [['bench', 'codec', '--packet-length', '10'], /packet length/],
+    [['bench', 'goodput', '--losses', '0,x'], /--losses takes numbers separated by commas/],
+    [['bench', 'goodput', '--losses', '0,60'], /--losses are percentages from 0 to below 50/],
+    [['bench', 'goodput', '--seconds', '0'], /--seconds is 1 to 600/],
+    [['bench', 'goodput', '--auto-target', '2'], /--auto-target is a rate between 0 and 1/],
   ];
   for (const [args, message] of cases) {
     const r = maelstrom(...args);

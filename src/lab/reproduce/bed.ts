@@ -13,7 +13,7 @@ import type { LabSettings } from '../fixture';
 import { labRunDir, startGateways } from '../gateways';
 import type { GatewayProcess } from '../gateways';
 import { LabError } from '../netns';
-import { ADDRESSES } from '../topology';
+import { ADDRESSES, kernelDefaultTcp } from '../topology';
 import { MIRROR, PRIMARY, labCredential, startServer } from '../smfs';
 import type { SmfsServer } from '../smfs';
 import type { WanStatus } from '../wan';
@@ -42,10 +42,6 @@ export function setupKey(s: Setup): string {
 export function setupOf(config: Configuration, c: number, flushMs: number, flushIdleUs: number = NETSYNC_DEFAULTS.flushIdleUs): Setup {
   return { gateways: config.gateways, c, flushMs, flushIdleUs, tcp: config.tcp, clientSite: config.clientSite };
 }
-
-// The TCP settings the lab gives its hosts (topology.ts), which a baseline puts back to what a
-// fresh namespace has: the WAN namespace's, which the lab leaves alone.
-const HOST_TCP_SYSCTLS = ['net.ipv4.tcp_reordering', 'net.ipv4.tcp_no_metrics_save', 'net.ipv4.tcp_slow_start_after_idle'];
 
 export interface Ack { i: number; t: bigint; a: string[] }
 
@@ -86,7 +82,7 @@ export class Bed {
     const credential = labCredential();
     tracked.dirs.add(path.dirname(credential.file));
     try {
-      if (setup.tcp !== 'lab-reno') kernelDefaultTcp(lab, setup.tcp.defaults);
+      if (setup.tcp !== 'lab-reno') kernelDefaultTcp(lab.topology, setup.tcp.defaults);
       const gw = setup.gateways ? await startGateways(lab, ['--c', String(setup.c), '--flush-timeout', String(setup.flushMs), '--flush-idle', String(setup.flushIdleUs)]) : undefined;
       if (gw) for (const g of [gw.a, gw.b]) tracked.children.add(g.child);
       return new Bed(lab, setup, gw, credential);
@@ -215,18 +211,5 @@ export class Bed {
       tracked.labs.delete(this.lab);
       await this.lab.destroy();
     }
-  }
-}
-
-// A baseline's hosts: the kernel's TCP defaults (those of a fresh namespace) and `cc` for every
-// connection, set on the hosts' routes: a namespace may only make the default a congestion
-// control of the machine's allowed list, which need not hold cubic, while a route's may be any
-// the kernel has (docs/decisions.md 86).
-function kernelDefaultTcp(lab: Lab, cc: string): void {
-  const values = HOST_TCP_SYSCTLS.map((k) => `${k}=${lab.exec(lab.ns.wan, ['sysctl', '-n', k]).trim()}`);
-  const routes: [string, string][] = [[lab.ns.hostA, ADDRESSES.gwALan], [lab.ns.hostB, ADDRESSES.gwBLan]];
-  for (const [ns, via] of routes) {
-    lab.exec(ns, ['sysctl', '-qw', ...values]);
-    lab.exec(ns, ['ip', 'route', 'replace', 'default', 'via', via, 'congctl', 'lock', cc]);
   }
 }
