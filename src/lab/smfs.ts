@@ -222,20 +222,25 @@ export function promoteMirror(lab: Lab, credentials: string): Record<string, unk
 // `smfs promote --await-clients N --grace S` of the mirror in hostB, which returns once the
 // clients' caches are replayed: run without blocking this process, which the clients' tools
 // report to meanwhile.
-export function promoteAwaiting(lab: Lab, credentials: string, o: { awaitClients: number; graceS: number }): Promise<{ lastSeq: number; handover: HandoverReport }> {
+// `smfs promote` of the mirror in hostB, as a child; with awaitClients, after taking that many
+// tagged clients' caches (at most graceS seconds). `track` hears of the child when it starts and
+// ends (the reproduction ends it on Ctrl-C).
+export function promoteAwaiting(lab: Lab, credentials: string, o: { awaitClients: number; graceS: number }, track?: { started(c: ChildProcess): void; ended(c: ChildProcess): void }): Promise<{ lastSeq: number; handover?: HandoverReport } & Record<string, unknown>> {
   const child = lab.spawn(lab.ns.hostB, [process.execPath, smfsBin, 'promote', '--host', ADDRESSES.hostB, '--port', '7610', '--credentials', credentials, '--json',
-    '--await-clients', String(o.awaitClients), '--grace', String(o.graceS)]);
+    ...(o.awaitClients > 0 ? ['--await-clients', String(o.awaitClients), '--grace', String(o.graceS)] : [])]);
+  track?.started(child);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => {
+      track?.ended(child);
       try {
         if (code !== 0) throw new Error(`exit ${code}`);
-        resolve(JSON.parse(stdout.trim()) as { lastSeq: number; handover: HandoverReport });
+        resolve(JSON.parse(stdout.trim()) as { lastSeq: number; handover?: HandoverReport } & Record<string, unknown>);
       } catch (err) {
-        reject(new LabError(`smfs promote --await-clients: ${(err as Error).message} ${stdout.trim()} ${stderr.trim()}`));
+        reject(new LabError(`smfs promote: ${(err as Error).message} ${stdout.trim()} ${stderr.trim()}`));
       }
     });
   });

@@ -14,7 +14,7 @@ import { labRunDir, startGateways } from '../gateways';
 import type { GatewayProcess } from '../gateways';
 import { LabError } from '../netns';
 import { ADDRESSES, kernelDefaultTcp } from '../topology';
-import { MIRROR, PRIMARY, labCredential, startServer } from '../smfs';
+import { MIRROR, PRIMARY, labCredential, promoteAwaiting, startServer } from '../smfs';
 import type { SmfsServer } from '../smfs';
 import type { WanStatus } from '../wan';
 import { defaultQueueBytes } from '../wan';
@@ -23,7 +23,6 @@ import type { Configuration, Level } from './configs';
 import { TABLE2, WAN } from './params';
 
 const loadTool = path.resolve(__dirname, '..', 'smfs-load.js');
-const smfsBin = path.resolve(__dirname, '..', '..', 'cli', 'smfs.js');
 
 export interface Setup {
   gateways: boolean;
@@ -177,24 +176,7 @@ export class Bed {
 
   // `smfs promote` of the mirror; with awaitClients, after taking that many testers' caches.
   promote(awaitClients = 0): Promise<Record<string, unknown>> {
-    const child = this.lab.spawn(this.lab.ns.hostB, [process.execPath, smfsBin, 'promote', '--host', ADDRESSES.hostB, '--port', '7610', '--credentials', this.credentials, '--json',
-      ...(awaitClients > 0 ? ['--await-clients', String(awaitClients), '--grace', '30'] : [])]);
-    tracked.children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-    return new Promise((resolve, reject) => {
-      child.once('exit', (code) => {
-        untrack(child);
-        try {
-          if (code !== 0) throw new Error(`exit ${code}`);
-          resolve(JSON.parse(stdout.trim()) as Record<string, unknown>);
-        } catch (err) {
-          reject(new LabError(`smfs promote: ${(err as Error).message} ${stdout.trim()} ${stderr.trim()}`));
-        }
-      });
-    });
+    return promoteAwaiting(this.lab, this.credentials, { awaitClients, graceS: 30 }, { started: (c) => tracked.children.add(c), ended: (c) => untrack(c) });
   }
 
   async destroy(): Promise<void> {
