@@ -14,7 +14,7 @@ import type { Address } from './format';
 import type { CleanReport, StoreStat } from './store';
 import type { RecoveryReport } from './recovery';
 import type { PromoteOptions, ServerCounters } from './server';
-import { ALL_LOGS, AppendFlags, Cursor, LEVEL_CODES, NOT_REACHED, Op, encodeAddress, encodeU32, encodeU64 } from './wire';
+import { ALL_LOGS, AppendFlags, Cursor, LEVEL_CODES, NOT_REACHED, Op, encodeAddress, encodeAddresses, encodeU32, encodeU64 } from './wire';
 import { FrameClient, connectSocket } from './frame-client';
 import type { ConnectOptions, Endpoint } from './frame-client';
 import type { AckLevel, MirrorStat, Role } from './mirror';
@@ -131,14 +131,19 @@ export class StorageClient extends FrameClient {
     if (options.level === 'tagged') return this.appendTagged(records, options.timings ?? false);
     const flags = (options.level ? LEVEL_CODES[options.level] : 0) | (options.timings ? AppendFlags.timings : 0) | (options.tag ? AppendFlags.tag : 0)
       | (options.sequence ? AppendFlags.sequence : 0);
-    const body: Uint8Array[] = [encodeU32(flags), encodeU32(records.length)];
-    for (const r of records) {
-      const h = Buffer.alloc(12);
-      h.writeUInt32BE(r.log, 0);
-      h.writeUInt32BE(r.data.length, 4);
-      h.writeUInt32BE(crc32(r.data), 8);
+    // The records' headers share one buffer; the data is sent from the caller's buffers.
+    const heads = Buffer.allocUnsafe(8 + 12 * records.length);
+    heads.writeUInt32BE(flags, 0);
+    heads.writeUInt32BE(records.length, 4);
+    const body: Uint8Array[] = [];
+    records.forEach((r, i) => {
+      const h = heads.subarray(i === 0 ? 0 : 8 + 12 * i, 8 + 12 * (i + 1));
+      const at = h.length - 12;
+      h.writeUInt32BE(r.log, at);
+      h.writeUInt32BE(r.data.length, at + 4);
+      h.writeUInt32BE(crc32(r.data), at + 8);
       body.push(h, r.data);
-    }
+    });
     const c = new Cursor(await this.request(Op.append, body), 'append answer');
     const n = c.u32();
     const addresses: Address[] = [];
@@ -229,19 +234,19 @@ export class StorageClient extends FrameClient {
   // the tag), and the free completes once it is held.
   async free(addresses: Address[], options: { level?: 'tagged' } = {}): Promise<void> {
     if (options.level !== 'tagged') {
-      await this.request(Op.free, [encodeU32(addresses.length), ...addresses.map(encodeAddress)]);
+      await this.request(Op.free, [encodeAddresses(addresses)]);
       return;
     }
     const cache = await this.subscribed();
     const size = 12 * addresses.length;
     if (!await cache.reserve(size)) {
-      await this.request(Op.free, [encodeU32(addresses.length), ...addresses.map(encodeAddress)]);
+      await this.request(Op.free, [encodeAddresses(addresses)]);
       return;
     }
     let tag: Tag;
     let kept: Promise<void>;
     try {
-      const c = new Cursor(await this.request(Op.free, [encodeU32(addresses.length), ...addresses.map(encodeAddress), encodeU32(AppendFlags.tag)]), 'free answer');
+      const c = new Cursor(await this.request(Op.free, [encodeAddresses(addresses), encodeU32(AppendFlags.tag)]), 'free answer');
       tag = readTag(c);
       const locations: Address[] = [];
       for (let n = c.u32(), i = 0; i < n; i++) locations.push(c.address());
@@ -385,7 +390,7 @@ export class StorageClient extends FrameClient {
   // Several records in one request, in the order asked; all or none (the first address that
   // cannot be read fails the request with its error, as read would).
   async readMany(addresses: Address[]): Promise<Buffer[]> {
-    const c = new Cursor(await this.request(Op.readMany, [encodeU32(addresses.length), ...addresses.map(encodeAddress)]), 'read-many answer');
+    const c = new Cursor(await this.request(Op.readMany, [encodeAddresses(addresses)]), 'read-many answer');
     const out = addresses.map((a) => {
       const length = c.u32();
       const crc = c.u32();

@@ -13,7 +13,7 @@ import type { AckLevel, MirrorLink, Role } from './mirror';
 import { FrameServer, connectionCounters } from './frame-server';
 import type { Connection, ConnectionCounters, FrameServerOptions } from './frame-server';
 import { traceMirror } from './trace';
-import { ALL_LOGS, AppendFlags, Cursor, NOT_REACHED, OP_NAMES, Op, encodeAddress, encodeJson, encodeU32, encodeU64 } from './wire';
+import { ALL_LOGS, AppendFlags, Cursor, NOT_REACHED, OP_NAMES, Op, encodeAddress, encodeAddresses, encodeJson, encodeU32, encodeU64 } from './wire';
 import { TagService } from './tag-service';
 import type { Watermarks } from './tag-service';
 import { HandoverRecovery, decodeHandover } from './handover';
@@ -228,7 +228,7 @@ export class StorageServer {
           }
         }
         this.counters.appends[tagged ? 'tagged' : level]++;
-        const answer = [encodeU32(addresses.length), ...addresses.map(encodeAddress)];
+        const answer = [encodeAddresses(addresses)];
         if (flags & AppendFlags.timings) answer.push(...times.map(encodeU32));
         if (tags) {
           marks ??= tags.watermarks;
@@ -262,7 +262,7 @@ export class StorageServer {
         await this.mirror!.wait(g.seq, 'local');
         const marks = tags.tagged(conn, g.seq, g.parts);
         this.counters.frees.tagged++;
-        return [encodeTag({ seq: g.seq, durableSeq: g.durableSeq, ...marks }), encodeU32(g.locations.length), ...g.locations.map(encodeAddress)];
+        return [encodeTag({ seq: g.seq, durableSeq: g.durableSeq, ...marks }), encodeAddresses(g.locations)];
       }
       case Op.clean: {
         const log = c.u32();

@@ -259,6 +259,19 @@ export function encodeAddress(a: Address): Buffer {
   return b;
 }
 
+// A count and the addresses, in one buffer (a frame of one piece per address costs a socket
+// writev of as many pieces).
+export function encodeAddresses(addresses: Address[]): Buffer {
+  const b = Buffer.allocUnsafe(4 + 12 * addresses.length);
+  b.writeUInt32BE(addresses.length, 0);
+  addresses.forEach((a, i) => {
+    b.writeUInt32BE(a.log, 4 + 12 * i);
+    b.writeUInt32BE(a.segment, 8 + 12 * i);
+    b.writeUInt32BE(a.offset, 12 + 12 * i);
+  });
+  return b;
+}
+
 export function encodeU32(v: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(v >>> 0, 0);
