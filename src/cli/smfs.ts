@@ -327,12 +327,18 @@ turn against them. Targets, printed beside the figures: network within 10% of lo
 throughput and latency at every delay; remote latency at least one WAN round trip; tagged
 within 10% of local in throughput and p50, 20% in p99, with its client cache's peak beside the
 bandwidth-delay product (the clients of a run are one client: one cache).
+About 16 x (levels x --seconds x --rounds + 4) seconds with the defaults. On a shared machine a
+figure of one round is noisy: --rounds 3 gives medians.
+
 smfs bench local needs no root and no lab: per --clients (e.g. --clients 1,8,64) it writes the
 appends straight to the disk first (O_DSYNC one at a time, and batches of one append per client
 with one fdatasync each), then runs a fresh storage server (fsync always) with that many clients;
 targets: 1 client at least 0.8x the O_DSYNC rate, 64 clients at least 0.8x the batched rate.
-About 16 x (levels x --seconds x --rounds + 4) seconds with the defaults. On a shared machine a
-figure of one round is noisy: --rounds 3 gives medians.`)
+About 3 x --seconds per client count.
+
+Examples:
+  smfs bench --delays 0,25 --losses 0 --rounds 3       # through the gateways in the lab (root)
+  smfs bench local --clients 1,8,64 --dir /srv/smfs    # this disk, no lab`)
   .action(async (what: string | undefined, o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; rounds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean; level: string; dir?: string }) => {
     if (what !== undefined && what !== 'mount' && what !== 'local') throw new ConfigError(`smfs bench takes nothing, 'local' or 'mount', got '${what}'`);
     if (o.blockKib < 1 || o.appendKib < o.blockKib || o.appendKib % o.blockKib !== 0 || o.appendKib > 60 * 1024) {
