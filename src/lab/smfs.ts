@@ -219,12 +219,10 @@ export function promoteMirror(lab: Lab, credentials: string): Record<string, unk
   return JSON.parse(text.trim()) as Record<string, unknown>;
 }
 
-// `smfs promote --await-clients N --grace S` of the mirror in hostB, which returns once the
-// clients' caches are replayed: run without blocking this process, which the clients' tools
-// report to meanwhile.
-// `smfs promote` of the mirror in hostB, as a child; with awaitClients, after taking that many
-// tagged clients' caches (at most graceS seconds). `track` hears of the child when it starts and
-// ends (the reproduction ends it on Ctrl-C).
+// `smfs promote` of the mirror in hostB, as a child, without blocking this process (which the
+// clients' tools report to meanwhile); with awaitClients, it returns once that many tagged
+// clients' caches are replayed (at most graceS seconds). `track` hears of the child when it
+// starts and ends (the reproduction ends it on Ctrl-C).
 export function promoteAwaiting(lab: Lab, credentials: string, o: { awaitClients: number; graceS: number }, track?: { started(c: ChildProcess): void; ended(c: ChildProcess): void }): Promise<{ lastSeq: number; handover?: HandoverReport } & Record<string, unknown>> {
   const child = lab.spawn(lab.ns.hostB, [process.execPath, smfsBin, 'promote', '--host', ADDRESSES.hostB, '--port', '7610', '--credentials', credentials, '--json',
     ...(o.awaitClients > 0 ? ['--await-clients', String(o.awaitClients), '--grace', String(o.graceS)] : [])]);

@@ -23,6 +23,7 @@ export class Segment {
   readonly freed = new Set<number>(); // offsets of records here that were freed
   frees: Address[] = [];           // the frees this segment records (of records anywhere in the log)
   dirty = false;                   // written since its last fdatasync
+  syncing: Promise<void> | undefined; // an fdatasync under way (sealing waits for it)
   private readonly offsets: number[] = [];
   private readonly positions: number[] = [];
   private readonly lengths: number[] = [];

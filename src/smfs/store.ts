@@ -624,7 +624,9 @@ export class LogStore {
         if (first.kind === 'create' || first.kind === 'sync') {
           this.queue.shift();
           await committing;
-          await this.runSingle(first);
+          // The round just awaited may have failed: then nothing more is written or marked durable.
+          if (this.failure) first.reject(this.failure);
+          else await this.runSingle(first);
           continue;
         }
         const batch: Job[] = [];
@@ -691,13 +693,20 @@ export class LogStore {
   // fsyncs every segment written since the last time. A failed fsync stops the store: the
   // kernel may have dropped the pages, and only a restart's recovery knows what is on disk.
   private async syncDirty(): Promise<number> {
+    if (this.failure) throw this.failure;
     const upTo = this.seq;
     const segs = [...this.dirty];
     this.dirty.clear();
     try {
       await Promise.all(segs.map(async (s) => {
         s.dirty = false;
-        await fdatasync(s.descriptor());
+        const syncing = fdatasync(s.descriptor());
+        s.syncing = syncing;
+        try {
+          await syncing;
+        } finally {
+          if (s.syncing === syncing) s.syncing = undefined;
+        }
       }));
     } catch (err) {
       throw this.fail(`fsync failed; the store takes no more writes until it is restarted (${(err as Error).message})`, err);
@@ -729,8 +738,11 @@ export class LogStore {
 
   // Starts the log's next segment: the one before is fsynced first, so that a torn write can
   // only ever be in a log's last segment, and the new one exists on disk before anything goes in.
+  // An fdatasync of it already under way (the last batch's, which runs while this batch is
+  // written) is waited for: it no longer counts as dirty, but it is not on disk yet.
   private async newSegment(log: LogState): Promise<Segment> {
     const previous = log.last;
+    if (previous?.syncing) await previous.syncing;
     if (previous?.dirty) {
       await fdatasync(previous.descriptor());
       previous.dirty = false;

@@ -165,6 +165,90 @@ log('fsync always: the next batch is written while the last one is fsynced, and 
   });
 });
 
+log('an fsync that fails while a sync waits behind it: the sync is refused, and nothing is marked durable', async () => {
+  await withDir('log-sync-fail', async (dir) => {
+    const store = await LogStore.open(dir);
+    await store.createLog(1);
+    const realSync = files.fdatasync;
+    const realWrite = files.writeAllAt;
+    let writing!: () => void;
+    const written = new Promise<void>((resolve) => { writing = resolve; });
+    // The group's write is slow, so the sync is queued behind it; then its fsync fails.
+    (files as { writeAllAt: typeof realWrite }).writeAllAt = async (fd, buffers, position) => {
+      writing();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      return realWrite(fd, buffers, position);
+    };
+    (files as { fdatasync: typeof realSync }).fdatasync = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    };
+    try {
+      const append = store.append([{ log: 1, data: Buffer.from('lost') }]);
+      append.catch(() => undefined);
+      await written;
+      const sync = store.sync();
+      sync.catch(() => undefined);
+      await refused(append, 'SMFS_ERR_IO');
+      await refused(sync, 'SMFS_ERR_IO');
+    } finally {
+      (files as { fdatasync: typeof realSync }).fdatasync = realSync;
+      (files as { writeAllAt: typeof realWrite }).writeAllAt = realWrite;
+    }
+    assert.is(store.durableSeq, 0, 'the failed group is not under the durable mark');
+    await refused(store.append([{ log: 1, data: Buffer.from('after') }]), 'SMFS_ERR_IO');
+    await store.close().catch(() => undefined);
+  });
+});
+
+log('a segment is sealed (its fsync done) before the next one starts, also when the last batch\'s fsync of it is still under way', async () => {
+  await withDir('log-seal', async (dir) => {
+    const store = await LogStore.open(dir, { segmentBytes: 4096 });
+    await store.createLog(1);
+    const realSync = files.fdatasync;
+    const realWrite = files.writeAllAt;
+    const pending = new Set<number>();
+    let headersWritten = 0;
+    const early: string[] = [];
+    const appends: Promise<unknown>[] = [];
+    // Each append takes most of a segment, and the next is asked for once the last is written,
+    // so it is written (in a segment of its own) while the last one's batch is fsynced.
+    const appendNext = (): void => {
+      if (appends.length < 30) appends.push(store.append([{ log: 1, data: Buffer.alloc(3000, appends.length) }]));
+    };
+    (files as { fdatasync: typeof realSync }).fdatasync = async (fd) => {
+      pending.add(fd);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      try {
+        await realSync(fd);
+      } finally {
+        pending.delete(fd);
+      }
+    };
+    (files as { writeAllAt: typeof realWrite }).writeAllAt = async (fd, buffers, position) => {
+      // A new segment's header: every fsync of another file must be done by now.
+      if (position === 0) {
+        headersWritten++;
+        if ([...pending].some((p) => p !== fd)) early.push(`segment header ${headersWritten} written while an fsync of an earlier segment ran`);
+      }
+      await realWrite(fd, buffers, position);
+      if (position !== 0) appendNext();
+    };
+    try {
+      appendNext();
+      // Each append is asked for before the one before it is answered.
+      while (appends.length < 30) await Promise.all(appends);
+      await Promise.all(appends);
+    } finally {
+      (files as { fdatasync: typeof realSync }).fdatasync = realSync;
+      (files as { writeAllAt: typeof realWrite }).writeAllAt = realWrite;
+    }
+    assert.is(headersWritten, 29, 'every append but the first started a segment');
+    assert.equal(early, []);
+    await store.close();
+  });
+});
+
 log('a record larger than a segment gets a segment of its own', async () => {
   await withDir('log', async (dir) => {
     const store = await LogStore.open(dir, { segmentBytes: 4096 });
