@@ -131,30 +131,36 @@ log('fsync always: the next batch is written while the last one is fsynced, and 
     const realWrite = files.writeAllAt;
     let syncing = 0;
     let writesWhileSyncing = 0;
-    let syncsDone = 0;
-    const synced: number[] = []; // the syncs done when each append was answered
+    let syncsStarted = 0;
+    let lastDoneStart = 0;                          // the latest-started fsync that has finished
+    const writtenAfter = new Map<string, number>(); // each append's data: fsyncs started before its write ended
     (files as { fdatasync: typeof realSync }).fdatasync = async (fd) => {
+      const start = ++syncsStarted;
       syncing++;
       await new Promise((resolve) => setTimeout(resolve, 20));
       await realSync(fd);
       syncing--;
-      syncsDone++;
+      lastDoneStart = Math.max(lastDoneStart, start);
     };
-    (files as { writeAllAt: typeof realWrite }).writeAllAt = (fd, buffers, position) => {
+    (files as { writeAllAt: typeof realWrite }).writeAllAt = async (fd, buffers, position) => {
       if (syncing > 0) writesWhileSyncing++;
-      return realWrite(fd, buffers, position);
+      await realWrite(fd, buffers, position);
+      const text = Buffer.concat(buffers).toString('latin1');
+      for (const m of text.matchAll(/<append (\d+)>/g)) writtenAfter.set(m[1], syncsStarted);
     };
     try {
       const order: number[] = [];
+      const early: string[] = [];
       await Promise.all(Array.from({ length: 40 }, (_, i) => (async () => {
         // One at a time into the queue, so that they make several batches.
         await new Promise((resolve) => setTimeout(resolve, i));
-        await store.append([{ log: 1, data: Buffer.from(`append ${i}`) }]);
+        await store.append([{ log: 1, data: Buffer.from(`<append ${i}>`) }]);
         order.push(i);
-        synced.push(syncsDone);
+        // An fsync that started after this append's write ended has finished.
+        if (!(lastDoneStart > writtenAfter.get(String(i))!)) early.push(`append ${i}`);
       })()));
       assert.ok(writesWhileSyncing > 0, 'groups were written while an fsync was under way');
-      assert.ok(synced.every((n) => n >= 1), 'no append was answered before an fsync');
+      assert.equal(early, [], 'no append answered before an fsync that began after its write');
       assert.equal(order, [...order].sort((a, b) => a - b), 'answers in the order asked');
     } finally {
       (files as { fdatasync: typeof realSync }).fdatasync = realSync;
