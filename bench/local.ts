@@ -57,13 +57,15 @@ export interface LocalBenchResult {
   targets: { dsync_1_client_at_least: number; batched_64_clients_at_least: number };
 }
 
-// Writes appends of `size` bytes for `seconds`, `batch` at a time: with batch 1 through an
-// O_DSYNC descriptor, else plain writes and one fdatasync per batch. Returns MB/s.
-function rawRate(dir: string, size: number, batch: number, seconds: number): number {
+// Writes appends of `size` bytes for `seconds`: one at a time through an O_DSYNC descriptor,
+// or `batch` at a time with plain writes and one fdatasync per batch. Returns MB/s. It yields
+// to the event loop between appends, so that Ctrl-C is heard.
+async function rawRate(dir: string, size: number, mode: 'dsync' | { batch: number }, seconds: number): Promise<number> {
   const buf = Buffer.alloc(size, 0x5a);
-  const dsync = batch === 1;
+  const dsync = mode === 'dsync';
+  const batch = dsync ? 1 : mode.batch;
   const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | (dsync ? fs.constants.O_DSYNC : 0);
-  const file = path.join(dir, `raw-${batch}`);
+  const file = path.join(dir, dsync ? 'raw-dsync' : `raw-batch-${batch}`);
   let fd = fs.openSync(file, flags, 0o600);
   let position = 0;
   let bytes = 0;
@@ -82,6 +84,7 @@ function rawRate(dir: string, size: number, batch: number, seconds: number): num
       }
       if (!dsync) fs.fdatasyncSync(fd);
       bytes += size * batch;
+      await new Promise(setImmediate);
     }
   } finally {
     fs.closeSync(fd);
@@ -100,9 +103,23 @@ function child(bin: string, args: string[], env: NodeJS.ProcessEnv, children: Ch
 
 function firstLine(c: ReturnType<typeof child>, what: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    c.lines.once('line', (l) => resolve(JSON.parse(l) as Record<string, unknown>));
+    c.lines.once('line', (l) => {
+      try {
+        resolve(JSON.parse(l) as Record<string, unknown>);
+      } catch {
+        reject(new MaelstromError('MAELSTROM_ERR_LAB', `${what} printed ${l.slice(0, 200)}, not its JSON start report`));
+      }
+    });
     c.child.once('exit', () => reject(new MaelstromError('MAELSTROM_ERR_LAB', `${what} exited: ${c.stderr()}`)));
   });
+}
+
+// Ends a child and waits for it, unless it has ended already.
+async function end(c: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const gone = new Promise((resolve) => c.once('exit', resolve));
+  c.kill(signal);
+  await gone;
 }
 
 async function smfsRate(root: string, env: NodeJS.ProcessEnv, o: { clients: number; seconds: number; appendKiB: number; blockKiB: number; logs: number }, children: ChildProcess[]): Promise<LoadSummary> {
@@ -115,20 +132,24 @@ async function smfsRate(root: string, env: NodeJS.ProcessEnv, o: { clients: numb
       '--blocks', String(o.appendKiB / o.blockKiB), '--block-size', String(o.blockKiB * 1024), '--clients', String(o.clients), '--seconds', String(o.seconds), '--data-pool', '64'], env, children);
     let summary: LoadSummary | undefined;
     load.lines.on('line', (l) => {
-      const j = JSON.parse(l) as LoadSummary & { done?: boolean };
-      if (j.done) summary = j;
+      try {
+        const j = JSON.parse(l) as LoadSummary & { done?: boolean };
+        if (j.done) summary = j;
+      } catch {
+        // Not a report line: the error, if any, is in its stderr.
+      }
     });
-    const code = await new Promise<number | null>((resolve) => load.child.once('exit', resolve));
+    // 'close', not 'exit': after its output is read to the end.
+    const code = await new Promise<number | null>((resolve) => load.child.once('close', resolve));
     if (!summary) throw new MaelstromError('MAELSTROM_ERR_LAB', `the load generator exited with ${code} and no summary: ${load.stderr()}`);
     return summary;
   } finally {
-    const gone = new Promise((r) => server.child.once('exit', r));
-    if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGTERM');
-    await gone;
+    await end(server.child, 'SIGTERM');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
+// The device and type of the file system under dir, e.g. "/dev/vda ext4".
 function filesystemOf(dir: string): string {
   const r = spawnSync('df', ['--output=source,fstype', dir], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim().split('\n').pop()!.trim().replace(/\s+/, ' ') : 'unknown';
@@ -137,8 +158,8 @@ function filesystemOf(dir: string): string {
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 export async function runLocalBench(o: LocalBenchOptions = {}): Promise<LocalBenchResult> {
-  const clients = o.clients ?? [1, 8, 64];
-  const seconds = o.seconds ?? 5;
+  const clients = o.clients ?? [1, 64];
+  const seconds = o.seconds ?? 4;
   const appendKiB = o.appendKiB ?? 512;
   const blockKiB = o.blockKiB ?? 4;
   const logs = o.logs ?? 4;
@@ -147,10 +168,11 @@ export async function runLocalBench(o: LocalBenchOptions = {}): Promise<LocalBen
   const credential = createCredential(path.join(root, 'credentials'));
   const env = { ...process.env, SMFS_CREDENTIALS: credential.file };
   const children: ChildProcess[] = [];
-  const stop = () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    fs.rmSync(root, { recursive: true, force: true });
-    process.exit(130);
+  const stop = (signal: NodeJS.Signals) => {
+    void Promise.all(children.map((c) => end(c, 'SIGKILL'))).finally(() => {
+      fs.rmSync(root, { recursive: true, force: true, maxRetries: 3 });
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
@@ -159,8 +181,8 @@ export async function runLocalBench(o: LocalBenchOptions = {}): Promise<LocalBen
     const size = appendKiB * 1024;
     for (const n of clients) {
       o.onProgress?.(`${n} client${n === 1 ? '' : 's'}: raw disk, then smfs (${seconds} s each)`);
-      const dsync = rawRate(root, size, 1, seconds);
-      const batched = rawRate(root, size, n, seconds);
+      const dsync = await rawRate(root, size, 'dsync', seconds);
+      const batched = await rawRate(root, size, { batch: n }, seconds);
       const s = await smfsRate(root, env, { clients: n, seconds, appendKiB, blockKiB, logs }, children);
       const rate = s.bytes / s.seconds / MB;
       rows.push({
@@ -175,8 +197,8 @@ export async function runLocalBench(o: LocalBenchOptions = {}): Promise<LocalBen
   } finally {
     process.removeListener('SIGINT', stop);
     process.removeListener('SIGTERM', stop);
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    fs.rmSync(root, { recursive: true, force: true });
+    await Promise.all(children.map((c) => end(c, 'SIGKILL')));
+    fs.rmSync(root, { recursive: true, force: true, maxRetries: 3 });
   }
 }
 
@@ -190,6 +212,7 @@ export function formatLocalBench(r: LocalBenchResult): string {
     const errors = Object.entries(x.errors).map(([k, v]) => `${k} ${v}`).join(', ');
     lines.push(`${String(x.clients).padStart(7)} ${x.smfs_mbytes_per_s.toFixed(1).padStart(10)} ${x.smfs_p50_ms.toFixed(2).padStart(7)} ${x.smfs_p99_ms.toFixed(2).padStart(7)} ${x.raw_dsync_mbytes_per_s.toFixed(1).padStart(8)} ${x.raw_batched_mbytes_per_s.toFixed(1).padStart(8)} ${x.vs_dsync.toFixed(2).padStart(7)} ${x.vs_batched.toFixed(2).padStart(7)}${errors ? `  errors: ${errors}` : ''}`);
   }
+  if (/\btmpfs\b/.test(r.filesystem)) lines.push('note: tmpfs keeps everything in memory, so fsync costs nothing here; give --dir on the disk to measure');
   const one = r.rows.find((x) => x.clients === 1);
   const many = r.rows.find((x) => x.clients === 64);
   if (one) lines.push(`target: 1 client at least ${r.targets.dsync_1_client_at_least}x raw O_DSYNC: ${one.vs_dsync.toFixed(2)}x, ${one.vs_dsync >= r.targets.dsync_1_client_at_least ? 'met' : 'NOT met'}`);

@@ -339,14 +339,17 @@ About 3 x --seconds per client count.
 Examples:
   smfs bench --delays 0,25 --losses 0 --rounds 3       # through the gateways in the lab (root)
   smfs bench local --clients 1,8,64 --dir /srv/smfs    # this disk, no lab`)
-  .action(async (what: string | undefined, o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; rounds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean; level: string; dir?: string }) => {
+  .action(async (what: string | undefined, o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; rounds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean; level: string; dir?: string }, cmd: Command) => {
     if (what !== undefined && what !== 'mount' && what !== 'local') throw new ConfigError(`smfs bench takes nothing, 'local' or 'mount', got '${what}'`);
     if (o.blockKib < 1 || o.appendKib < o.blockKib || o.appendKib % o.blockKib !== 0 || o.appendKib > 60 * 1024) {
       throw new ConfigError('--append-kib is a multiple of --block-kib, at most 61440 (a group holds 64 MiB)');
     }
     if (o.clients.some((c) => c < 1 || c > 1024)) throw new ConfigError('--clients are from 1 to 1024');
-    if (o.seconds <= 0 || o.seconds > 600) throw new ConfigError('--seconds is from 0 to 600');
+    if (o.seconds <= 0 || o.seconds > 600) throw new ConfigError('--seconds is more than 0 and at most 600');
     if (what === 'local') {
+      for (const k of ['delays', 'losses', 'levels', 'rounds', 'credentials', 'level']) {
+        if (cmd.getOptionValueSource(k) === 'cli') throw new ConfigError(`--${k} goes with the lab bench (or mount), not smfs bench local: it runs one server without a mirror, with a credential of its own`);
+      }
       if (o.dir !== undefined && !fs.statSync(o.dir, { throwIfNoEntry: false })?.isDirectory()) throw new ConfigError(`--dir ${o.dir} is not a directory`);
       const { formatLocalBench, runLocalBench } = await import('../../bench/local');
       const progress = (line: string) => process.stderr.write(`smfs bench local: ${line}\n`);

@@ -94,7 +94,7 @@ cli('smfs bench local --json: smfs appends beside the raw disk from one run, as 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  for (const [args, message] of [[['--dir', '/nonexistent'], /is not a directory/], [['--append-kib', '6'], /multiple of --block-kib/], [['--clients', '0'], /--clients are from 1/]] as [string[], RegExp][]) {
+  for (const [args, message] of [[['--dir', '/nonexistent'], /is not a directory/], [['--append-kib', '6'], /multiple of --block-kib/], [['--clients', '0'], /--clients are from 1/], [['--rounds', '3'], /--rounds goes with the lab bench/]] as [string[], RegExp][]) {
     const bad = spawnSync(process.execPath, [smfs, 'bench', 'local', ...args], { encoding: 'utf8' });
     assert.is(bad.status, 2, bad.stderr);
     assert.match(bad.stderr, message);
