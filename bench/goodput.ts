@@ -94,7 +94,11 @@ async function snapshot(lab: Lab, gw?: { a: GatewayProcess; b: GatewayProcess })
 async function measure(lab: Lab, o: Required<Pick<GoodputBenchOptions, 'seconds' | 'omitSeconds'>>, port: number, gw?: { a: GatewayProcess; b: GatewayProcess }) {
   const before = tcpSnmp(lab);
   const marks: Promise<Counters>[] = [];
-  const onMark = () => { marks.push(snapshot(lab, gw)); };
+  const onMark = () => {
+    const mark = snapshot(lab, gw);
+    mark.catch(() => undefined); // awaited below; a failure meanwhile is not an unhandled rejection
+    marks.push(mark);
+  };
   const { sent, got } = await tcpTransfer(lab, { omit: o.omitSeconds, window: o.seconds, onMark }, port, (o.omitSeconds + o.seconds) * 1000 + 60_000);
   const after = tcpSnmp(lab);
   if (marks.length !== 2 || got.windowBytes === undefined) throw new Error(`the receiver on port ${port} did not measure its window: ${JSON.stringify(got)}`);
