@@ -14,11 +14,26 @@ async function receiver(lab: LabHosts, args: string[], onMark?: (mark: number) =
   const child = lab.spawn(lab.ns.hostB, [process.execPath, tool, ...args]);
   const lines = readline.createInterface({ input: child.stdout! });
   let report: (r: Record<string, number | string>) => void = () => undefined;
-  const final = new Promise<Record<string, number | string>>((resolve) => { report = resolve; });
+  let reported = false;
+  const final = new Promise<Record<string, number | string>>((resolve, reject) => {
+    report = (r) => {
+      reported = true;
+      resolve(r);
+    };
+    // Read to the end ('close', not 'exit'): a receiver that dies without its report fails
+    // the run instead of leaving it waiting.
+    child.once('close', (code, signal) => { if (!reported) reject(new Error(`receiver exited (${code ?? signal}) without a report`)); });
+  });
+  final.catch(() => undefined); // awaited by the caller; not unhandled if the sender failed first
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`receiver exited (${code})`)));
     lines.on('line', (text) => {
-      const msg = JSON.parse(text) as Record<string, number | string>;
+      let msg: Record<string, number | string>;
+      try {
+        msg = JSON.parse(text) as Record<string, number | string>;
+      } catch {
+        return; // not one of the tool's lines
+      }
       if ('listening' in msg) resolve();
       else if ('mark' in msg) onMark?.(Number(msg.mark));
       else report(msg);
