@@ -25,6 +25,18 @@ async function refused(p: Promise<unknown>, code: string): Promise<SmfsError> {
   throw new Error('unreachable');
 }
 
+// The store's file calls, real; withFiles runs fn with some of them replaced, then puts them back.
+type FileCalls = { writeAllAt: typeof files.writeAllAt; fdatasync: typeof files.fdatasync };
+const REAL: FileCalls = { writeAllAt: files.writeAllAt, fdatasync: files.fdatasync };
+async function withFiles<T>(patch: Partial<FileCalls>, fn: () => Promise<T>): Promise<T> {
+  Object.assign(files, patch);
+  try {
+    return await fn();
+  } finally {
+    Object.assign(files, REAL);
+  }
+}
+
 const log = suite('smfs log store');
 
 log('CRC-32: the native function and the table agree, also carried across buffers', () => {
@@ -95,19 +107,14 @@ log('a group whose write fails in one log is taken back in every log, while the 
     const sizes = () => [1, 2, 3, 4].map((id) => fs.statSync(path.join(dir, 'logs', String(id), '0000000000.seg')).size);
     const before = sizes();
     // The part of log 3 fails at once; the other three are written late, after it failed.
-    const real = files.writeAllAt;
     let slow = 0;
-    (files as { writeAllAt: typeof real }).writeAllAt = async (fd, buffers, position) => {
+    const writeAllAt: typeof files.writeAllAt = async (fd, buffers, position) => {
       if (buffers.some((b) => Buffer.from(b).includes('second-3'))) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
       slow++;
       await new Promise((resolve) => setTimeout(resolve, 30));
-      return real(fd, buffers, position);
+      return REAL.writeAllAt(fd, buffers, position);
     };
-    try {
-      await refused(store.append([1, 2, 3, 4].map((id) => ({ log: id, data: Buffer.from(`second-${id}`) }))), 'SMFS_ERR_IO');
-    } finally {
-      (files as { writeAllAt: typeof real }).writeAllAt = real;
-    }
+    await withFiles({ writeAllAt }, () => refused(store.append([1, 2, 3, 4].map((id) => ({ log: id, data: Buffer.from(`second-${id}`) }))), 'SMFS_ERR_IO'));
     assert.is(slow, 3, 'the three other parts were under way when log 3 failed');
     assert.equal(store.ends(), ends, 'every log ends where it did');
     assert.equal(sizes(), before, 'and so does every segment file: the late writes were taken back too');
@@ -127,28 +134,26 @@ log('fsync always: the next batch is written while the last one is fsynced, and 
   await withDir('log-overlap', async (dir) => {
     const store = await LogStore.open(dir);
     await store.createLog(1);
-    const realSync = files.fdatasync;
-    const realWrite = files.writeAllAt;
     let syncing = 0;
     let writesWhileSyncing = 0;
     let syncsStarted = 0;
     let lastDoneStart = 0;                          // the latest-started fsync that has finished
     const writtenAfter = new Map<string, number>(); // each append's data: fsyncs started before its write ended
-    (files as { fdatasync: typeof realSync }).fdatasync = async (fd) => {
+    const fdatasync: typeof files.fdatasync = async (fd) => {
       const start = ++syncsStarted;
       syncing++;
       await new Promise((resolve) => setTimeout(resolve, 20));
-      await realSync(fd);
+      await REAL.fdatasync(fd);
       syncing--;
       lastDoneStart = Math.max(lastDoneStart, start);
     };
-    (files as { writeAllAt: typeof realWrite }).writeAllAt = async (fd, buffers, position) => {
+    const writeAllAt: typeof files.writeAllAt = async (fd, buffers, position) => {
       if (syncing > 0) writesWhileSyncing++;
-      await realWrite(fd, buffers, position);
+      await REAL.writeAllAt(fd, buffers, position);
       const text = Buffer.concat(buffers).toString('latin1');
       for (const m of text.matchAll(/<append (\d+)>/g)) writtenAfter.set(m[1], syncsStarted);
     };
-    try {
+    await withFiles({ fdatasync, writeAllAt }, async () => {
       const order: number[] = [];
       const early: string[] = [];
       await Promise.all(Array.from({ length: 40 }, (_, i) => (async () => {
@@ -162,10 +167,7 @@ log('fsync always: the next batch is written while the last one is fsynced, and 
       assert.ok(writesWhileSyncing > 0, 'groups were written while an fsync was under way');
       assert.equal(early, [], 'no append answered before an fsync that began after its write');
       assert.equal(order, [...order].sort((a, b) => a - b), 'answers in the order asked');
-    } finally {
-      (files as { fdatasync: typeof realSync }).fdatasync = realSync;
-      (files as { writeAllAt: typeof realWrite }).writeAllAt = realWrite;
-    }
+    });
     assert.is(store.durableSeq, 40);
     await store.close();
   });
@@ -175,21 +177,19 @@ log('an fsync that fails while a sync waits behind it: the sync is refused, and 
   await withDir('log-sync-fail', async (dir) => {
     const store = await LogStore.open(dir);
     await store.createLog(1);
-    const realSync = files.fdatasync;
-    const realWrite = files.writeAllAt;
     let writing!: () => void;
     const written = new Promise<void>((resolve) => { writing = resolve; });
     // The group's write is slow, so the sync is queued behind it; then its fsync fails.
-    (files as { writeAllAt: typeof realWrite }).writeAllAt = async (fd, buffers, position) => {
+    const writeAllAt: typeof files.writeAllAt = async (fd, buffers, position) => {
       writing();
       await new Promise((resolve) => setTimeout(resolve, 10));
-      return realWrite(fd, buffers, position);
+      return REAL.writeAllAt(fd, buffers, position);
     };
-    (files as { fdatasync: typeof realSync }).fdatasync = async () => {
+    const fdatasync: typeof files.fdatasync = async () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
       throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
     };
-    try {
+    await withFiles({ fdatasync, writeAllAt }, async () => {
       const append = store.append([{ log: 1, data: Buffer.from('lost') }]);
       append.catch(() => undefined);
       await written;
@@ -197,10 +197,7 @@ log('an fsync that fails while a sync waits behind it: the sync is refused, and 
       sync.catch(() => undefined);
       await refused(append, 'SMFS_ERR_IO');
       await refused(sync, 'SMFS_ERR_IO');
-    } finally {
-      (files as { fdatasync: typeof realSync }).fdatasync = realSync;
-      (files as { writeAllAt: typeof realWrite }).writeAllAt = realWrite;
-    }
+    });
     assert.is(store.durableSeq, 0, 'the failed group is not under the durable mark');
     await refused(store.append([{ log: 1, data: Buffer.from('after') }]), 'SMFS_ERR_IO');
     await store.close().catch(() => undefined);
@@ -211,8 +208,6 @@ log('a segment is sealed (its fsync done) before the next one starts, also when 
   await withDir('log-seal', async (dir) => {
     const store = await LogStore.open(dir, { segmentBytes: 4096 });
     await store.createLog(1);
-    const realSync = files.fdatasync;
-    const realWrite = files.writeAllAt;
     const pending = new Set<number>();
     let headersWritten = 0;
     const early: string[] = [];
@@ -222,33 +217,30 @@ log('a segment is sealed (its fsync done) before the next one starts, also when 
     const appendNext = (): void => {
       if (appends.length < 30) appends.push(store.append([{ log: 1, data: Buffer.alloc(3000, appends.length) }]));
     };
-    (files as { fdatasync: typeof realSync }).fdatasync = async (fd) => {
+    const fdatasync: typeof files.fdatasync = async (fd) => {
       pending.add(fd);
       await new Promise((resolve) => setTimeout(resolve, 5));
       try {
-        await realSync(fd);
+        await REAL.fdatasync(fd);
       } finally {
         pending.delete(fd);
       }
     };
-    (files as { writeAllAt: typeof realWrite }).writeAllAt = async (fd, buffers, position) => {
+    const writeAllAt: typeof files.writeAllAt = async (fd, buffers, position) => {
       // A new segment's header: every fsync of another file must be done by now.
       if (position === 0) {
         headersWritten++;
         if ([...pending].some((p) => p !== fd)) early.push(`segment header ${headersWritten} written while an fsync of an earlier segment ran`);
       }
-      await realWrite(fd, buffers, position);
+      await REAL.writeAllAt(fd, buffers, position);
       if (position !== 0) appendNext();
     };
-    try {
+    await withFiles({ fdatasync, writeAllAt }, async () => {
       appendNext();
       // Each append is asked for before the one before it is answered.
       while (appends.length < 30) await Promise.all(appends);
       await Promise.all(appends);
-    } finally {
-      (files as { fdatasync: typeof realSync }).fdatasync = realSync;
-      (files as { writeAllAt: typeof realWrite }).writeAllAt = realWrite;
-    }
+    });
     assert.is(headersWritten, 29, 'every append but the first started a segment');
     assert.equal(early, []);
     await store.close();
