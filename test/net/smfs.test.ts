@@ -158,7 +158,10 @@ smfs('every append is local, then network-safe, then remote, in that order, meas
   assert.ok(l.remote.p50 >= 50_000, `remote p50 ${l.remote.p50} us is at least the 50 ms RTT`);
   // Not p99: TCP's congestion window holds the first appends' bytes back for a round trip.
   assert.ok(l.network.p50 < 25_000, `network p50 ${l.network.p50} us is under half the RTT`);
-  // And as the client sees it, one level at a time.
+  // And as the client sees it, one level at a time. Local and network answers differ by the
+  // gateway's feedback (tens of microseconds on the LAN), less than one run's spread from the
+  // next on this machine, so their order is checked per append above, by the server; here each
+  // level must land on its side of the WAN round trip.
   const seen: Record<string, number> = {};
   for (const level of ['local', 'network', 'remote'] as AckLevel[]) {
     const s = await startLoad(lab, credentials, { level, appends: 100 }).done;
@@ -166,7 +169,8 @@ smfs('every append is local, then network-safe, then remote, in that order, meas
     seen[level] = s.latencyUs.p50;
   }
   console.log(`  server-side p50: local ${l.local.p50} us, network ${l.network.p50} us, remote ${l.remote.p50} us; client p50: ${JSON.stringify(seen)}`);
-  assert.ok(seen.local <= seen.network && seen.network < seen.remote, `client p50s in order: ${JSON.stringify(seen)}`);
+  assert.ok(seen.local < 25_000 && seen.network < 25_000, `client p50s of local and network under half the RTT: ${JSON.stringify(seen)}`);
+  assert.ok(seen.remote >= 50_000, `client p50 of remote at least the RTT: ${JSON.stringify(seen)}`);
 }));
 
 // One run of the disaster: returns appends acknowledged before it began and how many of them
