@@ -181,6 +181,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["reportsReceived"] = double(e.reports_received);
     o["badReports"] = double(e.bad_reports);
     o["cpuNs"] = double(e.cpu_ns);
+    Napi::Object stages = Napi::Object::New(env);
+    stages["packets"] = double(e.stage_packets);
+    static constexpr const char* kStageNames[engine::kStageCount_] = {"rings", "copy", "lock", "tracker", "hash", "xor", "tx"};
+    for (unsigned i = 0; i < engine::kStageCount_; i++) stages[kStageNames[i]] = double(e.stage_ns[i]);
+    o["stagesNs"] = stages;
     engine::AuthState a = engine_.auth_state();
     Napi::Object au = auth_counts_object(env, a.received);
     au["unverifiable"] = double(e.auth_unverifiable);

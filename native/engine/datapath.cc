@@ -27,26 +27,40 @@ void Engine::run(Worker& w) {
     for (xsk::Port* p : *ports) fds.push_back(pollfd{p->fd(), POLLIN, 0});
   xsk::RxFrame batch[kBatch];
   uint64_t last_publish = 0;
+  w.start_cycles = cycles();
+  w.start_ns = monotonic_ns();
   for (;;) {
     bool stopping = !running_.load(std::memory_order_relaxed);
     uint64_t now = monotonic_ns();
     uint32_t work = 0;
+    // The sampled profile: stages of this turn's LAN->WAN work are timed (lap()); the WAN side
+    // and housekeeping are not a stage of it and are left out.
+    w.sampling = (++w.turn & (kProfileEvery - 1)) == 0;
+    if (w.sampling) w.mark = cycles();
     for (xsk::Port* p : w.lan_rx) {
       uint32_t n = p->receive(batch, kBatch);
+      lap(w, kStageRings);
       if (n) lan_batch(w, *p, batch, n, now);
+      if (w.sampling) w.counters.stage_packets += n;
       work += n;
     }
+    const bool sampled = w.sampling;
+    w.sampling = false;
     for (xsk::Port* p : w.wan_rx) {
       uint32_t n = p->receive(batch, kBatch);
       if (n) wan_batch(w, *p, batch, n, now);
       work += n;
     }
+    w.sampling = sampled;
+    if (w.sampling) w.mark = cycles();
     for (auto* ports : {&w.lan_rx, &w.wan_rx}) {
       for (xsk::Port* p : *ports) {
         p->complete();
         p->refill();
       }
     }
+    lap(w, kStageRings);
+    w.sampling = false;
     uint64_t deadline;
     bool publish = stopping || now - last_publish > 10'000'000;
     {
@@ -54,12 +68,23 @@ void Engine::run(Worker& w) {
       deadline = housekeeping(w, monotonic_ns());
       if (publish && w.index == 0) publish_codec();
     }
+    w.sampling = sampled;
+    if (w.sampling) w.mark = cycles();
     w.lan_rx[0]->flush_tx();
     w.wan_rx[0]->flush_tx();
+    lap(w, kStageTx);
+    w.sampling = false;
     if (publish) {
       timespec cpu;
       clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
       w.counters.cpu_ns = uint64_t(cpu.tv_sec) * 1'000'000'000 + uint64_t(cpu.tv_nsec);
+      const uint64_t ticks = cycles() - w.start_cycles;
+      const double ns_per_tick = ticks ? double(monotonic_ns() - w.start_ns) / double(ticks) : 0;
+      for (unsigned s = 0; s < kStageCount_; s++) {
+        // The encoder's ticks include its hash, counted apart.
+        uint64_t c = s == kStageXor ? w.stage_cycles[s] - std::min(w.stage_cycles[s], w.stage_cycles[kStageHash]) : w.stage_cycles[s];
+        w.counters.stage_ns[s] = uint64_t(double(c) * ns_per_tick);
+      }
       std::lock_guard<std::mutex> lock(snapshot_mutex_);
       snapshot_.workers[w.index].counters = w.counters;
       last_publish = now;
@@ -100,9 +125,12 @@ void Engine::lan_batch(Worker& w, xsk::Port& lan, const xsk::RxFrame* batch, uin
       w.staged[i] = addr;
     }
   }
+  lap(w, kStageCopy);
   {
     std::lock_guard<std::mutex> lock(codec_mutex_);
+    lap(w, kStageLock);
     RepairOut out(*this, w);
+    uint64_t* hash_cycles = w.sampling ? &w.stage_cycles[kStageHash] : nullptr;
     for (uint32_t i = 0; i < n; i++) {
       const xsk::RxFrame& f = batch[i];
       if (f.len <= kEth + kIp) continue;
@@ -110,13 +138,16 @@ void Engine::lan_batch(Worker& w, xsk::Port& lan, const xsk::RxFrame* batch, uin
       uint32_t ip_len = f.len - kEth;
       uint32_t seq = encoder_->next_seq();
       tracker_->sent(ip, ip_len, seq, now);
+      lap(w, kStageTracker);
       if (w.staged[i] == kNoFrame) {
         w.counters.tx_dropped++;
         tracker_->uncovered(seq);
         continue;
       }
       w.wan_tags[w.staged[i] / wan.frame_size()] = FrameTag{FrameKind::Data, 0, 0, 0, seq};
-      if (!wan.transmit(w.staged[i], f.len)) {
+      const bool queued = wan.transmit(w.staged[i], f.len);
+      lap(w, kStageTx);
+      if (!queued) {
         w.counters.tx_dropped++;
         tracker_->uncovered(seq);
         continue;
@@ -124,14 +155,18 @@ void Engine::lan_batch(Worker& w, xsk::Port& lan, const xsk::RxFrame* batch, uin
       w.counters.lan_to_wan_packets++;
       w.counters.lan_to_wan_bytes += f.len;
       last_lan_ns_ = now;
-      if (encoder_->add(ip, ip_len, now, out) < 0) {
+      const bool covered = encoder_->add(ip, ip_len, now, out, hash_cycles) >= 0;
+      lap(w, kStageXor);
+      if (!covered) {
         w.counters.unprotected++;
         tracker_->uncovered(seq);
       }
     }
     apply_done(w);
+    lap(w, kStageTracker);
   }
   for (uint32_t i = 0; i < n; i++) lan.recycle(batch[i].addr);
+  lap(w, kStageRings);
 }
 
 // WAN -> LAN. Repairs, reports and the decoder's view of each data frame under the lock; the

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "auth/envelope.h"
+#include "common/clock.h"
 #include "engine/report_format.h"
 #include "fec/decoder.h"
 #include "fec/encoder.h"
@@ -80,6 +81,19 @@ struct EngineConfig {
   std::optional<std::array<uint8_t, auth::kKeyBytes>> master_key;
 };
 
+// The stages of a worker's turn that the sampled profile times (EngineCounters::stage_ns).
+enum Stage : unsigned {
+  kStageRings,         // RX ring reads, fill and completion rings, frames recycled
+  kStageCopy,          // LAN frame to a WAN TX frame (and partial checksums, MSS clamp)
+  kStageLock,          // waiting for the codec lock
+  kStageTracker,       // network-sync records: sent, completed, uncovered
+  kStageHash,          // the packet's identity (fec::identify)
+  kStageXor,           // XOR into the bins and repairs fired (the encoder less its hash)
+  kStageTx,            // TX ring writes and the kicks (sendto)
+  kStageCount_,
+};
+constexpr unsigned kProfileEvery = 16;  // a power of two
+
 struct EngineCounters {
   uint64_t lan_to_wan_packets = 0, lan_to_wan_bytes = 0;
   uint64_t wan_to_lan_packets = 0, wan_to_lan_bytes = 0;
@@ -103,6 +117,11 @@ struct EngineCounters {
   uint64_t bad_reports = 0;     // receiver reports of the wrong length or version
   uint64_t auth_unverifiable = 0;  // sealed datagrams reaching a gateway run without a key
   uint64_t cpu_ns = 0;          // the engine threads' CPU time (user and system), as of their last publish
+  // Where the time goes, sampled: one turn of a worker's loop in kProfileEvery is timed stage by
+  // stage (enum Stage); stage_packets LAN frames arrived in those turns. So stage_ns[s] /
+  // stage_packets is a LAN->WAN packet's cost in stage s, for a few ns a packet.
+  uint64_t stage_packets = 0;
+  uint64_t stage_ns[kStageCount_] = {};
 
   EngineCounters& operator+=(const EngineCounters& o);
 };
@@ -221,12 +240,26 @@ class Engine {
     std::vector<uint8_t> verdicts;  // per frame of a WAN batch: forward it to the LAN or not
     std::vector<uint64_t> staged;   // per frame of a LAN batch: its WAN TX frame, or kNoFrame
     EngineCounters counters;
+    // The sampled profile: is this turn timed, the tick its last stage ended at, ticks per
+    // stage, and the run's first tick and ns (to convert ticks to ns).
+    uint32_t turn = 0;
+    bool sampling = false;
+    uint64_t mark = 0;
+    uint64_t stage_cycles[kStageCount_] = {};
+    uint64_t start_cycles = 0, start_ns = 0;
     std::thread thread;
   };
 
   int attach(Side& side, const std::string& ifname, const std::vector<uint32_t>& queues, uint32_t key_offset,
              std::string* error);
   void run(Worker& w);
+  // The sampled profile: the ticks since the last lap go to stage s.
+  static void lap(Worker& w, Stage s) {
+    if (!w.sampling) return;
+    uint64_t c = cycles();
+    w.stage_cycles[s] += c - w.mark;
+    w.mark = c;
+  }
   void lan_batch(Worker& w, xsk::Port& lan, const xsk::RxFrame* batch, uint32_t n, uint64_t now);
   void wan_batch(Worker& w, xsk::Port& wan, const xsk::RxFrame* batch, uint32_t n, uint64_t now);
   void clamp_mss(Worker& w, uint8_t* ip, uint32_t len);

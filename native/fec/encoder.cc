@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/clock.h"
 #include "fec/xor.h"
 
 namespace maelstrom::fec {
@@ -49,12 +50,14 @@ Encoder::Encoder(const EncoderConfig& config) : config_(sanitised(config)), seq_
   }
 }
 
-int64_t Encoder::add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink& sink) {
+int64_t Encoder::add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink& sink, uint64_t* hash_cycles) {
   if (len == 0 || len > config_.max_packet) {
     stats_.oversize++;
     return -1;
   }
+  const uint64_t hash_start = hash_cycles ? cycles() : 0;
   PacketId id = identify(pkt, len);
+  if (hash_cycles) *hash_cycles += cycles() - hash_start;
   uint32_t seq = seq_++;
   const size_t layers = config_.interleaves.size();
   Bin* bins[kMaxLayers];

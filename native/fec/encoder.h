@@ -70,7 +70,8 @@ class Encoder {
 
   // Adds one packet at time now_ns; fires the bins it fills. Returns the packet's sequence
   // number, or -1 when the packet is empty or longer than max_packet (it is not covered).
-  int64_t add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink& sink);
+  // With hash_cycles, the ticks (maelstrom::cycles()) spent identifying it are added there.
+  int64_t add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink& sink, uint64_t* hash_cycles = nullptr);
 
   // Fires bins whose first packet is at least flush_timeout x interleave old. Cheap when none
   // is due.

@@ -5,7 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, MaelstromError } from '../errors';
-import { AUTH_VERDICTS } from '../native/addon';
+import { AUTH_VERDICTS, ENGINE_STAGES } from '../native/addon';
 import type { EngineStats, GatewayXdpStats, SocketDrops } from '../native/addon';
 
 export interface MetricsSource {
@@ -88,6 +88,16 @@ export class GatewayMetrics {
     counter('maelstrom_mss_clamped_total', 'TCP SYNs whose MSS was clamped', (s) => s.mssClamped);
     counter('maelstrom_checksums_completed_total', 'TCP/UDP checksums a LAN host\'s offload left partial, completed before forwarding', (s) => s.lanChecksumCompleted);
     counter('maelstrom_engine_cpu_seconds_total', 'CPU time of the engine threads (user and system)', (s) => s.cpuNs / 1e9);
+    counter('maelstrom_engine_sampled_packets_total', 'LAN frames in the turns the stage profile timed (one turn in 16)', (s) => s.stagesNs.packets);
+    new Counter({
+      name: 'maelstrom_engine_stage_seconds_total', help: 'Time of the LAN to WAN path by stage in the sampled turns; over maelstrom_engine_sampled_packets_total, a packet\'s cost in the stage',
+      labelNames: ['stage'], registers: [r],
+      collect() {
+        const st = now().stats.stagesNs;
+        this.reset();
+        for (const k of ENGINE_STAGES) this.inc({ stage: k }, st[k] / 1e9);
+      },
+    });
     counter('maelstrom_tx_dropped_total', 'Frames dropped for want of a UMEM frame or TX ring space', (s) => s.txDropped);
     counter('maelstrom_feedback_datagrams_total', 'Network-sync feedback datagrams sent to LAN senders', (s) => s.netsync.feedbackDatagrams);
     counter('maelstrom_feedback_send_errors_total', 'Network-sync feedback datagrams that failed to send', (s) => s.netsync.feedbackSendErrors);

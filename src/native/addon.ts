@@ -346,6 +346,9 @@ export interface SocketDrops {
   txInvalid: number;
 }
 
+export const ENGINE_STAGES = ['rings', 'copy', 'lock', 'tracker', 'hash', 'xor', 'tx'] as const;
+export type EngineStage = typeof ENGINE_STAGES[number];
+
 export interface EngineStats {
   lanToWanPackets: number;
   lanToWanBytes: number;
@@ -392,6 +395,9 @@ export interface EngineStats {
   reportsReceived: number;
   badReports: number;
   cpuNs: number;           // the engine threads' CPU time since start (refreshed every 10 ms)
+  // A sample of the LAN->WAN path (one turn of a worker's loop in 16): ns spent per stage over
+  // `packets` LAN frames (native/engine/engine.h, enum Stage). ns / packets: a packet's cost there.
+  stagesNs: { packets: number } & Record<EngineStage, number>;
   wanLoss: { sampled: number; missing: number; bursts: number }; // what our decoder sees
   peer: PeerReport | null;  // what the peer's decoder sees of our direction
   workers: WorkerStats[];   // one per engine thread
@@ -443,7 +449,7 @@ export interface Addon {
   xdpAttached(ifname: string): XdpAttachment;
   DelayLine: new (config: { a: string; b: string; delayNs: number; maxQueueBytes?: number; rateBps?: number; queueBytes?: number; realtimePriority?: number }) => NativeDelayLine;
   WanLoss: new (objectPath: string) => NativeWanLoss;
-  blast(config: { ifname: string; dstMac: Buffer; srcMac: Buffer; srcIp: string; dstIp: string; dstPort: number; ipLength: number; seconds: number }): { sent: number; errors: number; seconds: number };
+  blast(config: { ifname: string; dstMac: Buffer; srcMac: Buffer; srcIp: string; dstIp: string; dstPort: number; ipLength: number; seconds: number; xdpObject?: string; cpus?: number[] }): { sent: number; errors: number; seconds: number };
   Engine: new (config: NativeEngineConfig) => NativeEngine;
   detachXdp(ifname: string, programName: string): number;
   // The purpose key of a master key ('gateway' | 'feedback'), or of a purpose key ('as-is'), with its id.

@@ -29,6 +29,7 @@ export function engineStats(changes: Changes = {}): EngineStats {
     wanSockets: sockets(),
     xdp: Object.fromEntries(XDP_STATS.map((k) => [k, 0])) as unknown as GatewayXdpStats,
     epoch: 0, epochChanges: 0, epochFlushed: 0, peerEpochChanges: 0, reportsSent: 0, reportsReceived: 0, badReports: 0, cpuNs: 0,
+    stagesNs: { packets: 0, rings: 0, copy: 0, lock: 0, tracker: 0, hash: 0, xor: 0, tx: 0 },
     wanLoss: { sampled: 0, missing: 0, bursts: 0 },
     peer: null,
     workers: [{ lanQueues: [0], wanQueues: [0], cpu: null, lanToWanPackets: 0, wanToLanPackets: 0, repairsSent: 0, repairsReceived: 0, txDropped: 0 }],
