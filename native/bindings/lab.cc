@@ -156,8 +156,9 @@ class WanLossWrap : public Napi::ObjectWrap<WanLossWrap> {
   lab::WanLoss loss_;
 };
 
-// blast({ ifname, dstMac, srcMac, srcIp, dstIp, dstPort, ipLength, seconds }): blocks; for a
-// process of its own in a lab host namespace.
+// blast({ ifname, dstMac, srcMac, srcIp, dstIp, dstPort, ipLength, seconds, xdpObject?, cpus? }):
+// blocks; for a process of its own in a lab host namespace. With xdpObject (out/bpf/lab_gen.bpf.o)
+// the frames go out by XDP_TX from a thread on each of `cpus` (lab::xdp_blast), else by one packet socket.
 Napi::Value Blast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[0].As<Napi::Object>();
@@ -173,8 +174,22 @@ Napi::Value Blast(const Napi::CallbackInfo& info) {
   c.ip_len = o.Get("ipLength").As<Napi::Number>().Uint32Value();
   c.seconds = o.Get("seconds").As<Napi::Number>().DoubleValue();
   int err = 0;
-  lab::BlastResult r = lab::blast(c, &err);
-  check(env, err, "cannot open a packet socket on " + c.ifname);
+  lab::BlastResult r;
+  if (o.Get("xdpObject").IsString()) {
+    c.xdp_object = o.Get("xdpObject").As<Napi::String>();
+    if (o.Get("cpus").IsArray()) {
+      Napi::Array cpus = o.Get("cpus").As<Napi::Array>();
+      c.cpus.clear();
+      for (uint32_t i = 0; i < cpus.Length(); i++) c.cpus.push_back(cpus.Get(i).As<Napi::Number>().Int32Value());
+      if (c.cpus.empty()) throw Napi::TypeError::New(env, "cpus: at least one CPU");
+    }
+    std::string what;
+    r = lab::xdp_blast(c, &err, &what);
+    check(env, err, what);
+  } else {
+    r = lab::blast(c, &err);
+    check(env, err, "cannot open a packet socket on " + c.ifname);
+  }
   Napi::Object out = Napi::Object::New(env);
   out["sent"] = double(r.sent);
   out["errors"] = double(r.errors);

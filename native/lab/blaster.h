@@ -1,8 +1,13 @@
-// A UDP traffic generator for the engine benchmark: raw Ethernet frames at the highest rate an
-// AF_PACKET socket reaches (sendmmsg batches, qdisc bypassed), each with a distinct payload.
+// UDP traffic generators for the engine benchmark, each frame with a distinct payload:
+// - blast(): raw Ethernet frames at the highest rate one AF_PACKET socket reaches (sendmmsg
+//   batches, qdisc bypassed);
+// - xdp_blast(): bpf/lab_gen.bpf.c's program run with BPF_F_TEST_XDP_LIVE_FRAMES on `threads`
+//   one thread on each of `cpus`, each transmitting frames from a kernel page pool with XDP_TX:
+//   no skb, no socket, one syscall per 4096 frames.
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace maelstrom::lab {
 
@@ -14,6 +19,10 @@ struct BlastConfig {
   uint16_t dst_port = 9;
   uint32_t ip_len = 1500;           // IP packet length (frame = 14 more)
   double seconds = 2;
+  // xdp_blast() only
+  std::string xdp_object;           // out/bpf/lab_gen.bpf.o
+  std::vector<int> cpus = {0};      // a thread pinned to each; veth hands a frame sent on CPU k to
+                                    // its peer's RX queue k mod (queue count)
 };
 
 struct BlastResult {
@@ -22,7 +31,9 @@ struct BlastResult {
   double seconds = 0;
 };
 
-// Blocks for config.seconds. Returns -errno in *err when the socket cannot be opened.
+// Both block for config.seconds. blast() returns -errno in *err when the socket cannot be
+// opened; xdp_blast() when the program cannot be loaded or run (*what says which step).
 BlastResult blast(const BlastConfig& config, int* err);
+BlastResult xdp_blast(const BlastConfig& config, int* err, std::string* what);
 
 }  // namespace maelstrom::lab

@@ -96,15 +96,33 @@ withCode(bench
 
 bench
   .command('engine')
-  .description('Packets/s through gateway A in the lab at 64, 512 and 1500 bytes, beside kernel forwarding (root)')
+  .description('Packets/s through gateway A in the lab at 64, 512 and 1500 bytes and 1 and 2 queues, beside kernel forwarding, with the engine\'s CPU ns per packet and where they go (root)')
   .option('--seconds <s>', 'traffic per figure', decimal('--seconds'), 2)
   .option('--sizes <list>', 'IP packet sizes', integerList('--sizes'), [64, 512, 1500])
-  .option('--json', 'print one JSON object: engine_mpps_1500, kernel_mpps_1500, ...')
-  .action(async (o: { seconds: number; sizes: number[]; json?: boolean }) => {
+  .option('--queues <list>', 'queue pairs of the lab\'s veths (one engine thread each)', integerList('--queues'), [1, 2])
+  .option('--generator <kind>', 'xdp: XDP_TX frames from BPF_PROG_TEST_RUN on CPUs apart from the engine\'s; socket: one AF_PACKET socket (the old generator, about 0.4 Mpps)', 'xdp')
+  .option('--json', 'print one JSON object: engine_mpps_1500_q1, kernel_mpps_1500_q1, engine_ns_per_packet_64_q2, engine_ns_hash_64_q1, ... (docs/cli.md)')
+  .addHelpText('after', `
+Gateway A forwards UDP from hostA onto a WAN that drops everything past it, first with the
+kernel's IP forwarding, then with the engine at (8,3). "in" is what gateway A's LAN port took
+in, "out" what left its WAN port. The generator runs on CPUs apart from the engine's where there
+are enough (with 2 CPUs and 2 queues they share both), so the engine's cost is also given as CPU
+ns per packet (1e9 / ns: packets/s one core would forward),
+and split into stages by the engine's sampled profile (docs/results.md has a table).
+
+Examples:
+  maelstrom bench engine
+  maelstrom bench engine --sizes 1500 --queues 1 --seconds 5 --json`)
+  .action(async (o: { seconds: number; sizes: number[]; queues: number[]; generator: string; json?: boolean }) => {
     if (o.sizes.some((s) => s < 32 || s > 1500)) throw new ConfigError('--sizes are IP packet sizes from 32 to 1500');
+    if (o.queues.some((q) => q < 1 || q > 16)) throw new ConfigError('--queues are queue pair counts from 1 to 16');
+    if (o.generator !== 'xdp' && o.generator !== 'socket') throw new ConfigError(`--generator is xdp or socket, not ${o.generator}`);
+    if (!(o.seconds > 0 && o.seconds <= 60)) throw new ConfigError('--seconds is more than 0 and at most 60');
     const { formatEngineBench, runEngineBench } = await import('../../bench/engine');
-    const { rows, json } = await runEngineBench({ seconds: o.seconds, sizes: o.sizes });
-    process.stdout.write((o.json ? JSON.stringify(json) : formatEngineBench(rows)) + '\n');
+    const generator = o.generator as 'xdp' | 'socket';
+    const onProgress = (line: string) => process.stderr.write(`bench engine: ${line}\n`);
+    const { rows, json } = await runEngineBench({ seconds: o.seconds, sizes: o.sizes, queues: o.queues, generator, onProgress });
+    process.stdout.write((o.json ? JSON.stringify(json) : formatEngineBench(rows, generator)) + '\n');
   });
 
 bench

@@ -83,6 +83,12 @@ export async function udpReceive(lab: LabHosts, port: number, count: number, idl
   return done as { report: Promise<{ received: number; duplicates: number }> };
 }
 
+// Distinct datagrams at `port` of hostB (by their first 4 bytes) until `idleMs` pass without one.
+export async function udpCount(lab: LabHosts, port: number, idleMs: number): Promise<{ report: Promise<{ received: number; duplicates: number }> }> {
+  const done = await receiver(lab, ['udp-recv', '--port', String(port), '--count', String(2 ** 32), '--idle-ms', String(idleMs)]);
+  return { report: done.report as Promise<{ received: number; duplicates: number }> };
+}
+
 export async function udpStream(lab: LabHosts, count: number, pps: number, port = 5002, onSending?: () => Promise<void>) {
   const done = await receiver(lab, ['udp-recv', '--port', String(port), '--count', String(count), '--idle-ms', '3000']);
   const sending = onSending?.();
@@ -99,8 +105,11 @@ export function tcpRetransmissions(lab: LabHosts, ns: string): number {
   return Number(values[names.indexOf('RetransSegs')]);
 }
 
-// Raw UDP frames from hostA through `via` (a MAC) as fast as one packet socket goes.
-export async function udpBlast(lab: LabHosts, ipLength: number, seconds: number, via: string): Promise<{ sent: number; seconds: number }> {
-  const r = await send(lab, ['udp-blast', '--to', ADDRESSES.hostB, '--via', via, '--size', String(ipLength), '--seconds', String(seconds)], seconds * 1000 + 30_000);
+// Raw UDP frames from hostA to `port` of hostB through `via` (a MAC) as fast as one packet socket
+// goes, or with `xdp` by XDP_TX from a thread on each of its CPUs (bpf/lab_gen.bpf.c; the veth
+// peer needs an XDP program).
+export async function udpBlast(lab: LabHosts, ipLength: number, seconds: number, via: string, xdp?: { cpus: number[] }, port = 9): Promise<{ sent: number; seconds: number }> {
+  const gen = xdp ? ['--xdp', path.resolve(__dirname, '..', '..', '..', 'out', 'bpf', 'lab_gen.bpf.o'), '--cpus', xdp.cpus.join(',')] : [];
+  const r = await send(lab, ['udp-blast', '--to', ADDRESSES.hostB, '--via', via, '--port', String(port), '--size', String(ipLength), '--seconds', String(seconds), ...gen], seconds * 1000 + 30_000);
   return { sent: Number(r.sent), seconds: Number(r.seconds) };
 }

@@ -7,7 +7,9 @@
 //   tcp-send --to IP --port P (--bytes N | --seconds S)   send pseudo-random bytes, report sha256 and time
 //   udp-recv --port P --count N --idle-ms T  count distinct sequence numbers until N or T idle
 //   udp-send --to IP --port P --count N --pps R --size S
-//   udp-blast --to IP --via MAC --size S --seconds T   raw frames as fast as the socket goes
+//   udp-blast --to IP --via MAC --size S --seconds T [--xdp OBJECT --cpus 0,1]   raw frames
+//       as fast as one packet socket goes, or with --xdp by XDP_TX from a thread on each CPU listed
+//       (native/lab/blaster.cc)
 //   record-server --port P [--size S] [--ack]   accept one connection of fixed-size records, check
 //       each, report {"records","bad"} as they arrive (every 20 ms) and at the end; --ack answers
 //       each intact record with its index (u32), the remote acknowledgement
@@ -149,6 +151,7 @@ function udpBlast(): void {
     dstPort: Number(arg('port', '9')),
     ipLength: Number(arg('size')),
     seconds: Number(arg('seconds', '2')),
+    ...(process.argv.includes('--xdp') ? { xdpObject: arg('xdp'), cpus: arg('cpus', '0').split(',').map(Number) } : {}),
   });
   printJson(r);
 }
