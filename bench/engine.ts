@@ -5,9 +5,9 @@
 // limits the figure.
 //
 // The generator is bpf/lab_gen.bpf.c run with BPF_F_TEST_XDP_LIVE_FRAMES (native/lab/blaster.cc)
-// on CPUs apart from the engine's where there are enough (cpuPlan): it makes frames faster than
-// gateway A's veth takes them (the rest are dropped at its ring), so what bounds the figure is
-// the receiver. Over veth, gateway A's XDP program runs in the sender's softirq, on the
+// on CPUs apart from the engine's where there are enough (cpuPlan). Its own ceiling is measured
+// first, into a port that drops every frame (lab_drop); over veth the receiver's work runs in
+// the sender's softirq, so with a real receiver it makes what the receiver's CPU can take. Over veth, gateway A's XDP program runs in the sender's softirq, on the
 // generator's CPU. The engine's own cost is given as CPU time per packet (its threads' CPU time
 // over the packets they forwarded), whatever the generator takes: 1e9 / ns is what one core
 // would forward. The kernel's run has an XDP_PASS program on gateway A's LAN port (veth takes
@@ -45,6 +45,7 @@ export interface EngineBenchRow {
   generator_cpus: number[];     // xdp: where the generator's threads ran (and the kernel forwarded)
   engine_cpus: number[];        // where gateway A's engine threads ran
   size: number;
+  generator_ceiling_mpps: number; // xdp: frames the generator made into a port that drops them
   generated_mpps: number;       // frames the generator made (the engine's run)
   kernel_offered_mpps: number;  // frames gateway A's LAN port took in, kernel run
   kernel_mpps: number;          // forwarded out of its WAN port
@@ -103,7 +104,19 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
       const gwMac = JSON.parse(lab.exec(lab.ns.gwA, ['ip', '-j', 'link', 'show', 'lan0']))[0].address as string;
       await lab.wan.set({ killed: true });
       const kernel = new Map<number, { offered: number; pps: number }>();
-      if (xdp) lab.exec(lab.ns.gwA, ['ip', 'link', 'set', 'dev', 'lan0', 'xdpdrv', 'object', GENERATOR, 'program', 'lab_pass']);
+      const ceiling = new Map<number, number>();
+      const peer = (program: string) => lab.exec(lab.ns.gwA, ['ip', 'link', 'set', 'dev', 'lan0', 'xdpdrv', ...(program === 'off' ? ['off'] : ['object', GENERATOR, 'program', program])]);
+      if (xdp) {
+        // The generator alone: gateway A's LAN port drops every frame as it comes (lab_drop).
+        peer('lab_drop');
+        for (const size of sizes) {
+          progress(`generator alone, ${queues} queue(s), ${size} B`);
+          const b = await udpBlast(lab, size, Math.min(seconds, 1), gwMac, xdp);
+          ceiling.set(size, b.sent / b.seconds);
+        }
+        peer('off');
+        peer('lab_pass');
+      }
       for (const size of sizes) {
         progress(`kernel, ${queues} queue(s), ${size} B`);
         const port = lanPort(lab);
@@ -112,7 +125,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
         const offered = xdp ? lanPort(lab).rx - port.rx : b.sent;
         kernel.set(size, { offered: offered / b.seconds, pps: (wanTx(lab) - tx) / b.seconds });
       }
-      if (xdp) lab.exec(lab.ns.gwA, ['ip', 'link', 'set', 'dev', 'lan0', 'xdpdrv', 'off']);
+      if (xdp) peer('off');
       await lab.wan.set({ killed: false });
       await withGateways(lab, { only: { a: ['--cpu', plan.engine.join(',')] } }, async (gw) => {
         await lab.wan.set({ killed: true });
@@ -147,6 +160,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
             generator_cpus: xdp ? plan.generator : [],
             engine_cpus: plan.engine,
             size,
+            generator_ceiling_mpps: (ceiling.get(size) ?? 0) / 1e6,
             generated_mpps: b.sent / b.seconds / 1e6,
             kernel_offered_mpps: k.offered / 1e6,
             kernel_mpps: k.pps / 1e6,
@@ -164,6 +178,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
   const json: Record<string, number> = {};
   for (const r of rows) {
     const at = `${r.size}_q${r.queues}`;
+    json[`generator_ceiling_mpps_${at}`] = r.generator_ceiling_mpps;
     json[`generated_mpps_${at}`] = r.generated_mpps;
     json[`kernel_offered_mpps_${at}`] = r.kernel_offered_mpps;
     json[`kernel_mpps_${at}`] = r.kernel_mpps;
@@ -182,9 +197,9 @@ export function formatEngineBench(rows: EngineBenchRow[], generator: Generator =
   const plans = [...new Map(rows.map((r) => [r.queues, `${r.queues} queue(s): engine on CPU ${r.engine_cpus.join(',')}${r.generator_cpus.length ? `, generator on CPU ${r.generator_cpus.join(',')}` : ''}`])).values()];
   const lines = [`UDP through gateway A, (8,3), veth in the lab (AF_XDP copy mode), packets/s out of its WAN port; generator: ${generator === 'xdp' ? 'XDP_TX (BPF_PROG_TEST_RUN live frames)' : 'one packet socket'}`,
     `  ${plans.join('; ')}`,
-    '  queues  size  generated Mpps   kernel: in -> out Mpps (Gbit/s)   engine: in -> out Mpps (Gbit/s)   engine/kernel   engine CPU ns/packet (1 core: Mpps)'];
+    '  queues  size  generator alone / made Mpps   kernel: in -> out Mpps (Gbit/s)   engine: in -> out Mpps (Gbit/s)   engine/kernel   engine CPU ns/packet (1 core: Mpps)'];
   for (const r of rows) {
-    lines.push(`  ${String(r.queues).padStart(6)}  ${String(r.size).padStart(4)}  ${f(r.generated_mpps).padStart(14)}   ${f(r.kernel_offered_mpps).padStart(8)} -> ${f(r.kernel_mpps).padStart(6)} (${r.kernel_gbps.toFixed(2).padStart(5)})     ${f(r.engine_offered_mpps).padStart(10)} -> ${f(r.engine_mpps).padStart(6)} (${r.engine_gbps.toFixed(2).padStart(5)})   ${(r.engine_mpps / r.kernel_mpps).toFixed(2).padStart(13)}   ${r.engine_ns_per_packet.toFixed(0).padStart(8)} (${(1e3 / r.engine_ns_per_packet).toFixed(2)})`);
+    lines.push(`  ${String(r.queues).padStart(6)}  ${String(r.size).padStart(4)}  ${`${r.generator_ceiling_mpps ? f(r.generator_ceiling_mpps) : '-'} / ${f(r.generated_mpps)}`.padStart(27)}   ${f(r.kernel_offered_mpps).padStart(8)} -> ${f(r.kernel_mpps).padStart(6)} (${r.kernel_gbps.toFixed(2).padStart(5)})     ${f(r.engine_offered_mpps).padStart(10)} -> ${f(r.engine_mpps).padStart(6)} (${r.engine_gbps.toFixed(2).padStart(5)})   ${(r.engine_mpps / r.kernel_mpps).toFixed(2).padStart(13)}   ${r.engine_ns_per_packet.toFixed(0).padStart(8)} (${(1e3 / r.engine_ns_per_packet).toFixed(2)})`);
   }
   lines.push('', 'Where an engine packet\'s CPU time goes, ns per packet (sampled: one turn of the loop in 16)',
     `  queues  size  ${[...ENGINE_STAGES, 'other'].map((s) => s.padStart(8)).join('')}`);

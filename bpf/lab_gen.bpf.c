@@ -6,8 +6,9 @@
  * returns XDP_TX, which transmits the frame out of the interface named in the run's context
  * without a socket, an skb or a syscall per batch. It writes the headers too (gen_header, set
  * by user space), as the kernel hands back a page as its last packet left it. On veth the frame lands in the peer's XDP
- * ring, which needs an XDP program there: the gateway's, or lab_pass for the kernel's
- * forwarding (XDP_PASS: the frame goes on to the stack as if veth had no program). */
+ * ring, which needs an XDP program there: the gateway's, lab_pass for the kernel's forwarding
+ * (XDP_PASS: the frame goes on to the stack as if veth had no program), or lab_drop to measure
+ * the generator alone. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -59,6 +60,13 @@ SEC("xdp")
 int lab_pass(struct xdp_md *ctx)
 {
 	return XDP_PASS;
+}
+
+/* On the peer, for the generator's own ceiling: every frame dropped as it arrives. */
+SEC("xdp")
+int lab_drop(struct xdp_md *ctx)
+{
+	return XDP_DROP;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -88,7 +88,8 @@ enum Stage : unsigned {
   kStageLock,          // waiting for the codec lock
   kStageTracker,       // network-sync records: sent, completed, uncovered
   kStageHash,          // the packet's identity (fec::identify)
-  kStageXor,           // XOR into the bins and repairs fired (the encoder less its hash)
+  kStageXor,           // XOR into the bins and the repairs fired: sealed, UDP headers, queued
+                       // (the encoder less its hash)
   kStageTx,            // TX ring writes and the kicks (sendto)
   kStageCount_,
 };

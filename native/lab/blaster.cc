@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -124,7 +125,8 @@ BlastResult xdp_blast(const BlastConfig& c, int* err, std::string* what) {
     return r;
   }
   bpf_program* gen = bpf_object__find_program_by_name(obj, "lab_gen");
-  if (bpf_program* pass = bpf_object__find_program_by_name(obj, "lab_pass")) bpf_program__set_autoload(pass, false);
+  for (const char* peer : {"lab_pass", "lab_drop"})
+    if (bpf_program* p = bpf_object__find_program_by_name(obj, peer)) bpf_program__set_autoload(p, false);
   if (!gen) {
     *err = -ENOENT;
     *what = c.xdp_object + " has no program lab_gen";
@@ -148,9 +150,10 @@ BlastResult xdp_blast(const BlastConfig& c, int* err, std::string* what) {
     bpf_object__close(obj);
     return r;
   }
-  // Frames per run: about 10 ms at the slowest rate here (0.5 Mpps), so the deadline is kept
-  // and a syscall is spread over thousands of frames.
-  constexpr uint32_t kRepeat = 4096;
+  // Frames per run: each run swaps the kernel's XDP dispatcher in and out, which patches kernel
+  // text on every CPU (an IPI each): with 4096 frames a run, that was 30% of the time. So runs
+  // grow until one lasts about 50 ms, and the deadline is still kept to about that.
+  constexpr uint32_t kFirstRepeat = 4096, kMaxRepeat = 1u << 24;
   std::atomic<uint64_t> sent{0};
   std::atomic<int> failed{0};
   const double start = now_s(), end = start + c.seconds;
@@ -167,16 +170,22 @@ BlastResult xdp_blast(const BlastConfig& c, int* err, std::string* what) {
     ctx.data_end = uint32_t(frame.size());  // the kernel insists: the context spans the frame
     ctx.ingress_ifindex = uint32_t(ifindex);
     uint64_t n = 0;
-    while (now_s() < end && !failed.load(std::memory_order_relaxed)) {
+    uint32_t repeat = kFirstRepeat;
+    for (double t = now_s(); t < end && !failed.load(std::memory_order_relaxed);) {
       LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()),
-                  .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = kRepeat,
+                  .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = repeat,
                   .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = 64);
       if (bpf_prog_test_run_opts(fd, &o)) {
         int expected = 0;
         failed.compare_exchange_strong(expected, -errno);
         break;
       }
-      n += kRepeat;
+      n += repeat;
+      const double after = now_s(), took = after - t;
+      t = after;
+      // Aim at 50 ms a run, and not past the deadline.
+      double next = took > 0 ? double(repeat) * std::min(0.05, std::max(0.0, end - t)) / took : double(repeat) * 2;
+      repeat = uint32_t(std::clamp(next, 64.0, double(kMaxRepeat)));
     }
     sent += n;
   };
