@@ -60,6 +60,7 @@ reproduce('every figure renders: a PNG with content and an SVG that names every 
     }
     const summary = fs.readFileSync(writeSummary(dir), 'utf8');
     for (const id of FIGURE_IDS) assert.ok(summary.includes(`## Figure ${id}:`));
+    assert.ok(summary.includes('Profile: quick, 2 runs a point'), 'each figure says how it was measured (a committed set may mix profiles)');
     assert.ok(summary.includes('| WAN link | 1 Gbit/s'), 'the scaling table beside the paper\'s values');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
