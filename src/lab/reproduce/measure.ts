@@ -13,6 +13,25 @@ export interface DisasterResult {
   bad: number;     // of those, read back different (never expected)
   ackedAfter: number; // acknowledged between the start of the disaster and the primary's death
   recovered?: number; // tagged: groups the testers' caches gave back
+  // With gateways, gateway B's decoder over the run (the primary's direction): packets the WAN
+  // lost that it rebuilt, and those it named missing and could not rebuild (TCP had to resend
+  // them; acknowledged data among them is lost if the disaster comes first).
+  wanRecovered?: number;
+  wanUnrecoverable?: number;
+}
+
+// Gateway B's decoder counters from its next stats line (0.2 s apart), or undefined without
+// gateways.
+async function decoderCounts(bed: Bed): Promise<{ recovered: number; unrecoverable: number } | undefined> {
+  const b = bed.gw?.b;
+  if (!b) return undefined;
+  await new Promise<void>((resolve) => {
+    const done = () => { clearTimeout(timer); b.child.stdout?.off('data', done); resolve(); };
+    const timer = setTimeout(done, 1000);
+    b.child.stdout?.once('data', done);
+  });
+  const s = b.latest();
+  return s && { recovered: s.recovered, unrecoverable: s.unrecoverable };
 }
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -24,6 +43,11 @@ export async function disaster(bed: Bed, config: Configuration, o: { loss: numbe
   await bed.setWan({ loss: 0, killed: false });
   const pair = await bed.startPair({ feedback: config.feedback, ackTimeoutMs: 60_000 });
   try {
+    const decoderBefore = await decoderCounts(bed);
+    const decoder = async () => {
+      const after = await decoderCounts(bed);
+      return decoderBefore && after ? { wanRecovered: after.recovered - decoderBefore.recovered, wanUnrecoverable: after.unrecoverable - decoderBefore.unrecoverable } : {};
+    };
     const load = bed.spawnLoad({ level: config.level, testers: o.testers, blocks: 1, blockSize: TABLE2.messageBytes, seconds: 3600, clientSite: config.clientSite });
     const first = await untilAcked(load.acks, 1, 20_000);
     if (!first) throw new Error(`${config.name}: no append was acknowledged in 20 s`);
@@ -43,7 +67,7 @@ export async function disaster(bed: Bed, config: Configuration, o: { loss: numbe
       const acked = load.acks.map((a): LoadAck => ({ i: a.i, a: a.a, t: a.t }));
       const check = await verifyAcked(bed.lab, bed.credentials, acked, undefined, TABLE2.messageBytes);
       const handover = promoted.handover as { applied?: number } | undefined;
-      return { acked: acked.length, lost: check.missing, bad: check.bad, ackedAfter: 0, recovered: handover?.applied ?? 0 };
+      return { acked: acked.length, lost: check.missing, bad: check.bad, ackedAfter: 0, recovered: handover?.applied ?? 0, ...await decoder() };
     }
     load.child.kill('SIGKILL');
     const acked = load.acks.filter((a) => a.t < start);
@@ -52,7 +76,7 @@ export async function disaster(bed: Bed, config: Configuration, o: { loss: numbe
     while (check.missing > 0 && Date.now() < deadline) check = await verifyAcked(bed.lab, bed.credentials, acked, undefined, TABLE2.messageBytes);
     await bed.promote();
     check = await verifyAcked(bed.lab, bed.credentials, acked, undefined, TABLE2.messageBytes);
-    return { acked: acked.length, lost: check.missing, bad: check.bad, ackedAfter: load.acks.length - acked.length };
+    return { acked: acked.length, lost: check.missing, bad: check.bad, ackedAfter: load.acks.length - acked.length, ...await decoder() };
   } finally {
     await pair.stop('SIGKILL');
     await bed.setWan({ killed: false, loss: 0 });

@@ -95,7 +95,7 @@ export function figureMarkdown(r: FigureResults, image?: string): string {
   const p = r.profile;
   const length = r.kind === 'disaster' ? `the disaster ${p.disasterAfterSeconds} s into the load` : r.kind === 'latency' ? `${p.latencySeconds} s of load` : `${p.throughputSeconds} s measured after ${p.warmUpSeconds} s`;
   lines.push(`Profile: ${p.name}, ${p.runs} runs a point, ${length}.`, '');
-  const fields = r.kind === 'disaster' ? [['acked', 'acknowledged', 0], ['lost', 'lost', 1], ['ackedAfter', 'acknowledged during the cut', 0]]
+  const fields = r.kind === 'disaster' ? [['acked', 'acknowledged', 0], ['lost', 'lost', 1], ['ackedAfter', 'acknowledged during the cut', 0], ['wanUnrecoverable', 'WAN losses not rebuilt', 1]]
     : r.kind === 'latency' ? [['p50Ms', 'p50 ms', 1], ['p99Ms', 'p99 ms', 1], ['maxMs', 'max ms', 1], ['groups', 'groups', 0]]
       : [['mbit', 'Mbit/s', 1], ['appends', 'appends', 0]];
   lines.push(`| configuration | ${r.x.name} | runs | ${fields.map((f) => f[1]).join(' | ')} | late p99 / over 0.1 ms | tail drops |`);
