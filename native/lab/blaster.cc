@@ -189,9 +189,9 @@ BlastResult xdp_blast(const BlastConfig& c, int* err, std::string* what) {
     }
     sent += n;
   };
+  // Threads of their own, so the caller's (Node's main thread) affinity is left as it was.
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < c.cpus.size(); t++) pool.emplace_back(work, c.cpus[t]);
-  if (!c.cpus.empty()) work(c.cpus[0]);
+  for (int cpu : c.cpus) pool.emplace_back(work, cpu);
   for (std::thread& t : pool) t.join();
   r.seconds = now_s() - start;
   r.sent = sent.load();
