@@ -8,13 +8,13 @@
 // reused, as a client's data is ready when it appends) are child processes on 127.0.0.1, with
 // a credential made for the run; everything is removed after.
 // Prints figures and the issue's targets beside them; never passes or fails on them.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { createCredential } from '../src/smfs/credentials';
+import { firstLine, spawnChild } from './children';
 import { MaelstromError } from '../src/errors';
 import type { LoadSummary } from '../src/lab/smfs';
 
@@ -93,27 +93,6 @@ async function rawRate(dir: string, size: number, mode: 'dsync' | { batch: numbe
   return bytes / (Number(process.hrtime.bigint() - start) / 1e9) / MB;
 }
 
-function child(bin: string, args: string[], env: NodeJS.ProcessEnv, children: ChildProcess[]): { child: ChildProcess; lines: readline.Interface; stderr: () => string } {
-  const c = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  children.push(c);
-  let err = '';
-  c.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  return { child: c, lines: readline.createInterface({ input: c.stdout! }), stderr: () => err.trim() };
-}
-
-function firstLine(c: ReturnType<typeof child>, what: string): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    c.lines.once('line', (l) => {
-      try {
-        resolve(JSON.parse(l) as Record<string, unknown>);
-      } catch {
-        reject(new MaelstromError('MAELSTROM_ERR_LAB', `${what} printed ${l.slice(0, 200)}, not its JSON start report`));
-      }
-    });
-    c.child.once('exit', () => reject(new MaelstromError('MAELSTROM_ERR_LAB', `${what} exited: ${c.stderr()}`)));
-  });
-}
-
 // Ends a child and waits for it, unless it has ended already.
 async function end(c: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (c.exitCode !== null || c.signalCode !== null) return;
@@ -125,10 +104,10 @@ async function end(c: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 async function smfsRate(root: string, env: NodeJS.ProcessEnv, o: { clients: number; seconds: number; appendKiB: number; blockKiB: number; logs: number }, children: ChildProcess[]): Promise<LoadSummary> {
   // A fresh store per row, so no row inherits another's segments.
   const dir = fs.mkdtempSync(path.join(root, 'store-'));
-  const server = child(smfsBin, ['storage', '--dir', dir, '--port', '0', '--json'], env, children);
+  const server = spawnChild(smfsBin, ['storage', '--dir', dir, '--port', '0', '--json'], env, children);
   const started = await firstLine(server, 'smfs storage');
   try {
-    const load = child(loadBin, ['append', '--server', `127.0.0.1:${started.port as number}`, '--level', 'local', '--logs', String(o.logs),
+    const load = spawnChild(loadBin, ['append', '--server', `127.0.0.1:${started.port as number}`, '--level', 'local', '--logs', String(o.logs),
       '--blocks', String(o.appendKiB / o.blockKiB), '--block-size', String(o.blockKiB * 1024), '--clients', String(o.clients), '--seconds', String(o.seconds), '--data-pool', '64'], env, children);
     let summary: LoadSummary | undefined;
     load.lines.on('line', (l) => {

@@ -3,13 +3,13 @@
 // file servers and the mount are child processes on 127.0.0.1, with a credential made for the
 // run; everything is removed after. fio writes 8 files of 24 MiB (a file holds at most 32 MiB)
 // and ends with an fsync, so the mount's figure includes committing it at the level asked.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { createCredential } from '../src/smfs/credentials';
+import { firstLine, spawnChild } from './children';
 import { MaelstromError } from '../src/errors';
 
 const smfsBin = path.resolve(__dirname, '..', 'src', 'cli', 'smfs.js');
@@ -23,17 +23,8 @@ export interface MountBenchResult {
   target: { write_ratio_at_least: number; met: boolean };
 }
 
-async function start(args: string[], env: NodeJS.ProcessEnv, children: ChildProcess[]): Promise<Record<string, unknown>> {
-  const child = spawn(process.execPath, [smfsBin, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  children.push(child);
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const first = await new Promise<string | undefined>((resolve) => {
-    readline.createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', () => resolve(undefined));
-  });
-  if (first === undefined) throw new MaelstromError('MAELSTROM_ERR_LAB', `smfs ${args[0]} exited: ${err.trim()}`);
-  return JSON.parse(first) as Record<string, unknown>;
+function start(args: string[], env: NodeJS.ProcessEnv, children: ChildProcess[]): Promise<Record<string, unknown>> {
+  return firstLine(spawnChild(smfsBin, [...args, '--json'], env, children), `smfs ${args[0]}`);
 }
 
 function tool(cmd: string, args: string[], input?: string): string {
