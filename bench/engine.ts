@@ -131,10 +131,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
         await lab.wan.set({ killed: true });
         // Gateway A's counters from its next stats line (every 0.2 s), after the engine has had
         // 10 ms to publish what it did.
-        const fresh = async (): Promise<EngineStats> => {
-          await new Promise((resolve) => gw.a.child.stdout!.once('data', resolve));
-          return gw.a.latest()!;
-        };
+        const fresh = async (): Promise<EngineStats> => (await gw.a.nextStats())!;
         for (const size of sizes) {
           progress(`engine, ${queues} queue(s), ${size} B`);
           const before = await fresh();

@@ -55,8 +55,7 @@ export async function runFeedbackBench(o: FeedbackBenchOptions = {}): Promise<{ 
   const { result: rows } = await withLabGateways({ delayMs: 0 }, { extra }, async ({ lab, gw }) => {
     // Gateway A's counters now: its next stats line, so the figures are this row's alone.
     const countersNow = async () => {
-      await new Promise((resolve) => gw.a.child.stdout!.once('data', resolve));
-      const s = gw.a.latest()!;
+      const s = (await gw.a.nextStats())!;
       return { packets: s.lanToWanPackets, repairs: s.repairsSent, idle: s.repairsIdleFlushed };
     };
     const rows: FeedbackBenchRow[] = [];

@@ -17,6 +17,9 @@ export interface GatewayProcess {
   control: string; // its control socket (maelstrom watch --control ...)
   up: Record<string, unknown>;
   latest(): EngineStats | undefined;
+  // The next stats line (every --stats-interval), or after timeoutMs or the gateway's exit the
+  // latest one.
+  nextStats(timeoutMs?: number): Promise<EngineStats | undefined>;
   // SIGTERM, then the final counters.
   stop(): Promise<EngineStats | undefined>;
 }
@@ -48,6 +51,7 @@ export async function startGatewayIn(lab: GatewayHost, ns: string, peer: string,
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
   let latest: EngineStats | undefined;
+  const waiting = new Set<() => void>();
   const lines = readline.createInterface({ input: child.stdout! });
   const up = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const failed = (code: number | null) => reject(new LabError(`the gateway in ${ns} exited (${code}): ${stderr.trim()}`));
@@ -59,6 +63,7 @@ export async function startGatewayIn(lab: GatewayHost, ns: string, peer: string,
         resolve(msg as unknown as Record<string, unknown>);
       } else if (msg.event === 'stats') {
         latest = msg;
+        for (const wake of [...waiting]) wake();
       }
     });
   });
@@ -67,6 +72,17 @@ export async function startGatewayIn(lab: GatewayHost, ns: string, peer: string,
     control,
     up,
     latest: () => latest,
+    nextStats: (timeoutMs = 5000) => new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        waiting.delete(wake);
+        child.off('exit', wake);
+        resolve(latest);
+      };
+      const timer = setTimeout(wake, timeoutMs);
+      waiting.add(wake);
+      child.once('exit', wake);
+    }),
     stop: () => new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve(latest);
       child.once('exit', () => resolve(latest));

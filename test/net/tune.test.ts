@@ -34,7 +34,7 @@ async function untilCounters(gw: GatewayProcess, f: (s: NonNullable<ReturnType<G
     const s = gw.latest();
     if (s && f(s)) return;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => gw.child.stdout!.once('data', resolve));
+    await gw.nextStats(Math.max(1, end - Date.now()));
   }
 }
 

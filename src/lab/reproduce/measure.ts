@@ -23,14 +23,7 @@ export interface DisasterResult {
 // Gateway B's decoder counters from its next stats line (0.2 s apart), or undefined without
 // gateways.
 async function decoderCounts(bed: Bed): Promise<{ recovered: number; unrecoverable: number } | undefined> {
-  const b = bed.gw?.b;
-  if (!b) return undefined;
-  await new Promise<void>((resolve) => {
-    const done = () => { clearTimeout(timer); b.child.stdout?.off('data', done); resolve(); };
-    const timer = setTimeout(done, 1000);
-    b.child.stdout?.once('data', done);
-  });
-  const s = b.latest();
+  const s = await bed.gw?.b.nextStats(1000);
   return s && { recovered: s.recovered, unrecoverable: s.unrecoverable };
 }
 
