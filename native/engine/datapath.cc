@@ -36,7 +36,7 @@ void Engine::run(Worker& w) {
     // The sampled profile: stages of this turn's LAN->WAN work are timed (lap()); the WAN side
     // and housekeeping are not a stage of it and are left out.
     w.sampling = (++w.turn & (kProfileEvery - 1)) == 0;
-    if (w.sampling) w.mark = cycles();
+    skip(w);
     for (xsk::Port* p : w.lan_rx) {
       uint32_t n = p->receive(batch, kBatch);
       lap(w, kStageRings);
@@ -44,15 +44,12 @@ void Engine::run(Worker& w) {
       if (w.sampling) w.counters.stage_packets += n;
       work += n;
     }
-    const bool sampled = w.sampling;
-    w.sampling = false;
     for (xsk::Port* p : w.wan_rx) {
       uint32_t n = p->receive(batch, kBatch);
       if (n) wan_batch(w, *p, batch, n, now);
       work += n;
     }
-    w.sampling = sampled;
-    if (w.sampling) w.mark = cycles();
+    skip(w);
     for (auto* ports : {&w.lan_rx, &w.wan_rx}) {
       for (xsk::Port* p : *ports) {
         p->complete();
@@ -60,7 +57,6 @@ void Engine::run(Worker& w) {
       }
     }
     lap(w, kStageRings);
-    w.sampling = false;
     uint64_t deadline;
     bool publish = stopping || now - last_publish > 10'000'000;
     {
@@ -68,12 +64,10 @@ void Engine::run(Worker& w) {
       deadline = housekeeping(w, monotonic_ns());
       if (publish && w.index == 0) publish_codec();
     }
-    w.sampling = sampled;
-    if (w.sampling) w.mark = cycles();
+    skip(w);
     w.lan_rx[0]->flush_tx();
     w.wan_rx[0]->flush_tx();
     lap(w, kStageTx);
-    w.sampling = false;
     if (publish) {
       timespec cpu;
       clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);

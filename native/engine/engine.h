@@ -254,12 +254,15 @@ class Engine {
   int attach(Side& side, const std::string& ifname, const std::vector<uint32_t>& queues, uint32_t key_offset,
              std::string* error);
   void run(Worker& w);
-  // The sampled profile: the ticks since the last lap go to stage s.
+  // The sampled profile: the ticks since the last lap go to stage s; skip() leaves them out.
   static void lap(Worker& w, Stage s) {
     if (!w.sampling) return;
     uint64_t c = cycles();
     w.stage_cycles[s] += c - w.mark;
     w.mark = c;
+  }
+  static void skip(Worker& w) {
+    if (w.sampling) w.mark = cycles();
   }
   void lan_batch(Worker& w, xsk::Port& lan, const xsk::RxFrame* batch, uint32_t n, uint64_t now);
   void wan_batch(Worker& w, xsk::Port& wan, const xsk::RxFrame* batch, uint32_t n, uint64_t now);

@@ -1,9 +1,9 @@
 // UDP traffic generators for the engine benchmark, each frame with a distinct payload:
 // - blast(): raw Ethernet frames at the highest rate one AF_PACKET socket reaches (sendmmsg
 //   batches, qdisc bypassed);
-// - xdp_blast(): bpf/lab_gen.bpf.c's program run with BPF_F_TEST_XDP_LIVE_FRAMES on `threads`
-//   one thread on each of `cpus`, each transmitting frames from a kernel page pool with XDP_TX:
-//   no skb, no socket, one syscall per 4096 frames.
+// - xdp_blast(): bpf/lab_gen.bpf.c's program run with BPF_F_TEST_XDP_LIVE_FRAMES by a thread on
+//   each of `cpus`, each transmitting frames from a kernel page pool with XDP_TX: no skb, no
+//   socket, one syscall per run of frames (runs grow to about 50 ms).
 #pragma once
 #include <cstdint>
 #include <string>
