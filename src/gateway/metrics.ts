@@ -46,6 +46,15 @@ export class GatewayMetrics {
     // A counter mirrors an engine counter: set on scrape, never incremented here.
     const counter = (name: string, help: string, value: (s: EngineStats) => number) =>
       new Counter({ name, help, registers: [r], collect() { this.reset(); this.inc(value(now().stats)); } });
+    // A counter with one label, a sample per value of it, set on scrape as counter() is.
+    const labelled = (name: string, help: string, label: string, samples: (s: EngineStats) => [string, number][]) =>
+      new Counter({
+        name, help, labelNames: [label], registers: [r], collect() {
+          const values = samples(now().stats);
+          this.reset();
+          for (const [v, n] of values) this.inc({ [label]: v }, n);
+        },
+      });
     const gauge = (name: string, help: string, value: (s: EngineStats, status: Record<string, unknown>) => number | undefined) =>
       new Gauge({
         name, help, registers: [r], collect() {
@@ -57,24 +66,10 @@ export class GatewayMetrics {
       });
     const number = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
-    new Counter({
-      name: 'maelstrom_packets_total', help: 'Frames the engine forwarded, by direction', labelNames: ['direction'], registers: [r],
-      collect() {
-        const s = now().stats;
-        this.reset();
-        this.inc({ direction: 'lan_to_wan' }, s.lanToWanPackets);
-        this.inc({ direction: 'wan_to_lan' }, s.wanToLanPackets);
-      },
-    });
-    new Counter({
-      name: 'maelstrom_bytes_total', help: 'Bytes of the frames the engine forwarded (Ethernet frames), by direction', labelNames: ['direction'], registers: [r],
-      collect() {
-        const s = now().stats;
-        this.reset();
-        this.inc({ direction: 'lan_to_wan' }, s.lanToWanBytes);
-        this.inc({ direction: 'wan_to_lan' }, s.wanToLanBytes);
-      },
-    });
+    labelled('maelstrom_packets_total', 'Frames the engine forwarded, by direction', 'direction',
+      (s) => [['lan_to_wan', s.lanToWanPackets], ['wan_to_lan', s.wanToLanPackets]]);
+    labelled('maelstrom_bytes_total', 'Bytes of the frames the engine forwarded (Ethernet frames), by direction', 'direction',
+      (s) => [['lan_to_wan', s.lanToWanBytes], ['wan_to_lan', s.wanToLanBytes]]);
     counter('maelstrom_repairs_sent_total', 'Repair packets sent to the peer gateway', (s) => s.repairsSent);
     counter('maelstrom_repair_bytes_sent_total', 'Bytes of the repair packets sent', (s) => s.repairBytesSent);
     counter('maelstrom_repairs_flushed_total', 'Repairs fired before their bin filled (flush timeout, idle flush, epoch change)', (s) => s.repairsFlushed);
@@ -89,40 +84,18 @@ export class GatewayMetrics {
     counter('maelstrom_checksums_completed_total', 'TCP/UDP checksums a LAN host\'s offload left partial, completed before forwarding', (s) => s.lanChecksumCompleted);
     counter('maelstrom_engine_cpu_seconds_total', 'CPU time of the engine threads (user and system)', (s) => s.cpuNs / 1e9);
     counter('maelstrom_engine_sampled_packets_total', 'LAN frames in the turns the stage profile timed (one turn in 16)', (s) => s.stagesNs.packets);
-    new Counter({
-      name: 'maelstrom_engine_stage_seconds_total', help: 'Time of the LAN to WAN path by stage in the sampled turns; over maelstrom_engine_sampled_packets_total, a packet\'s cost in the stage',
-      labelNames: ['stage'], registers: [r],
-      collect() {
-        const st = now().stats.stagesNs;
-        this.reset();
-        for (const k of ENGINE_STAGES) this.inc({ stage: k }, st[k] / 1e9);
-      },
-    });
+    labelled('maelstrom_engine_stage_seconds_total', 'Time of the LAN to WAN path by stage in the sampled turns; over maelstrom_engine_sampled_packets_total, a packet\'s cost in the stage', 'stage',
+      (s) => ENGINE_STAGES.map((k) => [k, s.stagesNs[k] / 1e9]));
     counter('maelstrom_tx_dropped_total', 'Frames dropped for want of a UMEM frame or TX ring space', (s) => s.txDropped);
     counter('maelstrom_feedback_datagrams_total', 'Network-sync feedback datagrams sent to LAN senders', (s) => s.netsync.feedbackDatagrams);
     counter('maelstrom_feedback_send_errors_total', 'Network-sync feedback datagrams that failed to send', (s) => s.netsync.feedbackSendErrors);
     counter('maelstrom_netsync_flows_opened_total', 'TCP flows the network-sync tracker started to follow', (s) => s.netsync.flowsOpened);
     counter('maelstrom_netsync_flows_isn_guessed_total', 'TCP flows first seen mid-stream (no SYN): their feedback is not usable', (s) => s.netsync.flowsIsnGuessed);
     counter('maelstrom_netsync_after_close_total', 'Late segments of a flow closed by FIN or RST within the last minute, not taken for a new flow', (s) => s.netsync.afterClose);
-    new Counter({
-      name: 'maelstrom_xdp_packets_total', help: 'Packets counted by the XDP program, by outcome (enum gw_stat), summed over CPUs and both interfaces',
-      labelNames: ['outcome'], registers: [r],
-      collect() {
-        const xdp = now().stats.xdp;
-        this.reset();
-        for (const k of Object.keys(xdp) as (keyof GatewayXdpStats)[]) this.inc({ outcome: snake(k) }, xdp[k]);
-      },
-    });
-    new Counter({
-      name: 'maelstrom_auth_datagrams_total', help: 'The peer gateway\'s datagrams (repairs, reports) by the authentication envelope\'s verdict: ok, or why refused',
-      labelNames: ['verdict'], registers: [r],
-      collect() {
-        const a = now().stats.auth;
-        this.reset();
-        for (const v of AUTH_VERDICTS) this.inc({ verdict: snake(v) }, a[v]);
-        this.inc({ verdict: 'unverifiable' }, a.unverifiable);
-      },
-    });
+    labelled('maelstrom_xdp_packets_total', 'Packets counted by the XDP program, by outcome (enum gw_stat), summed over CPUs and both interfaces', 'outcome',
+      (s) => (Object.keys(s.xdp) as (keyof GatewayXdpStats)[]).map((k) => [snake(k), s.xdp[k]]));
+    labelled('maelstrom_auth_datagrams_total', 'The peer gateway\'s datagrams (repairs, reports) by the authentication envelope\'s verdict: ok, or why refused', 'verdict',
+      (s) => [...AUTH_VERDICTS.map((v): [string, number] => [snake(v), s.auth[v]]), ['unverifiable', s.auth.unverifiable]]);
     counter('maelstrom_key_rotations_total', 'Switches to a new key (maelstrom rekey) completed', (s) => s.auth.rotations);
     new Counter({
       name: 'maelstrom_xsk_drops_total', help: 'Frames the kernel dropped at the AF_XDP sockets, by interface and reason (XDP_STATISTICS)',
