@@ -132,14 +132,15 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
     return out.result();
   }
 
-  // flushCovering(seqs: number[]): the repairs of the bins holding any of them.
+  // flushCovering(seqs: number[], nowNs?): the repairs of the bins holding any of them, as far
+  // as the budget goes.
   Napi::Value FlushCovering(const Napi::CallbackInfo& info) {
     if (!info[0].IsArray()) throw Napi::TypeError::New(info.Env(), "flushCovering takes an array of sequence numbers");
     Napi::Array a = info[0].As<Napi::Array>();
     std::vector<uint32_t> seqs(a.Length());
     for (uint32_t i = 0; i < a.Length(); i++) seqs[i] = a.Get(i).As<Napi::Number>().Uint32Value();
     BufferCollector out(info.Env());
-    encoder_.flush_covering(seqs.data(), seqs.size(), out);
+    encoder_.flush_covering(seqs.data(), seqs.size(), time_arg(info, 1), out);
     return out.result();
   }
 
@@ -153,6 +154,7 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
     o["repairBytes"] = double(s.repair_bytes);
     o["repairsFlushed"] = double(s.repairs_flushed);
     o["repairsCovering"] = double(s.repairs_covering);
+    o["coveringDeferred"] = double(s.covering_deferred);
     o["nextSeq"] = double(encoder_.next_seq());
     uint64_t deadline = encoder_.next_deadline();
     o["nextDeadlineNs"] = deadline == UINT64_MAX ? info.Env().Null() : Napi::Number::New(info.Env(), double(deadline));

@@ -149,6 +149,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o["verifyFailed"] = double(s.decoder.verify_failed);
     o["repairsFlushed"] = double(s.encoder.repairs_flushed);
     o["repairsIdleFlushed"] = double(s.encoder.repairs_covering);
+    o["idleFlushDeferred"] = double(s.encoder.covering_deferred);
     o["repairsDropped"] = double(s.encoder.repairs_dropped);
     o["pendingEvicted"] = double(s.decoder.pending_evicted);
     o["pendingExpired"] = double(s.decoder.pending_expired);

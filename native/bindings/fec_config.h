@@ -26,6 +26,8 @@ inline fec::EncoderConfig encoder_config(const Napi::Object& o) {
   c.max_packet = unsigned(get_number(o, "maxPacketSize", c.max_packet));
   c.epoch = uint32_t(get_number(o, "epoch", c.epoch));
   c.first_seq = uint32_t(get_number(o, "firstSeq", c.first_seq));
+  c.budget_ratio = get_number(o, "budgetRatio", c.budget_ratio);
+  c.budget_per_s = get_number(o, "budgetPerS", c.budget_per_s);
   return c;
 }
 

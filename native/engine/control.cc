@@ -84,7 +84,11 @@ void Engine::apply_retune(Worker& w) {
   w.counters.epoch_flushed += encoder_->flush(out);
   code.max_packet = encoder_->config().max_packet;
   code.first_seq = encoder_->next_seq();
-  encoder_ = std::make_unique<fec::Encoder>(code);
+  code.budget_ratio = encoder_->config().budget_ratio;
+  code.budget_per_s = encoder_->config().budget_per_s;
+  auto next = std::make_unique<fec::Encoder>(code);
+  next->adopt_budget(*encoder_);
+  encoder_ = std::move(next);
   tracker_->set_layers(unsigned(code.interleaves.size()));
   w.counters.epoch_changes++;
   epoch_.store(code.epoch);

@@ -266,18 +266,26 @@ uint64_t Engine::housekeeping(Worker& w, uint64_t now) {
 // Bins fill by count, or at their flush timeout (interleave x --flush-timeout): at low rates a
 // packet can wait long for its deeper layers' repairs. When a network-sync flow waits on packets
 // and the LAN has gone quiet (no frame for flush_idle_ns), nothing will fill their bins soon:
-// those bins fire now. Returns when to look again (UINT64_MAX: not before new frames).
+// those bins fire now, as far as the encoder's budget goes; what it cuts short is tried again
+// when the budget has a repair again (or new frames come). Returns when to look again
+// (UINT64_MAX: not before new frames).
 uint64_t Engine::idle_flush(RepairOut& out, uint64_t now) {
   const uint32_t next = encoder_->next_seq();
-  if (!config_.flush_idle_ns || config_.lan_addr == 0 || next == idle_flushed_seq_) return UINT64_MAX;
+  if (!config_.flush_idle_ns || config_.lan_addr == 0) return UINT64_MAX;
+  if (next == idle_flushed_seq_ && idle_retry_ns_ == UINT64_MAX) return UINT64_MAX;
   if (now < last_lan_ns_ + config_.flush_idle_ns) return last_lan_ns_ + config_.flush_idle_ns;
+  if (next == idle_flushed_seq_ && now < idle_retry_ns_) return idle_retry_ns_;
   idle_flushed_seq_ = next;
+  idle_retry_ns_ = UINT64_MAX;
   uint32_t widest = 1;
   for (unsigned i : encoder_->config().interleaves) widest = std::max(widest, i);
   waiting_.clear();
   tracker_->waiting(next - 1, widest * encoder_->config().r, now, &waiting_);
-  if (!waiting_.empty()) encoder_->flush_covering(waiting_.data(), waiting_.size(), out);
-  return UINT64_MAX;
+  if (waiting_.empty()) return UINT64_MAX;
+  bool deferred = false;
+  encoder_->flush_covering(waiting_.data(), waiting_.size(), now, out, &deferred);
+  if (deferred) idle_retry_ns_ = encoder_->budget_ready(now);
+  return idle_retry_ns_;
 }
 
 bool Engine::forward(Worker& w, xsk::Port& to, const uint8_t* frame, uint32_t len) {

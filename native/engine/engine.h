@@ -74,7 +74,8 @@ struct EngineConfig {
   uint16_t feedback_port = 7601;
   netsync::TrackerConfig tracker;  // layers are taken from the encoder
   // Once the LAN has been quiet this long, the bins holding packets a network-sync flow waits
-  // on fire at once instead of at their flush timeout (0: never; docs/gateway.md).
+  // on fire at once instead of at their flush timeout (0: never; docs/gateway.md), within the
+  // encoder's budget (encoder.budget_ratio, encoder.budget_per_s).
   uint64_t flush_idle_ns = 50'000;
   // The pair's master key: repairs, reports and feedback go sealed (docs/protocol.md,
   // "Authentication envelope"). None: --insecure-no-auth, everything goes bare.
@@ -316,10 +317,12 @@ class Engine {
   std::vector<uint8_t> datagram_;
   uint32_t feedback_seq_ = 0;
   std::unordered_map<uint32_t, uint64_t> quiet_hosts_;  // host -> until when no feedback goes there
-  // The idle flush: when the last LAN frame was taken, and the encoder's next sequence number
-  // at the last idle flush (nothing new since: nothing to look at).
+  // The idle flush: when the last LAN frame was taken, the encoder's next sequence number
+  // at the last idle flush (nothing new since: nothing to look at), and when to try again
+  // a flush the budget cut short (UINT64_MAX: none is).
   uint64_t last_lan_ns_ = 0;
   uint32_t idle_flushed_seq_ = 0;
+  uint64_t idle_retry_ns_ = UINT64_MAX;
   std::vector<uint32_t> waiting_;
   bool trace_ = false;
   uint16_t ip_id_ = 0;

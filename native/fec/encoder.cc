@@ -1,6 +1,7 @@
 #include "fec/encoder.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "common/clock.h"
@@ -21,12 +22,22 @@ EncoderConfig sanitised(EncoderConfig c) {
   if (c.interleaves.size() > kMaxLayers) c.interleaves.resize(kMaxLayers);
   for (unsigned& i : c.interleaves) i = std::clamp(i, 1u, 65535u);
   c.max_packet = std::clamp(c.max_packet, 1u, 65535u);
+  if (!(c.budget_ratio >= 0)) c.budget_ratio = 0;
+  if (!(c.budget_per_s >= 0)) c.budget_per_s = 0;
   return c;
 }
 
 }  // namespace
 
+// The bucket holds what 50 ms of the floor brings, and at least enough for a few sparse writes
+// at once (a 4 KB write closes up to 3 bins a layer).
+constexpr double kBudgetSeconds = 0.05;
+constexpr double kMinDepth = 64;
+
 Encoder::Encoder(const EncoderConfig& config) : config_(sanitised(config)), seq_(config.first_seq) {
+  per_packet_ = config_.budget_ratio * double(config_.interleaves.size()) / double(config_.r);
+  depth_ = std::max(kMinDepth, config_.budget_per_s * kBudgetSeconds);
+  tokens_ = depth_;
   size_t total = 0;
   for (unsigned i : config_.interleaves) total += i;
   size_t stride = round_up(config_.max_packet, kAlign);
@@ -93,6 +104,7 @@ int64_t Encoder::add(const uint8_t* pkt, size_t len, uint64_t now_ns, RepairSink
     bin.recipe[bin.count++] = RecipeEntry{id.hash, id.len, id.ttl, id.tos};
     if (bin.count >= bin.threshold) fire(bin, false, sink);
   }
+  tokens_ = std::min(depth_, tokens_ + per_packet_);
   stats_.packets++;
   stats_.bytes += len;
   return seq;
@@ -115,6 +127,7 @@ bool Encoder::fire(Bin& bin, bool flushed, RepairSink& sink) {
     sink.commit(len, info);
     stats_.repairs++;
     stats_.repair_bytes += len;
+    tokens_ -= 1;
     if (flushed) stats_.repairs_flushed++;
   } else {
     stats_.repairs_dropped++;
@@ -144,11 +157,33 @@ unsigned Encoder::poll(uint64_t now_ns, RepairSink& sink) {
   return fired;
 }
 
-unsigned Encoder::flush_covering(const uint32_t* seqs, size_t n, RepairSink& sink) {
+void Encoder::refill(uint64_t now_ns) {
+  if (now_ns > refilled_ns_) {
+    if (refilled_ns_) tokens_ = std::min(depth_, tokens_ + config_.budget_per_s * double(now_ns - refilled_ns_) * 1e-9);
+    refilled_ns_ = now_ns;
+  }
+}
+
+uint64_t Encoder::budget_ready(uint64_t now_ns) {
+  refill(now_ns);
+  if (tokens_ >= 1) return now_ns;
+  if (config_.budget_per_s <= 0) return UINT64_MAX;
+  return now_ns + uint64_t(std::ceil((1 - tokens_) / config_.budget_per_s * 1e9));
+}
+
+void Encoder::adopt_budget(const Encoder& old) {
+  tokens_ = std::min(old.tokens_, depth_);
+  refilled_ns_ = old.refilled_ns_;
+}
+
+unsigned Encoder::flush_covering(const uint32_t* seqs, size_t n, uint64_t now_ns, RepairSink& sink, bool* deferred) {
+  refill(now_ns);
+  if (deferred) *deferred = false;
   unsigned fired = 0;
-  for (size_t l = 0; l < config_.interleaves.size(); l++) {
-    const uint32_t interleave = config_.interleaves[l];
-    for (size_t k = 0; k < n; k++) {
+  // The oldest packet's bins first, so that with the budget short whole writes are answered.
+  for (size_t k = 0; k < n; k++) {
+    for (size_t l = 0; l < config_.interleaves.size(); l++) {
+      const uint32_t interleave = config_.interleaves[l];
       // How many packets back from the newest this one is; the layer's bin for it is as many
       // bins back (mod interleave) from the one the next packet goes into.
       uint32_t back = seq_ - seqs[k];
@@ -159,6 +194,11 @@ unsigned Encoder::flush_covering(const uint32_t* seqs, size_t n, RepairSink& sin
       // In the bin's current round only: base, base + i, ..., base + (count - 1) i.
       uint32_t offset = seqs[k] - bin.base_seq;
       if (offset % interleave != 0 || offset / interleave >= bin.count) continue;
+      if (tokens_ < 1) {
+        stats_.covering_deferred++;
+        if (deferred) *deferred = true;
+        return fired;
+      }
       if (fire(bin, true, sink)) stats_.repairs_covering++;
       fired++;
     }

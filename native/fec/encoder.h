@@ -10,7 +10,12 @@
 // a packet waits for its repairs; the bins of every layer fill before that at any rate above
 // r / timeout packets per second, so the overhead stays c / r down to that rate. Whoever needs a
 // packet's repairs sooner (network-sync, with the LAN gone quiet) fires the bins holding it with
-// flush_covering().
+// flush_covering(), within a budget: a token bucket that every data packet fills by
+// budget_ratio x c / r, the clock by budget_per_s a second, and every repair sent empties by one.
+// Bins fired by filling and by the flush timeout always go (they keep the overhead at c / r and
+// bound a packet's wait); flush_covering() fires a bin only while a token is left, so it adds
+// repairs only as far as the others leave room under budget_ratio x c / r per data packet plus
+// budget_per_s a second (and the bucket's depth) (docs/decisions.md 96).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +33,8 @@ struct EncoderConfig {
   unsigned max_packet = 1500;
   uint32_t epoch = 0;
   uint32_t first_seq = 0;
+  double budget_ratio = 1.1;  // flush_covering()'s budget: repairs per data packet, in units of c / r
+  double budget_per_s = 2000;  // and repairs a second on top (the floor that answers sparse writes)
 };
 
 // Which data packets a repair covers: base_seq + k * interleave for k < count.
@@ -58,6 +65,7 @@ struct EncoderStats {
   uint64_t repair_bytes = 0;
   uint64_t repairs_flushed = 0;  // fired by the flush timeout, flush() or flush_covering()
   uint64_t repairs_covering = 0;  // of those, by flush_covering()
+  uint64_t covering_deferred = 0;  // flush_covering() calls that stopped with no budget left
   uint64_t repairs_dropped = 0;  // sink had no room
 };
 
@@ -78,9 +86,18 @@ class Encoder {
   unsigned poll(uint64_t now_ns, RepairSink& sink);
 
   // Fires the bins, of every layer, that hold any of the packets seqs[0..n) (the bins of packets
-  // someone waits on). Sequence numbers of packets already covered, or not yet added, are
-  // skipped.
-  unsigned flush_covering(const uint32_t* seqs, size_t n, RepairSink& sink);
+  // someone waits on), the oldest packet's first, while the budget lasts; *deferred says whether
+  // it ran out with bins still to fire (they fire later: by filling, at their timeout, or in a
+  // call once budget_ready() has passed). Sequence numbers of packets already covered, or not
+  // yet added, are skipped.
+  unsigned flush_covering(const uint32_t* seqs, size_t n, uint64_t now_ns, RepairSink& sink, bool* deferred = nullptr);
+
+  // When the budget's clock alone gives flush_covering() its next repair (UINT64_MAX: never,
+  // with budget_per_s = 0; packets added give it sooner).
+  uint64_t budget_ready(uint64_t now_ns);
+
+  // Takes over another encoder's budget (the code changes; what was spent stays spent).
+  void adopt_budget(const Encoder& old);
 
   // Fires every non-empty bin (before an epoch change or shutdown).
   unsigned flush(RepairSink& sink);
@@ -105,6 +122,7 @@ class Encoder {
   };
 
   bool fire(Bin& bin, bool flushed, RepairSink& sink);  // false: the sink had no room
+  void refill(uint64_t now_ns);
   uint64_t timeout_of(const Bin& bin) const { return config_.flush_timeout_ns * config_.interleaves[bin.layer]; }
 
   EncoderConfig config_;
@@ -115,6 +133,12 @@ class Encoder {
   std::vector<RecipeEntry> recipes_;
   uint32_t seq_;
   uint64_t next_deadline_ = UINT64_MAX;
+  // The budget in repairs, at most depth_; below zero when filling and timeouts spent beyond
+  // it, which is paid back before flush_covering() fires again. per_packet_ = budget_ratio x c / r.
+  double tokens_;
+  double per_packet_;
+  double depth_;
+  uint64_t refilled_ns_ = 0;
   EncoderStats stats_;
 };
 

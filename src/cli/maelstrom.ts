@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { runModel } from '../model/redundancy';
 import type { ModelReport } from '../model/redundancy';
-import { DEFAULTS, LIMITS, defaultInterleaves, defaultWindow } from '../fec/config';
+import { DEFAULTS, FLUSH_BUDGET, LIMITS, defaultInterleaves, defaultWindow } from '../fec/config';
 import { FEEDBACK_PORT, NETSYNC_DEFAULTS, REORDER_GRACE_US, REPAIR_PORT, detachGateway, requireRoot } from '../gateway/gateway';
 import type { EpochRecord, TuneRequest } from '../gateway/gateway';
 import type { AuthState, EngineStats } from '../native/addon';
@@ -129,17 +129,20 @@ bench
   .command('feedback')
   .description('Network-sync latency in the lab: write-to-promise beside LAN ping RTT and remote acknowledgement, per WAN delay (root)')
   .option('--delays <list>', 'WAN one-way delays in ms', integerList('--delays'), [0, 25, 50, 100])
-  .option('--records <n>', '4 KB records per delay', integer('--records'), 400)
-  .option('--interval-ms <ms>', 'between records', decimal('--interval-ms'), 5)
+  .option('--records <n>', '4 KB records per delay and interval', integer('--records'), 400)
+  .option('--interval-ms <list>', 'between records, comma-separated, one run each (1 ms is the shortest the client waits; 0: back to back)', decimalList('--interval-ms'), [5])
   .option('--flush-timeout <ms>', 'the gateways\' flush timeout', decimal('--flush-timeout'), DEFAULTS.flushTimeoutMs)
   .option('--flush-idle <us>', 'the gateways\' idle flush (0: off)', decimal('--flush-idle'), NETSYNC_DEFAULTS.flushIdleUs)
-  .option('--json', 'print one JSON object: rows of netsync_p50_us, netsync_p99_us, lan_rtt_us, remote_ack_ms, repairs_per_packet per delay_ms')
-  .action(async (o: { delays: number[]; records: number; intervalMs: number; flushTimeout: number; flushIdle: number; json?: boolean }) => {
+  .option('--flush-budget <per-s>', 'the gateways\' flush budget: repairs a second the idle flush may add beyond 1.1 x c/r', decimal('--flush-budget'), FLUSH_BUDGET.perS)
+  .option('--json', 'print one JSON object: rows of netsync_p50_us, netsync_p99_us, lan_rtt_us, remote_ack_ms, records_per_s, repairs_per_packet, idle_deferred per delay_ms and interval_ms')
+  .action(async (o: { delays: number[]; records: number; intervalMs: number[]; flushTimeout: number; flushIdle: number; flushBudget: number; json?: boolean }) => {
     if (o.delays.some((d) => d < 0 || d > 200)) throw new ConfigError('--delays are one-way delays from 0 to 200 ms');
     if (o.records < 10) throw new ConfigError('--records: at least 10 per delay, for a p99');
+    if (o.intervalMs.some((t) => t < 0 || t > 1000)) throw new ConfigError('--interval-ms: from 0 to 1000 ms between records');
+    if (o.flushBudget < 0) throw new ConfigError(`--flush-budget is 0 or more repairs a second, got ${o.flushBudget}`);
     const { formatFeedbackBench, runFeedbackBench } = await import('../../bench/feedback');
-    const { rows, flushTimeoutMs, flushIdleUs } = await runFeedbackBench({ delaysMs: o.delays, records: o.records, intervalMs: o.intervalMs, flushTimeoutMs: o.flushTimeout, flushIdleUs: o.flushIdle });
-    process.stdout.write((o.json ? JSON.stringify({ flush_timeout_ms: flushTimeoutMs, flush_idle_us: flushIdleUs, rows }) : formatFeedbackBench(rows, flushTimeoutMs, flushIdleUs)) + '\n');
+    const b = await runFeedbackBench({ delaysMs: o.delays, records: o.records, intervalsMs: o.intervalMs, flushTimeoutMs: o.flushTimeout, flushIdleUs: o.flushIdle, flushBudget: o.flushBudget });
+    process.stdout.write((o.json ? JSON.stringify({ flush_timeout_ms: b.flushTimeoutMs, flush_idle_us: b.flushIdleUs, flush_budget_per_s: b.flushBudget, rows: b.rows }) : formatFeedbackBench(b)) + '\n');
   });
 
 bench
@@ -226,7 +229,7 @@ interface UpOptions {
   lan: string; wan: string; peer: string; remote: string[]; r: number; c?: number; interleaves?: number[];
   flushTimeout: number; mssClamp: boolean; xdpMode: string; copy?: boolean; zeroCopy?: boolean; queues?: number[];
   repairPort: number; cpu?: number[]; mountBpffs?: boolean; statsInterval: number; json?: boolean;
-  control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number; flushIdle: number;
+  control?: string; feedback: boolean; feedbackPort: number; maxFlows: number; flowIdle: number; flushIdle: number; flushBudget: number;
   rMax?: number; decoderWindow?: number; reorderGrace?: number; auto?: boolean; cMin: number; cMax: number; target: number;
   metrics?: MetricsAddress; logLevel: string; logFile?: string;
   daemon?: boolean; pidFile?: string; keyFile?: string; insecureNoAuth?: boolean;
@@ -260,6 +263,7 @@ const up = withCode(program
   .option('--insecure-no-auth', 'run without a key: nothing sealed or checked (anyone who can send to the repair port can inject packets)')
   .option('--flush-timeout <ms>', 'a bin not full after this long x its layer\'s interleave fires anyway (bins fill first above r / ms packets per second)', decimal('--flush-timeout'), DEFAULTS.flushTimeoutMs)
   .option('--flush-idle <us>', 'once the LAN is quiet this long, fire the bins holding packets a network-sync flow waits on (0: only the flush timeout)', decimal('--flush-idle'), NETSYNC_DEFAULTS.flushIdleUs)
+  .option('--flush-budget <per-s>', 'repairs a second the idle flush may add beyond 1.1 x c/r; what it cannot pay waits for its bins to fill or time out (0: only the 1.1 x c/r; keep it under a tenth of the WAN\'s packets a second)', decimal('--flush-budget'), FLUSH_BUDGET.perS)
   .option('--no-mss-clamp', 'do not clamp TCP MSS on forwarded SYNs (then the WAN MTU must fit LAN MTU plus the repair overhead)')
   .option('--xdp-mode <mode>', 'native or skb (generic)', 'native')
   .option('--copy', 'AF_XDP copy mode even where the NIC offers zero-copy')
@@ -335,7 +339,7 @@ Examples (gateway A of the lab):
       lan: o.lan, wan: o.wan, peer: o.peer, remote: o.remote, r: o.r, c: o.c, interleaves: o.interleaves,
       flushTimeoutMs: o.flushTimeout, clampMss: o.mssClamp, generic: o.xdpMode === 'skb', forceCopy: o.copy,
       requireZeroCopy: o.zeroCopy, queues: o.queues, cpu: o.cpu, repairPort: o.repairPort, mountBpffs: o.mountBpffs,
-      feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle, flushIdleUs: o.flushIdle,
+      feedback: o.feedback, feedbackPort: o.feedbackPort, maxFlows: o.maxFlows, flowIdleS: o.flowIdle, flushIdleUs: o.flushIdle, flushBudget: o.flushBudget,
       rMax: o.rMax, decoderWindow: o.decoderWindow ?? (auto ? defaultWindow(o.rMax ?? o.r, defaultInterleaves(auto.cMax)) : undefined),
       reorderGraceUs: o.reorderGrace, keyFile: o.keyFile, insecureNoAuth: o.insecureNoAuth,
       control: o.control, pidFile, metrics: o.metrics, auto,

@@ -3,7 +3,7 @@
 import { ConfigError } from '../errors';
 import { addon } from '../native/addon';
 import type { DecoderStats, EncoderStats, NativeDecoder, NativeEncoder, NowNs } from '../native/addon';
-import { codecConfig, decoderConfig, nativeEncoderConfig } from './config';
+import { codecConfig, decoderConfig, flushBudget, nativeEncoderConfig } from './config';
 import type { CodecConfig, CodecOptions, DecoderOptions } from './config';
 
 export interface EncodeResult {
@@ -29,12 +29,13 @@ export class Encoder {
   readonly epoch: number;
   private readonly native: NativeEncoder;
 
-  // epoch: carried in every repair; firstSeq: sequence number of the first packet.
-  constructor(options: CodecOptions & { epoch?: number; firstSeq?: number } = {}) {
+  // epoch: carried in every repair; firstSeq: sequence number of the first packet; budgetPerS
+  // and budgetRatio: flushCovering()'s budget (flushBudget() in ./config).
+  constructor(options: CodecOptions & { epoch?: number; firstSeq?: number; budgetPerS?: number; budgetRatio?: number } = {}) {
     this.config = codecConfig(options);
     this.epoch = uint32('epoch', options.epoch ?? 0);
     const firstSeq = uint32('firstSeq', options.firstSeq ?? 0);
-    this.native = new (addon().Encoder)({ ...nativeEncoderConfig(this.config, this.epoch), firstSeq });
+    this.native = new (addon().Encoder)({ ...nativeEncoderConfig(this.config, this.epoch), firstSeq, ...flushBudget(options) });
   }
 
   // nowNs: the time the packets are sent, for the flush timeout (default: the monotonic clock).
@@ -49,10 +50,12 @@ export class Encoder {
   }
 
   // Repairs of the bins, of every layer, holding any of these packets (by sequence number), as
-  // the gateway fires them for packets a network-sync flow waits on once the LAN goes quiet.
-  flushCovering(seqs: number[]): Buffer[] {
+  // the gateway fires them for packets a network-sync flow waits on once the LAN goes quiet:
+  // the oldest packet's first, as far as the budget goes at nowNs (stats().coveringDeferred
+  // counts the calls it cut short).
+  flushCovering(seqs: number[], nowNs?: NowNs): Buffer[] {
     for (const q of seqs) uint32('sequence number', q);
-    return this.native.flushCovering(seqs);
+    return this.native.flushCovering(seqs, nowNs);
   }
 
   // Repairs of every non-empty bin, as before an epoch change or at shutdown.

@@ -101,6 +101,18 @@ export function nativeEncoderConfig(config: CodecConfig, epoch = 0): NativeEncod
   };
 }
 
+// The idle flush's budget (native/fec/encoder.h, docs/decisions.md 96): bins fired early for
+// network-sync may bring the repairs to budgetRatio x c / r per data packet plus budgetPerS a
+// second. The floor answers sparse writes at once; 0 holds the overhead to the ratio.
+export const FLUSH_BUDGET = { ratio: 1.1, perS: 2000, maxPerS: 10_000_000 } as const;
+
+export function flushBudget(o: { budgetPerS?: number; budgetRatio?: number }): { budgetPerS: number; budgetRatio: number } {
+  return {
+    budgetPerS: numberIn('the flush budget (repairs a second)', o.budgetPerS ?? FLUSH_BUDGET.perS, 0, FLUSH_BUDGET.maxPerS),
+    budgetRatio: numberIn('the flush budget ratio (x c/r)', o.budgetRatio ?? FLUSH_BUDGET.ratio, 1, 1000),
+  };
+}
+
 // A repair of the widest layer spans r * max(I) packets; the window holds twice that so a
 // repair's packets are all still there when it arrives, with room for reordering and for
 // pending repairs to be peeled by later layers.

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, MaelstromError } from '../errors';
-import { LIMITS, codecConfig, decoderConfig, nativeEncoderConfig } from '../fec/config';
+import { LIMITS, codecConfig, decoderConfig, flushBudget, nativeEncoderConfig } from '../fec/config';
 import type { CodecConfig, CodecOptions } from '../fec/config';
 import { addon } from '../native/addon';
 import { AUTH_OVERHEAD, FEEDBACK_PORT, MAX_QUEUES, RECIPE_ENTRY_BYTES, REPAIR_HEADER_BYTES, REPAIR_PORT } from '../native/constants';
@@ -37,6 +37,7 @@ export interface GatewayOptions extends CodecOptions {
   maxFlows?: number;         // TCP flows tracked at once (default 65536)
   flowIdleS?: number;        // a flow silent this long is forgotten (default 900 s)
   flushIdleUs?: number;      // the idle flush: the LAN quiet this long fires the bins network-sync waits on (default 50; 0: off)
+  flushBudget?: number;      // repairs a second the idle flush may add beyond 1.1 x c/r (default FLUSH_BUDGET.perS; 0: none)
   keyFile?: string;          // the pair's master key (maelstrom keygen): repairs, reports and feedback sealed
   insecureNoAuth?: boolean;  // run without a key: anyone who can send to the repair port can inject packets
 }
@@ -243,7 +244,7 @@ export async function startGateway(o: GatewayOptions): Promise<StartedGateway> {
       peerMac: hop.mac,
       repairPort: o.repairPort ?? REPAIR_PORT,
       remote,
-      encoder: { ...nativeEncoderConfig({ ...codec, maxPacketSize: maxPacket }) },
+      encoder: { ...nativeEncoderConfig({ ...codec, maxPacketSize: maxPacket }), ...flushBudget({ budgetPerS: o.flushBudget }) },
       decoder,
       mssClamp,
       queues,

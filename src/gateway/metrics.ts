@@ -74,6 +74,7 @@ export class GatewayMetrics {
     counter('maelstrom_repair_bytes_sent_total', 'Bytes of the repair packets sent', (s) => s.repairBytesSent);
     counter('maelstrom_repairs_flushed_total', 'Repairs fired before their bin filled (flush timeout, idle flush, epoch change)', (s) => s.repairsFlushed);
     counter('maelstrom_repairs_idle_flushed_total', 'Repairs fired by the idle flush: network-sync flows waited and the LAN went quiet', (s) => s.repairsIdleFlushed);
+    counter('maelstrom_idle_flush_deferred_total', 'Idle flushes cut short by the flush budget (--flush-budget): their bins fire when they fill, time out or the budget allows', (s) => s.idleFlushDeferred);
     counter('maelstrom_repairs_dropped_total', 'Repairs fired with no UMEM frame free', (s) => s.repairsDropped);
     counter('maelstrom_repairs_received_total', 'Repair packets from the peer gateway', (s) => s.repairsReceived);
     counter('maelstrom_recovered_total', 'Packets lost on the WAN that the decoder rebuilt', (s) => s.recovered);

@@ -18,6 +18,10 @@ export interface NativeEncoderConfig {
   maxPacketSize: number;
   epoch?: number;
   firstSeq?: number; // sequence number of the first packet (default 0)
+  // flushCovering()'s budget: repairs per data packet in units of c / r (default 1.1) and
+  // repairs a second on top (default 2000); see EncoderConfig in native/fec/encoder.h.
+  budgetRatio?: number;
+  budgetPerS?: number;
 }
 
 export interface NativeDecoderConfig {
@@ -36,6 +40,7 @@ export interface EncoderStats {
   repairBytes: number;
   repairsFlushed: number;   // fired before their bin filled: flush timeout, flush() or flushCovering()
   repairsCovering: number;  // of those, by flushCovering()
+  coveringDeferred: number; // flushCovering() calls the budget cut short
   nextSeq: number;
   nextDeadlineNs: number | null;
 }
@@ -77,7 +82,7 @@ export interface NativeEncoder {
   encode(packets: Buffer[], nowNs?: NowNs): { seqs: number[]; repairs: Buffer[] };
   poll(nowNs?: NowNs): Buffer[];
   flush(): Buffer[];
-  flushCovering(seqs: number[]): Buffer[]; // the bins holding any of these packets
+  flushCovering(seqs: number[], nowNs?: NowNs): Buffer[]; // the bins holding any of these packets, within the budget
   stats(): EncoderStats;
 }
 
@@ -226,7 +231,7 @@ export interface NativeEngineConfig {
   cpus?: number[];       // worker w runs on cpus[w % length]; empty or absent: unpinned
   lanAddr?: string;      // feedback datagrams come from here; none without it
   feedbackPort?: number; // default 7601
-  flushIdleNs?: number;  // the idle flush: the LAN quiet this long (default 50 us; 0: off)
+  flushIdleNs?: number;  // the idle flush: the LAN quiet this long (default 50 us; 0: off); its budget is the encoder's
   netsync?: NativeTrackerConfig;
   masterKey?: Buffer;    // the pair's key (32 bytes): everything the gateway sends is sealed; absent: --insecure-no-auth
 }
@@ -376,6 +381,7 @@ export interface EngineStats {
   verifyFailed: number;
   repairsFlushed: number;
   repairsIdleFlushed: number; // of those, fired because a network-sync flow waited and the LAN went quiet
+  idleFlushDeferred: number;  // idle flushes the budget cut short (their bins fire later)
   repairsDropped: number;  // no UMEM frame free for a fired repair
   pendingEvicted: number;
   pendingExpired: number;

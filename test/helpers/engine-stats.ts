@@ -16,7 +16,7 @@ export function engineStats(changes: Changes = {}): EngineStats {
     repairsSent: 0, repairBytesSent: 0, repairsReceived: 0, recovered: 0, recoveredForwarded: 0,
     recoveredSendErrors: 0, unrecoverable: 0, malformed: 0, duplicatesDropped: 0, mssClamped: 0, lanChecksumCompleted: 0,
     unprotected: 0, txDropped: 0, decoderPending: 0, decoderWindow: 0, decoderPendingCapacity: 1024,
-    decoderWindowCapacity: 1600, staleEpoch: 0, outOfWindow: 0, verifyFailed: 0, repairsFlushed: 0, repairsIdleFlushed: 0,
+    decoderWindowCapacity: 1600, staleEpoch: 0, outOfWindow: 0, verifyFailed: 0, repairsFlushed: 0, repairsIdleFlushed: 0, idleFlushDeferred: 0,
     repairsDropped: 0, pendingEvicted: 0, pendingExpired: 0, lateArrivals: 0, held: 0, heldArrived: 0,
     netsync: {
       flows: 0, flowsOpened: 0, flowsIsnGuessed: 0, evictedFin: 0, evictedRst: 0, evictedIdle: 0,

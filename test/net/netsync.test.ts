@@ -99,6 +99,39 @@ netsync('10,000 records of 4 KB: every promise resolves, in order, never before 
   });
 });
 
+netsync('with no flush budget (--flush-budget 0), sparse records wait for their bins: the idle flush fires within 1.1 x c/r, every promise still resolves, in order, never early', async () => {
+  await withLabGateways({ delayMs: 5 }, { extra: ['--flush-budget', '0'] }, async ({ lab, gw }) => {
+    const trace = await watch(gw.a);
+    const records = 300;
+    const before = (await gw.a.nextStats())!;
+    const server = await startRecordServer(lab, 5011);
+    // 5 ms apart: each record's three packets leave the LAN quiet, and fill no bin.
+    const client = startRecordClient(lab, { port: 5011, records, intervalMs: 5, timeoutMs: 30_000 });
+    const flow = flowId(await client.flow);
+    const done = await client.done;
+    assert.is(done.resolved, records, `${done.failures} promises failed`);
+    assert.equal(client.acks.map((a) => a.record), Array.from({ length: records }, (_, i) => i), 'promises resolve in write order');
+    const total = BigInt(records * RECORD_SIZE);
+    assert.ok(await trace.until((e) => e.type === 'feedback' && flowId(e) === flow && e.safeOffset >= total, 10_000), 'the last feedback reached the trace');
+    trace.stop();
+    assert.ok(await server.reach(records, 10_000), `${server.records()} records at the mirror site`);
+    const audit = safePrefixes(trace.events, 3).get(flow)!;
+    const early = client.acks.filter((a) => {
+      const since = safeSince(audit, BigInt((a.record + 1) * RECORD_SIZE));
+      return since === undefined || since > a.ackedNs;
+    }).length;
+    assert.is(early, 0, `${early} records resolved before the trace shows their data and all c repairs complete`);
+    const after = (await gw.a.nextStats())!;
+    const packets = after.lanToWanPackets - before.lanToWanPackets;
+    const idle = after.repairsIdleFlushed - before.repairsIdleFlushed;
+    assert.ok(after.idleFlushDeferred - before.idleFlushDeferred > 0, 'the budget cut idle flushes short');
+    // The bucket starts with 64 repairs and earns 1.1 x 3/8 per data packet; unbudgeted, a lone
+    // record's idle flush fires up to 7 repairs for its 3 packets.
+    assert.ok(idle <= 64 + 1.1 * 3 / 8 * packets, `${idle} idle-flushed repairs for ${packets} data packets`);
+    console.log(`  ${records} sparse records, budget 0: ${idle} idle-flushed repairs for ${packets} data packets, ${after.idleFlushDeferred - before.idleFlushDeferred} flushes deferred`);
+  });
+});
+
 netsync('rolling disaster x5: WAN delay 50 ms, 1% loss for 0.5 s, then link and client killed at once; every acknowledged record reaches the mirror', async () => {
   await withLabGateways({ delayMs: 50 }, {}, async ({ lab }) => {
     const report: { acked: number; received: number; lost: number }[] = [];

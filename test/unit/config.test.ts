@@ -65,6 +65,7 @@ const SAMPLES: Record<string, [unknown, string[]]> = {
   '--insecure-no-auth': [true, ['--insecure-no-auth']],
   '--flush-timeout': [2.5, ['--flush-timeout', '2.5']],
   '--flush-idle': [80, ['--flush-idle', '80']],
+  '--flush-budget': [250, ['--flush-budget', '250']],
   '--no-mss-clamp': [false, ['--no-mss-clamp']],
   '--xdp-mode': ['skb', ['--xdp-mode', 'skb']],
   '--copy': [true, ['--copy']],

@@ -132,6 +132,89 @@ encoder('flushCovering fires, in every layer, the bins that hold the packets nam
   assert.throws(() => e.flushCovering([-1]), /sequence number/);
 });
 
+// Network-sync's idle flush, as the engine runs it: writes of `size` packets every `gapNs`; once
+// each is on the wire, flushCovering() names every packet still short of a repair of some
+// layer (the tracker's waiting list), and the flush timeout fires what is due. Returns the
+// repairs per data packet while the writes went on, the share of writes covered by the flush that followed them, and the
+// longest wait (ns) for the last repair of a write.
+function idleFlushRun(o: { budgetPerS?: number; writes: number; size: number; gapNs: number }) {
+  const e = new Encoder({ budgetPerS: o.budgetPerS });
+  const packets = makeStream(13, o.writes * o.size);
+  const layers = [0, 1, 2];
+  const covered = new Map<number, Set<number>>(); // seq -> layers whose repair holds it
+  const sentAt = new Map<number, number>();       // seq -> when its write went out
+  let repairs = 0;
+  let atOnce = 0;
+  let longest = 0;
+  const take = (list: Buffer[], t: number) => {
+    repairs += list.length;
+    for (const r of list.map(parsed)) {
+      for (let k = 0; k < r.count; k++) {
+        const q = r.baseSeq + k * r.interleave;
+        const set = covered.get(q);
+        if (!set) continue;
+        set.add(r.layer);
+        if (set.size === layers.length) {
+          longest = Math.max(longest, t - sentAt.get(q)!);
+          covered.delete(q);
+        }
+      }
+    }
+  };
+  let t = 1e9;
+  for (let w = 0; w < o.writes; w++) {
+    take(e.poll(t), t);
+    const { seqs, repairs: fired } = e.encode(packets.slice(w * o.size, (w + 1) * o.size), t);
+    for (const q of seqs) { covered.set(q, new Set()); sentAt.set(q, t); }
+    take(fired, t);
+    const quiet = t + 50_000;
+    take(e.poll(quiet), quiet);
+    take(e.flushCovering([...covered.keys()], quiet), quiet);
+    if (seqs.every((q) => !covered.has(q))) atOnce++;
+    t += o.gapNs;
+  }
+  const steady = { repairs, longest };
+  take(e.poll(t + 2e9), t + 2e9); // the widest layer's timeout (1 s) covers what is left
+  assert.is(covered.size, 0, 'every packet got a repair of every layer in the end');
+  return { perPacket: steady.repairs / packets.length, atOnce: atOnce / o.writes, longestNs: steady.longest, deferred: e.stats().coveringDeferred };
+}
+
+encoder('the idle flush stays within its budget: 1.1 x c / r per data packet plus the repairs a second it may add', () => {
+  // The bucket starts full (64, native/fec/encoder.cc), and filling and timeouts may leave it in
+  // debt at the end (at most one repair per bin: 111).
+  const slack = 64 + 111;
+  for (const writesPerS of [333, 1000, 3333, 10_000]) {
+    const writes = 3000;
+    const pps = writesPerS * 3;
+    for (const budgetPerS of [0, 2000]) {
+      const r = idleFlushRun({ budgetPerS, writes, size: 3, gapNs: 1e9 / writesPerS });
+      const bound = 1.1 * 3 / 8 + budgetPerS / pps + slack / (writes * 3);
+      assert.ok(r.perPacket <= bound, `${pps} packets/s, budget ${budgetPerS}/s: ${r.perPacket.toFixed(3)} repairs per packet, bound ${bound.toFixed(3)}`);
+      if (budgetPerS === 0) assert.ok(r.deferred > 0, `${pps} packets/s: the budget held some flushes back`);
+    }
+  }
+  // Unlimited, the same writes cost several times c / r: what the budget is for.
+  const free = idleFlushRun({ budgetPerS: 1e7, writes: 3000, size: 3, gapNs: 1e9 / 1000 });
+  assert.ok(free.perPacket > 1, `unbudgeted: ${free.perPacket.toFixed(3)} repairs per packet`);
+  assert.is(free.atOnce, 1, 'unbudgeted, every write is covered by the flush that follows it');
+});
+
+encoder('sparse writes within the budget are covered by the flush that follows them', () => {
+  // 200 writes of 4 KB a second (maelstrom bench feedback's load): 600 packets/s.
+  const r = idleFlushRun({ writes: 2000, size: 3, gapNs: 5e6 });
+  assert.ok(r.atOnce >= 0.99, `${(r.atOnce * 100).toFixed(1)}% of writes covered at once`);
+  // With no budget beyond 1.1 x c / r they wait for their bins to fill or time out, but not
+  // forever: the widest layer's timeout (100 x 10 ms) bounds it.
+  const tight = idleFlushRun({ budgetPerS: 0, writes: 2000, size: 3, gapNs: 5e6 });
+  assert.ok(tight.atOnce < 0.5, `budget 0: ${(tight.atOnce * 100).toFixed(1)}% covered at once`);
+  assert.ok(tight.longestNs <= 1e9 + 5e6, `budget 0: the longest wait ${(tight.longestNs / 1e6).toFixed(1)} ms`);
+});
+
+encoder('the flush budget is checked', () => {
+  assert.throws(() => new Encoder({ budgetPerS: -1 }), /flush budget/);
+  assert.throws(() => new Encoder({ budgetRatio: 0.5 }), /flush budget ratio/);
+});
+
 encoder('packets longer than the maximum or empty are refused and counted, not covered', () => {
   const e = new Encoder({ maxPacketSize: 100, flushTimeoutMs: 0 });
   const { seqs } = e.encode([Buffer.alloc(50, 1), Buffer.alloc(101, 2), Buffer.alloc(0), Buffer.alloc(100, 3)], 0);

@@ -28,7 +28,7 @@ const exposition = suite('metrics: the exposition text');
 exposition('engine counters become counters, gauges and code parameters, read once per scrape', async () => {
   const { s, src } = source(engineStats({
     lanToWanPackets: 5000, wanToLanPackets: 30, lanToWanBytes: 7_500_000, repairsSent: 600, repairsReceived: 17, recovered: 9,
-    unrecoverable: 2, malformed: 4, repairsIdleFlushed: 11, cpuNs: 2_500_000_000, decoderWindow: 400, decoderPending: 12, txDropped: 3,
+    unrecoverable: 2, malformed: 4, repairsIdleFlushed: 11, idleFlushDeferred: 5, cpuNs: 2_500_000_000, decoderWindow: 400, decoderPending: 12, txDropped: 3,
     stagesNs: { packets: 320, rings: 0, copy: 40_000, lock: 0, tracker: 0, hash: 12_000, xor: 0, tx: 0 },
     netsync: { flows: 2, feedbackDatagrams: 240, flowsOpened: 5, flowsIsnGuessed: 1, afterClose: 7 }, xdp: { lanSteered: 5000, wanForgedRepair: 1 },
     wanSockets: { rxDropped: 6, rxRingFull: 0, fillRingEmpty: 0, txInvalid: 0 },
@@ -47,6 +47,7 @@ exposition('engine counters become counters, gauges and code parameters, read on
     ['maelstrom_malformed_total', 4],
     ['maelstrom_tx_dropped_total', 3],
     ['maelstrom_repairs_idle_flushed_total', 11],
+    ['maelstrom_idle_flush_deferred_total', 5],
     ['maelstrom_engine_cpu_seconds_total', 2.5],
     ['maelstrom_engine_sampled_packets_total', 320],
     ['maelstrom_engine_stage_seconds_total{stage="copy"}', 0.00004],
