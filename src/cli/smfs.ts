@@ -3,7 +3,7 @@
 // its mirroring, failover and bench, the metadata and file servers and the file commands
 // (docs/smfs-files.md).
 import fs from 'node:fs';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { run } from './run';
 import { byteSize, decimal, decimalList, integer, integerList } from './parse';
 import { requireRoot } from '../gateway/gateway';
@@ -37,6 +37,8 @@ import type { Credential } from '../smfs/credentials';
 import { DEFAULT_CACHE_BYTES, MAX_DIRTY_BYTES, SmfsMount } from '../smfs/mount/mount';
 import { SmfsError } from '../smfs/errors';
 import { spawnSync } from 'node:child_process';
+import { DEFAULTS, FLUSH_BUDGET } from '../fec/config';
+import type { FlushSetting } from '../../bench/disaster';
 
 const { version } = require('../../../package.json') as { version: string };
 
@@ -304,10 +306,23 @@ Examples:
     process.stdout.write((o.json ? JSON.stringify(stopped) : `smfs storage: stopped on ${signal}; last group ${stats.lastSeq}, all on disk; ${server.counters.requests} requests, ${Object.values(server.counters.refused).reduce((a, b) => a + b, 0)} refused, ${server.counters.authFailed} connections not authenticated`) + '\n');
   });
 
+// --flush for smfs bench disaster: TIMEOUT_MS:BUDGET_PER_S[,...], e.g. 0.1:10000000,10:2000.
+function flushSettings(text: string): FlushSetting[] {
+  return text.split(',').map((item) => {
+    const m = /^\s*([\d.]+):([\d.e+]+)\s*$/.exec(item);
+    const flushMs = m ? Number(m[1]) : NaN;
+    const budget = m ? Number(m[2]) : NaN;
+    if (!(flushMs > 0 && flushMs <= 10_000) || !(budget >= 0 && budget <= FLUSH_BUDGET.maxPerS)) {
+      throw new ConfigError(`--flush takes TIMEOUT_MS:BUDGET_PER_S pairs (timeout above 0 and at most 10000 ms, budget 0 to ${FLUSH_BUDGET.maxPerS}), got '${item}'`);
+    }
+    return { flushMs, budget };
+  });
+}
+
 program
   .command('bench')
-  .description('Append throughput and latency per acknowledgement level, mirrored through the gateways in the lab (root); smfs bench local: appends on loopback beside the raw disk; smfs bench mount: a mount against a local directory')
-  .argument('[what]', "'local': appends to one storage server on 127.0.0.1 beside the same appends written to the disk directly (--clients, --seconds, --append-kib, --block-kib, --dir apply); 'mount': fio and postmark on an smfs mount against a local directory (root, FUSE, --level applies)")
+  .description('Append throughput and latency per acknowledgement level, mirrored through the gateways in the lab (root); smfs bench local: appends on loopback beside the raw disk; smfs bench mount: a mount against a local directory; smfs bench disaster: network-sync\'s rolling disaster per flush setting')
+  .argument('[what]', "'local': appends to one storage server on 127.0.0.1 beside the same appends written to the disk directly (--clients, --seconds, --append-kib, --block-kib, --dir apply); 'mount': fio and postmark on an smfs mount against a local directory (root, FUSE, --level applies); 'disaster': network-sync's rolling disaster (figure 6) per gateway flush setting (root; --flush, --runs, --seconds, --losses apply)")
   .option('--level <level>', 'with mount: the commits\' acknowledgement level', 'local')
   .option('--delays <list>', 'WAN one-way delays in ms', integerList('--delays'), [0, 25, 50, 100])
   .option('--losses <list>', 'WAN loss rates in percent', decimalList('--losses'), [0, 1])
@@ -319,6 +334,9 @@ program
   .option('--block-kib <n>', 'block (record) size in KiB', integer('--block-kib'), 4)
   .option(credentialsOption[0], 'the credential for its servers and clients (default: one made for the run, removed after)')
   .option('--dir <path>', 'with local: where the store and the raw-disk files go, i.e. the disk measured (default: the temporary directory)')
+  .addOption(new Option('--flush <list>', "with disaster: the gateways' flush settings to compare, TIMEOUT_MS:BUDGET_PER_S comma-separated")
+    .argParser(flushSettings).default(flushSettings(`0.1:${FLUSH_BUDGET.maxPerS},0.1:${FLUSH_BUDGET.perS},${DEFAULTS.flushTimeoutMs}:${FLUSH_BUDGET.perS}`), `0.1:${FLUSH_BUDGET.maxPerS},0.1:${FLUSH_BUDGET.perS},${DEFAULTS.flushTimeoutMs}:${FLUSH_BUDGET.perS}`))
+  .option('--runs <n>', 'with disaster: runs per setting and loss', integer('--runs'), 5)
   .option('--json', 'print one JSON object: rows (delay_ms, loss, clients, level, mbytes_per_s, p50_ms, p99_ms; tagged also cache_peak_bytes, bdp_bytes, cache_waits) and checks (network_vs_local_*, remote_p50_vs_rtt, tagged_vs_local_*, tagged_cache_peak_vs_bdp)')
   .addHelpText('after', `
 The paper's Table 2 workload: each append is a group of --append-kib / --block-kib blocks, over
@@ -338,9 +356,20 @@ About 3 x --seconds per client count.
 
 Examples:
   smfs bench --delays 0,25 --losses 0 --rounds 3       # through the gateways in the lab (root)
-  smfs bench local --clients 1,8,64 --dir /srv/smfs    # this disk, no lab`)
-  .action(async (what: string | undefined, o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; rounds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean; level: string; dir?: string }, cmd: Command) => {
-    if (what !== undefined && what !== 'mount' && what !== 'local') throw new ConfigError(`smfs bench takes nothing, 'local' or 'mount', got '${what}'`);
+  smfs bench local --clients 1,8,64 --dir /srv/smfs    # this disk, no lab
+
+smfs bench disaster runs network-sync's rolling disaster of smfs reproduce (figure 6: 8 testers
+of 4 KB messages, 100 Mbit/s, 50 ms one way, loss raised for 0.5 s, then the site cut) with the
+gateways at each --flush setting (default: 0.1 ms unbudgeted as the committed figure 6 ran, the
+same with the default budget, and the default timeout with it), --runs times per --losses point
+after --seconds of load (default 10). It prints what each lost and what its repairs cost the
+bottleneck: repairs per data packet, tail drops, WAN losses gateway B could not rebuild.
+  smfs bench disaster --losses 0.1 --runs 5 --seconds 10   # about 3 x 5 x 25 s`)
+  .action(async (what: string | undefined, o: { delays: number[]; losses: number[]; clients: number[]; levels: string; seconds: number; rounds: number; appendKib: number; blockKib: number; credentials?: string; json?: boolean; level: string; dir?: string; flush: FlushSetting[]; runs: number }, cmd: Command) => {
+    if (what !== undefined && what !== 'mount' && what !== 'local' && what !== 'disaster') throw new ConfigError(`smfs bench takes nothing, 'local', 'mount' or 'disaster', got '${what}'`);
+    for (const k of ['flush', 'runs']) {
+      if (what !== 'disaster' && cmd.getOptionValueSource(k) === 'cli') throw new ConfigError(`--${k} goes with smfs bench disaster`);
+    }
     if (o.blockKib < 1 || o.appendKib < o.blockKib || o.appendKib % o.blockKib !== 0 || o.appendKib > 60 * 1024) {
       throw new ConfigError('--append-kib is a multiple of --block-kib, at most 61440 (a group holds 64 MiB)');
     }
@@ -359,6 +388,17 @@ Examples:
     }
     if (o.dir !== undefined) throw new ConfigError('--dir goes with smfs bench local');
     requireRoot();
+    if (what === 'disaster') {
+      if (o.losses.some((p) => p < 0 || p > 50)) throw new ConfigError('--losses are percentages from 0 to 50');
+      if (o.runs < 1 || o.runs > 100) throw new ConfigError('--runs is from 1 to 100');
+      const { formatDisasterBench, runDisasterBench } = await import('../../bench/disaster');
+      const seconds = cmd.getOptionValueSource('seconds') === 'cli' ? o.seconds : 10;
+      const losses = cmd.getOptionValueSource('losses') === 'cli' ? o.losses : [0.1];
+      const progress = (line: string) => process.stderr.write(`smfs bench disaster: ${line}\n`);
+      const r = await runDisasterBench({ settings: o.flush, losses: losses.map((p) => p / 100), runs: o.runs, afterSeconds: seconds, onProgress: o.json ? undefined : progress });
+      process.stdout.write((o.json ? JSON.stringify(r) : formatDisasterBench(r)) + '\n');
+      return;
+    }
     if (what === 'mount') {
       if (o.level !== 'local') throw new ConfigError('smfs bench mount runs one storage server without a mirror: --level local only');
       const { formatMountBench, runMountBench } = await import('../../bench/mount');

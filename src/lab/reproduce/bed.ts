@@ -29,13 +29,15 @@ export interface Setup {
   c: number;
   flushMs: number;
   flushIdleUs: number;     // the gateways' idle flush (0: off)
+  flushBudget?: number;    // the gateways' --flush-budget (default theirs)
   tcp: Configuration['tcp'];
   clientSite: boolean;
 }
 
 export function setupKey(s: Setup): string {
   const tcp = s.tcp === 'lab-reno' ? 'reno' : s.tcp.defaults;
-  return s.gateways ? `gateways c=${s.c} flush=${s.flushMs}ms${s.flushIdleUs === 0 ? ', no idle flush' : ''}, ${tcp}${s.clientSite ? ', client site' : ''}` : `plain WAN, ${tcp}${s.clientSite ? ', client site' : ''}`;
+  const budget = s.flushBudget === undefined ? '' : `, flush budget ${s.flushBudget}/s`;
+  return s.gateways ? `gateways c=${s.c} flush=${s.flushMs}ms${s.flushIdleUs === 0 ? ', no idle flush' : budget}, ${tcp}${s.clientSite ? ', client site' : ''}` : `plain WAN, ${tcp}${s.clientSite ? ', client site' : ''}`;
 }
 
 export function setupOf(config: Configuration, c: number, flushMs: number, flushIdleUs: number = NETSYNC_DEFAULTS.flushIdleUs): Setup {
@@ -82,7 +84,8 @@ export class Bed {
     tracked.dirs.add(path.dirname(credential.file));
     try {
       if (setup.tcp !== 'lab-reno') kernelDefaultTcp(lab.topology, setup.tcp.defaults);
-      const gw = setup.gateways ? await startGateways(lab, ['--c', String(setup.c), '--flush-timeout', String(setup.flushMs), '--flush-idle', String(setup.flushIdleUs)]) : undefined;
+      const budget = setup.flushBudget === undefined ? [] : ['--flush-budget', String(setup.flushBudget)];
+      const gw = setup.gateways ? await startGateways(lab, ['--c', String(setup.c), '--flush-timeout', String(setup.flushMs), '--flush-idle', String(setup.flushIdleUs), ...budget]) : undefined;
       if (gw) for (const g of [gw.a, gw.b]) tracked.children.add(g.child);
       return new Bed(lab, setup, gw, credential);
     } catch (err) {

@@ -18,13 +18,23 @@ export interface DisasterResult {
   // them; acknowledged data among them is lost if the disaster comes first).
   wanRecovered?: number;
   wanUnrecoverable?: number;
+  // And gateway A's encoder: data packets and repairs sent over the run, the repairs the idle
+  // flush fired, and the idle flushes its budget cut short.
+  dataPackets?: number;
+  repairs?: number;
+  repairsIdleFlushed?: number;
+  idleFlushDeferred?: number;
 }
 
-// Gateway B's decoder counters from its next stats line (0.2 s apart), or undefined without
+// The gateways' counters from their next stats lines (0.2 s apart), or undefined without
 // gateways.
-async function decoderCounts(bed: Bed): Promise<{ recovered: number; unrecoverable: number } | undefined> {
-  const s = await bed.gw?.b.nextStats(1000);
-  return s && { recovered: s.recovered, unrecoverable: s.unrecoverable };
+async function gatewayCounts(bed: Bed) {
+  if (!bed.gw) return undefined;
+  const [a, b] = await Promise.all([bed.gw.a.nextStats(1000), bed.gw.b.nextStats(1000)]);
+  return a && b && {
+    wanRecovered: b.recovered, wanUnrecoverable: b.unrecoverable,
+    dataPackets: a.lanToWanPackets, repairs: a.repairsSent, repairsIdleFlushed: a.repairsIdleFlushed, idleFlushDeferred: a.idleFlushDeferred,
+  };
 }
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -36,10 +46,13 @@ export async function disaster(bed: Bed, config: Configuration, o: { loss: numbe
   await bed.setWan({ loss: 0, killed: false });
   const pair = await bed.startPair({ feedback: config.feedback, ackTimeoutMs: 60_000 });
   try {
-    const decoderBefore = await decoderCounts(bed);
+    const before = await gatewayCounts(bed);
     const decoder = async () => {
-      const after = await decoderCounts(bed);
-      return decoderBefore && after ? { wanRecovered: after.recovered - decoderBefore.recovered, wanUnrecoverable: after.unrecoverable - decoderBefore.unrecoverable } : {};
+      const after = await gatewayCounts(bed);
+      if (!before || !after) return {};
+      const delta = {} as Record<keyof typeof after, number>;
+      for (const k of Object.keys(after) as (keyof typeof after)[]) delta[k] = after[k] - before[k];
+      return delta;
     };
     const load = bed.spawnLoad({ level: config.level, testers: o.testers, blocks: 1, blockSize: TABLE2.messageBytes, seconds: 3600, clientSite: config.clientSite });
     const first = await untilAcked(load.acks, 1, 20_000);
