@@ -55,7 +55,7 @@ export interface GoodputPoint {
   r?: number;
   c?: string;                 // c in effect in the window: one value, or first..last with --auto's changes
   repairs_per_packet?: number; // gateway A, in the window
-  idle_flushed_share?: number | null; // of those repairs, the share the idle flush fired (null: the code changed in the window)
+  idle_flushed_share?: number; // of those repairs, the share the idle flush fired
   recovered_per_1000?: number; // packets gateway B rebuilt per 1000 data packets gateway A forwarded
   // BBR through the gateways beside plain BBR scaled by the payload share: at or above 1, the
   // gateways cost a BBR host no more than their overhead.
@@ -145,8 +145,7 @@ export async function runGoodputBench(options: GoodputBenchOptions = {}, progres
             const repairs = a1.repairsSent - a0.repairsSent;
             Object.assign(point, codeIn(m.start, m.end), {
               repairs_per_packet: repairs / Math.max(1, packets),
-              // The encoder's idle-flush count starts again with each epoch: unknown across --auto's changes.
-              idle_flushed_share: a1.epoch === a0.epoch ? (a1.repairsIdleFlushed - a0.repairsIdleFlushed) / Math.max(1, repairs) : null,
+              idle_flushed_share: (a1.repairsIdleFlushed - a0.repairsIdleFlushed) / Math.max(1, repairs),
               recovered_per_1000: (b1.recovered - b0.recovered) * 1000 / Math.max(1, packets),
             });
           }
@@ -170,7 +169,7 @@ export async function runGoodputBench(options: GoodputBenchOptions = {}, progres
 
 export function formatGoodputPoint(p: GoodputPoint): string {
   const name = ROWS.find((r) => r.path === p.path && r.cc === p.cc)!.name;
-  const gw = p.c === undefined ? '' : `   (${p.r},${p.c}) ${p.repairs_per_packet!.toFixed(3)} repairs/pkt (${p.idle_flushed_share == null ? '?' : (p.idle_flushed_share * 100).toFixed(0)}% idle-flushed), ${p.recovered_per_1000!.toFixed(1)} rebuilt/1000`;
+  const gw = p.c === undefined ? '' : `   (${p.r},${p.c}) ${p.repairs_per_packet!.toFixed(3)} repairs/pkt (${(p.idle_flushed_share! * 100).toFixed(0)}% idle-flushed), ${p.recovered_per_1000!.toFixed(1)} rebuilt/1000`;
   return `  ${String(p.loss_pct).padStart(4)}%  ${name.padEnd(30)} ${p.goodput_mbps.toFixed(1).padStart(6)}  ${p.vs_plain_bbr === undefined ? '' : p.vs_plain_bbr.toFixed(2).padStart(5)}  ${p.link_mbps.toFixed(1).padStart(6)}  ${p.payload_share.toFixed(3)}  ${p.retrans_per_1000.toFixed(2).padStart(7)}  ${String(p.tail_drops).padStart(6)}  ${(p.late_share * 100).toFixed(1).padStart(5)}%${p.intact ? '' : '  NOT INTACT'}${gw}`;
 }
 

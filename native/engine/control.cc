@@ -88,6 +88,7 @@ void Engine::apply_retune(Worker& w) {
   code.budget_per_s = encoder_->config().budget_per_s;
   auto next = std::make_unique<fec::Encoder>(code);
   next->adopt_budget(*encoder_);
+  retired_encoders_ += encoder_->stats();
   encoder_ = std::move(next);
   tracker_->set_layers(unsigned(code.interleaves.size()));
   w.counters.epoch_changes++;
@@ -267,7 +268,8 @@ void Engine::send_feedback(Worker& w, uint64_t now) {
 void Engine::publish_codec() {
   events_->publish();
   std::lock_guard<std::mutex> lock(snapshot_mutex_);
-  snapshot_.encoder = encoder_->stats();
+  snapshot_.encoder = retired_encoders_;
+  snapshot_.encoder += encoder_->stats();  // counters, so they go on across epoch changes
   snapshot_.decoder = decoder_->stats();
   snapshot_.decoder_pending = decoder_->pending();
   snapshot_.decoder_window = decoder_->window_fill();

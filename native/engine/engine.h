@@ -310,6 +310,7 @@ class Engine {
   // The code and what goes with it, shared by the workers.
   std::mutex codec_mutex_;
   std::unique_ptr<fec::Encoder> encoder_;
+  fec::EncoderStats retired_encoders_;  // the counters of the codes before this epoch's
   std::unique_ptr<fec::Decoder> decoder_;
   std::unique_ptr<netsync::Tracker> tracker_;
   std::unique_ptr<Events> events_;

@@ -67,6 +67,19 @@ struct EncoderStats {
   uint64_t repairs_covering = 0;  // of those, by flush_covering()
   uint64_t covering_deferred = 0;  // flush_covering() calls that stopped with no budget left
   uint64_t repairs_dropped = 0;  // sink had no room
+
+  EncoderStats& operator+=(const EncoderStats& o) {
+    packets += o.packets;
+    bytes += o.bytes;
+    oversize += o.oversize;
+    repairs += o.repairs;
+    repair_bytes += o.repair_bytes;
+    repairs_flushed += o.repairs_flushed;
+    repairs_covering += o.repairs_covering;
+    covering_deferred += o.covering_deferred;
+    repairs_dropped += o.repairs_dropped;
+    return *this;
+  }
 };
 
 class Encoder {

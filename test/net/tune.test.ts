@@ -66,6 +66,9 @@ tune('(8,3) -> (4,2) -> (16,4) -> (8,3) mid-transfer at 1% loss: intact, every e
     const a = (await gw.a.stop())!;
     const b = (await gw.b.stop())!;
     assert.is(a.epochChanges, 3);
+    // Every repair the old codes' bins fired at a change is a flushed repair: the encoder's
+    // counters go on across epochs (a counter that restarted would go back in Prometheus).
+    assert.ok(a.epochFlushed > 0 && a.repairsFlushed >= a.epochFlushed, `repairsFlushed ${a.repairsFlushed}, epochFlushed ${a.epochFlushed}`);
     assert.is(b.peerEpochChanges, 3, 'the far decoder followed every change');
     assert.is(b.staleEpoch, 0, 'no repair refused for its epoch');
     assert.is(b.outOfWindow, 0, 'no repair came too late for the far window');
