@@ -111,7 +111,7 @@ export function figureMarkdown(r: FigureResults, image?: string): string {
   if (runs.length) {
     const loads = runs.map((x) => x.loadAverage);
     const steal = runs.map((x) => x.stealShare);
-    lines.push('', `Machine while measured: load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} on ${2} cores, hypervisor steal ${(100 * Math.min(...steal)).toFixed(0)}-${(100 * Math.max(...steal)).toFixed(0)}% (${r.started.slice(0, 16)} to ${(r.finished ?? '').slice(0, 16)}).`);
+    lines.push('', `Machine while measured: load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}${r.cpus ? ` on ${r.cpus} cores` : ''}, hypervisor steal ${(100 * Math.min(...steal)).toFixed(0)}-${(100 * Math.max(...steal)).toFixed(0)}% (${r.started.slice(0, 16)} to ${(r.finished ?? '').slice(0, 16)}).`);
   }
   if (r.fidelity) lines.push('', `WAN fidelity over the figure: ${formatFidelity(r.fidelity)}.`);
   return lines.join('\n');

@@ -50,6 +50,7 @@ export interface FigureResults {
   fidelity?: Fidelity;
   started: string;
   finished?: string;
+  cpus?: number;  // the machine's CPUs (os.cpus()); absent in results from before it was kept
 }
 
 export function resultsFile(dir: string, figure: number): string {

@@ -44,7 +44,7 @@ export function emptyResults(id: FigureId, profile: Profile): FigureResults {
     version: 1, figure: id, kind: f.kind, title: f.title, claim: f.claim, x: f.x, profile,
     configs: f.configs.map((name) => ({ name })),
     points: points.map((p) => ({ key: p.key, config: p.config, x: p.x, setup: setupKey(p.setup), delayMs: p.delayMs, ...(p.measuredAs ? { measuredAs: p.measuredAs } : {}) })),
-    runs: [], started: new Date().toISOString(),
+    runs: [], started: new Date().toISOString(), cpus: os.cpus().length,
   };
 }
 
